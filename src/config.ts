@@ -1,0 +1,239 @@
+/**
+ * Configuration: read from the environment (and an optional `.env` file), validated with zod before anything
+ * runs. Every value has a default that follows the seed, so nothing needs setting to start.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+import { Cron } from 'croner';
+
+/** Names of the scheduled jobs, in the seed's order. */
+export const JOB_NAMES = ['token-cleanup', 'message-deleter', 'broadcast-deleter', 'token-count-reset'] as const;
+/** One of the scheduled jobs. */
+export type JobName = (typeof JOB_NAMES)[number];
+
+/** Thrown for a bad configuration value; `variable` names the environment variable. Exit code 2. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** True when `tz` is an IANA time zone this Node.js knows. */
+export function isValidTimeZone(tz: string): boolean {
+  if (!tz || !/^[A-Za-z0-9_+\-/]+$/.test(tz)) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A cron expression (5 fields, or 6 with seconds first) that croner accepts; `off` disables the job. */
+export function validateCron(expr: string): string | null {
+  const fields = expr.trim().split(/\s+/);
+  if (fields.length < 5 || fields.length > 6) return 'a cron expression has 5 fields, or 6 with seconds first';
+  try {
+    new Cron(expr, { paused: true });
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^-?\d+$/, { message: `a whole number from ${min} to ${max}` })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { message: `at least ${min}` }).max(max, { message: `at most ${max}` }));
+
+const num = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, { message: `a number from ${min} to ${max}` })
+    .transform(Number)
+    .pipe(z.number().min(min, { message: `at least ${min}` }).max(max, { message: `at most ${max}` }));
+
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'true or false' }).transform((v) => ['true', '1', 'yes'].includes(v));
+
+const intList = (min: number, max: number, what: string) =>
+  z.string().transform((s, ctx) => {
+    const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+    const out: number[] = [];
+    for (const p of parts) {
+      const n = Number(p);
+      if (!/^-?\d+$/.test(p) || n < min || n > max || !Number.isSafeInteger(n)) {
+        ctx.addIssue({ code: 'custom', message: `a comma-separated list of ${what}; "${p}" is not one` });
+        return z.NEVER;
+      }
+      out.push(n);
+    }
+    return out;
+  });
+
+const url = (what: string) =>
+  z.string().refine((s) => {
+    try {
+      const u = new URL(s);
+      return u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, `an http(s) URL (${what})`);
+
+const schedule = z.string().transform((s, ctx) => {
+  const v = s.trim();
+  if (v.toLowerCase() === 'off') return 'off' as const;
+  const err = validateCron(v);
+  if (err) {
+    ctx.addIssue({ code: 'custom', message: `a cron expression ("m h dom mon dow", optional seconds first) or "off": ${err}` });
+    return z.NEVER;
+  }
+  return v;
+});
+
+/** The environment variables and what they accept. Keys are the variable names. */
+const envSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .default('sqlite:./data/tg-janitor.db')
+    .refine((s) => /^(sqlite:|postgres(ql)?:\/\/)/.test(s), 'sqlite:<path> or postgres://user@host:port/db'),
+  TIMEZONE: z.string().default('UTC').refine(isValidTimeZone, 'an IANA time zone name such as UTC, Europe/Berlin or Asia/Kolkata'),
+  TOKEN_EXPIRY_DAYS: num(0.001, 365).default(2),
+  TOKEN_CLEANUP_HOURS: intList(0, 23, 'hours 0-23').default([0, 12]).refine((a) => a.length > 0, 'at least one hour 0-23'),
+  TOKEN_GENERATION_LIMIT: int(1, 1_000_000).default(15),
+  DELETE_AFTER_MINUTES: int(1, 2880).default(30),
+  MEDIA_ACCESS_COUNT: int(1, 1_000_000).default(5),
+  BOT_TOKEN: z.string().regex(/^\d+:[A-Za-z0-9_-]+$/, 'a bot token from @BotFather, like 123456:ABC-DEF').optional(),
+  BOT_API_ROOT: url('the Bot API server').default('https://api.telegram.org'),
+  ADMIN_IDS: intList(1, Number.MAX_SAFE_INTEGER, 'Telegram user ids').default([]),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
+  HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  HTTP_PORT: int(0, 65535).default(8080),
+  SCHEDULE_TOKEN_CLEANUP: schedule.optional(),
+  SCHEDULE_MESSAGE_DELETER: schedule.default('* * * * *'),
+  SCHEDULE_BROADCAST_DELETER: schedule.default('0 * * * *'),
+  SCHEDULE_TOKEN_COUNT_RESET: schedule.default('0 0 * * *'),
+  CATCH_UP_MISSED: bool.default(true),
+  SHUTDOWN_TIMEOUT_S: int(0, 3600).default(30),
+  JOB_LEASE_S: int(5, 3600).default(60),
+  CLAIM_LEASE_S: int(5, 3600).default(60),
+  TELEGRAM_RATE: num(0, 10_000).default(25),
+});
+
+/** The validated configuration. */
+export interface Config {
+  /** `sqlite:<path>` (default `sqlite:./data/tg-janitor.db`) or `postgres://…`. */
+  databaseUrl: string;
+  /** IANA time zone for cron times and "today" (default `UTC`). */
+  timezone: string;
+  /** Days a verification token lives (default 2). */
+  tokenExpiryDays: number;
+  /** Hours of the day token cleanup runs (default `[0, 12]`). */
+  tokenCleanupHours: number[];
+  /** Tokens a user may create per day, until overridden by the `token_generation_limit` setting (default 15). */
+  tokenGenerationLimit: number;
+  /** Minutes until delivered files are deleted, until overridden by the `delete_after_minutes` setting (default 30). */
+  deleteAfterMinutes: number;
+  /** File accesses granted by one verification, until overridden by `media_access_count` (default 5). */
+  mediaAccessCount: number;
+  /** Bot token; only commands that talk to Telegram need it. Never logged. */
+  botToken: string | undefined;
+  /** Bot API server root (default `https://api.telegram.org`). */
+  botApiRoot: string;
+  /** Telegram user ids allowed to use admin commands (default none). */
+  adminIds: number[];
+  /** pino level (default `info`). */
+  logLevel: string;
+  /** `pretty` on a TTY, else `json` (default by TTY). */
+  logFormat: 'pretty' | 'json';
+  /** HTTP server host (default `127.0.0.1`). */
+  httpHost: string;
+  /** HTTP server port, `0` = any free port (default 8080). */
+  httpPort: number;
+  /** Cron expression per job, or `off` (defaults from the seed). */
+  schedules: Record<JobName, string>;
+  /** Run a job once at start when its last tick passed while the service was down (default true). */
+  catchUpMissed: boolean;
+  /** Seconds `stop()` waits for runs in flight (default 30). */
+  shutdownTimeoutS: number;
+  /** Seconds a job run's lease lasts before another process may call it abandoned (default 60; renewed while it runs). */
+  jobLeaseS: number;
+  /** Seconds a claimed pending deletion stays with one process (default 60). */
+  claimLeaseS: number;
+  /** Telegram calls per second for the whole process, `0` = unlimited (default 25). */
+  telegramRate: number;
+}
+
+/** Env var for each job's schedule override. */
+export const SCHEDULE_VARS: Record<JobName, keyof z.infer<typeof envSchema>> = {
+  'token-cleanup': 'SCHEDULE_TOKEN_CLEANUP',
+  'message-deleter': 'SCHEDULE_MESSAGE_DELETER',
+  'broadcast-deleter': 'SCHEDULE_BROADCAST_DELETER',
+  'token-count-reset': 'SCHEDULE_TOKEN_COUNT_RESET',
+};
+
+/** Variables whose values are secret: errors never echo them. */
+const SECRET_VARS = new Set(['BOT_TOKEN', 'DATABASE_URL', 'ADMIN_BOT_TOKEN', 'STATUS_TOKEN', 'WEBHOOK_SECRET']);
+
+/**
+ * Validates `env` and returns the configuration. Empty strings count as unset.
+ * @throws ConfigError naming the first bad variable.
+ */
+export function loadConfig(env: Record<string, string | undefined>, opts: { isTTY?: boolean } = {}): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v.trim() !== '') input[key] = v.trim();
+  }
+  const parsed = envSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'environment');
+    const shown = SECRET_VARS.has(variable) ? '' : `=${JSON.stringify(input[variable] ?? '')}`;
+    throw new ConfigError(variable, `${variable}${shown} is not valid: expected ${issue.message}`);
+  }
+  const e = parsed.data;
+  const hours = [...new Set(e.TOKEN_CLEANUP_HOURS)].sort((a, b) => a - b);
+  return {
+    databaseUrl: e.DATABASE_URL,
+    timezone: e.TIMEZONE,
+    tokenExpiryDays: e.TOKEN_EXPIRY_DAYS,
+    tokenCleanupHours: hours,
+    tokenGenerationLimit: e.TOKEN_GENERATION_LIMIT,
+    deleteAfterMinutes: e.DELETE_AFTER_MINUTES,
+    mediaAccessCount: e.MEDIA_ACCESS_COUNT,
+    botToken: e.BOT_TOKEN,
+    botApiRoot: e.BOT_API_ROOT.replace(/\/+$/, ''),
+    adminIds: e.ADMIN_IDS,
+    logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT ?? (opts.isTTY ? 'pretty' : 'json'),
+    httpHost: e.HTTP_HOST,
+    httpPort: e.HTTP_PORT,
+    schedules: {
+      'token-cleanup': e.SCHEDULE_TOKEN_CLEANUP ?? `0 ${hours.join(',')} * * *`,
+      'message-deleter': e.SCHEDULE_MESSAGE_DELETER,
+      'broadcast-deleter': e.SCHEDULE_BROADCAST_DELETER,
+      'token-count-reset': e.SCHEDULE_TOKEN_COUNT_RESET,
+    },
+    catchUpMissed: e.CATCH_UP_MISSED,
+    shutdownTimeoutS: e.SHUTDOWN_TIMEOUT_S,
+    jobLeaseS: e.JOB_LEASE_S,
+    claimLeaseS: e.CLAIM_LEASE_S,
+    telegramRate: e.TELEGRAM_RATE,
+  };
+}
+
+/** The process environment merged over `.env` in `cwd` when one exists (the environment wins). */
+export function readEnvironment(cwd = process.cwd()): Record<string, string | undefined> {
+  const path = `${cwd}/.env`;
+  const fromFile = existsSync(path) ? parseEnv(readFileSync(path, 'utf8')) : {};
+  return { ...fromFile, ...process.env };
+}

@@ -1,0 +1,100 @@
+/**
+ * Opens the database named by a `DATABASE_URL`: `sqlite:<path>` (better-sqlite3, WAL, folder created) or
+ * `postgres://…` (pg pool; `?schema=name` puts every table in that schema, created when missing).
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import type { Database } from './schema.ts';
+
+/** Which SQL dialect a store speaks. */
+export type Dialect = 'sqlite' | 'postgres';
+
+/** An open database: the typed query builder and what differs between the dialects. */
+export interface Store {
+  db: Kysely<Database>;
+  dialect: Dialect;
+  /** A description safe to log (no password). */
+  describe: string;
+  close(): Promise<void>;
+}
+
+/** Options for {@link openStore}. */
+export interface OpenOptions {
+  /** Milliseconds SQLite waits for another process's write lock (default 10,000). */
+  busyTimeoutMs?: number;
+  /** PostgreSQL pool size (default 10). */
+  poolSize?: number;
+}
+
+/** `postgres://user:secret@host/db` → `postgres://user:***@host/db`. */
+export function describeUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+}
+
+/** The file path of a `sqlite:` URL, resolved against the working directory. */
+export function sqlitePath(url: string): string {
+  const raw = url.replace(/^sqlite:(\/\/)?/, '');
+  return raw === ':memory:' ? raw : resolve(raw);
+}
+
+/** Opens a store. Does not migrate: call {@link migrateToLatest} from `./migrations.ts`. */
+export async function openStore(url: string, opts: OpenOptions = {}): Promise<Store> {
+  if (url.startsWith('sqlite:')) {
+    const path = sqlitePath(url);
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const conn = new SQLite(path, { timeout: opts.busyTimeoutMs ?? 10_000 });
+    conn.pragma('journal_mode = WAL');
+    conn.pragma('synchronous = NORMAL');
+    conn.pragma('foreign_keys = ON');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
+    return { db, dialect: 'sqlite', describe: `sqlite:${path}`, close: () => db.destroy() };
+  }
+  const u = new URL(url);
+  const schema = u.searchParams.get('schema');
+  u.searchParams.delete('schema');
+  if (schema && !/^[a-z_][a-z0-9_]*$/i.test(schema)) throw new Error(`DATABASE_URL: schema "${schema}" is not a plain identifier`);
+  const pool = new pg.Pool({
+    connectionString: u.toString(),
+    max: opts.poolSize ?? 10,
+    // Telegram ids and epoch milliseconds are bigint columns: read them as numbers (they fit in 53 bits).
+    types: {
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  });
+  // A dropped idle connection must not crash the process; the next query gets a fresh one.
+  pool.on('error', () => {});
+  if (schema) {
+    const c = await pool.connect();
+    try {
+      await c.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    } finally {
+      c.release();
+    }
+  }
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db, dialect: 'postgres', describe: describeUrl(url), close: () => db.destroy() };
+}
+
+/**
+ * Runs `fn` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so two processes queue for the write lock
+ * instead of failing when a read transaction tries to turn into a write one.
+ */
+export async function writeTransaction<T>(store: Store, fn: (trx: Transaction<Database> | Kysely<Database>) => Promise<T>): Promise<T> {
+  if (store.dialect === 'postgres') return store.db.transaction().execute(fn);
+  return store.db.connection().execute(async (conn) => {
+    await sql`begin immediate`.execute(conn);
+    try {
+      const out = await fn(conn);
+      await sql`commit`.execute(conn);
+      return out;
+    } catch (e) {
+      await sql`rollback`.execute(conn);
+      throw e;
+    }
+  });
+}

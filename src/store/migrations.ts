@@ -1,0 +1,147 @@
+/** Schema migrations (Kysely's migrator), applied at start and by `tg-janitor migrate`. */
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
+import type { Store } from './db.ts';
+
+type AnyDb = Kysely<any>;
+
+function migrations(dialect: Store['dialect']): Record<string, Migration> {
+  // The only difference between the dialects in the schema: how an auto-incrementing id is spelled.
+  const serial = (t: any) =>
+    dialect === 'postgres'
+      ? t.addColumn('id', 'bigserial', (c: any) => c.primaryKey())
+      : t.addColumn('id', 'integer', (c: any) => c.primaryKey().autoIncrement());
+  return {
+    '0001_initial': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('users')
+          .addColumn('user_id', 'bigint', (c) => c.primaryKey())
+          .addColumn('username', 'text')
+          .addColumn('first_name', 'text')
+          .addColumn('joined_at', 'bigint', (c) => c.notNull())
+          .addColumn('is_banned', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('user_access_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('blocked_at', 'bigint')
+          .execute();
+
+        await db.schema
+          .createTable('tokens')
+          .addColumn('token', 'text', (c) => c.primaryKey())
+          .addColumn('unique_id', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'bigint', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('not_used', 'verified', 'bypassed')`))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('file_unique_id', 'text')
+          .execute();
+        // Token cleanup: status IN (...) AND expires_at < now.
+        await db.schema.createIndex('tokens_status_expires_at').on('tokens').columns(['status', 'expires_at']).execute();
+        await db.schema.createIndex('tokens_unique_id').on('tokens').column('unique_id').execute();
+        await db.schema.createIndex('tokens_created_by').on('tokens').column('created_by').execute();
+
+        await db.schema
+          .createTable('token_generator_count')
+          .addColumn('user_id', 'bigint', (c) => c.notNull())
+          .addColumn('date', 'text', (c) => c.notNull())
+          .addColumn('token_generated', 'integer', (c) => c.notNull().defaultTo(0))
+          .addPrimaryKeyConstraint('token_generator_count_pk', ['user_id', 'date'])
+          .execute();
+        await db.schema.createIndex('token_generator_count_date').on('token_generator_count').column('date').execute();
+
+        await serial(db.schema.createTable('pending_deletions'))
+          .addColumn('source_id', 'text')
+          .addColumn('dedupe_key', 'text', (c: any) => c.notNull().unique())
+          .addColumn('user_id', 'bigint', (c: any) => c.notNull())
+          .addColumn('chat_id', 'bigint', (c: any) => c.notNull())
+          .addColumn('message_ids', 'text', (c: any) => c.notNull())
+          .addColumn('delete_at', 'bigint', (c: any) => c.notNull())
+          .addColumn('unique_id', 'text')
+          .addColumn('created_at', 'bigint', (c: any) => c.notNull())
+          .addColumn('attempts', 'integer', (c: any) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'bigint', (c: any) => c.notNull())
+          .addColumn('last_error', 'text')
+          .addColumn('messages_deleted', 'integer', (c: any) => c.notNull().defaultTo(0))
+          .addColumn('claimed_by', 'text')
+          .addColumn('claim_expires_at', 'bigint')
+          .execute();
+        await db.schema.createIndex('pending_deletions_delete_at').on('pending_deletions').column('delete_at').execute();
+        await db.schema.createIndex('pending_deletions_next_attempt_at').on('pending_deletions').column('next_attempt_at').execute();
+
+        await serial(db.schema.createTable('broadcasts'))
+          .addColumn('source_id', 'text')
+          .addColumn('dedupe_key', 'text', (c: any) => c.notNull().unique())
+          .addColumn('message_id', 'bigint')
+          .addColumn('text', 'text')
+          .addColumn('caption', 'text')
+          .addColumn('file_id', 'text')
+          .addColumn('duration_hours', 'real')
+          .addColumn('channel_message_id', 'bigint')
+          .addColumn('created_at', 'bigint', (c: any) => c.notNull())
+          .addColumn('delete_at', 'bigint', (c: any) => c.notNull())
+          .addColumn('status', 'text', (c: any) => c.notNull())
+          .addColumn('from_chat_id', 'bigint')
+          .addColumn('send_cursor', 'bigint')
+          .addColumn('sent_count', 'integer', (c: any) => c.notNull().defaultTo(0))
+          .addColumn('failed_count', 'integer', (c: any) => c.notNull().defaultTo(0))
+          .addColumn('claimed_by', 'text')
+          .addColumn('claim_expires_at', 'bigint')
+          .execute();
+        await db.schema.createIndex('broadcasts_delete_at').on('broadcasts').column('delete_at').execute();
+
+        await db.schema
+          .createTable('broadcast_messages')
+          .addColumn('broadcast_id', 'bigint', (c) => c.notNull().references('broadcasts.id').onDelete('cascade'))
+          .addColumn('chat_id', 'bigint', (c) => c.notNull())
+          .addColumn('message_id', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('broadcast_messages_pk', ['broadcast_id', 'chat_id'])
+          .execute();
+
+        await db.schema
+          .createTable('settings')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+
+        await serial(db.schema.createTable('job_runs'))
+          .addColumn('job', 'text', (c: any) => c.notNull())
+          .addColumn('scheduled_for', 'bigint')
+          .addColumn('started_at', 'bigint', (c: any) => c.notNull())
+          .addColumn('finished_at', 'bigint')
+          .addColumn('status', 'text', (c: any) => c.notNull())
+          .addColumn('summary', 'text')
+          .addColumn('error', 'text')
+          .addColumn('owner', 'text', (c: any) => c.notNull())
+          .addColumn('lease_expires_at', 'bigint')
+          .execute();
+        // Once per tick: a second process inserting the same (job, tick) loses. Manual runs have no tick (NULLs differ).
+        await db.schema.createIndex('job_runs_tick').on('job_runs').columns(['job', 'scheduled_for']).unique().execute();
+        await db.schema.createIndex('job_runs_job_started').on('job_runs').columns(['job', 'started_at']).execute();
+        await db.schema.createIndex('job_runs_status').on('job_runs').column('status').execute();
+
+        await db.schema
+          .createTable('job_locks')
+          .addColumn('job', 'text', (c) => c.primaryKey())
+          .addColumn('owner', 'text')
+          .addColumn('run_id', 'bigint')
+          .addColumn('lease_expires_at', 'bigint')
+          .execute();
+      },
+    },
+  };
+}
+
+/** Applies every migration not yet applied. Safe to call from several processes at once. */
+export async function migrateToLatest(store: Store): Promise<MigrationResultSet> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(store.dialect) };
+  const migrator = new Migrator({ db: store.db, provider });
+  // Two processes starting on one SQLite file race for its write lock; the loser retries and finds the work done.
+  for (let attempt = 1; ; attempt++) {
+    const result = await migrator.migrateToLatest();
+    if (!result.error) return result;
+    const busy = /SQLITE_BUSY|database is locked|already exists/i.test(String((result.error as Error)?.message ?? result.error));
+    if (store.dialect !== 'sqlite' || !busy || attempt >= 10) {
+      throw result.error instanceof Error ? result.error : new Error(String(result.error));
+    }
+    await new Promise((r) => setTimeout(r, 50 * attempt));
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Table types for Kysely. Tables carry the seed's collection names and the original bot's field names.
+ * Instants are UTC epoch milliseconds (`bigint` on PostgreSQL, `INTEGER` on SQLite) so both dialects compare
+ * and index them the same way; booleans are 0/1.
+ */
+import type { Generated, Insertable, Selectable } from 'kysely';
+
+export interface UsersTable {
+  user_id: number;
+  username: string | null;
+  first_name: string | null;
+  joined_at: number;
+  is_banned: number;
+  user_access_count: number;
+  /** Set when Telegram said the user blocked the bot (or is gone); null otherwise. */
+  blocked_at: number | null;
+}
+
+/** Status of a verification token. */
+export type TokenStatus = 'not_used' | 'verified' | 'bypassed';
+export const TOKEN_STATUSES: readonly TokenStatus[] = ['not_used', 'verified', 'bypassed'];
+
+export interface TokensTable {
+  token: string;
+  unique_id: string;
+  created_by: number;
+  status: TokenStatus;
+  created_at: number;
+  expires_at: number;
+  /** The file the user asked for when the token was made (delivered after verification). */
+  file_unique_id: string | null;
+}
+
+export interface TokenGeneratorCountTable {
+  user_id: number;
+  /** Calendar day in TIMEZONE, `YYYY-MM-DD`. */
+  date: string;
+  token_generated: number;
+}
+
+export interface PendingDeletionsTable {
+  id: Generated<number>;
+  /** The original bot's `_id`, when the row was imported. */
+  source_id: string | null;
+  /** `_id:<source_id>` or a hash of the content: what makes a second import of the same document a no-op. */
+  dedupe_key: string;
+  user_id: number;
+  chat_id: number;
+  /** JSON array of message ids. */
+  message_ids: string;
+  delete_at: number;
+  /** What the "Click Here" button fetches again. */
+  unique_id: string | null;
+  created_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  /** 1 once the messages are deleted and only the notice is left (a retry never repeats the delete). */
+  messages_deleted: number;
+  claimed_by: string | null;
+  claim_expires_at: number | null;
+}
+
+/** Life of a broadcast: being sent, sent (waiting for delete_at), deleting, or deleted (row about to go). */
+export type BroadcastStatus = 'sending' | 'sent' | 'deleting';
+
+export interface BroadcastsTable {
+  id: Generated<number>;
+  source_id: string | null;
+  dedupe_key: string;
+  message_id: number | null;
+  text: string | null;
+  caption: string | null;
+  file_id: string | null;
+  duration_hours: number | null;
+  channel_message_id: number | null;
+  created_at: number;
+  delete_at: number;
+  status: string;
+  /** Chat the broadcast is copied from (admin chat or storage channel). */
+  from_chat_id: number | null;
+  /** Sending progress: the last user id reached, so a restart resumes after it. */
+  send_cursor: number | null;
+  sent_count: number;
+  failed_count: number;
+  claimed_by: string | null;
+  claim_expires_at: number | null;
+}
+
+export interface BroadcastMessagesTable {
+  broadcast_id: number;
+  chat_id: number;
+  message_id: number;
+}
+
+export interface SettingsTable {
+  key: string;
+  /** JSON-encoded value. */
+  value: string;
+}
+
+/** Status of a job run. */
+export type RunStatus = 'running' | 'ok' | 'error' | 'skipped' | 'abandoned';
+
+export interface JobRunsTable {
+  id: Generated<number>;
+  job: string;
+  /** The cron tick this run is for; null for a manual run. */
+  scheduled_for: number | null;
+  started_at: number;
+  finished_at: number | null;
+  status: RunStatus;
+  /** JSON summary (counts). */
+  summary: string | null;
+  error: string | null;
+  owner: string;
+  lease_expires_at: number | null;
+}
+
+/** One row per job: who runs it now. Taking it is one conditional update, so no two runs overlap. */
+export interface JobLocksTable {
+  job: string;
+  owner: string | null;
+  run_id: number | null;
+  lease_expires_at: number | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  tokens: TokensTable;
+  token_generator_count: TokenGeneratorCountTable;
+  pending_deletions: PendingDeletionsTable;
+  broadcasts: BroadcastsTable;
+  broadcast_messages: BroadcastMessagesTable;
+  settings: SettingsTable;
+  job_runs: JobRunsTable;
+  job_locks: JobLocksTable;
+}
+
+export type User = Selectable<UsersTable>;
+export type Token = Selectable<TokensTable>;
+export type TokenCount = Selectable<TokenGeneratorCountTable>;
+export type PendingDeletion = Selectable<PendingDeletionsTable>;
+export type NewPendingDeletion = Insertable<PendingDeletionsTable>;
+export type Broadcast = Selectable<BroadcastsTable>;
+export type JobRun = Selectable<JobRunsTable>;
