@@ -1,0 +1,186 @@
+/** The sub-commands of `tg-janitor`. Each is thin: parse, open, call the library, print. */
+import { readFileSync } from 'node:fs';
+import { offsetClock, systemClock } from '../clock.ts';
+import { JOB_NAMES, type Config } from '../config.ts';
+import { openStore, type Store } from '../store/db.ts';
+import { migrateToLatest } from '../store/migrations.ts';
+import { createJanitor } from '../janitor.ts';
+import { listJobs } from '../jobs/overview.ts';
+import { COLLECTIONS, ImportError, exportCollection, importCollection, isCollection } from '../transfer/index.ts';
+import { CliError, UsageError } from './errors.ts';
+import type { CliContext, Command } from './main.ts';
+
+async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(config.databaseUrl);
+  try {
+    await migrateToLatest(store);
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function write(out: NodeJS.WritableStream, s: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (out.write(s)) resolve();
+    else out.once('drain', resolve).once('error', reject);
+  });
+}
+
+const start: Command = {
+  name: 'start',
+  summary: 'run the service: migrate, start the schedulers, stay up until SIGINT/SIGTERM',
+  usage: 'Usage: tg-janitor start\n\nRuns the schedulers until SIGINT or SIGTERM, then stops cleanly (exit 0).',
+  options: {},
+  async run(ctx) {
+    const config = ctx.config();
+    const logger = ctx.logger(config);
+    const janitor = await createJanitor({ config, logger });
+    const stopped = new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+    });
+    logger.info({ database: janitor.store.describe, timezone: config.timezone, owner: janitor.engine.owner }, '🟢 tg-janitor started');
+    if (!config.botToken) logger.warn('Telegram jobs (message-deleter, broadcast-deleter) are off until BOT_TOKEN is set');
+    await janitor.start();
+    const signal = await stopped;
+    logger.info({ signal }, `🛑 ${signal} received, stopping`);
+    await janitor.stop();
+    logger.info('👋 tg-janitor stopped');
+    return 0;
+  },
+};
+
+const migrate: Command = {
+  name: 'migrate',
+  summary: 'create or upgrade the database schema',
+  usage: 'Usage: tg-janitor migrate\n\nApplies every migration not yet applied to DATABASE_URL.',
+  options: {},
+  async run(ctx) {
+    const config = ctx.config();
+    await withStore(config, async (store) => {
+      ctx.stderr.write(`migrated ${store.describe}\n`);
+    });
+    return 0;
+  },
+};
+
+const importCmd: Command = {
+  name: 'import',
+  summary: 'import a JSON Lines file of one collection (all or nothing)',
+  usage: `Usage: tg-janitor import <collection> <file|->\n\nCollections: ${COLLECTIONS.join(', ')}.\nOne document per line in the original bot's MongoDB shapes; '-' reads stdin. Any bad line: exit 2, nothing written.`,
+  options: {},
+  async run(ctx, { positionals }) {
+    const [collection, file, ...extra] = positionals;
+    if (!collection || !file || extra.length) throw new UsageError('expected <collection> and <file|->', this.usage);
+    if (!isCollection(collection)) throw new UsageError(`unknown collection "${collection}" (one of ${COLLECTIONS.join(', ')})`, this.usage);
+    const config = ctx.config();
+    let text: string;
+    try {
+      text = file === '-' ? await readAll(ctx.stdin) : readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new CliError(`cannot read ${file}: ${(e as Error).message}`, 2);
+    }
+    try {
+      const r = await withStore(config, (store) => importCollection(store, collection, text));
+      ctx.stderr.write(`imported ${collection}: ${r.read} read, ${r.inserted} inserted, ${r.updated} updated, ${r.unchanged} unchanged\n`);
+      return 0;
+    } catch (e) {
+      if (e instanceof ImportError) throw new CliError(`${file}: ${e.message}; nothing was imported`, 2);
+      throw e;
+    }
+  },
+};
+
+const exportCmd: Command = {
+  name: 'export',
+  summary: 'write one collection as JSON Lines to stdout',
+  usage: `Usage: tg-janitor export <collection>\n\nCollections: ${COLLECTIONS.join(', ')}. Dates are ISO-8601 UTC.`,
+  options: {},
+  async run(ctx, { positionals }) {
+    const [collection, ...extra] = positionals;
+    if (!collection || extra.length) throw new UsageError('expected <collection>', this.usage);
+    if (!isCollection(collection)) throw new UsageError(`unknown collection "${collection}" (one of ${COLLECTIONS.join(', ')})`, this.usage);
+    const config = ctx.config();
+    await withStore(config, (store) => exportCollection(store, collection, (line) => write(ctx.stdout, `${line}\n`)));
+    return 0;
+  },
+};
+
+function parseNow(v: unknown): Date | undefined {
+  if (v === undefined) return undefined;
+  const s = String(v);
+  const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) || !/T/.test(s) ? s : `${s}Z`);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(s) || Number.isNaN(d.getTime())) throw new UsageError(`--now: "${s}" is not an ISO-8601 instant (e.g. 2026-11-28T20:00:00Z)`);
+  return d;
+}
+
+const run: Command = {
+  name: 'run',
+  summary: 'run one job now (manual run) and print its summary',
+  usage: `Usage: tg-janitor run <job> [--now ISO] [--dry-run] [--json]\n\nJobs: ${JOB_NAMES.join(', ')}.\n  --now ISO   evaluate as if at this instant\n  --dry-run   report what would change (would_delete), change nothing\n  --json      print exactly one JSON object on stdout\nExit 0 when the run succeeded, 1 when it failed.`,
+  options: { now: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
+  async run(ctx, { values, positionals }) {
+    const [job, ...extra] = positionals;
+    if (!job || extra.length) throw new UsageError('expected one <job>', this.usage);
+    if (!(JOB_NAMES as readonly string[]).includes(job)) throw new UsageError(`unknown job "${job}" (one of ${JOB_NAMES.join(', ')})`, this.usage);
+    const now = parseNow(values.now);
+    const config = ctx.config();
+    const logger = ctx.logger(config);
+    const janitor = await createJanitor({ config, logger, clock: now ? offsetClock(now) : systemClock });
+    try {
+      const r = await janitor.run(job, { now, dryRun: Boolean(values['dry-run']) });
+      const out = {
+        job: r.job,
+        status: r.status,
+        started_at: r.startedAt.toISOString(),
+        finished_at: r.finishedAt.toISOString(),
+        ...(values['dry-run'] ? { dry_run: true } : {}),
+        ...r.summary,
+        ...(r.error ? { error: r.error } : {}),
+      };
+      if (values.json) await write(ctx.stdout, `${JSON.stringify(out)}\n`);
+      else {
+        const counts = Object.entries(r.summary).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
+        await write(ctx.stdout, `${r.job} ${r.status}${counts ? `: ${counts}` : ''}${r.error ? ` (${r.error})` : ''} in ${r.finishedAt.getTime() - r.startedAt.getTime()} ms\n`);
+      }
+      return r.status === 'ok' ? 0 : 1;
+    } finally {
+      await janitor.stop();
+    }
+  },
+};
+
+const jobs: Command = {
+  name: 'jobs',
+  summary: 'list the jobs with their schedules, next and last runs',
+  usage: 'Usage: tg-janitor jobs [--json]\n\nEvery job with its schedule (cron and in words), next run in TIMEZONE and last run.',
+  options: { json: { type: 'boolean' } },
+  async run(ctx, { values }) {
+    const config = ctx.config();
+    const list = await withStore(config, (store) => listJobs(config, store, systemClock.now()));
+    if (values.json) {
+      await write(ctx.stdout, `${JSON.stringify({ timezone: config.timezone, jobs: list })}\n`);
+      return 0;
+    }
+    const rows = list.map((j) => [
+      j.name,
+      `${j.schedule} (${j.schedule_words})`,
+      j.next_run_local ? `${j.next_run_local} ${config.timezone}` : '-',
+      j.last_run ? `${j.last_run.status} ${j.last_run.finished_at ?? ''}` : 'never',
+    ]);
+    const head = ['JOB', 'SCHEDULE', 'NEXT RUN', 'LAST RUN'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    for (const r of [head, ...rows]) await write(ctx.stdout, `${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    return 0;
+  },
+};
+
+/** Every sub-command, in the order `--help` lists them. */
+export const commands: Command[] = [start, migrate, run, jobs, importCmd, exportCmd];

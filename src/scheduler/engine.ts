@@ -1,0 +1,382 @@
+/**
+ * The scheduler engine: runs named jobs on cron schedules in one time zone, each tick once across every process
+ * that shares the database, never two runs of a job at once, missed ticks caught up once, dead runs recovered.
+ *
+ * The loop owns the timer; what is due is decided by `schedule.ts`; who runs is decided by `job-runs.ts` in the
+ * database. A run gets `now` from the injected clock.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../clock.ts';
+import { formatIn } from '../clock.ts';
+import type { Logger } from '../log.ts';
+import type { Store } from '../store/db.ts';
+import type { RunStatus } from '../store/schema.ts';
+import * as runs from '../store/job-runs.ts';
+import { describeSchedule, latestFireAtOrBefore, nextFire } from './schedule.ts';
+
+/** Counts a job reports (`deleted`, `rows`, …); stored as JSON in `job_runs.summary`. */
+export type Summary = Record<string, unknown>;
+
+/** What a job run is given. */
+export interface RunContext {
+  /** The instant the run evaluates at; every time decision of the run uses it (or `clock`). */
+  now: Date;
+  /** The clock, for runs that take long enough that time moves on. */
+  clock: Clock;
+  /** Report what would change, change nothing. */
+  dryRun: boolean;
+  /** Aborted when the engine stops: finish the item in hand, take no new work. */
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+/** A job the engine can run. */
+export interface JobDefinition {
+  /** Name used in `job_runs`, the CLI and metrics, e.g. `token-cleanup`. */
+  name: string;
+  /** Title for the start line: "Token Cleanup" → "🚀 Token Cleanup Scheduler started". */
+  title: string;
+  /** Lower-case label for errors: "token cleanup" → "❌ Error during token cleanup: …". */
+  label: string;
+  /** Cron expression (5 fields, or 6 with seconds first) or `off`. */
+  schedule: string;
+  run(ctx: RunContext): Promise<Summary>;
+  /** The success log line, e.g. "✅ Token cleanup completed at 2025-12-20 00:00:00". */
+  successLine(summary: Summary, at: string): string;
+}
+
+/** How a run ended, as the engine reports it. */
+export interface RunResult {
+  job: string;
+  runId: number | null;
+  status: RunStatus;
+  scheduledFor: Date | null;
+  startedAt: Date;
+  finishedAt: Date;
+  summary: Summary;
+  error?: string;
+}
+
+/** Options for {@link Engine}. */
+export interface EngineOptions {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  /** IANA zone of the cron expressions (default `UTC`). */
+  timezone?: string;
+  jobs: JobDefinition[];
+  /** Identifies this process in `job_runs.owner` (default host:pid:random). */
+  owner?: string;
+  /** How long a run's lease lasts; renewed every third of it while the run is alive (default 60 s). */
+  leaseMs?: number;
+  /** How long `stop()` waits for runs in flight (default 30 s). */
+  shutdownTimeoutMs?: number;
+  /** On start, run once a job whose last tick passed while the service was down (default true). */
+  catchUpMissed?: boolean;
+  /** The longest the loop sleeps before re-reading the clock (default 1 s), so clock jumps never make it late. */
+  maxSleepMs?: number;
+  /** Called after every run (metrics, status). Must not throw. */
+  onRunFinished?: (r: RunResult) => void;
+}
+
+/** A new owner id: host, pid and a random part, so two engines in one process differ too. */
+export function newOwnerId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
+const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** Runs jobs on their schedules. `start()` begins, `stop()` ends after runs in flight; `tick()` is the loop's step. */
+export class Engine {
+  readonly owner: string;
+  private readonly o: Required<Omit<EngineOptions, 'onRunFinished' | 'owner'>> & Pick<EngineOptions, 'onRunFinished'>;
+  private readonly jobs = new Map<string, JobDefinition>();
+  private readonly next = new Map<string, Date>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private loopBusy = false;
+  private lastRecovery = 0;
+
+  constructor(opts: EngineOptions) {
+    this.owner = opts.owner ?? newOwnerId();
+    this.o = {
+      timezone: 'UTC',
+      leaseMs: 60_000,
+      shutdownTimeoutMs: 30_000,
+      catchUpMissed: true,
+      maxSleepMs: 1000,
+      ...opts,
+    };
+    for (const j of opts.jobs) this.jobs.set(j.name, j);
+  }
+
+  /** The jobs this engine knows, enabled or not. */
+  get definitions(): JobDefinition[] {
+    return [...this.jobs.values()];
+  }
+
+  /** The next fire time of each enabled job (after `start`). */
+  nextRuns(): Map<string, Date> {
+    return new Map(this.next);
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** Recovers dead runs, catches up missed ticks, logs the start lines and starts the timer loop. */
+  async start(opts: { timers?: boolean } = {}): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const now = this.o.clock.now();
+    await this.recover(now);
+    for (const job of this.jobs.values()) {
+      if (job.schedule === 'off') {
+        this.o.logger.info({ job: job.name }, `⏸️ ${job.title} Scheduler is off`);
+        continue;
+      }
+      const next = nextFire(job.schedule, this.o.timezone, now);
+      if (next) this.next.set(job.name, next);
+      this.o.logger.info(
+        { job: job.name, schedule: job.schedule, next_run: next?.toISOString() ?? null, timezone: this.o.timezone },
+        `🚀 ${job.title} Scheduler started (runs ${describeSchedule(job.schedule)})`,
+      );
+      if (this.o.catchUpMissed) await this.catchUp(job, now);
+    }
+    if (opts.timers !== false) this.schedule(0);
+  }
+
+  /** Stops taking new runs and waits for runs in flight, up to the shutdown timeout. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.abort.abort();
+    if (this.inFlight.size === 0) return;
+    this.o.logger.info({ runs: this.inFlight.size }, 'waiting for runs in flight');
+    let timedOut = false;
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inFlight]),
+      new Promise<void>((r) => {
+        t = setTimeout(() => ((timedOut = true), r()), this.o.shutdownTimeoutMs);
+      }),
+    ]);
+    clearTimeout(t);
+    if (timedOut) this.o.logger.warn({ runs: this.inFlight.size }, 'shutdown timeout: runs still in flight are left to lease expiry');
+  }
+
+  /**
+   * One step of the loop at `now`: fires every job whose next tick is due (coalescing ticks missed while asleep)
+   * and returns the runs started, so tests can await them.
+   */
+  tick(now: Date = this.o.clock.now()): Promise<RunResult | null>[] {
+    const started: Promise<RunResult | null>[] = [];
+    if (!this.running) return started;
+    if (now.getTime() - this.lastRecovery >= this.o.leaseMs / 2) {
+      this.lastRecovery = now.getTime();
+      started.push(this.track(this.recover(now).then(() => null)));
+    }
+    for (const [name, at] of this.next) {
+      if (at.getTime() > now.getTime()) continue;
+      const job = this.jobs.get(name)!;
+      // The due tick is the latest one at or before now: ticks missed while the process slept are coalesced.
+      const tickAt = latestFireAtOrBefore(job.schedule, this.o.timezone, now) ?? at;
+      const next = nextFire(job.schedule, this.o.timezone, now);
+      if (next) this.next.set(name, next);
+      else this.next.delete(name);
+      started.push(this.track(this.fire(job, tickAt)));
+    }
+    return started;
+  }
+
+  /** Runs a job once now, outside its schedule (the CLI's `run`, the library's `run`). */
+  async runNow(name: string, opts: { now?: Date; dryRun?: boolean } = {}): Promise<RunResult> {
+    const job = this.jobs.get(name);
+    if (!job) throw new Error(`unknown job "${name}" (known: ${[...this.jobs.keys()].join(', ')})`);
+    const p = runManual(job, { ...this.o, owner: this.owner, now: opts.now, dryRun: opts.dryRun ?? false, signal: this.abort.signal });
+    return this.track(p.then((r) => (this.o.onRunFinished?.(r), r)));
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    const guarded = p.catch((e) => {
+      this.o.logger.error({ err: errorText(e) }, `❌ scheduler error: ${errorText(e)}`);
+      return null as T;
+    });
+    this.inFlight.add(guarded);
+    void guarded.finally(() => this.inFlight.delete(guarded));
+    return guarded;
+  }
+
+  private schedule(delayMs: number): void {
+    if (!this.running) return;
+    this.timer = setTimeout(() => this.loop(), Math.max(0, delayMs));
+    this.timer.unref?.();
+  }
+
+  private loop(): void {
+    if (!this.running || this.loopBusy) return;
+    this.loopBusy = true;
+    try {
+      const now = this.o.clock.now();
+      this.tick(now);
+      const soonest = Math.min(...[...this.next.values()].map((d) => d.getTime()), now.getTime() + this.o.maxSleepMs);
+      // Re-read the clock on every wake and never sleep longer than maxSleepMs: no drift, no pile-up.
+      this.schedule(Math.min(soonest - this.o.clock.now().getTime(), this.o.maxSleepMs));
+    } catch (e) {
+      this.o.logger.error({ err: errorText(e) }, `❌ scheduler loop error: ${errorText(e)}`);
+      this.schedule(this.o.maxSleepMs);
+    } finally {
+      this.loopBusy = false;
+    }
+  }
+
+  private async recover(now: Date): Promise<void> {
+    try {
+      for (const r of await runs.recoverAbandoned(this.o.store.db, now.getTime())) {
+        this.o.logger.warn({ job: r.job, run_id: r.id, owner: r.owner }, `⚠️ ${r.job} run ${r.id} was abandoned by ${r.owner} (lease expired); the job is free again`);
+        this.o.onRunFinished?.({ job: r.job, runId: r.id, status: 'abandoned', scheduledFor: null, startedAt: now, finishedAt: now, summary: {} });
+      }
+    } catch (e) {
+      this.o.logger.error({ err: errorText(e) }, `❌ could not check for abandoned runs: ${errorText(e)}`);
+    }
+  }
+
+  private async catchUp(job: JobDefinition, now: Date): Promise<void> {
+    try {
+      const last = await runs.lastTick(this.o.store.db, job.name);
+      const missed = latestFireAtOrBefore(job.schedule, this.o.timezone, now);
+      if (last === null || !missed || missed.getTime() <= last) return;
+      this.o.logger.info({ job: job.name, missed_tick: missed.toISOString() }, `⏰ ${job.title}: a tick passed while the service was down; running it now`);
+      void this.track(this.fire(job, missed));
+    } catch (e) {
+      this.o.logger.error({ job: job.name, err: errorText(e) }, `❌ could not check missed ticks of ${job.label}: ${errorText(e)}`);
+    }
+  }
+
+  /** Claims the tick, takes the job's lock, runs the job and records the outcome. */
+  private async fire(job: JobDefinition, tickAt: Date): Promise<RunResult | null> {
+    const { store, clock, logger, leaseMs } = this.o;
+    const startedAt = clock.now();
+    const runId = await runs.claimTick(store.db, job.name, tickAt.getTime(), this.owner, startedAt.getTime(), leaseMs);
+    if (runId === null) {
+      logger.debug({ job: job.name, tick: tickAt.toISOString() }, 'tick claimed by another process');
+      return null;
+    }
+    if (!(await runs.acquireJobLock(store.db, job.name, this.owner, runId, startedAt.getTime(), leaseMs))) {
+      const summary = { reason: 'the previous run is still running' };
+      await runs.finishRun(store.db, runId, 'skipped', startedAt.getTime(), summary, null);
+      logger.info({ job: job.name, run_id: runId, tick: tickAt.toISOString() }, `⏭️ ${job.title}: tick skipped, the previous run is still running`);
+      const r: RunResult = { job: job.name, runId, status: 'skipped', scheduledFor: tickAt, startedAt, finishedAt: startedAt, summary };
+      this.o.onRunFinished?.(r);
+      return r;
+    }
+    const r = await execute(job, { ...this.o, owner: this.owner, runId, scheduledFor: tickAt, startedAt, dryRun: false, signal: this.abort.signal });
+    this.o.onRunFinished?.(r);
+    return r;
+  }
+}
+
+interface ExecuteOptions {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  timezone: string;
+  leaseMs: number;
+  owner: string;
+  runId: number | null;
+  scheduledFor: Date | null;
+  startedAt: Date;
+  dryRun: boolean;
+  signal: AbortSignal;
+}
+
+/** Runs a job whose run row (if any) is already in place, renewing its lease, and records how it ended. */
+async function execute(job: JobDefinition, o: ExecuteOptions): Promise<RunResult> {
+  const { store, clock, logger, runId } = o;
+  const heartbeat =
+    runId === null
+      ? null
+      : setInterval(() => {
+          runs.renewLease(store.db, job.name, runId, clock.now().getTime() + o.leaseMs).catch((e) =>
+            logger.warn({ job: job.name, err: errorText(e) }, 'could not renew run lease'),
+          );
+        }, Math.max(1000, o.leaseMs / 3));
+  heartbeat?.unref?.();
+  let status: RunStatus = 'ok';
+  let summary: Summary = {};
+  let error: string | undefined;
+  try {
+    summary = await job.run({ now: o.startedAt, clock, dryRun: o.dryRun, signal: o.signal, logger: logger.child({ job: job.name }) });
+  } catch (e) {
+    status = 'error';
+    error = errorText(e);
+  } finally {
+    if (heartbeat) clearInterval(heartbeat);
+  }
+  const finishedAt = clock.now();
+  if (runId !== null) {
+    // A database blip here must not lose the outcome silently; retry briefly, then leave it to lease expiry.
+    for (let i = 0; ; i++) {
+      try {
+        await runs.finishRun(store.db, runId, status, finishedAt.getTime(), summary, error ?? null);
+        break;
+      } catch (e) {
+        if (i >= 4) {
+          logger.error({ job: job.name, run_id: runId, err: errorText(e) }, 'could not record the end of a run; it will show as abandoned');
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 200 * 2 ** i));
+      }
+    }
+  }
+  const at = formatIn(finishedAt, o.timezone);
+  const fields = { job: job.name, run_id: runId, status, duration_ms: finishedAt.getTime() - o.startedAt.getTime(), dry_run: o.dryRun || undefined, ...summary };
+  if (status === 'ok') logger.info(fields, job.successLine(summary, at));
+  else logger.error({ ...fields, err: error }, `❌ Error during ${job.label}: ${error}`);
+  return { job: job.name, runId, status, scheduledFor: o.scheduledFor, startedAt: o.startedAt, finishedAt, summary, ...(error ? { error } : {}) };
+}
+
+/** Options for {@link runManual}. */
+export interface ManualRunOptions {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  timezone?: string;
+  leaseMs?: number;
+  owner?: string;
+  /** Evaluate as if at this instant (default: the clock's now). */
+  now?: Date;
+  /** Report only; writes nothing, not even `job_runs` (default false). */
+  dryRun?: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * One run of a job now, outside its schedule: recorded in `job_runs` as a manual run (no tick, no job lock: the
+ * jobs claim their work row by row, so a manual run is safe beside a scheduled one). A dry run records nothing.
+ */
+export async function runManual(job: JobDefinition, o: ManualRunOptions): Promise<RunResult> {
+  const startedAt = o.now ?? o.clock.now();
+  const leaseMs = o.leaseMs ?? 60_000;
+  const owner = o.owner ?? newOwnerId();
+  const dryRun = o.dryRun ?? false;
+  const runId = dryRun ? null : await runs.insertManualRun(o.store.db, job.name, owner, startedAt.getTime(), leaseMs);
+  return execute(job, {
+    store: o.store,
+    clock: o.clock,
+    logger: o.logger,
+    timezone: o.timezone ?? 'UTC',
+    leaseMs,
+    owner,
+    runId,
+    scheduledFor: null,
+    startedAt,
+    dryRun,
+    signal: o.signal ?? new AbortController().signal,
+  });
+}

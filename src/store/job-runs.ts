@@ -1,0 +1,95 @@
+/**
+ * Job runs and job locks: the database, not a process, decides who runs a tick. A tick is claimed by inserting
+ * (job, scheduled_for) under a unique key; a job is taken by one conditional update of its `job_locks` row.
+ */
+import type { Kysely } from 'kysely';
+import type { Database, JobRun, RunStatus } from './schema.ts';
+
+type Db = Kysely<Database>;
+
+/** Inserts a `running` run for the tick; returns its id, or null when another process claimed the tick first. */
+export async function claimTick(db: Db, job: string, tickMs: number, owner: string, nowMs: number, leaseMs: number): Promise<number | null> {
+  const row = await db
+    .insertInto('job_runs')
+    .values({ job, scheduled_for: tickMs, started_at: nowMs, status: 'running', owner, lease_expires_at: nowMs + leaseMs, finished_at: null, summary: null, error: null })
+    .onConflict((oc) => oc.columns(['job', 'scheduled_for']).doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  return row ? Number(row.id) : null;
+}
+
+/** Inserts a manual run (no tick); returns its id. */
+export async function insertManualRun(db: Db, job: string, owner: string, nowMs: number, leaseMs: number): Promise<number> {
+  const row = await db
+    .insertInto('job_runs')
+    .values({ job, scheduled_for: null, started_at: nowMs, status: 'running', owner, lease_expires_at: nowMs + leaseMs, finished_at: null, summary: null, error: null })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return Number(row.id);
+}
+
+/** Takes the job's lock for `runId` unless another live run holds it. True when taken. */
+export async function acquireJobLock(db: Db, job: string, owner: string, runId: number, nowMs: number, leaseMs: number): Promise<boolean> {
+  await db.insertInto('job_locks').values({ job, owner: null, run_id: null, lease_expires_at: null }).onConflict((oc) => oc.column('job').doNothing()).execute();
+  const r = await db
+    .updateTable('job_locks')
+    .set({ owner, run_id: runId, lease_expires_at: nowMs + leaseMs })
+    .where('job', '=', job)
+    .where((eb) => eb.or([eb('owner', 'is', null), eb('lease_expires_at', '<', nowMs)]))
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** Extends the leases of a live run and its lock. */
+export async function renewLease(db: Db, job: string, runId: number, untilMs: number): Promise<void> {
+  await db.updateTable('job_runs').set({ lease_expires_at: untilMs }).where('id', '=', runId).where('status', '=', 'running').execute();
+  await db.updateTable('job_locks').set({ lease_expires_at: untilMs }).where('job', '=', job).where('run_id', '=', runId).execute();
+}
+
+/** Records how a run ended and frees its lock. */
+export async function finishRun(db: Db, runId: number, status: RunStatus, nowMs: number, summary: unknown, error: string | null): Promise<void> {
+  await db
+    .updateTable('job_runs')
+    .set({ status, finished_at: nowMs, summary: summary === undefined ? null : JSON.stringify(summary), error, lease_expires_at: null })
+    .where('id', '=', runId)
+    .execute();
+  await db.updateTable('job_locks').set({ owner: null, run_id: null, lease_expires_at: null }).where('run_id', '=', runId).execute();
+}
+
+/** Marks `running` runs whose lease ran out (their process died) as `abandoned`; returns them. */
+export async function recoverAbandoned(db: Db, nowMs: number): Promise<{ id: number; job: string; owner: string }[]> {
+  const stale = await db
+    .selectFrom('job_runs')
+    .select(['id', 'job', 'owner'])
+    .where('status', '=', 'running')
+    .where('lease_expires_at', '<', nowMs)
+    .execute();
+  if (stale.length === 0) return [];
+  await db
+    .updateTable('job_runs')
+    .set({ status: 'abandoned', finished_at: nowMs, error: 'lease expired: the process running it stopped', lease_expires_at: null })
+    .where('id', 'in', stale.map((s) => s.id))
+    .where('status', '=', 'running')
+    .execute();
+  return stale.map((s) => ({ id: Number(s.id), job: s.job, owner: s.owner }));
+}
+
+/** The latest tick recorded for a job (any status), or null. */
+export async function lastTick(db: Db, job: string): Promise<number | null> {
+  const r = await db
+    .selectFrom('job_runs')
+    .select((eb) => eb.fn.max('scheduled_for').as('t'))
+    .where('job', '=', job)
+    .executeTakeFirst();
+  return r?.t == null ? null : Number(r.t);
+}
+
+/** The most recent runs of a job, newest first. */
+export async function recentRuns(db: Db, job: string, limit = 10): Promise<JobRun[]> {
+  return db.selectFrom('job_runs').selectAll().where('job', '=', job).orderBy('started_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+}
+
+/** The latest finished run of a job with the given status (e.g. the last success), or undefined. */
+export async function lastRunWithStatus(db: Db, job: string, status: RunStatus): Promise<JobRun | undefined> {
+  return db.selectFrom('job_runs').selectAll().where('job', '=', job).where('status', '=', status).orderBy('finished_at', 'desc').limit(1).executeTakeFirst();
+}

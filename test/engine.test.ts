@@ -1,0 +1,253 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FixedClock } from '../src/clock.ts';
+import { createLogger } from '../src/log.ts';
+import { Engine, type JobDefinition, type RunResult } from '../src/scheduler/engine.ts';
+import type { Store } from '../src/store/db.ts';
+import { BACKENDS, createTestDb } from './support/db.ts';
+
+const logger = createLogger({ level: 'silent' });
+
+/** A job that counts its runs and can be held open or made to throw. */
+function probe(name: string, schedule: string, behaviour: { hold?: Promise<void>; throwOnce?: boolean } = {}) {
+  const calls: Date[] = [];
+  let thrown = false;
+  const job: JobDefinition = {
+    name,
+    title: 'Probe',
+    label: 'probe',
+    schedule,
+    async run(ctx) {
+      calls.push(ctx.now);
+      if (behaviour.throwOnce && !thrown) {
+        thrown = true;
+        throw new Error('boom');
+      }
+      if (behaviour.hold) await behaviour.hold;
+      return { n: calls.length };
+    },
+    successLine: (_s, at) => `✅ probe at ${at}`,
+  };
+  return { job, calls };
+}
+
+async function runsOf(store: Store, job: string) {
+  return store.db.selectFrom('job_runs').selectAll().where('job', '=', job).orderBy('id').execute();
+}
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+const settle = (ps: Promise<RunResult | null>[]) => Promise.all(ps);
+
+for (const backend of BACKENDS) {
+  describe(`engine on ${backend}`, () => {
+    test('two engines on one database run each tick once', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const clock = new FixedClock('2026-01-01T00:00:00.500Z');
+        const a = probe('every-2s', '*/2 * * * * *');
+        const b = probe('every-2s', '*/2 * * * * *');
+        const e1 = new Engine({ store: await tdb.open(), clock, logger, jobs: [a.job], catchUpMissed: false });
+        const e2 = new Engine({ store: await tdb.open(), clock, logger, jobs: [b.job], catchUpMissed: false });
+        await e1.start({ timers: false });
+        await e2.start({ timers: false });
+        for (let i = 0; i < 5; i++) {
+          clock.advance(2000);
+          await Promise.all([settle(e1.tick()), settle(e2.tick())]);
+        }
+        assert.equal(a.calls.length + b.calls.length, 5, 'five ticks, five runs in total');
+        const rows = await runsOf(await tdb.open(), 'every-2s');
+        assert.equal(rows.length, 5);
+        assert.ok(rows.every((r) => r.status === 'ok'));
+        assert.equal(new Set(rows.map((r) => r.scheduled_for)).size, 5);
+        await e1.stop();
+        await e2.stop();
+      } finally {
+        await tdb.drop();
+      }
+    });
+
+    test('a throwing job is recorded as error and the engine keeps going', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const clock = new FixedClock('2026-01-01T00:00:30Z');
+        const p = probe('flaky', '* * * * *', { throwOnce: true });
+        const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
+        await e.start({ timers: false });
+        clock.set('2026-01-01T00:01:00Z');
+        await settle(e.tick());
+        clock.set('2026-01-01T00:02:00Z');
+        await settle(e.tick());
+        const rows = await runsOf(store, 'flaky');
+        assert.deepEqual(rows.map((r) => r.status), ['error', 'ok']);
+        assert.equal(rows[0]!.error, 'boom');
+        assert.ok(e.isRunning);
+        await e.stop();
+      } finally {
+        await tdb.drop();
+      }
+    });
+
+    test('a tick that comes while the job still runs is skipped and recorded', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const clock = new FixedClock('2026-01-01T00:00:30Z');
+        const hold = deferred();
+        const p = probe('slow', '* * * * *', { hold: hold.promise });
+        const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
+        await e.start({ timers: false });
+        clock.set('2026-01-01T00:01:00Z');
+        const first = e.tick();
+        while (p.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+        clock.set('2026-01-01T00:02:00Z');
+        const second = await settle(e.tick());
+        assert.equal(second.find((r) => r)?.status, 'skipped');
+        hold.resolve();
+        await settle(first);
+        const rows = await runsOf(store, 'slow');
+        assert.deepEqual(rows.map((r) => r.status), ['ok', 'skipped']);
+        assert.equal(p.calls.length, 1);
+        await e.stop();
+      } finally {
+        await tdb.drop();
+      }
+    });
+
+    test('stop() waits for a run in flight', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const clock = new FixedClock('2026-01-01T00:00:30Z');
+        const hold = deferred();
+        const p = probe('held', '* * * * *', { hold: hold.promise });
+        const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
+        await e.start({ timers: false });
+        clock.set('2026-01-01T00:01:00Z');
+        void e.tick();
+        while (p.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+        let stopped = false;
+        const stopping = e.stop().then(() => (stopped = true));
+        await new Promise((r) => setTimeout(r, 50));
+        assert.equal(stopped, false, 'stop() returned while the run was still going');
+        hold.resolve();
+        await stopping;
+        const rows = await runsOf(store, 'held');
+        assert.deepEqual(rows.map((r) => r.status), ['ok']);
+      } finally {
+        await tdb.drop();
+      }
+    });
+
+    test('a run left running by a dead process is marked abandoned and the job is free again', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const t0 = new Date('2026-01-01T00:00:00Z').getTime();
+        const dead = await store.db
+          .insertInto('job_runs')
+          .values({ job: 'orphan', scheduled_for: t0, started_at: t0, status: 'running', owner: 'dead-host:1', lease_expires_at: t0 + 60_000, finished_at: null, summary: null, error: null })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        await store.db.insertInto('job_locks').values({ job: 'orphan', owner: 'dead-host:1', run_id: dead.id, lease_expires_at: t0 + 60_000 }).execute();
+        const clock = new FixedClock(t0 + 90_000);
+        const p = probe('orphan', '* * * * *');
+        const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
+        await e.start({ timers: false });
+        clock.set(t0 + 120_000);
+        await settle(e.tick());
+        const rows = await runsOf(store, 'orphan');
+        assert.deepEqual(rows.map((r) => r.status), ['abandoned', 'ok']);
+        assert.equal(p.calls.length, 1);
+        await e.stop();
+      } finally {
+        await tdb.drop();
+      }
+    });
+
+    test('a live run elsewhere is not abandoned before its lease ends', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const t0 = new Date('2026-01-01T00:00:00Z').getTime();
+        const live = await store.db
+          .insertInto('job_runs')
+          .values({ job: 'busy', scheduled_for: t0, started_at: t0, status: 'running', owner: 'other:1', lease_expires_at: t0 + 200_000, finished_at: null, summary: null, error: null })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        await store.db.insertInto('job_locks').values({ job: 'busy', owner: 'other:1', run_id: live.id, lease_expires_at: t0 + 200_000 }).execute();
+        const clock = new FixedClock(t0 + 30_000);
+        const p = probe('busy', '* * * * *');
+        const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
+        await e.start({ timers: false });
+        clock.set(t0 + 60_000);
+        await settle(e.tick());
+        const rows = await runsOf(store, 'busy');
+        assert.deepEqual(rows.map((r) => r.status), ['running', 'skipped']);
+        assert.equal(p.calls.length, 0);
+        await e.stop();
+      } finally {
+        await tdb.drop();
+      }
+    });
+
+    test('a tick missed while the service was down runs once at start, coalesced', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const t0 = new Date('2026-01-01T00:00:00Z').getTime();
+        await store.db
+          .insertInto('job_runs')
+          .values({ job: 'reset', scheduled_for: t0, started_at: t0, finished_at: t0 + 10, status: 'ok', owner: 'old', lease_expires_at: null, summary: null, error: null })
+          .execute();
+        // Down for three days and a bit: three midnights passed, one catch-up run.
+        const clock = new FixedClock(t0 + 3 * 86400_000 + 5 * 3600_000);
+        const p1 = probe('reset', '0 0 * * *');
+        const p2 = probe('reset', '0 0 * * *');
+        const e1 = new Engine({ store, clock, logger, jobs: [p1.job] });
+        const e2 = new Engine({ store: await tdb.open(), clock, logger, jobs: [p2.job] });
+        await Promise.all([e1.start({ timers: false }), e2.start({ timers: false })]);
+        await Promise.all([e1.stop(), e2.stop()]);
+        assert.equal(p1.calls.length + p2.calls.length, 1);
+        const rows = await runsOf(store, 'reset');
+        assert.equal(rows.length, 2);
+        assert.equal(new Date(rows[1]!.scheduled_for!).toISOString(), '2026-01-04T00:00:00.000Z');
+        // With catch-up off nothing runs.
+        const p3 = probe('reset', '0 0 * * *');
+        clock.advance(86400_000);
+        const e3 = new Engine({ store, clock, logger, jobs: [p3.job], catchUpMissed: false });
+        await e3.start({ timers: false });
+        await e3.stop();
+        assert.equal(p3.calls.length, 0);
+      } finally {
+        await tdb.drop();
+      }
+    });
+
+    test('the timer loop fires on its own and coalesces a clock jump', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const clock = new FixedClock('2026-01-01T00:00:59.990Z');
+        const p = probe('loop', '* * * * *');
+        const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false, maxSleepMs: 10 });
+        await e.start();
+        // The clock jumps ten minutes: one run for the latest tick, not ten.
+        clock.set('2026-01-01T00:10:00.000Z');
+        for (let i = 0; i < 200 && p.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+        await new Promise((r) => setTimeout(r, 50));
+        await e.stop();
+        const rows = await runsOf(store, 'loop');
+        assert.equal(rows.length, 1);
+        assert.equal(new Date(rows[0]!.scheduled_for!).toISOString(), '2026-01-01T00:10:00.000Z');
+      } finally {
+        await tdb.drop();
+      }
+    });
+  });
+}
