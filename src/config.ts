@@ -126,6 +126,8 @@ const envSchema = z.object({
   JOB_LEASE_S: int(5, 3600).default(60),
   CLAIM_LEASE_S: int(5, 3600).default(60),
   TELEGRAM_RATE: num(0, 10_000).default(25),
+  TELEGRAM_RETRIES: int(0, 10).default(2),
+  TELEGRAM_TIMEOUT_S: int(1, 600).default(30),
 });
 
 /** The validated configuration. */
@@ -170,6 +172,10 @@ export interface Config {
   claimLeaseS: number;
   /** Telegram calls per second for the whole process, `0` = unlimited (default 25). */
   telegramRate: number;
+  /** Retries of a 429/5xx inside one call before the work is kept for later (default 2). */
+  telegramRetries: number;
+  /** Seconds before a Bot API call times out (default 30). */
+  telegramTimeoutS: number;
 }
 
 /** Env var for each job's schedule override. */
@@ -228,6 +234,8 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
     jobLeaseS: e.JOB_LEASE_S,
     claimLeaseS: e.CLAIM_LEASE_S,
     telegramRate: e.TELEGRAM_RATE,
+    telegramRetries: e.TELEGRAM_RETRIES,
+    telegramTimeoutS: e.TELEGRAM_TIMEOUT_S,
   };
 }
 

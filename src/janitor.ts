@@ -13,9 +13,14 @@ import { systemClock, type Clock } from './clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openStore, type Store } from './store/db.ts';
 import { migrateToLatest } from './store/migrations.ts';
-import { Engine, runManual, type JobDefinition, type RunResult } from './scheduler/engine.ts';
+import { Engine, newOwnerId, runManual, type JobDefinition, type RunResult } from './scheduler/engine.ts';
 import { tokenCleanupJob } from './jobs/token-cleanup.ts';
 import { tokenCountResetJob } from './jobs/token-count-reset.ts';
+import { DeletionWaker, messageDeleterJob, type MessageDeleterDeps } from './jobs/message-deleter.ts';
+import { broadcastDeleterJob, type BroadcastDeleterDeps } from './jobs/broadcast-deleter.ts';
+import { createTelegram, instrument, type Telegram } from './telegram/client.ts';
+import { insertDeletion } from './store/deletions.ts';
+import { Bot, type Api, type RawApi } from 'grammy';
 
 /** Options for {@link createJanitor}. */
 export interface JanitorOptions {
@@ -31,6 +36,31 @@ export interface JanitorOptions {
   logger?: Logger;
   /** Apply migrations on create (default true). */
   migrate?: boolean;
+  /** A grammY `Bot` or `Api` for the Telegram jobs (default: one made from `config.botToken`, if set). */
+  bot?: Bot | Api<RawApi>;
+  /** Hooks for metrics. */
+  hooks?: JanitorHooks;
+}
+
+/** Callbacks the service uses for metrics; each must not throw. */
+export interface JanitorHooks {
+  onRunFinished?: (r: RunResult) => void;
+  onTelegramCall?: (method: string, outcome: string, errorCode?: number) => void;
+  onDeletionLateness?: (seconds: number) => void;
+  onDeleterRun?: (summary: Record<string, unknown>) => void;
+  onBroadcastProgress?: (broadcastId: number, left: number) => void;
+}
+
+/** A deletion for {@link Janitor.scheduleDeletion}: give `deleteAt` or `afterMinutes`. */
+export interface ScheduleDeletionInput {
+  chatId: number;
+  /** Defaults to `chatId` (private chats). */
+  userId?: number;
+  messageIds: number[];
+  deleteAt?: Date;
+  afterMinutes?: number;
+  /** What the "Click Here" button fetches again. */
+  uniqueId?: string;
 }
 
 /** Options of a one-off run. */
@@ -44,7 +74,10 @@ export interface RunOptions {
 /** The schedulers, ready to start. */
 export class Janitor {
   readonly engine: Engine;
+  /** The Bot API client, when a bot or token was given. */
+  readonly telegram: Telegram | null;
   private readonly jobs: Map<string, JobDefinition>;
+  private readonly waker: DeletionWaker | null;
 
   constructor(
     readonly config: Config,
@@ -52,28 +85,41 @@ export class Janitor {
     readonly clock: Clock,
     readonly logger: Logger,
     private readonly ownsStore: boolean,
+    telegram: Telegram | null = null,
+    hooks: JanitorHooks = {},
   ) {
-    const defs = buildJobs(config, store);
-    this.jobs = new Map(defs.map((d) => [d.name, d]));
+    this.telegram = telegram;
+    const owner = newOwnerId();
+    const built = buildJobs(config, store, telegram ? { telegram, owner, hooks } : null);
+    this.jobs = new Map(built.jobs.map((d) => [d.name, d]));
     this.engine = new Engine({
       store,
       clock,
       logger,
-      jobs: defs,
+      owner,
+      jobs: built.jobs,
       timezone: config.timezone,
       leaseMs: config.jobLeaseS * 1000,
       shutdownTimeoutMs: config.shutdownTimeoutS * 1000,
       catchUpMissed: config.catchUpMissed,
+      ...(hooks.onRunFinished ? { onRunFinished: hooks.onRunFinished } : {}),
     });
+    this.waker =
+      built.deleter && config.schedules['message-deleter'] !== 'off'
+        ? new DeletionWaker({ deps: built.deleter, clock, logger, ...(hooks.onDeleterRun ? { onRun: (s) => hooks.onDeleterRun!({ ...s }) } : {}) })
+        : null;
   }
 
-  /** Starts every enabled scheduler. */
+  /** Starts every enabled scheduler, and the on-time deletion wake-ups when Telegram is configured. */
   async start(): Promise<void> {
+    if (!this.telegram) this.logger.warn('Telegram jobs (message-deleter, broadcast-deleter) are off until BOT_TOKEN is set');
     await this.engine.start();
+    this.waker?.start();
   }
 
   /** Stops the schedulers (waiting for runs in flight) and closes the database if the janitor opened it. */
   async stop(): Promise<void> {
+    await this.waker?.stop();
     await this.engine.stop();
     if (this.ownsStore) await this.store.close();
   }
@@ -81,9 +127,12 @@ export class Janitor {
   /** Runs one job now, recorded as a manual run (a dry run records nothing). */
   async run(job: JobName | string, opts: RunOptions = {}): Promise<RunResult> {
     const def = this.jobs.get(job);
-    if (!def) throw new Error(`unknown job "${job}" (known: ${[...this.jobs.keys()].join(', ')})`);
+    if (!def) {
+      if ((JOB_NAMES as readonly string[]).includes(job)) throw new Error(`${job} talks to Telegram: set BOT_TOKEN (or pass a bot)`);
+      throw new Error(`unknown job "${job}" (known: ${[...this.jobs.keys()].join(', ')})`);
+    }
     if (this.engine.isRunning) return this.engine.runNow(job, opts);
-    return runManual(def, { store: this.store, clock: this.clock, logger: this.logger, timezone: this.config.timezone, leaseMs: this.config.jobLeaseS * 1000, ...opts });
+    return runManual(def, { store: this.store, clock: this.clock, logger: this.logger, timezone: this.config.timezone, leaseMs: this.config.jobLeaseS * 1000, owner: this.engine.owner, ...opts });
   }
 
   /** The seed's `cleanup_expired_tokens()`. */
@@ -95,15 +144,55 @@ export class Janitor {
   resetTokenCounts(opts?: RunOptions): Promise<RunResult> {
     return this.run('token-count-reset', opts);
   }
+
+  /** The seed's `delete_due_messages()` (needs Telegram). */
+  deleteDueMessages(opts?: RunOptions): Promise<RunResult> {
+    return this.run('message-deleter', opts);
+  }
+
+  /** The seed's `delete_expired_broadcasts()` (needs Telegram). */
+  deleteExpiredBroadcasts(opts?: RunOptions): Promise<RunResult> {
+    return this.run('broadcast-deleter', opts);
+  }
+
+  /**
+   * Schedules messages for deletion: one row for all of them, deleted at `deleteAt` (or `afterMinutes` from now, or
+   * the `DELETE_AFTER_MINUTES` default), followed by the "deleted" notice with "Click Here" when `uniqueId` is set.
+   * Returns the row id. Scheduling the same deletion twice keeps one row.
+   */
+  async scheduleDeletion(d: ScheduleDeletionInput): Promise<number> {
+    if (!Number.isSafeInteger(d.chatId)) throw new TypeError('scheduleDeletion: chatId must be an integer');
+    if (d.messageIds.length === 0 || !d.messageIds.every((m) => Number.isSafeInteger(m) && m > 0)) {
+      throw new TypeError('scheduleDeletion: messageIds must be one or more positive integers');
+    }
+    const now = this.clock.now().getTime();
+    const minutes = d.afterMinutes ?? this.config.deleteAfterMinutes;
+    if (!d.deleteAt && !(minutes > 0)) throw new TypeError('scheduleDeletion: afterMinutes must be positive');
+    const deleteAt = d.deleteAt ? d.deleteAt.getTime() : now + minutes * 60_000;
+    if (!Number.isFinite(deleteAt)) throw new TypeError('scheduleDeletion: deleteAt is not a valid date');
+    return insertDeletion(this.store, { userId: d.userId ?? d.chatId, chatId: d.chatId, messageIds: d.messageIds, deleteAt, uniqueId: d.uniqueId ?? null, createdAt: now });
+  }
 }
 
-/** The job definitions for a configuration, in the seed's order. */
-export function buildJobs(config: Config, store: Store): JobDefinition[] {
-  const defs: JobDefinition[] = [
+/** The job definitions for a configuration, in the seed's order; the Telegram jobs only with a client. */
+export function buildJobs(
+  config: Config,
+  store: Store,
+  tg: { telegram: Telegram; owner: string; hooks?: JanitorHooks } | null,
+): { jobs: JobDefinition[]; deleter: MessageDeleterDeps | null } {
+  const jobs: JobDefinition[] = [
     tokenCleanupJob(store, config.schedules['token-cleanup']),
     tokenCountResetJob(store, config.timezone, config.schedules['token-count-reset']),
   ];
-  return defs.sort((a, b) => JOB_NAMES.indexOf(a.name as JobName) - JOB_NAMES.indexOf(b.name as JobName));
+  let deleter: MessageDeleterDeps | null = null;
+  if (tg) {
+    const h = tg.hooks ?? {};
+    deleter = { store, telegram: tg.telegram, owner: tg.owner, leaseMs: config.claimLeaseS * 1000, ...(h.onDeletionLateness ? { onLateness: h.onDeletionLateness } : {}) };
+    const bdeps: BroadcastDeleterDeps = { store, telegram: tg.telegram, owner: tg.owner, leaseMs: config.claimLeaseS * 1000, ...(h.onBroadcastProgress ? { onProgress: h.onBroadcastProgress } : {}) };
+    jobs.push(messageDeleterJob(deleter, config.schedules['message-deleter']), broadcastDeleterJob(bdeps, config.schedules['broadcast-deleter']));
+  }
+  jobs.sort((a, b) => JOB_NAMES.indexOf(a.name as JobName) - JOB_NAMES.indexOf(b.name as JobName));
+  return { jobs, deleter };
 }
 
 /** Opens (and migrates) the database and builds the schedulers. */
@@ -114,5 +203,12 @@ export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor>
   const logger = opts.logger ?? createLogger({ level: config.logLevel, format: 'json', secrets: [config.botToken] });
   const store = opts.store ?? (await openStore(config.databaseUrl));
   if (opts.migrate !== false) await migrateToLatest(store);
-  return new Janitor(config, store, opts.clock ?? systemClock, logger, !opts.store);
+  const tgOpts = { rate: config.telegramRate, retries: config.telegramRetries, ...(opts.hooks?.onTelegramCall ? { onCall: opts.hooks.onTelegramCall } : {}) };
+  const api = opts.bot instanceof Bot ? opts.bot.api : opts.bot;
+  const telegram = api
+    ? instrument(api, tgOpts)
+    : config.botToken
+      ? createTelegram({ token: config.botToken, apiRoot: config.botApiRoot, timeoutSeconds: config.telegramTimeoutS, ...tgOpts })
+      : null;
+  return new Janitor(config, store, opts.clock ?? systemClock, logger, !opts.store, telegram, opts.hooks);
 }

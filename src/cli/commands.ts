@@ -47,7 +47,6 @@ const start: Command = {
       process.once('SIGTERM', () => resolve('SIGTERM'));
     });
     logger.info({ database: janitor.store.describe, timezone: config.timezone, owner: janitor.engine.owner }, '🟢 tg-janitor started');
-    if (!config.botToken) logger.warn('Telegram jobs (message-deleter, broadcast-deleter) are off until BOT_TOKEN is set');
     await janitor.start();
     const signal = await stopped;
     logger.info({ signal }, `🛑 ${signal} received, stopping`);
@@ -132,6 +131,9 @@ const run: Command = {
     if (!(JOB_NAMES as readonly string[]).includes(job)) throw new UsageError(`unknown job "${job}" (one of ${JOB_NAMES.join(', ')})`, this.usage);
     const now = parseNow(values.now);
     const config = ctx.config();
+    if ((job === 'message-deleter' || job === 'broadcast-deleter') && !config.botToken) {
+      throw new CliError(`BOT_TOKEN is not set: ${job} talks to Telegram (set BOT_TOKEN, and BOT_API_ROOT for a local Bot API server)`, 2);
+    }
     const logger = ctx.logger(config);
     const janitor = await createJanitor({ config, logger, clock: now ? offsetClock(now) : systemClock });
     try {

@@ -1,0 +1,176 @@
+/**
+ * Broadcast deleter (seed scheduler 3): for each broadcast whose `delete_at` passed, deletes every recipient's own
+ * message (one row per recipient in `broadcast_messages`), throttled, paged in constant memory, resumable: a
+ * recipient row goes as soon as its message is dealt with, the broadcast row when none is left.
+ */
+import type { Store } from '../store/db.ts';
+import * as broadcasts from '../store/broadcasts.ts';
+import { markBlocked } from '../store/users.ts';
+import { classifyError, FatalTelegramError } from '../telegram/errors.ts';
+import type { Telegram } from '../telegram/client.ts';
+import type { JobDefinition, RunContext } from '../scheduler/engine.ts';
+
+/** Telegram lets a bot delete its messages in private chats for 48 hours after sending. */
+export const DELETE_WINDOW_MS = 48 * 3600_000;
+
+/** Counts of one broadcast-deleter run (`--json`). */
+export interface BroadcastDeleterSummary {
+  /** Broadcasts whose records were removed. */
+  broadcasts_done: number;
+  /** Recipient messages deleted (including ones already gone). */
+  messages_deleted: number;
+  gone: number;
+  /** Messages Telegram will not delete (sent more than 48 h before): reported, not retried. */
+  undeletable: number;
+  /** Recipients who blocked the bot or are gone: marked. */
+  unreachable: number;
+  /** Recipients kept for a later run after a transient failure. */
+  remaining: number;
+  /** Broadcasts without any recipient record (imported from the original bot): removed, nothing to delete. */
+  without_recipients: number;
+  would_delete?: number;
+  would_delete_broadcasts?: number;
+}
+
+/** What the broadcast deleter needs. */
+export interface BroadcastDeleterDeps {
+  store: Store;
+  telegram: Telegram;
+  owner: string;
+  /** Claim lease on a broadcast, renewed while it is worked (default 60 s). */
+  leaseMs?: number;
+  /** Recipients read per page (default 200). */
+  pageSize?: number;
+  /** Recipients worked at once (default 16); the throttle bounds the rate. */
+  concurrency?: number;
+  /** Log progress every this many recipients (default 2,000). */
+  progressEvery?: number;
+  /** Told the recipients left after each page (metrics). */
+  onProgress?: (broadcastId: number, left: number) => void;
+}
+
+/** Deletes every expired broadcast at the run's clock. The seed's `delete_expired_broadcasts()`. */
+export async function deleteExpiredBroadcasts(deps: BroadcastDeleterDeps, ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'>): Promise<BroadcastDeleterSummary> {
+  const { store, owner } = deps;
+  const leaseMs = deps.leaseMs ?? 60_000;
+  const s: BroadcastDeleterSummary = { broadcasts_done: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, remaining: 0, without_recipients: 0 };
+  if (ctx.dryRun) {
+    const c = await broadcasts.countDueBroadcasts(store, ctx.clock.now().getTime());
+    return { ...s, would_delete_broadcasts: c.broadcasts, would_delete: c.recipients };
+  }
+  const seen: number[] = [];
+  while (!ctx.signal.aborted) {
+    const b = await broadcasts.claimDueBroadcast(store, owner, ctx.clock.now().getTime(), leaseMs, seen);
+    if (!b) break;
+    const id = Number(b.id);
+    seen.push(id);
+    const renew = setInterval(() => {
+      broadcasts.renewBroadcastClaim(store, id, owner, ctx.clock.now().getTime() + leaseMs).catch(() => {});
+    }, Math.max(1000, leaseMs / 3));
+    try {
+      await deleteOne(deps, b.created_at, id, ctx, s);
+    } finally {
+      clearInterval(renew);
+      await broadcasts.releaseBroadcast(store, id, owner).catch(() => {});
+    }
+  }
+  return s;
+}
+
+async function deleteOne(
+  deps: BroadcastDeleterDeps,
+  createdAt: number,
+  id: number,
+  ctx: Pick<RunContext, 'clock' | 'signal' | 'logger'>,
+  s: BroadcastDeleterSummary,
+): Promise<void> {
+  const { store, telegram } = deps;
+  const log = ctx.logger.child({ broadcast_id: id });
+  const total = await broadcasts.countRecipients(store, id);
+  if (total === 0) {
+    await broadcasts.removeBroadcast(store, id);
+    s.without_recipients++;
+    s.broadcasts_done++;
+    log.warn(`📢 Broadcast ${id} has no recipient records (imported from the original bot?): its messages cannot be deleted per recipient; record removed`);
+    return;
+  }
+  if (ctx.clock.now().getTime() - createdAt > DELETE_WINDOW_MS) {
+    // Every message is past Telegram's 48-hour window: calls would only fail. Report and finish.
+    const n = await broadcasts.removeAllRecipients(store, id);
+    s.undeletable += n;
+    await broadcasts.removeBroadcast(store, id);
+    s.broadcasts_done++;
+    log.warn({ undeletable: n }, `📢 Broadcast ${id} was sent more than 48 h ago: ${n} messages can no longer be deleted; record removed`);
+    return;
+  }
+  log.info({ recipients: total }, `📢 Deleting broadcast ${id} from ${total} chats`);
+  const every = deps.progressEvery ?? 2000;
+  let done = 0;
+  let kept = 0;
+  let after: number | null = null;
+  const blocked: number[] = [];
+  while (!ctx.signal.aborted) {
+    const page = await broadcasts.recipientPage(store, id, after, deps.pageSize ?? 200);
+    if (page.length === 0) break;
+    after = page[page.length - 1]!.chat_id;
+    let fatal: FatalTelegramError | null = null;
+    const queue = [...page];
+    const worker = async () => {
+      for (let r = queue.shift(); r && !fatal; r = queue.shift()) {
+        let kind: string;
+        try {
+          await telegram.api.deleteMessage(r.chat_id, r.message_id);
+          kind = 'done';
+        } catch (e) {
+          const o = classifyError(e);
+          kind = o.kind;
+          if (o.kind === 'fatal') {
+            fatal = new FatalTelegramError(o);
+            return;
+          }
+          if (o.kind === 'transient') log.warn({ chat_id: r.chat_id, reason: o.reason }, `Failed to delete broadcast message in ${r.chat_id}: ${o.reason} (will retry)`);
+        }
+        if (kind === 'transient') {
+          kept++;
+          continue;
+        }
+        await broadcasts.removeRecipient(store, id, r.chat_id);
+        if (kind === 'done' || kind === 'gone') s.messages_deleted++;
+        if (kind === 'gone') s.gone++;
+        if (kind === 'undeletable') s.undeletable++;
+        if (kind === 'unreachable') {
+          s.unreachable++;
+          blocked.push(r.chat_id);
+        }
+        if (++done % every === 0) log.info({ done, total }, `📢 Broadcast ${id}: ${done}/${total} recipients done`);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 16, page.length) }, worker));
+    if (blocked.length) await markBlocked(store, blocked.splice(0), ctx.clock.now().getTime());
+    deps.onProgress?.(id, total - done);
+    if (fatal) throw fatal;
+  }
+  s.remaining += kept;
+  if (kept === 0 && !ctx.signal.aborted && (await broadcasts.countRecipients(store, id)) === 0) {
+    await broadcasts.removeBroadcast(store, id);
+    s.broadcasts_done++;
+    log.info({ done }, `📢 Broadcast ${id} deleted from ${done} chats; record removed`);
+  } else if (kept > 0) {
+    log.warn({ remaining: kept }, `📢 Broadcast ${id}: ${kept} recipients left for the next run`);
+  }
+}
+
+/** The job definition for the engine (hourly by default). */
+export function broadcastDeleterJob(deps: BroadcastDeleterDeps, schedule: string): JobDefinition {
+  return {
+    name: 'broadcast-deleter',
+    title: 'Broadcast Deleter',
+    label: 'broadcast deletion',
+    schedule,
+    run: async (ctx) => ({ ...(await deleteExpiredBroadcasts(deps, ctx)) }),
+    successLine: (s, at) =>
+      s.would_delete !== undefined
+        ? `📢 Would delete ${s.would_delete} messages of ${s.would_delete_broadcasts} broadcasts (dry run) at ${at}`
+        : `✅ Broadcast cleanup completed at ${at} (${s.broadcasts_done} broadcasts, ${s.messages_deleted} messages deleted, ${s.remaining} left)`,
+  };
+}

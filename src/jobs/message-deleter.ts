@@ -1,0 +1,300 @@
+/**
+ * Message deleter (seed scheduler 2): deletes the messages of due pending deletions, then sends the "deleted"
+ * notice with a "Click Here" button, and removes the row only when that work is done or known impossible.
+ *
+ * Rows are claimed in batches with leases; chats are worked concurrently (sequentially within one chat), all calls
+ * through the process's one throttle. Transient failures keep the row with exponential back-off. Besides the
+ * every-minute sweep, {@link DeletionWaker} wakes the service at the earliest `delete_at`.
+ */
+import type { Clock } from '../clock.ts';
+import type { Logger } from '../log.ts';
+import type { Store } from '../store/db.ts';
+import type { PendingDeletion } from '../store/schema.ts';
+import * as deletions from '../store/deletions.ts';
+import { getSetting } from '../store/settings.ts';
+import { markBlocked } from '../store/users.ts';
+import { classifyError, FatalTelegramError, type Outcome } from '../telegram/errors.ts';
+import type { Telegram } from '../telegram/client.ts';
+import type { JobDefinition, RunContext } from '../scheduler/engine.ts';
+
+/** The notice sent after a deletion when the `deleted_notice_text` setting is not set. */
+export const DEFAULT_DELETED_NOTICE =
+  '🗑️ The file you received has been deleted, as announced.\n\nClick the button below to get it again.';
+
+/** Most ids `deleteMessages` takes in one call. */
+export const DELETE_BATCH = 100;
+
+/** Counts of one message-deleter run (`--json`). */
+export interface MessageDeleterSummary {
+  /** Rows worked. */
+  rows: number;
+  /** Messages deleted, including ones already gone. */
+  messages_deleted: number;
+  /** Messages that were already gone (counted as deleted). */
+  gone: number;
+  /** Messages Telegram will not delete (older than 48 h, …): recorded, not retried. */
+  undeletable: number;
+  /** Rows whose chat blocked the bot or is gone: user marked, no notice. */
+  unreachable: number;
+  notices_sent: number;
+  /** Rows kept for a retry after a transient failure. */
+  transient: number;
+  /** Rows removed (done or impossible). */
+  removed: number;
+  /** Seconds each worked row was late after its delete_at (max). */
+  max_lateness_s: number;
+  /** Dry run only: rows and messages that would be deleted. */
+  would_delete?: number;
+  would_delete_messages?: number;
+}
+
+/** Back-off for a row's next attempt: 30 s, doubling, capped at 15 min. */
+export function backoffMs(attempts: number): number {
+  return Math.min(30_000 * 2 ** Math.max(0, attempts - 1), 15 * 60_000);
+}
+
+/** What the deleter needs. */
+export interface MessageDeleterDeps {
+  store: Store;
+  telegram: Telegram;
+  /** Identifies this process's claims. */
+  owner: string;
+  /** Claim lease (default 60 s). */
+  leaseMs?: number;
+  /** Rows claimed per batch (default 500). */
+  batchSize?: number;
+  /** Chats worked at once (default 32); the throttle bounds the call rate anyway. */
+  concurrency?: number;
+  /** Told each worked row's lateness in seconds (metrics). */
+  onLateness?: (seconds: number) => void;
+}
+
+/** A "Click Here" URL for a row: the bot's deep link that fetches the file again. */
+export function clickHereUrl(username: string, uniqueId: string): string {
+  return `https://t.me/${username}?start=${encodeURIComponent(uniqueId)}`;
+}
+
+/** Deletes the due messages at the run's clock. The seed's `delete_due_messages()`. */
+export async function deleteDueMessages(deps: MessageDeleterDeps, ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'>): Promise<MessageDeleterSummary> {
+  const { store, telegram, owner } = deps;
+  const leaseMs = deps.leaseMs ?? 60_000;
+  const s: MessageDeleterSummary = { rows: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, notices_sent: 0, transient: 0, removed: 0, max_lateness_s: 0 };
+  if (ctx.dryRun) {
+    const c = await deletions.countDue(store, ctx.clock.now().getTime());
+    return { ...s, would_delete: c.rows, would_delete_messages: c.messages };
+  }
+  const noticeText = (await getSetting<string>(store, 'deleted_notice_text')) ?? DEFAULT_DELETED_NOTICE;
+  let fatal: FatalTelegramError | null = null;
+  while (!ctx.signal.aborted && !fatal) {
+    const batch = await deletions.claimDue(store, owner, ctx.clock.now().getTime(), leaseMs, deps.batchSize ?? 500);
+    if (batch.length === 0) break;
+    const byChat = new Map<number, PendingDeletion[]>();
+    for (const row of batch) byChat.set(row.chat_id, [...(byChat.get(row.chat_id) ?? []), row]);
+    const queue = [...byChat.values()];
+    const unfinished = new Set(batch.map((r) => Number(r.id)));
+    const worker = async () => {
+      for (let rows = queue.shift(); rows; rows = queue.shift()) {
+        for (const row of rows) {
+          if (fatal || ctx.signal.aborted) return;
+          try {
+            await processRow(row, { ...deps, noticeText }, ctx.clock, s, ctx.logger);
+          } catch (e) {
+            if (e instanceof FatalTelegramError) {
+              fatal ??= e;
+              continue;
+            }
+            // A database error mid-row: keep the row for later with back-off (if the database answers at all).
+            const msg = (e as Error).message;
+            ctx.logger.error({ row: row.id, err: msg }, `Failed to process pending deletion ${row.id}: ${msg}`);
+            const attempts = row.attempts + 1;
+            const retried = await deletions
+              .retryDeletion(store, Number(row.id), { attempts, nextAttemptAt: ctx.clock.now().getTime() + backoffMs(attempts), lastError: msg, messagesDeleted: Boolean(row.messages_deleted) })
+              .then(() => true, () => false);
+            if (!retried) continue;
+            s.transient++;
+          }
+          unfinished.delete(Number(row.id));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 32, queue.length) }, worker));
+    // Rows not reached (stop, fatal error, database blip) go back now instead of waiting for their lease.
+    if (unfinished.size) await deletions.releaseClaims(store, owner, [...unfinished]).catch(() => {});
+  }
+  if (fatal) throw fatal;
+  return s;
+}
+
+interface RowDeps extends MessageDeleterDeps {
+  noticeText: string;
+}
+
+/** Works one claimed row to its end: removed, or kept for a retry. Throws FatalTelegramError on a bad token. */
+async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, s: MessageDeleterSummary, logger: Logger): Promise<void> {
+  const { store, telegram } = deps;
+  const id = Number(row.id);
+  const chatId = row.chat_id;
+  s.rows++;
+  const lateness = Math.max(0, (clock.now().getTime() - row.delete_at) / 1000);
+  s.max_lateness_s = Math.max(s.max_lateness_s, Math.round(lateness * 1000) / 1000);
+  deps.onLateness?.(lateness);
+
+  const keep = async (o: Outcome, messagesDeleted: boolean) => {
+    const attempts = row.attempts + 1;
+    const next = clock.now().getTime() + backoffMs(attempts);
+    await deletions.retryDeletion(store, id, { attempts, nextAttemptAt: next, lastError: o.reason, messagesDeleted });
+    s.transient++;
+    logger.warn({ row: id, chat_id: chatId, attempts, next_attempt_at: new Date(next).toISOString(), reason: o.reason }, `Failed to delete message ${id}: ${o.reason} (will retry)`);
+  };
+  const unreachable = async (o: Outcome) => {
+    await markBlocked(store, [row.user_id, chatId], clock.now().getTime());
+    await deletions.removeDeletion(store, id);
+    s.unreachable++;
+    s.removed++;
+    logger.info({ row: id, chat_id: chatId, reason: o.reason }, `Chat ${chatId} is unreachable (${o.reason}); user marked, no notice`);
+  };
+
+  if (!row.messages_deleted) {
+    const ids = JSON.parse(row.message_ids) as number[];
+    for (let i = 0; i < ids.length; i += DELETE_BATCH) {
+      const chunk = ids.slice(i, i + DELETE_BATCH);
+      const o = await call(() => telegram.api.deleteMessages(chatId, chunk));
+      if (o.kind === 'fatal') throw new FatalTelegramError(o);
+      if (o.kind === 'transient') return keep(o, false);
+      if (o.kind === 'unreachable') return unreachable(o);
+      if (o.kind === 'done') s.messages_deleted += chunk.length;
+      else if (o.kind === 'gone') {
+        s.messages_deleted += chunk.length;
+        s.gone += chunk.length;
+      } else {
+        // One message can make deleteMessages fail (too old, …): ask message by message to learn which.
+        for (const m of chunk) {
+          const one = await call(() => telegram.api.deleteMessage(chatId, m));
+          if (one.kind === 'fatal') throw new FatalTelegramError(one);
+          if (one.kind === 'transient') return keep(one, false);
+          if (one.kind === 'unreachable') return unreachable(one);
+          if (one.kind === 'done' || one.kind === 'gone') s.messages_deleted++;
+          if (one.kind === 'gone') s.gone++;
+          if (one.kind === 'undeletable') {
+            s.undeletable++;
+            logger.warn({ row: id, chat_id: chatId, message_id: m, reason: one.reason }, `Failed to delete message ${m}: ${one.reason} (not retried)`);
+          }
+        }
+      }
+    }
+  }
+
+  const username = row.unique_id ? await telegram.username().catch((e) => e as Error) : null;
+  if (username instanceof Error) {
+    const o = classifyError(username);
+    if (o.kind === 'fatal') throw new FatalTelegramError(o);
+    return keep(o, true);
+  }
+  const markup = username && row.unique_id ? { reply_markup: { inline_keyboard: [[{ text: 'Click Here', url: clickHereUrl(username, row.unique_id) }]] } } : {};
+  const sent = await call(() => telegram.api.sendMessage(chatId, deps.noticeText, markup));
+  if (sent.kind === 'fatal') throw new FatalTelegramError(sent);
+  if (sent.kind === 'transient') return keep(sent, true);
+  if (sent.kind === 'unreachable') return unreachable(sent);
+  if (sent.kind === 'done') s.notices_sent++;
+  else logger.warn({ row: id, chat_id: chatId, reason: sent.reason }, `Deleted notice to ${chatId} was refused: ${sent.reason}`);
+  await deletions.removeDeletion(store, id);
+  s.removed++;
+}
+
+async function call(fn: () => Promise<unknown>): Promise<Outcome> {
+  try {
+    await fn();
+    return { kind: 'done', reason: 'ok' };
+  } catch (e) {
+    return classifyError(e);
+  }
+}
+
+/** The job definition for the engine (every minute by default). */
+export function messageDeleterJob(deps: MessageDeleterDeps, schedule: string): JobDefinition {
+  return {
+    name: 'message-deleter',
+    title: 'Message Deleter',
+    label: 'message deletion',
+    schedule,
+    run: async (ctx) => ({ ...(await deleteDueMessages(deps, ctx)) }),
+    successLine: (s, at) =>
+      s.would_delete !== undefined
+        ? `🗑️ Would delete ${s.would_delete_messages} messages in ${s.would_delete} rows (dry run) at ${at}`
+        : `✅ Deleted ${s.messages_deleted} messages, ${Number(s.undeletable) + Number(s.transient)} failed at ${at}`,
+  };
+}
+
+/** Options for {@link DeletionWaker}. */
+export interface WakerOptions {
+  deps: MessageDeleterDeps;
+  clock: Clock;
+  logger: Logger;
+  /** How often the earliest due time is re-read, so rows others add are seen (default 250 ms). */
+  pollMs?: number;
+  /** Told about each wake-up's summary (metrics). */
+  onRun?: (s: MessageDeleterSummary) => void;
+}
+
+/**
+ * Wakes at the earliest workable `next_attempt_at` and runs the deleter then, so files go within a second of their
+ * time instead of up to a minute late. It re-reads the earliest time every `pollMs`, which catches rows another
+ * process (an import, another instance, the bot) adds. Never throws; logs, backs off and keeps going.
+ */
+export class DeletionWaker {
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private busy: Promise<void> | null = null;
+  private readonly abort = new AbortController();
+  private failures = 0;
+
+  constructor(private readonly o: WakerOptions) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.arm(0);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort.abort();
+    if (this.timer) clearTimeout(this.timer);
+    await this.busy;
+  }
+
+  private arm(ms: number): void {
+    if (!this.running) return;
+    this.timer = setTimeout(() => void this.step(), Math.max(0, ms));
+  }
+
+  private async step(): Promise<void> {
+    const pollMs = this.o.pollMs ?? 250;
+    let delay = pollMs;
+    try {
+      const now = this.o.clock.now().getTime();
+      const next = await deletions.earliestWorkable(this.o.deps.store, now);
+      if (next !== null && next <= now) {
+        this.busy = (async () => {
+          const s = await deleteDueMessages(this.o.deps, { clock: this.o.clock, dryRun: false, signal: this.abort.signal, logger: this.o.logger });
+          if (s.rows === 0) delay = pollMs;
+          else {
+            this.o.logger.info({ ...s, trigger: 'wake-up' }, `✅ Deleted ${s.messages_deleted} messages, ${s.undeletable + s.transient} failed (on time)`);
+            this.o.onRun?.(s);
+          }
+        })();
+        delay = 0;
+        // Work left right away (a second batch); nothing workable yet (claimed elsewhere): look again soon.
+        await this.busy;
+      } else if (next !== null) delay = Math.min(pollMs, next - now);
+      this.failures = 0;
+    } catch (e) {
+      this.failures++;
+      delay = Math.min(30_000, pollMs * 2 ** this.failures);
+      this.o.logger.error({ err: (e as Error).message, retry_in_ms: delay }, `❌ Error during message deletion wake-up: ${(e as Error).message}`);
+    } finally {
+      this.busy = null;
+    }
+    this.arm(delay);
+  }
+}

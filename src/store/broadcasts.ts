@@ -1,0 +1,98 @@
+/**
+ * Broadcasts and their recipients. A broadcast is claimed with a lease while it is deleted; recipient rows go one
+ * by one as their message is deleted, so a crash resumes where it stopped; the broadcast row goes last.
+ */
+import type { Store } from './db.ts';
+import type { Broadcast } from './schema.ts';
+
+/** Claims the next due broadcast (`delete_at <= now`, not claimed by a live process) for `owner`, or undefined. */
+export async function claimDueBroadcast(store: Store, owner: string, nowMs: number, leaseMs: number, skip: number[] = []): Promise<Broadcast | undefined> {
+  const due = store.db
+    .selectFrom('broadcasts')
+    .select('id')
+    .where('delete_at', '<=', nowMs)
+    .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', nowMs)]))
+    .$if(skip.length > 0, (qb) => qb.where('id', 'not in', skip))
+    .orderBy('delete_at')
+    .limit(1)
+    .$if(store.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked());
+  return store.db
+    .updateTable('broadcasts')
+    .set({ claimed_by: owner, claim_expires_at: nowMs + leaseMs, status: 'deleting' })
+    .where('id', 'in', due)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** Extends a broadcast claim. */
+export async function renewBroadcastClaim(store: Store, id: number, owner: string, untilMs: number): Promise<void> {
+  await store.db.updateTable('broadcasts').set({ claim_expires_at: untilMs }).where('id', '=', id).where('claimed_by', '=', owner).execute();
+}
+
+/** Releases a claim, leaving the broadcast for a later run. */
+export async function releaseBroadcast(store: Store, id: number, owner: string): Promise<void> {
+  await store.db.updateTable('broadcasts').set({ claimed_by: null, claim_expires_at: null }).where('id', '=', id).where('claimed_by', '=', owner).execute();
+}
+
+/** A page of recipients after `afterChatId`, in chat order (keyset paging: constant memory at any size). */
+export async function recipientPage(store: Store, broadcastId: number, afterChatId: number | null, limit: number): Promise<{ chat_id: number; message_id: number }[]> {
+  return store.db
+    .selectFrom('broadcast_messages')
+    .select(['chat_id', 'message_id'])
+    .where('broadcast_id', '=', broadcastId)
+    .$if(afterChatId !== null, (qb) => qb.where('chat_id', '>', afterChatId!))
+    .orderBy('chat_id')
+    .limit(limit)
+    .execute();
+}
+
+/** Removes one recipient whose message is dealt with. */
+export async function removeRecipient(store: Store, broadcastId: number, chatId: number): Promise<void> {
+  await store.db.deleteFrom('broadcast_messages').where('broadcast_id', '=', broadcastId).where('chat_id', '=', chatId).execute();
+}
+
+/** Removes every recipient of a broadcast (all undeletable). Returns how many. */
+export async function removeAllRecipients(store: Store, broadcastId: number): Promise<number> {
+  const r = await store.db.deleteFrom('broadcast_messages').where('broadcast_id', '=', broadcastId).executeTakeFirst();
+  return Number(r.numDeletedRows);
+}
+
+/** Recipients left for a broadcast. */
+export async function countRecipients(store: Store, broadcastId: number): Promise<number> {
+  const r = await store.db
+    .selectFrom('broadcast_messages')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('broadcast_id', '=', broadcastId)
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+/** Removes a broadcast row (its recipients must be gone). */
+export async function removeBroadcast(store: Store, id: number): Promise<void> {
+  await store.db.deleteFrom('broadcast_messages').where('broadcast_id', '=', id).execute();
+  await store.db.deleteFrom('broadcasts').where('id', '=', id).execute();
+}
+
+/** Due broadcasts and their recipients (dry runs). */
+export async function countDueBroadcasts(store: Store, nowMs: number): Promise<{ broadcasts: number; recipients: number }> {
+  const r = await store.db
+    .selectFrom('broadcasts')
+    .leftJoin('broadcast_messages', 'broadcast_messages.broadcast_id', 'broadcasts.id')
+    .select((eb) => [eb.fn.count<number>('broadcasts.id').distinct().as('b'), eb.fn.count<number>('broadcast_messages.chat_id').as('m')])
+    .where('broadcasts.delete_at', '<=', nowMs)
+    .executeTakeFirstOrThrow();
+  return { broadcasts: Number(r.b), recipients: Number(r.m) };
+}
+
+/** Broadcasts not yet deleted, with recipients left, for the status page and metrics. */
+export async function activeBroadcasts(store: Store): Promise<(Broadcast & { recipients_left: number })[]> {
+  const rows = await store.db
+    .selectFrom('broadcasts')
+    .leftJoin('broadcast_messages', 'broadcast_messages.broadcast_id', 'broadcasts.id')
+    .selectAll('broadcasts')
+    .select((eb) => eb.fn.count<number>('broadcast_messages.chat_id').as('recipients_left'))
+    .groupBy('broadcasts.id')
+    .orderBy('broadcasts.delete_at')
+    .execute();
+  return rows.map((r) => ({ ...r, recipients_left: Number(r.recipients_left) }));
+}

@@ -1,0 +1,150 @@
+/**
+ * Pending deletions: messages to delete at `delete_at`. Rows are claimed in batches with a lease (`FOR UPDATE SKIP
+ * LOCKED` on PostgreSQL; SQLite serialises writers), so two processes never work one row at once and a dead
+ * process's claims come back when the lease ends. A row leaves only when its work is done or impossible.
+ */
+import { createHash } from 'node:crypto';
+import type { Store } from './db.ts';
+import type { PendingDeletion } from './schema.ts';
+
+/** A deletion to schedule. */
+export interface NewDeletion {
+  userId: number;
+  chatId: number;
+  messageIds: number[];
+  deleteAt: number;
+  /** What "Click Here" fetches again (the file's unique id). */
+  uniqueId?: string | null;
+  createdAt: number;
+}
+
+/** The content key that makes scheduling (or importing) the same deletion twice a no-op. */
+export function deletionContentKey(d: { userId: number; chatId: number; messageIds: number[]; deleteAt: number; uniqueId?: string | null }): string {
+  const canonical = JSON.stringify([d.userId, d.chatId, d.messageIds, d.deleteAt, d.uniqueId ?? null]);
+  return `sha256:${createHash('sha256').update(canonical).digest('hex')}`;
+}
+
+/** Inserts a deletion; returns its id (the existing one when the same deletion is already there). */
+export async function insertDeletion(store: Store, d: NewDeletion): Promise<number> {
+  const dedupe_key = deletionContentKey(d);
+  const row = await store.db
+    .insertInto('pending_deletions')
+    .values({
+      source_id: null,
+      dedupe_key,
+      user_id: d.userId,
+      chat_id: d.chatId,
+      message_ids: JSON.stringify(d.messageIds),
+      delete_at: d.deleteAt,
+      unique_id: d.uniqueId ?? null,
+      created_at: d.createdAt,
+      attempts: 0,
+      next_attempt_at: d.deleteAt,
+      last_error: null,
+      messages_deleted: 0,
+      claimed_by: null,
+      claim_expires_at: null,
+    })
+    .onConflict((oc) => oc.column('dedupe_key').doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  if (row) return Number(row.id);
+  const existing = await store.db.selectFrom('pending_deletions').select('id').where('dedupe_key', '=', dedupe_key).executeTakeFirstOrThrow();
+  return Number(existing.id);
+}
+
+/** Claims up to `limit` due rows (`next_attempt_at <= now`, unclaimed or lease ended) for `owner`, earliest first. */
+export async function claimDue(store: Store, owner: string, nowMs: number, leaseMs: number, limit: number): Promise<PendingDeletion[]> {
+  const { db } = store;
+  const due = db
+    .selectFrom('pending_deletions')
+    .select('id')
+    .where('next_attempt_at', '<=', nowMs)
+    .where('delete_at', '<=', nowMs)
+    .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', nowMs)]))
+    .orderBy('next_attempt_at')
+    .limit(limit)
+    .$if(store.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked());
+  return db
+    .updateTable('pending_deletions')
+    .set({ claimed_by: owner, claim_expires_at: nowMs + leaseMs })
+    .where('id', 'in', due)
+    .returningAll()
+    .execute();
+}
+
+/** Counts rows due at `now` and their messages (for dry runs). */
+export async function countDue(store: Store, nowMs: number): Promise<{ rows: number; messages: number }> {
+  let rows = 0;
+  let messages = 0;
+  let after = 0;
+  // Paged so a dry run over a million rows stays in constant memory.
+  for (;;) {
+    const page = await store.db
+      .selectFrom('pending_deletions')
+      .select(['id', 'message_ids', 'messages_deleted'])
+      .where('next_attempt_at', '<=', nowMs)
+      .where('delete_at', '<=', nowMs)
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(1000)
+      .execute();
+    if (page.length === 0) return { rows, messages };
+    for (const r of page) {
+      rows++;
+      if (!r.messages_deleted) messages += (JSON.parse(r.message_ids) as number[]).length;
+    }
+    after = Number(page[page.length - 1]!.id);
+  }
+}
+
+/** Removes a row whose work is done (or known impossible). */
+export async function removeDeletion(store: Store, id: number): Promise<void> {
+  await store.db.deleteFrom('pending_deletions').where('id', '=', id).execute();
+}
+
+/** Keeps a row for a later attempt and releases its claim. */
+export async function retryDeletion(store: Store, id: number, r: { attempts: number; nextAttemptAt: number; lastError: string; messagesDeleted: boolean }): Promise<void> {
+  await store.db
+    .updateTable('pending_deletions')
+    .set({ attempts: r.attempts, next_attempt_at: r.nextAttemptAt, last_error: r.lastError.slice(0, 500), messages_deleted: r.messagesDeleted ? 1 : 0, claimed_by: null, claim_expires_at: null })
+    .where('id', '=', id)
+    .execute();
+}
+
+/** Releases claims `owner` still holds on the given rows (a run ended early); their work is untouched. */
+export async function releaseClaims(store: Store, owner: string, ids: number[]): Promise<void> {
+  for (let i = 0; i < ids.length; i += 500) {
+    await store.db
+      .updateTable('pending_deletions')
+      .set({ claimed_by: null, claim_expires_at: null })
+      .where('id', 'in', ids.slice(i, i + 500))
+      .where('claimed_by', '=', owner)
+      .execute();
+  }
+}
+
+/** The earliest instant a row becomes workable (due and not claimed by a live process), or null. */
+export async function earliestWorkable(store: Store, nowMs: number): Promise<number | null> {
+  const r = await store.db
+    .selectFrom('pending_deletions')
+    .select('next_attempt_at')
+    .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', nowMs)]))
+    .orderBy('next_attempt_at')
+    .limit(1)
+    .executeTakeFirst();
+  return r ? Number(r.next_attempt_at) : null;
+}
+
+/** Pending deletions: total, overdue at `now`, and due within `withinMs` after now. */
+export async function deletionStats(store: Store, nowMs: number, withinMs = 3600_000): Promise<{ total: number; overdue: number; dueSoon: number }> {
+  const r = await store.db
+    .selectFrom('pending_deletions')
+    .select((eb) => [
+      eb.fn.countAll<number>().as('total'),
+      eb.fn.sum<number>(eb.case().when('delete_at', '<=', nowMs).then(1).else(0).end()).as('overdue'),
+      eb.fn.sum<number>(eb.case().when(eb.and([eb('delete_at', '>', nowMs), eb('delete_at', '<=', nowMs + withinMs)])).then(1).else(0).end()).as('due_soon'),
+    ])
+    .executeTakeFirstOrThrow();
+  return { total: Number(r.total), overdue: Number(r.overdue ?? 0), dueSoon: Number(r.due_soon ?? 0) };
+}

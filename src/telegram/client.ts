@@ -1,0 +1,73 @@
+/**
+ * The Bot API client every job shares: grammY's `Api` pointed at `BOT_API_ROOT`, `@grammyjs/auto-retry` for 429s
+ * and 5xx (capped), and one throttle for the whole process. The token stays inside grammY's URL: errors and
+ * reasons built here never contain it.
+ */
+import { Api, type RawApi } from 'grammy';
+import { autoRetry } from '@grammyjs/auto-retry';
+import { Throttle } from './throttle.ts';
+import { classifyResponse } from './errors.ts';
+
+/** Options for {@link createTelegram}. */
+export interface TelegramOptions {
+  /** Bot token (never logged). */
+  token: string;
+  /** Bot API root (default `https://api.telegram.org`). */
+  apiRoot?: string;
+  /** Calls per second for the process, 0 = unlimited (default 25). */
+  rate?: number;
+  /** Retries of a 429 or 5xx inside one call before it counts as transient (default 2). */
+  retries?: number;
+  /** The longest `retry_after` waited inside a call; longer ones count as transient (default 30 s). */
+  maxRetryAfterS?: number;
+  /** Seconds before a call times out (default 30). */
+  timeoutSeconds?: number;
+  /** Told about every HTTP attempt: method and outcome kind (`done`, `gone`, …) — for metrics. */
+  onCall?: (method: string, outcome: string, errorCode?: number) => void;
+}
+
+/** A Bot API client and what the jobs need around it. */
+export interface Telegram {
+  api: Api<RawApi>;
+  /** The bot's username from getMe, fetched once. */
+  username(): Promise<string>;
+}
+
+/** Wraps an existing grammY Api (a bot author's) with the shared throttle, retries and instrumentation. */
+export function instrument(api: Api<RawApi>, opts: Omit<TelegramOptions, 'token' | 'apiRoot' | 'timeoutSeconds'> = {}): Telegram {
+  const throttle = new Throttle(opts.rate ?? 25);
+  const onCall = opts.onCall;
+  // Innermost first: every HTTP attempt (retries too) is throttled and counted.
+  api.config.use(async (prev, method, payload, signal) => {
+    await throttle.take();
+    try {
+      const res = await prev(method, payload, signal);
+      if (onCall) onCall(method, res.ok ? 'done' : classifyResponse(res.error_code, res.description).kind, res.ok ? undefined : res.error_code);
+      return res;
+    } catch (e) {
+      onCall?.(method, 'transient');
+      throw e;
+    }
+  });
+  // Network errors are not retried here (auto-retry would retry them forever): the job keeps the work instead.
+  api.config.use(
+    autoRetry({ maxRetryAttempts: opts.retries ?? 2, maxDelaySeconds: opts.maxRetryAfterS ?? 30, rethrowHttpErrors: true, rethrowInternalServerErrors: false }),
+  );
+  let username: Promise<string> | undefined;
+  return {
+    api,
+    username() {
+      username ??= api.getMe().then((me) => me.username).catch((e) => {
+        username = undefined;
+        throw e;
+      });
+      return username;
+    },
+  };
+}
+
+/** A new client for `token` at `apiRoot`. */
+export function createTelegram(opts: TelegramOptions): Telegram {
+  const api = new Api(opts.token, { apiRoot: opts.apiRoot ?? 'https://api.telegram.org', timeoutSeconds: opts.timeoutSeconds ?? 30 });
+  return instrument(api, opts);
+}

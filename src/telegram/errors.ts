@@ -1,0 +1,69 @@
+/**
+ * Every Bot API outcome becomes one of a few actions, decided here and nowhere else (as grammY's own
+ * `core/error.ts` separates API errors from network errors). Pure: no I/O.
+ */
+import { GrammyError, HttpError } from 'grammy';
+
+/**
+ * What to do after a Bot API call:
+ * - `done`: it worked.
+ * - `gone`: the message is already deleted ("message to delete not found"): count it as deleted.
+ * - `undeletable`: Telegram will never do it (messages older than 48 h, other permanent 400s): record, stop trying.
+ * - `unreachable`: the chat blocked the bot, is deactivated or does not exist: mark the user, nothing more to do.
+ * - `transient`: 429 after retries, 5xx, network, time-out: keep the work, try again later.
+ * - `fatal`: the bot token is wrong (401, 404): stop the run loudly, keep everything.
+ */
+export type OutcomeKind = 'done' | 'gone' | 'undeletable' | 'unreachable' | 'transient' | 'fatal';
+
+/** A classified outcome with a short reason safe to log and store (never the token). */
+export interface Outcome {
+  kind: OutcomeKind;
+  /** Telegram's description or the network error, e.g. "400: Bad Request: message to delete not found". */
+  reason: string;
+  /** Seconds Telegram asked us to wait (429), when it said so. */
+  retryAfter?: number;
+}
+
+const GONE = [/message to delete not found/i, /message_id_invalid/i];
+const UNDELETABLE = [/message can't be deleted/i, /message can not be deleted/i];
+const UNREACHABLE = [
+  /bot was blocked by the user/i,
+  /user is deactivated/i,
+  /chat not found/i,
+  /bot was kicked/i,
+  /bot can't initiate conversation/i,
+  /bot is not a member/i,
+  /peer_id_invalid/i,
+  /have no rights to send/i,
+];
+
+/** Classifies a Telegram error response by code and description. */
+export function classifyResponse(code: number, description: string, retryAfter?: number): Outcome {
+  const reason = `${code}: ${description}`;
+  if (code === 429) return { kind: 'transient', reason, ...(retryAfter !== undefined ? { retryAfter } : {}) };
+  if (code >= 500) return { kind: 'transient', reason };
+  if (code === 401 || code === 404) return { kind: 'fatal', reason };
+  if (GONE.some((r) => r.test(description))) return { kind: 'gone', reason };
+  if (UNDELETABLE.some((r) => r.test(description))) return { kind: 'undeletable', reason };
+  if (code === 403 || UNREACHABLE.some((r) => r.test(description))) return { kind: 'unreachable', reason };
+  // Any other 4xx is about this request's data and will fail the same way next time: stop trying it.
+  if (code >= 400 && code < 500) return { kind: 'undeletable', reason };
+  return { kind: 'transient', reason };
+}
+
+/** Classifies whatever a grammY call threw. */
+export function classifyError(err: unknown): Outcome {
+  if (err instanceof GrammyError) return classifyResponse(err.error_code, err.description, err.parameters?.retry_after);
+  if (err instanceof HttpError) return { kind: 'transient', reason: `network: ${err.message}` };
+  const msg = err instanceof Error ? err.message : String(err);
+  // Time-outs, aborted requests and anything unexpected keep the work: a delay, never a loss.
+  return { kind: 'transient', reason: msg };
+}
+
+/** Thrown to end a run when the bot token is rejected: everything stays for a later run. */
+export class FatalTelegramError extends Error {
+  constructor(readonly outcome: Outcome) {
+    super(`Telegram rejected the bot token (${outcome.reason}); check BOT_TOKEN and BOT_API_ROOT. Nothing was removed.`);
+    this.name = 'FatalTelegramError';
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Exports one collection as JSON Lines in the original bot's document shapes, streamed page by page so a large
+ * table never sits in memory. The order is the natural key (or id) in byte order on both dialects, so the same
+ * data exports to the same bytes from SQLite and PostgreSQL.
+ */
+import { CompiledQuery, sql, type Kysely, type SelectQueryBuilder } from 'kysely';
+import type { Store } from '../store/db.ts';
+import type { Database } from '../store/schema.ts';
+import { formatBroadcast, formatPendingDeletion, formatSetting, formatToken, formatTokenCount, formatUser, type Collection } from './documents.ts';
+
+export { COLLECTIONS, isCollection, type Collection } from './documents.ts';
+
+/** Receives one JSON document (without a newline); a returned promise is awaited before the next row. */
+export type LineWriter = (line: string) => void | Promise<void>;
+
+const PAGE = 1000;
+
+type Row = Record<string, any>;
+
+interface Source<R extends Row = Row> {
+  /** The key columns, in order; together unique. */
+  keys: readonly string[];
+  /** Key columns holding text: PostgreSQL orders them with COLLATE "C" (byte order, as SQLite's BINARY). */
+  textKeys?: readonly string[];
+  query(db: Kysely<Database>): SelectQueryBuilder<Database, any, R>;
+  /** Formats a row; `db` is the connection reading it, for follow-up queries. */
+  format(row: R, db: Kysely<Database>): string | Promise<string>;
+}
+
+// Each source is typed by its own query; the table of them only needs the row-agnostic shape.
+const source = <R extends Row>(s: Source<R>): Source => s as unknown as Source;
+
+/**
+ * Calls `onRow` for every row of `src` in key order.
+ * SQLite: keyset pages on the primary key (short queries, so other users of the single connection are not held up).
+ * PostgreSQL: a server-side cursor in a read-only repeatable-read transaction: one consistent snapshot, and a text
+ * key sorted by "C" once instead of once per page (that order cannot use the default-collation index).
+ */
+async function forEachRow(store: Store, src: Source, onRow: (row: Row, db: Kysely<Database>) => Promise<void>): Promise<void> {
+  const ordered = (db: Kysely<Database>) =>
+    src.keys.reduce(
+      (q, k) => q.orderBy(store.dialect === 'postgres' && src.textKeys?.includes(k) ? sql`${sql.ref(k)} collate "C"` : sql.ref(k)),
+      src.query(db),
+    );
+  if (store.dialect === 'sqlite') {
+    let last: Row | undefined;
+    for (;;) {
+      let q = ordered(store.db).limit(PAGE);
+      if (last) {
+        const after = last;
+        q = q.where(sql<boolean>`(${sql.join(src.keys.map((k) => sql.ref(k)))}) > (${sql.join(src.keys.map((k) => after[k]))})`);
+      }
+      const rows = await q.execute();
+      for (const row of rows) await onRow(row, store.db);
+      if (rows.length < PAGE) return;
+      last = rows[rows.length - 1];
+    }
+  }
+  await store.db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute(async (trx) => {
+      const q = ordered(trx).compile();
+      await trx.executeQuery(CompiledQuery.raw(`declare tgj_export no scroll cursor for ${q.sql}`, [...q.parameters]));
+      for (;;) {
+        const { rows } = await trx.executeQuery<Row>(CompiledQuery.raw(`fetch forward ${PAGE} from tgj_export`));
+        for (const row of rows) await onRow(row, trx);
+        if (rows.length < PAGE) return;
+      }
+    });
+}
+
+const SOURCES: Record<Collection, Source> = {
+  users: source({
+    keys: ['user_id'],
+    query: (db) => db.selectFrom('users').selectAll(),
+    format: formatUser,
+  }),
+  tokens: source({
+    keys: ['token'],
+    textKeys: ['token'],
+    query: (db) => db.selectFrom('tokens').selectAll(),
+    format: formatToken,
+  }),
+  token_generator_count: source({
+    keys: ['user_id', 'date'],
+    textKeys: ['date'],
+    query: (db) => db.selectFrom('token_generator_count').selectAll(),
+    format: formatTokenCount,
+  }),
+  pending_deletions: source({
+    keys: ['id'],
+    query: (db) =>
+      db
+        .selectFrom('pending_deletions')
+        .select(['id', 'source_id', 'user_id', 'chat_id', 'message_ids', 'delete_at', 'unique_id', 'created_at', 'attempts', 'next_attempt_at', 'last_error']),
+    format: formatPendingDeletion,
+  }),
+  broadcasts: source({
+    keys: ['id'],
+    query: (db) =>
+      db
+        .selectFrom('broadcasts')
+        .select(['id', 'source_id', 'message_id', 'text', 'caption', 'file_id', 'duration_hours', 'channel_message_id', 'created_at', 'delete_at', 'status']),
+    // A broadcast's recipients all go on its one line, so they are read whole, broadcast by broadcast.
+    format: async (r, db) => {
+      const messages = await db.selectFrom('broadcast_messages').select(['chat_id', 'message_id']).where('broadcast_id', '=', r.id).orderBy('chat_id').execute();
+      return formatBroadcast(r, messages);
+    },
+  }),
+  settings: source({
+    keys: ['key'],
+    textKeys: ['key'],
+    query: (db) => db.selectFrom('settings').selectAll(),
+    format: formatSetting,
+  }),
+};
+
+/**
+ * Writes every document of `collection` to `write`, one JSON line per call (no trailing newline), ordered by the
+ * natural key (users: user_id; tokens: token; token_generator_count: user_id, date; settings: key) or, for
+ * pending_deletions and broadcasts, by id (import order).
+ * @returns the number of documents written.
+ */
+export async function exportCollection(store: Store, collection: Collection, write: LineWriter): Promise<number> {
+  const src = SOURCES[collection];
+  let n = 0;
+  await forEachRow(store, src, async (row, db) => {
+    await write(await src.format(row, db));
+    n++;
+  });
+  return n;
+}
