@@ -49,9 +49,21 @@ export function instrument(api: Api<RawApi>, opts: Omit<TelegramOptions, 'token'
       throw e;
     }
   });
-  // Network errors are not retried here (auto-retry would retry them forever): the job keeps the work instead.
+  // 5xx: a few quick retries here. auto-retry's own 5xx back-off starts at 3 s and also waits after the last
+  // attempt, which would hold a chat's worker for 20 s; past these retries the job keeps the work for later.
+  const retries = opts.retries ?? 2;
+  api.config.use(async (prev, method, payload, signal) => {
+    let res = await prev(method, payload, signal);
+    for (let i = 0; i < retries && !res.ok && res.error_code >= 500 && !signal?.aborted; i++) {
+      await new Promise((r) => setTimeout(r, 250 * 2 ** i));
+      res = await prev(method, payload, signal);
+    }
+    return res;
+  });
+  // 429: auto-retry honours retry_after. Network errors are not retried (auto-retry would retry them forever):
+  // the job keeps the work and backs off instead.
   api.config.use(
-    autoRetry({ maxRetryAttempts: opts.retries ?? 2, maxDelaySeconds: opts.maxRetryAfterS ?? 30, rethrowHttpErrors: true, rethrowInternalServerErrors: false }),
+    autoRetry({ maxRetryAttempts: retries, maxDelaySeconds: opts.maxRetryAfterS ?? 30, rethrowHttpErrors: true, rethrowInternalServerErrors: true }),
   );
   let username: Promise<string> | undefined;
   return {

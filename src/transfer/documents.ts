@@ -6,9 +6,18 @@
  * JSON-encoded columns encoded), so the import only has to write them.
  */
 import { createHash } from 'node:crypto';
-import { TOKEN_STATUSES, type BroadcastStatus, type Token, type TokenCount, type User } from '../store/schema.ts';
+import {
+  TOKEN_STATUSES,
+  type Broadcast,
+  type BroadcastMessagesTable as BroadcastMessageRow,
+  type BroadcastStatus,
+  type PendingDeletion,
+  type Token,
+  type TokenCount,
+  type User,
+} from '../store/schema.ts';
 
-/** The collections that can be imported and exported, in dependency-free order. */
+/** The collections that can be imported and exported (any order works: none refers to another). */
 export const COLLECTIONS = ['users', 'tokens', 'token_generator_count', 'pending_deletions', 'broadcasts', 'settings'] as const;
 /** One of {@link COLLECTIONS}. */
 export type Collection = (typeof COLLECTIONS)[number];
@@ -49,42 +58,17 @@ export interface UserDoc extends Omit<User, 'joined_at'> {
   joined_at: number | null;
 }
 
+/** Columns only the app itself sets: never imported or exported. */
+type Internal = 'id' | 'messages_deleted' | 'claimed_by' | 'claim_expires_at' | 'from_chat_id' | 'send_cursor' | 'sent_count' | 'failed_count';
+
 /** A `pending_deletions` document as a row (`message_ids` still an array). */
-export interface PendingDeletionDoc {
-  source_id: string | null;
-  dedupe_key: string;
-  user_id: number;
-  chat_id: number;
-  message_ids: number[];
-  delete_at: number;
-  unique_id: string | null;
-  created_at: number;
-  attempts: number;
-  next_attempt_at: number;
-  last_error: string | null;
-}
+export type PendingDeletionDoc = Omit<PendingDeletion, Internal | 'message_ids'> & { message_ids: number[] };
 
 /** One recipient copy of a broadcast. */
-export interface BroadcastMessage {
-  chat_id: number;
-  message_id: number;
-}
+export type BroadcastMessage = Pick<BroadcastMessageRow, 'chat_id' | 'message_id'>;
 
 /** A `broadcasts` document as a row plus its recipients (unique by chat_id). */
-export interface BroadcastDoc {
-  source_id: string | null;
-  dedupe_key: string;
-  message_id: number | null;
-  text: string | null;
-  caption: string | null;
-  file_id: string | null;
-  duration_hours: number | null;
-  channel_message_id: number | null;
-  created_at: number;
-  delete_at: number;
-  status: BroadcastStatus;
-  messages: BroadcastMessage[];
-}
+export type BroadcastDoc = Omit<Broadcast, Internal | 'status'> & { status: BroadcastStatus; messages: BroadcastMessage[] };
 
 /** A `settings` document; `value` is JSON-encoded, as stored. */
 export interface SettingDoc {
@@ -222,14 +206,14 @@ function parseIso(s: string): number | null {
   return out;
 }
 
-/** An instant: ISO string, epoch ms, `{"$date": ISO | ms | {"$numberLong": ms}}` → epoch ms. */
+/** An instant: ISO string, epoch ms (a number or `{"$numberLong"}`), `{"$date": any of those}` → epoch ms. */
 function instant(v: unknown, field: string): number {
   let inner = v;
   if (wrapper(v) === '$date') inner = (v as Doc).$date;
   let ms: number | null = null;
   if (typeof inner === 'number') ms = Number.isSafeInteger(inner) ? inner : null;
   else if (typeof inner === 'string') ms = parseIso(inner);
-  else if (inner !== v && wrapper(inner) === '$numberLong') {
+  else if (wrapper(inner) === '$numberLong') {
     const s = (inner as Doc).$numberLong;
     ms = typeof s === 'string' && /^-?\d+$/.test(s) ? Number(s) : null;
   }

@@ -1,0 +1,201 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FixedClock } from '../src/clock.ts';
+import { createLogger } from '../src/log.ts';
+import { createTelegram } from '../src/telegram/client.ts';
+import { deleteDueMessages, DeletionWaker, type MessageDeleterDeps } from '../src/jobs/message-deleter.ts';
+import { insertDeletion } from '../src/store/deletions.ts';
+import type { Store } from '../src/store/db.ts';
+import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
+import { BotApiEmulator } from './support/bot-api-emulator.ts';
+
+const logger = createLogger({ level: 'silent' });
+const T0 = new Date('2026-11-29T10:00:00Z').getTime();
+
+function ctx(clock: FixedClock | { now(): Date }) {
+  return { clock, dryRun: false, signal: new AbortController().signal, logger };
+}
+
+async function addUser(store: Store, id: number) {
+  await store.db.insertInto('users').values({ user_id: id, username: null, first_name: 'U', joined_at: T0, is_banned: 0, user_access_count: 0, blocked_at: null }).execute();
+}
+
+function sendMessages(emu: BotApiEmulator, chat: number, n: number): number[] {
+  return Array.from({ length: n }, () => emu.addMessage(chat, { text: 'file', sentAt: T0 - 60_000 }));
+}
+
+for (const backend of BACKENDS) {
+  describe(`message deleter on ${backend}`, () => {
+    let emu: BotApiEmulator;
+    let tdb: TestDb;
+    let store: Store;
+    let deps: MessageDeleterDeps;
+    before(async () => {
+      emu = await BotApiEmulator.start({ now: () => T0 });
+      tdb = await createTestDb(backend);
+      store = await tdb.open();
+      deps = { store, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, retries: 0, timeoutSeconds: 2 }), owner: 'test-a' };
+    });
+    after(async () => {
+      await tdb.drop();
+      await emu.close();
+    });
+
+    test('deletes due rows (150 messages in 2 calls), sends Click Here, leaves rows not yet due', async () => {
+      const big = sendMessages(emu, 1001, 150);
+      const small = sendMessages(emu, 1002, 3);
+      const later = sendMessages(emu, 1003, 2);
+      await insertDeletion(store, { userId: 1001, chatId: 1001, messageIds: big, deleteAt: T0 - 1000, uniqueId: 'fileA', createdAt: T0 - 60_000 });
+      await insertDeletion(store, { userId: 1002, chatId: 1002, messageIds: small, deleteAt: T0, uniqueId: 'fileB', createdAt: T0 - 60_000 });
+      await insertDeletion(store, { userId: 1003, chatId: 1003, messageIds: later, deleteAt: T0 + 1, uniqueId: 'fileC', createdAt: T0 - 60_000 });
+      emu.resetCalls();
+      const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
+      assert.equal(s.rows, 2);
+      assert.equal(s.messages_deleted, 153);
+      assert.equal(s.notices_sent, 2);
+      assert.equal(s.transient, 0);
+      const bigCalls = emu.callsOf('deleteMessages').filter((c) => Number(c.params.chat_id) === 1001);
+      assert.equal(bigCalls.length, 2, 'a 150-message row takes two deleteMessages calls');
+      assert.equal(emu.callsOf('deleteMessage').length, 0);
+      for (const id of big) assert.equal(emu.hasMessage(1001, id), false);
+      for (const id of later) assert.equal(emu.hasMessage(1003, id), true);
+      const notice = emu.messages(1001).at(-1)!;
+      assert.equal(notice.reply_markup.inline_keyboard[0][0].text, 'Click Here');
+      assert.equal(notice.reply_markup.inline_keyboard[0][0].url, `https://t.me/${emu.botUsername}?start=fileA`);
+      const left = await store.db.selectFrom('pending_deletions').select(['chat_id']).execute();
+      assert.deepEqual(left.map((r) => r.chat_id), [1003]);
+      await store.db.deleteFrom('pending_deletions').execute();
+    });
+
+    test('a chat failing with 5xx keeps its row (attempts 1, back-off 30 s) and completes on a later run', async () => {
+      const ids = sendMessages(emu, 2001, 2);
+      await insertDeletion(store, { userId: 2001, chatId: 2001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      emu.failChat(2001, { kind: 'status', code: 502, description: 'Bad Gateway' });
+      const clock = new FixedClock(T0 + 5000);
+      const s1 = await deleteDueMessages(deps, ctx(clock));
+      assert.equal(s1.transient, 1);
+      const row = await store.db.selectFrom('pending_deletions').selectAll().where('chat_id', '=', 2001).executeTakeFirstOrThrow();
+      assert.equal(row.attempts, 1);
+      assert.equal(row.next_attempt_at, T0 + 5000 + 30_000);
+      assert.match(row.last_error ?? '', /502/);
+      assert.equal(row.claimed_by, null);
+      // Not yet: the back-off holds it.
+      clock.advance(10_000);
+      assert.equal((await deleteDueMessages(deps, ctx(clock))).rows, 0);
+      emu.failChat(2001, null);
+      clock.advance(25_000);
+      const s2 = await deleteDueMessages(deps, ctx(clock));
+      assert.equal(s2.rows, 1);
+      assert.equal(s2.notices_sent, 1);
+      assert.equal(await store.db.selectFrom('pending_deletions').select('id').where('chat_id', '=', 2001).executeTakeFirst(), undefined);
+      for (const id of ids) assert.equal(emu.hasMessage(2001, id), false);
+    });
+
+    test('a chat that blocked the bot gets no notice, its row goes, its user is marked', async () => {
+      await addUser(store, 3001);
+      const ids = sendMessages(emu, 3001, 2);
+      await insertDeletion(store, { userId: 3001, chatId: 3001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      emu.blockUser(3001);
+      emu.resetCalls();
+      const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
+      assert.equal(s.unreachable, 1);
+      assert.equal(emu.callsOf('sendMessage').length, 0);
+      assert.equal((await store.db.selectFrom('pending_deletions').select('id').execute()).length, 0);
+      const user = await store.db.selectFrom('users').selectAll().where('user_id', '=', 3001).executeTakeFirstOrThrow();
+      assert.equal(user.blocked_at, T0);
+    });
+
+    test('messages older than 48 h are found one by one, reported undeletable, and not retried', async () => {
+      const old = emu.addMessage(4001, { sentAt: T0 - 49 * 3600_000 });
+      const fresh = emu.addMessage(4001, { sentAt: T0 - 60_000 });
+      await insertDeletion(store, { userId: 4001, chatId: 4001, messageIds: [old, fresh, 999], deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
+      // deleteMessages deletes what it can, then fails for the old one; asked one by one, the fresh and the
+      // missing ids are gone, the old one is undeletable.
+      assert.equal(s.undeletable, 1);
+      assert.equal(s.gone, 2);
+      assert.equal(s.messages_deleted, 2);
+      assert.equal(emu.hasMessage(4001, fresh), false);
+      assert.equal((await store.db.selectFrom('pending_deletions').select('id').execute()).length, 0);
+    });
+
+    test('a failed notice is retried alone: the delete is not repeated', async () => {
+      const ids = sendMessages(emu, 5001, 2);
+      await insertDeletion(store, { userId: 5001, chatId: 5001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      emu.failNext('sendMessage', { kind: 'status', code: 500, description: 'Internal Server Error' });
+      const clock = new FixedClock(T0);
+      const s1 = await deleteDueMessages(deps, ctx(clock));
+      assert.equal(s1.transient, 1);
+      const row = await store.db.selectFrom('pending_deletions').selectAll().executeTakeFirstOrThrow();
+      assert.equal(row.messages_deleted, 1);
+      emu.resetCalls();
+      clock.advance(31_000);
+      const s2 = await deleteDueMessages(deps, ctx(clock));
+      assert.equal(s2.notices_sent, 1);
+      assert.equal(emu.callsOf('deleteMessages').length, 0);
+      assert.equal((await store.db.selectFrom('pending_deletions').select('id').execute()).length, 0);
+    });
+
+    test('a rejected token stops the run loudly and keeps every row unclaimed', async () => {
+      const ids = sendMessages(emu, 6001, 1);
+      await insertDeletion(store, { userId: 6001, chatId: 6001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      const bad = { ...deps, telegram: createTelegram({ token: '999:wrong-token-abcdefghijklmnopqrs', apiRoot: emu.url, rate: 0, retries: 0 }) };
+      await assert.rejects(deleteDueMessages(bad, ctx(new FixedClock(T0))), (e: Error) => {
+        assert.match(e.message, /rejected the bot token/);
+        assert.doesNotMatch(e.message, /wrong-token/);
+        return true;
+      });
+      const row = await store.db.selectFrom('pending_deletions').selectAll().executeTakeFirstOrThrow();
+      assert.equal(row.claimed_by, null);
+      assert.equal(row.attempts, 0);
+      assert.equal(emu.hasMessage(6001, ids[0]!), true);
+      await store.db.deleteFrom('pending_deletions').execute();
+    });
+
+    test('two deleters working the same rows never delete one row twice', async () => {
+      const chats = Array.from({ length: 40 }, (_, i) => 7000 + i);
+      for (const c of chats) await insertDeletion(store, { userId: c, chatId: c, messageIds: sendMessages(emu, c, 3), deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      const other = await tdb.open();
+      emu.resetCalls();
+      const [a, b] = await Promise.all([
+        deleteDueMessages({ ...deps, batchSize: 7 }, ctx(new FixedClock(T0))),
+        deleteDueMessages({ ...deps, store: other, owner: 'test-b', batchSize: 7 }, ctx(new FixedClock(T0))),
+      ]);
+      assert.equal(a.rows + b.rows, 40);
+      assert.equal(emu.callsOf('deleteMessages').length, 40);
+      assert.equal(emu.callsOf('sendMessage').length, 40);
+      assert.equal((await store.db.selectFrom('pending_deletions').select('id').execute()).length, 0);
+    });
+
+    test('a dry run counts due rows and changes nothing', async () => {
+      const ids = sendMessages(emu, 8001, 4);
+      await insertDeletion(store, { userId: 8001, chatId: 8001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      emu.resetCalls();
+      const s = await deleteDueMessages(deps, { ...ctx(new FixedClock(T0)), dryRun: true });
+      assert.equal(s.would_delete, 1);
+      assert.equal(s.would_delete_messages, 4);
+      assert.equal(emu.calls.length, 0);
+      assert.equal((await store.db.selectFrom('pending_deletions').select('id').execute()).length, 1);
+      await store.db.deleteFrom('pending_deletions').execute();
+    });
+
+    test('the waker deletes a row added after it started, never before its delete_at', async () => {
+      const realDeps = { ...deps, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, retries: 0 }) };
+      const waker = new DeletionWaker({ deps: realDeps, clock: { now: () => new Date() }, logger, pollMs: 50 });
+      waker.start();
+      try {
+        const ids = sendMessages(emu, 9001, 2);
+        const deleteAt = Date.now() + 600;
+        await insertDeletion(store, { userId: 9001, chatId: 9001, messageIds: ids, deleteAt, uniqueId: 'f', createdAt: Date.now() });
+        emu.resetCalls();
+        for (let i = 0; i < 200 && emu.callsOf('sendMessage').length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+        const call = emu.callsOf('deleteMessages')[0];
+        assert.ok(call, 'the waker deleted the messages');
+        assert.ok(call.at >= deleteAt, `deleted ${deleteAt - call.at} ms before delete_at`);
+        assert.equal(emu.hasMessage(9001, ids[0]!), false);
+      } finally {
+        await waker.stop();
+      }
+    });
+  });
+}
