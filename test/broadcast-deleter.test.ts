@@ -1,0 +1,145 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FixedClock } from '../src/clock.ts';
+import { createLogger } from '../src/log.ts';
+import { createTelegram } from '../src/telegram/client.ts';
+import { deleteExpiredBroadcasts, type BroadcastDeleterDeps } from '../src/jobs/broadcast-deleter.ts';
+import type { Store } from '../src/store/db.ts';
+import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
+import { BotApiEmulator } from './support/bot-api-emulator.ts';
+
+const logger = createLogger({ level: 'silent' });
+const T0 = new Date('2026-11-29T10:00:00Z').getTime();
+const HOUR = 3600_000;
+
+let seq = 0;
+/** A broadcast sent to `chats` (each gets its own message in the emulator) at `sentAt`, due at `deleteAt`. */
+async function broadcast(store: Store, emu: BotApiEmulator, chats: number[], sentAt: number, deleteAt: number): Promise<number> {
+  const row = await store.db
+    .insertInto('broadcasts')
+    .values({
+      source_id: null,
+      dedupe_key: `test:${++seq}`,
+      message_id: 1,
+      text: 'hello',
+      caption: null,
+      file_id: null,
+      duration_hours: (deleteAt - sentAt) / HOUR,
+      channel_message_id: null,
+      created_at: sentAt,
+      delete_at: deleteAt,
+      status: 'sent',
+      from_chat_id: null,
+      send_cursor: null,
+      sent_count: chats.length,
+      failed_count: 0,
+      claimed_by: null,
+      claim_expires_at: null,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const id = Number(row.id);
+  for (let i = 0; i < chats.length; i += 500) {
+    const values = chats.slice(i, i + 500).map((c) => ({ broadcast_id: id, chat_id: c, message_id: emu.addMessage(c, { text: 'hello', sentAt }) }));
+    await store.db.insertInto('broadcast_messages').values(values).execute();
+  }
+  return id;
+}
+
+const ctx = (clock: FixedClock, signal = new AbortController().signal) => ({ clock, dryRun: false, signal, logger });
+const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+
+for (const backend of BACKENDS) {
+  describe(`broadcast deleter on ${backend}`, () => {
+    let emu: BotApiEmulator;
+    let tdb: TestDb;
+    let store: Store;
+    let deps: BroadcastDeleterDeps;
+    before(async () => {
+      emu = await BotApiEmulator.start({ now: () => T0 });
+      tdb = await createTestDb(backend);
+      store = await tdb.open();
+      deps = { store, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, retries: 0 }), owner: 'bd-test' };
+    });
+    after(async () => {
+      await tdb.drop();
+      await emu.close();
+    });
+
+    test('deletes each recipient\'s own message; blocked users are marked; a failing chat stays for the next run', async () => {
+      const chats = range(10_000, 50);
+      await store.db.insertInto('users').values(chats.map((c) => ({ user_id: c, username: null, first_name: null, joined_at: T0, is_banned: 0, user_access_count: 0, blocked_at: null }))).execute();
+      const id = await broadcast(store, emu, chats, T0 - 2 * HOUR, T0 - 1);
+      const notDue = await broadcast(store, emu, range(20_000, 3), T0 - HOUR, T0 + HOUR);
+      emu.blockUser(10_001);
+      emu.deactivateUser(10_002);
+      emu.failChat(10_003, { kind: 'status', code: 500, description: 'Internal Server Error' });
+      const s1 = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0)));
+      assert.equal(s1.messages_deleted, 47);
+      assert.equal(s1.unreachable, 2);
+      assert.equal(s1.remaining, 1);
+      assert.equal(s1.broadcasts_done, 0);
+      const blocked = await store.db.selectFrom('users').select('user_id').where('blocked_at', 'is not', null).orderBy('user_id').execute();
+      assert.deepEqual(blocked.map((u) => u.user_id), [10_001, 10_002]);
+      const left = await store.db.selectFrom('broadcast_messages').select('chat_id').where('broadcast_id', '=', id).execute();
+      assert.deepEqual(left.map((r) => r.chat_id), [10_003]);
+      assert.equal(emu.messages(10_000).length, 0);
+
+      emu.failChat(10_003, null);
+      emu.resetCalls();
+      const s2 = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0 + HOUR - 1)));
+      assert.equal(s2.messages_deleted, 1);
+      assert.equal(s2.broadcasts_done, 1);
+      assert.equal(emu.callsOf('deleteMessage').length, 1, 'finished recipients are not redone');
+      assert.equal(await store.db.selectFrom('broadcasts').select('id').where('id', '=', id).executeTakeFirst(), undefined);
+      assert.ok(await store.db.selectFrom('broadcasts').select('id').where('id', '=', notDue).executeTakeFirst(), 'a broadcast not yet due stays');
+      await store.db.deleteFrom('broadcasts').execute();
+    });
+
+    test('stopped midway, a run resumes where it stopped and redoes no finished recipient', async () => {
+      const chats = range(30_000, 600);
+      await broadcast(store, emu, chats, T0 - HOUR, T0);
+      emu.resetCalls();
+      const stop = new AbortController();
+      const d = { ...deps, pageSize: 50, concurrency: 4, onProgress: (_id: number, left: number) => left <= 400 && stop.abort() };
+      const s1 = await deleteExpiredBroadcasts(d, ctx(new FixedClock(T0), stop.signal));
+      assert.ok(s1.messages_deleted >= 200 && s1.messages_deleted < 600, `first run stopped midway (${s1.messages_deleted})`);
+      const s2 = await deleteExpiredBroadcasts(d, ctx(new FixedClock(T0)));
+      assert.equal(s1.messages_deleted + s2.messages_deleted, 600);
+      assert.equal(s2.broadcasts_done, 1);
+      const perChat = new Map<number, number>();
+      for (const c of emu.callsOf('deleteMessage')) perChat.set(Number(c.params.chat_id), (perChat.get(Number(c.params.chat_id)) ?? 0) + 1);
+      assert.equal(perChat.size, 600);
+      assert.ok([...perChat.values()].every((n) => n === 1), 'every recipient deleted exactly once');
+      assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
+    });
+
+    test('a broadcast sent more than 48 h ago is reported undeletable without calls, and removed', async () => {
+      await broadcast(store, emu, range(40_000, 5), T0 - 49 * HOUR, T0 - HOUR);
+      emu.resetCalls();
+      const s = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0)));
+      assert.equal(s.undeletable, 5);
+      assert.equal(s.broadcasts_done, 1);
+      assert.equal(emu.calls.length, 0);
+      assert.equal((await store.db.selectFrom('broadcast_messages').select('chat_id').execute()).length, 0);
+    });
+
+    test('a broadcast without recipient records (imported from the original) is reported and removed', async () => {
+      await broadcast(store, emu, [], T0 - HOUR, T0 - 1);
+      const s = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0)));
+      assert.equal(s.without_recipients, 1);
+      assert.equal(s.broadcasts_done, 1);
+      assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
+    });
+
+    test('a dry run counts and changes nothing', async () => {
+      await broadcast(store, emu, range(50_000, 7), T0 - HOUR, T0 - 1);
+      emu.resetCalls();
+      const s = await deleteExpiredBroadcasts(deps, { ...ctx(new FixedClock(T0)), dryRun: true });
+      assert.equal(s.would_delete, 7);
+      assert.equal(s.would_delete_broadcasts, 1);
+      assert.equal(emu.calls.length, 0);
+      assert.equal((await store.db.selectFrom('broadcast_messages').select('chat_id').execute()).length, 7);
+    });
+  });
+}
