@@ -215,7 +215,6 @@ export class Engine {
   private schedule(delayMs: number): void {
     if (!this.running) return;
     this.timer = setTimeout(() => this.loop(), Math.max(0, delayMs));
-    this.timer.unref?.();
   }
 
   private loop(): void {

@@ -4,6 +4,7 @@
  */
 import type { Store } from './db.ts';
 import type { Broadcast } from './schema.ts';
+import { sha256Key } from './deletions.ts';
 
 /** Claims the next due broadcast (`delete_at <= now`, not claimed by a live process) for `owner`, or undefined. */
 export async function claimDueBroadcast(store: Store, owner: string, nowMs: number, leaseMs: number, skip: number[] = []): Promise<Broadcast | undefined> {
@@ -95,4 +96,23 @@ export async function activeBroadcasts(store: Store): Promise<(Broadcast & { rec
     .orderBy('broadcasts.delete_at')
     .execute();
   return rows.map((r) => ({ ...r, recipients_left: Number(r.recipients_left) }));
+}
+
+/**
+ * The `dedupe_key` of a broadcast: `_id:<source_id>`, else `sha256:<hex>` of the JSON
+ * `{"message_id","text","caption","file_id","channel_message_id","created_at","delete_at"}` (missing = null).
+ */
+export function broadcastDedupeKey(d: {
+  source_id?: string | null;
+  message_id?: number | null;
+  text?: string | null;
+  caption?: string | null;
+  file_id?: string | null;
+  channel_message_id?: number | null;
+  created_at?: number | null;
+  delete_at: number;
+}): string {
+  if (d.source_id != null) return `_id:${d.source_id}`;
+  const { message_id = null, text = null, caption = null, file_id = null, channel_message_id = null, created_at = null, delete_at } = d;
+  return sha256Key({ message_id, text, caption, file_id, channel_message_id, created_at, delete_at });
 }

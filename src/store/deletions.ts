@@ -18,15 +18,32 @@ export interface NewDeletion {
   createdAt: number;
 }
 
-/** The content key that makes scheduling (or importing) the same deletion twice a no-op. */
-export function deletionContentKey(d: { userId: number; chatId: number; messageIds: number[]; deleteAt: number; uniqueId?: string | null }): string {
-  const canonical = JSON.stringify([d.userId, d.chatId, d.messageIds, d.deleteAt, d.uniqueId ?? null]);
-  return `sha256:${createHash('sha256').update(canonical).digest('hex')}`;
+/** `sha256:<hex>` of the compact JSON of `content`. */
+export function sha256Key(content: unknown): string {
+  return `sha256:${createHash('sha256').update(JSON.stringify(content)).digest('hex')}`;
 }
+
+/**
+ * The `dedupe_key` of a pending deletion: `_id:<source_id>` when it came with an `_id`, else `sha256:<hex>` of the
+ * JSON `{"user_id","chat_id","message_ids","delete_at","unique_id"}` (that key order, no spaces, instants as epoch
+ * ms, a missing unique_id as null). Rows the app creates itself use this too, so an import never duplicates them.
+ */
+export function pendingDeletionDedupeKey(d: {
+  source_id?: string | null;
+  user_id: number;
+  chat_id: number;
+  message_ids: readonly number[];
+  delete_at: number;
+  unique_id?: string | null;
+}): string {
+  if (d.source_id != null) return `_id:${d.source_id}`;
+  return sha256Key({ user_id: d.user_id, chat_id: d.chat_id, message_ids: d.message_ids, delete_at: d.delete_at, unique_id: d.unique_id ?? null });
+}
+
 
 /** Inserts a deletion; returns its id (the existing one when the same deletion is already there). */
 export async function insertDeletion(store: Store, d: NewDeletion): Promise<number> {
-  const dedupe_key = deletionContentKey(d);
+  const dedupe_key = pendingDeletionDedupeKey({ user_id: d.userId, chat_id: d.chatId, message_ids: d.messageIds, delete_at: d.deleteAt, unique_id: d.uniqueId ?? null });
   const row = await store.db
     .insertInto('pending_deletions')
     .values({

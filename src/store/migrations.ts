@@ -74,7 +74,7 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .addColumn('text', 'text')
           .addColumn('caption', 'text')
           .addColumn('file_id', 'text')
-          .addColumn('duration_hours', 'real')
+          .addColumn('duration_hours', 'double precision')
           .addColumn('channel_message_id', 'bigint')
           .addColumn('created_at', 'bigint', (c: any) => c.notNull())
           .addColumn('delete_at', 'bigint', (c: any) => c.notNull())
@@ -133,7 +133,11 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
 /** Applies every migration not yet applied. Safe to call from several processes at once. */
 export async function migrateToLatest(store: Store): Promise<MigrationResultSet> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(store.dialect) };
-  const migrator = new Migrator({ db: store.db, provider });
+  // Kysely looks for its own tables across every schema unless told which one: with `?schema=` the migration table
+  // must live in that schema, or a second instance in another schema of the same database would never migrate.
+  const migrationTableSchema =
+    store.dialect === 'postgres' ? (await sql<{ s: string }>`select current_schema() as s`.execute(store.db)).rows[0]?.s : undefined;
+  const migrator = new Migrator({ db: store.db, provider, ...(migrationTableSchema ? { migrationTableSchema } : {}) });
   // Two processes starting on one SQLite file race for its write lock; the loser retries and finds the work done.
   for (let attempt = 1; ; attempt++) {
     const result = await migrator.migrateToLatest();

@@ -5,7 +5,8 @@
  * Parsed documents come out in the shape of the database rows (instants as UTC epoch milliseconds, booleans 0/1,
  * JSON-encoded columns encoded), so the import only has to write them.
  */
-import { createHash } from 'node:crypto';
+import { pendingDeletionDedupeKey } from '../store/deletions.ts';
+import { broadcastDedupeKey } from '../store/broadcasts.ts';
 import {
   TOKEN_STATUSES,
   type Broadcast,
@@ -259,45 +260,8 @@ function recipient(v: unknown, field: string): BroadcastMessage {
   return { chat_id: part('chat_id', chatId), message_id: part('message_id', messageId) };
 }
 
-function sha256Key(content: unknown): string {
-  return `sha256:${createHash('sha256').update(JSON.stringify(content)).digest('hex')}`;
-}
-
-/**
- * The `dedupe_key` of a pending deletion: `_id:<source_id>` when it came with an `_id`, else `sha256:<hex>` of the
- * JSON `{"user_id","chat_id","message_ids","delete_at","unique_id"}` (that key order, no spaces, instants as epoch
- * ms, a missing unique_id as null). Rows the app creates itself use this too, so an import never duplicates them.
- */
-export function pendingDeletionDedupeKey(d: {
-  source_id?: string | null;
-  user_id: number;
-  chat_id: number;
-  message_ids: readonly number[];
-  delete_at: number;
-  unique_id?: string | null;
-}): string {
-  if (d.source_id != null) return `_id:${d.source_id}`;
-  return sha256Key({ user_id: d.user_id, chat_id: d.chat_id, message_ids: d.message_ids, delete_at: d.delete_at, unique_id: d.unique_id ?? null });
-}
-
-/**
- * The `dedupe_key` of a broadcast: `_id:<source_id>`, else `sha256:<hex>` of the JSON
- * `{"message_id","text","caption","file_id","channel_message_id","created_at","delete_at"}` (missing = null).
- */
-export function broadcastDedupeKey(d: {
-  source_id?: string | null;
-  message_id?: number | null;
-  text?: string | null;
-  caption?: string | null;
-  file_id?: string | null;
-  channel_message_id?: number | null;
-  created_at?: number | null;
-  delete_at: number;
-}): string {
-  if (d.source_id != null) return `_id:${d.source_id}`;
-  const { message_id = null, text = null, caption = null, file_id = null, channel_message_id = null, created_at = null, delete_at } = d;
-  return sha256Key({ message_id, text, caption, file_id, channel_message_id, created_at, delete_at });
-}
+// The keys live with the tables, so rows the app creates and rows imported dedupe the same way.
+export { pendingDeletionDedupeKey, broadcastDedupeKey };
 
 const parsers: { [C in Collection]: (doc: Doc, now: number) => DocumentOf[C] } = {
   users: (doc) => ({

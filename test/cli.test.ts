@@ -1,0 +1,185 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CliProcess, runCli } from './support/cli.ts';
+import { BACKENDS, createTestDb } from './support/db.ts';
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'tgj-cli-'));
+}
+
+describe('tg-janitor CLI basics', () => {
+  test('--help and unknown commands or options', async () => {
+    const help = await runCli(['--help'], {});
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Usage: tg-janitor <command>/);
+    const unknown = await runCli(['frobnicate'], {});
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command "frobnicate"/);
+    const badOpt = await runCli(['jobs', '--colour'], {});
+    assert.equal(badOpt.code, 2);
+    assert.match(badOpt.stderr, /--colour/);
+    assert.match(badOpt.stderr, /Usage: tg-janitor jobs/);
+    const runHelp = await runCli(['run', '--help'], {});
+    assert.equal(runHelp.code, 0);
+    assert.match(runHelp.stdout, /--dry-run/);
+  });
+
+  test('migrate creates the SQLite file of the default DATABASE_URL (folder too)', async () => {
+    const dir = tmp();
+    try {
+      const r = await runCli(['migrate'], {}, { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(existsSync(join(dir, 'data', 'tg-janitor.db')));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a bad configuration value exits 2 naming the variable, before anything runs', async () => {
+    const dir = tmp();
+    try {
+      for (const [k, v, re] of [
+        ['TIMEZONE', 'Mars/Olympus', /TIMEZONE="Mars\/Olympus" is not valid: expected an IANA time zone/],
+        ['TOKEN_CLEANUP_HOURS', '0,25', /TOKEN_CLEANUP_HOURS/],
+        ['HTTP_PORT', 'eighty', /HTTP_PORT/],
+        ['SCHEDULE_TOKEN_CLEANUP', '61 * * * *', /SCHEDULE_TOKEN_CLEANUP/],
+        ['DELETE_AFTER_MINUTES', '5000', /DELETE_AFTER_MINUTES.*at most 2880/],
+      ] as const) {
+        const r = await runCli(['migrate'], { [k]: v }, { cwd: dir });
+        assert.equal(r.code, 2, `${k}: ${r.stderr}`);
+        assert.match(r.stderr, re);
+      }
+      assert.equal(existsSync(join(dir, 'data')), false, 'nothing ran');
+      const secret = await runCli(['migrate'], { BOT_TOKEN: 'not a token 123:SECRETVALUE' }, { cwd: dir });
+      assert.equal(secret.code, 2);
+      assert.match(secret.stderr, /BOT_TOKEN/);
+      assert.doesNotMatch(secret.stderr, /SECRETVALUE/, 'a secret is never echoed');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('.env is read, and the environment wins over it', async () => {
+    const dir = tmp();
+    try {
+      writeFileSync(join(dir, '.env'), 'TIMEZONE=Asia/Kolkata\nDATABASE_URL=sqlite:./x/db.sqlite\n');
+      const r = await runCli(['jobs', '--json'], {}, { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout).timezone, 'Asia/Kolkata');
+      assert.ok(existsSync(join(dir, 'x', 'db.sqlite')));
+      const r2 = await runCli(['jobs', '--json'], { TIMEZONE: 'UTC' }, { cwd: dir });
+      assert.equal(JSON.parse(r2.stdout).timezone, 'UTC');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('run message-deleter without BOT_TOKEN exits 2 naming BOT_TOKEN', async () => {
+    const dir = tmp();
+    try {
+      const r = await runCli(['run', 'message-deleter'], {}, { cwd: dir });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /BOT_TOKEN/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+for (const backend of BACKENDS) {
+  describe(`tg-janitor on ${backend}`, () => {
+    test('migrate, then run token-cleanup --now deletes exactly the expired spent tokens; --dry-run deletes none', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const env = { DATABASE_URL: tdb.url };
+        assert.equal((await runCli(['migrate'], env)).code, 0);
+        const store = await tdb.open();
+        const day = 86400_000;
+        const t = new Date('2026-11-29T12:00:00Z').getTime();
+        const tok = (token: string, status: 'not_used' | 'verified' | 'bypassed', expiresAt: number) => ({
+          token, unique_id: token, created_by: 1, status, created_at: expiresAt - 2 * day, expires_at: expiresAt, file_unique_id: null,
+        });
+        await store.db.insertInto('tokens').values([
+          tok('a', 'verified', t - 1), tok('b', 'bypassed', t - day), tok('c', 'not_used', t - day), tok('d', 'verified', t + 1), tok('e', 'verified', t),
+        ]).execute();
+        const dry = await runCli(['run', 'token-cleanup', '--now', '2026-11-29T12:00:00Z', '--dry-run', '--json'], env);
+        assert.equal(dry.code, 0, dry.stderr);
+        const dj = JSON.parse(dry.stdout);
+        assert.equal(dj.would_delete, 2);
+        assert.equal(dj.dry_run, true);
+        assert.equal((await store.db.selectFrom('tokens').select('token').execute()).length, 5);
+        assert.equal((await store.db.selectFrom('job_runs').select('id').execute()).length, 0, 'a dry run records nothing');
+        const real = await runCli(['run', 'token-cleanup', '--now', '2026-11-29T12:00:00Z', '--json'], env);
+        assert.equal(real.code, 0, real.stderr);
+        const lines = real.stdout.trim().split('\n');
+        assert.equal(lines.length, 1, 'exactly one JSON object on stdout');
+        const j = JSON.parse(lines[0]!);
+        assert.equal(j.job, 'token-cleanup');
+        assert.equal(j.status, 'ok');
+        assert.equal(j.deleted, 2);
+        assert.equal(j.started_at.slice(0, 19), '2026-11-29T12:00:00');
+        const left = (await store.db.selectFrom('tokens').select('token').orderBy('token').execute()).map((r) => r.token);
+        assert.deepEqual(left, ['c', 'd', 'e']);
+        const runs = await store.db.selectFrom('job_runs').selectAll().execute();
+        assert.equal(runs.length, 1);
+        assert.equal(runs[0]!.scheduled_for, null, 'a manual run claims no tick');
+        assert.equal(runs[0]!.status, 'ok');
+      } finally {
+        await tdb.drop();
+      }
+    });
+
+    test('TIMEZONE=Asia/Kolkata run token-count-reset --now 2026-11-28T20:00:00Z treats 2026-11-29 as today', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        await store.db.insertInto('token_generator_count').values([
+          { user_id: 1, date: '2026-11-27', token_generated: 3 },
+          { user_id: 1, date: '2026-11-28', token_generated: 5 },
+          { user_id: 1, date: '2026-11-29', token_generated: 1 },
+        ]).execute();
+        const r = await runCli(['run', 'token-count-reset', '--now', '2026-11-28T20:00:00Z', '--json'], { DATABASE_URL: tdb.url, TIMEZONE: 'Asia/Kolkata' });
+        assert.equal(r.code, 0, r.stderr);
+        const j = JSON.parse(r.stdout);
+        assert.equal(j.today, '2026-11-29');
+        assert.equal(j.deleted, 2);
+        const left = await store.db.selectFrom('token_generator_count').select('date').execute();
+        assert.deepEqual(left.map((x) => x.date), ['2026-11-29']);
+      } finally {
+        await tdb.drop();
+      }
+    });
+
+    test('two start processes on one database run a 2-second token cleanup once per tick; SIGTERM stops both with 0', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        await tdb.open(); // migrated before the race, like an operator's first `migrate`
+        const env = { DATABASE_URL: tdb.url, SCHEDULE_TOKEN_CLEANUP: '*/2 * * * * *', SCHEDULE_MESSAGE_DELETER: 'off', SCHEDULE_BROADCAST_DELETER: 'off', SCHEDULE_TOKEN_COUNT_RESET: 'off' };
+        const a = new CliProcess(['start'], env);
+        const b = new CliProcess(['start'], env);
+        await Promise.all([a.waitFor(/Token Cleanup Scheduler started \(runs every 2 seconds\)/), b.waitFor(/Token Cleanup Scheduler started/)]);
+        const from = Date.now();
+        await new Promise((r) => setTimeout(r, 7000));
+        const to = Date.now();
+        const [ea, eb] = await Promise.all([a.kill('SIGTERM'), b.kill('SIGTERM')]);
+        assert.deepEqual(ea, { code: 0, signal: null }, a.stderr.slice(-2000));
+        assert.deepEqual(eb, { code: 0, signal: null }, b.stderr.slice(-2000));
+        assert.match(a.stderr, /tg-janitor stopped/);
+        const store = await tdb.open();
+        const runs = await store.db.selectFrom('job_runs').selectAll().where('job', '=', 'token-cleanup').orderBy('scheduled_for').execute();
+        const ticks = runs.map((r) => r.scheduled_for!);
+        assert.equal(new Set(ticks).size, ticks.length, 'no tick ran twice');
+        assert.ok(runs.every((r) => r.status === 'ok'), JSON.stringify(runs.map((r) => r.status)));
+        // Every even second inside the window has its one run.
+        for (let t = Math.ceil(from / 2000) * 2000 + 2000; t < to - 1000; t += 2000) assert.ok(ticks.includes(t), `tick ${new Date(t).toISOString()} ran`);
+        const byOwner = new Set(runs.map((r) => r.owner));
+        assert.ok(byOwner.size >= 1);
+      } finally {
+        await tdb.drop();
+      }
+    });
+  });
+}
