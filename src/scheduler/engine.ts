@@ -99,6 +99,7 @@ export class Engine {
   private running = false;
   private loopBusy = false;
   private lastRecovery = 0;
+  private starting: Promise<void> | null = null;
 
   constructor(opts: EngineOptions) {
     this.owner = opts.owner ?? newOwnerId();
@@ -128,8 +129,13 @@ export class Engine {
   }
 
   /** Recovers dead runs, catches up missed ticks, logs the start lines and starts the timer loop. */
-  async start(opts: { timers?: boolean } = {}): Promise<void> {
-    if (this.running) return;
+  start(opts: { timers?: boolean } = {}): Promise<void> {
+    // stop() waits for a start still under way, so `start(); await stop()` never races the database's close.
+    this.starting ??= this.begin(opts);
+    return this.starting;
+  }
+
+  private async begin(opts: { timers?: boolean }): Promise<void> {
     this.running = true;
     const now = this.o.clock.now();
     await this.recover(now);
@@ -151,6 +157,7 @@ export class Engine {
 
   /** Stops taking new runs and waits for runs in flight, up to the shutdown timeout. */
   async stop(): Promise<void> {
+    await this.starting?.catch(() => {});
     if (!this.running) return;
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
