@@ -128,6 +128,19 @@ const envSchema = z.object({
   TELEGRAM_RATE: num(0, 10_000).default(25),
   TELEGRAM_RETRIES: int(0, 10).default(2),
   TELEGRAM_TIMEOUT_S: int(1, 600).default(30),
+  STORAGE_CHANNEL_ID: z.string().regex(/^-100\d{5,}$/, 'a channel id like -1001234567890').transform(Number).optional(),
+  PUBLIC_URL: url('where users reach this service, e.g. https://files.example.com').optional(),
+  SHORTENER_API_URL: url('a shortener API URL template').refine((s) => s.includes('{url}'), 'a URL template containing {url}').optional(),
+  SHORTENER_DOMAINS: z
+    .string()
+    .transform((s) => s.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean))
+    .refine((a) => a.every((d) => /^[a-z0-9.-]+\.[a-z]{2,}$/.test(d)), 'a comma-separated list of domains like gplinks.co')
+    .default([]),
+  BYPASS_MIN_SECONDS: int(0, 86_400).default(120),
+  ADMIN_BOT_TOKEN: z.string().regex(/^\d+:[A-Za-z0-9_-]+$/, 'a bot token from @BotFather, like 123456:ABC-DEF').optional(),
+  WEBHOOK_URL: url('the public HTTPS URL Telegram posts updates to').optional(),
+  WEBHOOK_SECRET: z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, '1-256 characters A-Z, a-z, 0-9, _ and -').optional(),
+  STATUS_TOKEN: z.string().min(8, 'at least 8 characters').optional(),
 });
 
 /** The validated configuration. */
@@ -176,6 +189,24 @@ export interface Config {
   telegramRetries: number;
   /** Seconds before a Bot API call times out (default 30). */
   telegramTimeoutS: number;
+  /** The channel where files live (the bot is its admin); needed for file delivery. */
+  storageChannelId: number | undefined;
+  /** Where users reach this service (verify links); default: the local HTTP address, with a warning. */
+  publicUrl: string | undefined;
+  /** Shortener API template with `{url}`; verify links go through it when set. */
+  shortenerApiUrl: string | undefined;
+  /** Referer domains a verification must come from (subdomains count); empty = no referer check. */
+  shortenerDomains: string[];
+  /** A verification sooner than this after the token was made counts as bypassed (default 120). */
+  bypassMinSeconds: number;
+  /** A separate admin bot's token; admin commands then live there. Never logged. */
+  adminBotToken: string | undefined;
+  /** Receive updates by webhook at this URL (its path is served by the HTTP server) instead of long polling. */
+  webhookUrl: string | undefined;
+  /** Telegram's `secret_token` for the webhook. */
+  webhookSecret: string | undefined;
+  /** Token for the status page and /metrics from non-loopback addresses. */
+  statusToken: string | undefined;
 }
 
 /** Env var for each job's schedule override. */
@@ -236,6 +267,15 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
     telegramRate: e.TELEGRAM_RATE,
     telegramRetries: e.TELEGRAM_RETRIES,
     telegramTimeoutS: e.TELEGRAM_TIMEOUT_S,
+    storageChannelId: e.STORAGE_CHANNEL_ID,
+    publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    shortenerApiUrl: e.SHORTENER_API_URL,
+    shortenerDomains: e.SHORTENER_DOMAINS,
+    bypassMinSeconds: e.BYPASS_MIN_SECONDS,
+    adminBotToken: e.ADMIN_BOT_TOKEN,
+    webhookUrl: e.WEBHOOK_URL,
+    webhookSecret: e.WEBHOOK_SECRET,
+    statusToken: e.STATUS_TOKEN,
   };
 }
 

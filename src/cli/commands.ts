@@ -5,6 +5,7 @@ import { JOB_NAMES, type Config } from '../config.ts';
 import { openStore, type Store } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrations.ts';
 import { createJanitor } from '../janitor.ts';
+import { startService } from '../service.ts';
 import { listJobs } from '../jobs/overview.ts';
 import { COLLECTIONS, ImportError, exportCollection, importCollection, isCollection } from '../transfer/index.ts';
 import { CliError, UsageError } from './errors.ts';
@@ -35,22 +36,21 @@ function write(out: NodeJS.WritableStream, s: string): Promise<void> {
 
 const start: Command = {
   name: 'start',
-  summary: 'run the service: migrate, start the schedulers, stay up until SIGINT/SIGTERM',
-  usage: 'Usage: tg-janitor start\n\nRuns the schedulers until SIGINT or SIGTERM, then stops cleanly (exit 0).',
+  summary: 'run the service: schedulers, bots, HTTP server; stays up until SIGINT/SIGTERM',
+  usage: 'Usage: tg-janitor start\n\nMigrates the database, starts the schedulers (and, with BOT_TOKEN, the bots), serves the status page,\n/healthz, /metrics and /verify, and runs until SIGINT or SIGTERM, then stops cleanly (exit 0).',
   options: {},
   async run(ctx) {
     const config = ctx.config();
     const logger = ctx.logger(config);
-    const janitor = await createJanitor({ config, logger });
     const stopped = new Promise<string>((resolve) => {
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));
     });
-    logger.info({ database: janitor.store.describe, timezone: config.timezone, owner: janitor.engine.owner }, '🟢 tg-janitor started');
-    await janitor.start();
+    const service = await startService(config, logger);
+    logger.info({ database: service.store.describe, timezone: config.timezone, owner: service.janitor.engine.owner, url: service.http.url }, '🟢 tg-janitor started');
     const signal = await stopped;
     logger.info({ signal }, `🛑 ${signal} received, stopping`);
-    await janitor.stop();
+    await service.stop();
     logger.info('👋 tg-janitor stopped');
     return 0;
   },

@@ -6,6 +6,7 @@
 import type { Store } from '../store/db.ts';
 import * as broadcasts from '../store/broadcasts.ts';
 import { markBlocked } from '../store/users.ts';
+import { countDeleted } from '../store/stats.ts';
 import { classifyError, FatalTelegramError } from '../telegram/errors.ts';
 import type { Telegram } from '../telegram/client.ts';
 import type { JobDefinition, RunContext } from '../scheduler/engine.ts';
@@ -115,6 +116,7 @@ async function deleteOne(
     after = page[page.length - 1]!.chat_id;
     let fatal: FatalTelegramError | null = null;
     const queue = [...page];
+    const before = s.messages_deleted;
     const worker = async () => {
       for (let r = queue.shift(); r && !fatal; r = queue.shift()) {
         let kind: string;
@@ -147,6 +149,7 @@ async function deleteOne(
     };
     await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 16, page.length) }, worker));
     if (blocked.length) await markBlocked(store, blocked.splice(0), ctx.clock.now().getTime());
+    await countDeleted(store, ctx.clock.now().getTime(), s.messages_deleted - before).catch(() => {});
     deps.onProgress?.(id, total - done);
     if (fatal) throw fatal;
   }

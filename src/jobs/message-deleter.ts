@@ -13,8 +13,10 @@ import type { PendingDeletion } from '../store/schema.ts';
 import * as deletions from '../store/deletions.ts';
 import { getSetting } from '../store/settings.ts';
 import { markBlocked } from '../store/users.ts';
+import { countDeleted } from '../store/stats.ts';
 import { classifyError, FatalTelegramError, type Outcome } from '../telegram/errors.ts';
 import type { Telegram } from '../telegram/client.ts';
+import { startLink } from '../telegram/links.ts';
 import type { JobDefinition, RunContext } from '../scheduler/engine.ts';
 
 /** The notice sent after a deletion when the `deleted_notice_text` setting is not set. */
@@ -69,10 +71,6 @@ export interface MessageDeleterDeps {
   onLateness?: (seconds: number) => void;
 }
 
-/** A "Click Here" URL for a row: the bot's deep link that fetches the file again. */
-export function clickHereUrl(username: string, uniqueId: string): string {
-  return `https://t.me/${username}?start=${encodeURIComponent(uniqueId)}`;
-}
 
 /** Deletes the due messages at the run's clock. The seed's `delete_due_messages()`. */
 export async function deleteDueMessages(deps: MessageDeleterDeps, ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'>): Promise<MessageDeleterSummary> {
@@ -117,7 +115,10 @@ export async function deleteDueMessages(deps: MessageDeleterDeps, ctx: Pick<RunC
         }
       }
     };
+    const before = s.messages_deleted;
     await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 32, queue.length) }, worker));
+    // Feeds the status page's "deleted per hour" chart; a failure here must not fail the deletions.
+    await countDeleted(store, ctx.clock.now().getTime(), s.messages_deleted - before).catch(() => {});
     // Rows not reached (stop, fatal error, database blip) go back now instead of waiting for their lease.
     if (unfinished.size) await deletions.releaseClaims(store, owner, [...unfinished]).catch(() => {});
   }
@@ -190,7 +191,7 @@ async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, s: 
     if (o.kind === 'fatal') throw new FatalTelegramError(o);
     return keep(o, true);
   }
-  const markup = username && row.unique_id ? { reply_markup: { inline_keyboard: [[{ text: 'Click Here', url: clickHereUrl(username, row.unique_id) }]] } } : {};
+  const markup = username && row.unique_id ? { reply_markup: { inline_keyboard: [[{ text: 'Click Here', url: startLink(username, row.unique_id) }]] } } : {};
   const sent = await call(() => telegram.api.sendMessage(chatId, deps.noticeText, markup));
   if (sent.kind === 'fatal') throw new FatalTelegramError(sent);
   if (sent.kind === 'transient') return keep(sent, true);

@@ -1,5 +1,13 @@
 /** What the status page, `tg-janitor status`, /healthz and the admin's /status show: one snapshot of the service. */
-import type { JobView } from './overview.ts';
+import { dayIn, type Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import type { Store } from '../store/db.ts';
+import { activeBroadcasts } from '../store/broadcasts.ts';
+import { deletionStats } from '../store/deletions.ts';
+import { lastRunWithStatus } from '../store/job-runs.ts';
+import { deletedPerHour, tokensPerDay } from '../store/stats.ts';
+import { staleAfterMs } from '../scheduler/schedule.ts';
+import { listJobs, type JobView } from './overview.ts';
 
 /** A broadcast as the status page shows it. */
 export interface BroadcastView {
@@ -41,3 +49,74 @@ export interface StatusSnapshot {
   tokens_per_day: { day: string; verified: number; bypassed: number; not_used: number }[];
   health: Health;
 }
+
+/** What {@link collectStatus} reads from. */
+export interface StatusSource {
+  config: Config;
+  store: Store;
+  clock: Clock;
+  /** When the service started; null for a CLI snapshot (no engine in this process). */
+  startedAt: Date | null;
+  /** Whether the engine is running (service only). */
+  engineRunning?: boolean;
+  /** Whether the Telegram jobs run here. */
+  telegram: boolean;
+}
+
+const HOUR = 3600_000;
+
+/** Reads every fact the status views show, and decides health. */
+export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> {
+  const { config, store } = src;
+  const now = src.clock.now();
+  const nowMs = now.getTime();
+  const jobs = await listJobs(config, store, now, 10);
+  const d = await deletionStats(store, nowMs, HOUR);
+  const next = await store.db.selectFrom('pending_deletions').select('delete_at').orderBy('delete_at').limit(1).executeTakeFirst();
+  const active = await activeBroadcasts(store);
+  const perHour = await deletedPerHour(store, nowMs, 48);
+  const days = Array.from({ length: 14 }, (_, i) => dayIn(new Date(nowMs - (13 - i) * 86400_000), config.timezone));
+  const tokens = await tokensPerDay(store, [...new Set(days)]);
+  const snapshot: StatusSnapshot = {
+    generated_at: now.toISOString(),
+    timezone: config.timezone,
+    service_started_at: src.startedAt?.toISOString() ?? null,
+    database: store.describe,
+    telegram: src.telegram,
+    jobs,
+    deletions: { total: d.total, overdue: d.overdue, due_next_hour: d.dueSoon, next_due_at: next ? new Date(Number(next.delete_at)).toISOString() : null },
+    broadcasts: active.map((b) => ({
+      id: Number(b.id), status: b.status, text: b.text ?? b.caption, created_at: new Date(b.created_at).toISOString(), delete_at: new Date(b.delete_at).toISOString(),
+      sent_count: Number(b.sent_count), failed_count: Number(b.failed_count), recipients_left: b.recipients_left,
+    })),
+    deleted_per_hour: perHour.map((h) => ({ hour: new Date(h.hour).toISOString(), messages: h.messages })),
+    tokens_per_day: tokens,
+    health: { ok: true, problems: [] },
+  };
+  snapshot.health = await judgeHealth(src, jobs, nowMs);
+  return snapshot;
+}
+
+/**
+ * Healthy when the engine runs and every enabled job's last success (or the service's start, whichever is later) is
+ * younger than twice the gap between its next two fire times.
+ */
+async function judgeHealth(src: StatusSource, jobs: JobView[], nowMs: number): Promise<Health> {
+  const problems: string[] = [];
+  if (src.startedAt && src.engineRunning === false) problems.push('the scheduler engine is not running');
+  for (const j of jobs) {
+    if (j.schedule === 'off') continue;
+    if (!src.telegram && TELEGRAM_JOBS.includes(j.name)) continue;
+    const limit = staleAfterMs(j.schedule, src.config.timezone, new Date(nowMs));
+    if (limit === null) continue;
+    const success = await lastRunWithStatus(src.store.db, j.name, 'ok');
+    const since = Math.max(success?.finished_at ?? 0, src.startedAt?.getTime() ?? 0);
+    if (since === 0) continue; // a CLI snapshot of a database that never ran the job: nothing to judge yet
+    if (nowMs - since > limit) {
+      problems.push(`${j.name}: no successful run for ${Math.round((nowMs - since) / 1000)} s (expected within ${Math.round(limit / 1000)} s)`);
+    }
+  }
+  return { ok: problems.length === 0, problems };
+}
+
+const TELEGRAM_JOBS = ['message-deleter', 'broadcast-deleter'];

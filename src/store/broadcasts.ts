@@ -12,6 +12,7 @@ export async function claimDueBroadcast(store: Store, owner: string, nowMs: numb
     .selectFrom('broadcasts')
     .select('id')
     .where('delete_at', '<=', nowMs)
+    .where('status', '!=', 'sending')
     .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', nowMs)]))
     .$if(skip.length > 0, (qb) => qb.where('id', 'not in', skip))
     .orderBy('delete_at')
@@ -23,6 +24,77 @@ export async function claimDueBroadcast(store: Store, owner: string, nowMs: numb
     .where('id', 'in', due)
     .returningAll()
     .executeTakeFirst();
+}
+
+/** Claims a broadcast still being sent (status `sending`, not claimed by a live process) for `owner`. */
+export async function claimSendingBroadcast(store: Store, owner: string, nowMs: number, leaseMs: number): Promise<Broadcast | undefined> {
+  const next = store.db
+    .selectFrom('broadcasts')
+    .select('id')
+    .where('status', '=', 'sending')
+    .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', nowMs)]))
+    .orderBy('id')
+    .limit(1)
+    .$if(store.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked());
+  return store.db.updateTable('broadcasts').set({ claimed_by: owner, claim_expires_at: nowMs + leaseMs }).where('id', 'in', next).returningAll().executeTakeFirst();
+}
+
+/** A new broadcast in status `sending`; returns its id. */
+export async function insertBroadcast(
+  store: Store,
+  b: { fromChatId: number; messageId: number; text: string | null; caption: string | null; fileId: string | null; durationHours: number; createdAt: number; progressChatId: number | null; progressMessageId: number | null },
+): Promise<number> {
+  const deleteAt = b.createdAt + Math.round(b.durationHours * 3600_000);
+  const row = await store.db
+    .insertInto('broadcasts')
+    .values({
+      source_id: null,
+      dedupe_key: `bot:${b.fromChatId}:${b.messageId}:${b.createdAt}`,
+      message_id: b.messageId,
+      text: b.text,
+      caption: b.caption,
+      file_id: b.fileId,
+      duration_hours: b.durationHours,
+      channel_message_id: null,
+      created_at: b.createdAt,
+      delete_at: deleteAt,
+      status: 'sending',
+      from_chat_id: b.fromChatId,
+      send_cursor: 0,
+      sent_count: 0,
+      failed_count: 0,
+      claimed_by: null,
+      claim_expires_at: null,
+      progress_chat_id: b.progressChatId,
+      progress_message_id: b.progressMessageId,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return Number(row.id);
+}
+
+/** Records one recipient's own message id (idempotent). */
+export async function addRecipient(store: Store, broadcastId: number, chatId: number, messageId: number): Promise<void> {
+  await store.db.insertInto('broadcast_messages').values({ broadcast_id: broadcastId, chat_id: chatId, message_id: messageId }).onConflict((oc) => oc.columns(['broadcast_id', 'chat_id']).doNothing()).execute();
+}
+
+/** True when this chat already has its copy of the broadcast (a resumed send skips it). */
+export async function hasRecipient(store: Store, broadcastId: number, chatId: number): Promise<boolean> {
+  return Boolean(await store.db.selectFrom('broadcast_messages').select('chat_id').where('broadcast_id', '=', broadcastId).where('chat_id', '=', chatId).executeTakeFirst());
+}
+
+/** Moves the sending cursor past `userId` and adds to the counts. */
+export async function advanceSend(store: Store, id: number, userId: number, sent: number, failed: number): Promise<void> {
+  await store.db
+    .updateTable('broadcasts')
+    .set((eb) => ({ send_cursor: userId, sent_count: eb('sent_count', '+', sent), failed_count: eb('failed_count', '+', failed) }))
+    .where('id', '=', id)
+    .execute();
+}
+
+/** Marks a broadcast fully sent (it now waits for delete_at) and releases it. */
+export async function finishSending(store: Store, id: number): Promise<void> {
+  await store.db.updateTable('broadcasts').set({ status: 'sent', claimed_by: null, claim_expires_at: null }).where('id', '=', id).where('status', '=', 'sending').execute();
 }
 
 /** Extends a broadcast claim. */

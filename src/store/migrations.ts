@@ -127,6 +127,37 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .execute();
       },
     },
+    '0002_bots_and_stats': {
+      async up(db: AnyDb) {
+        // Files shared by link: a unique id → message ids in the storage channel.
+        await db.schema
+          .createTable('files')
+          .addColumn('unique_id', 'text', (c) => c.primaryKey())
+          .addColumn('channel_id', 'bigint', (c) => c.notNull())
+          .addColumn('message_ids', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'bigint', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // Tokens by the day they were created (TIMEZONE) and how they ended, so deleting tokens loses no history.
+        await db.schema
+          .createTable('token_stats')
+          .addColumn('day', 'text', (c) => c.primaryKey())
+          .addColumn('created', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('verified', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('bypassed', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        // Messages deleted per hour (bucket start, epoch ms) for the status page.
+        await db.schema
+          .createTable('deletion_stats')
+          .addColumn('hour', 'bigint', (c) => c.primaryKey())
+          .addColumn('messages', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        // Where the admin sees a broadcast's progress (one message, edited as it goes).
+        await db.schema.alterTable('broadcasts').addColumn('progress_chat_id', 'bigint').execute();
+        await db.schema.alterTable('broadcasts').addColumn('progress_message_id', 'bigint').execute();
+        await db.schema.createIndex('broadcasts_status').on('broadcasts').column('status').execute();
+      },
+    },
   };
 }
 

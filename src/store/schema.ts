@@ -85,6 +85,8 @@ export interface BroadcastsTable {
   failed_count: number;
   claimed_by: string | null;
   claim_expires_at: number | null;
+  progress_chat_id: number | null;
+  progress_message_id: number | null;
 }
 
 export interface BroadcastMessagesTable {
@@ -125,7 +127,33 @@ export interface JobLocksTable {
   lease_expires_at: number | null;
 }
 
+export interface FilesTable {
+  unique_id: string;
+  channel_id: number;
+  /** JSON array of message ids in the storage channel. */
+  message_ids: string;
+  created_by: number;
+  created_at: number;
+}
+
+export interface TokenStatsTable {
+  /** Day the tokens were created, in TIMEZONE. */
+  day: string;
+  created: number;
+  verified: number;
+  bypassed: number;
+}
+
+export interface DeletionStatsTable {
+  /** Start of the hour, epoch ms. */
+  hour: number;
+  messages: number;
+}
+
 export interface Database {
+  files: FilesTable;
+  token_stats: TokenStatsTable;
+  deletion_stats: DeletionStatsTable;
   users: UsersTable;
   tokens: TokensTable;
   token_generator_count: TokenGeneratorCountTable;
@@ -143,4 +171,5 @@ export type TokenCount = Selectable<TokenGeneratorCountTable>;
 export type PendingDeletion = Selectable<PendingDeletionsTable>;
 export type NewPendingDeletion = Insertable<PendingDeletionsTable>;
 export type Broadcast = Selectable<BroadcastsTable>;
+export type FileRow = Selectable<FilesTable>;
 export type JobRun = Selectable<JobRunsTable>;

@@ -1,6 +1,6 @@
 /** Verification tokens and the per-day count of tokens a user created. */
-import type { Kysely } from 'kysely';
-import type { Database, TokenStatus } from './schema.ts';
+import { sql, type Kysely } from 'kysely';
+import type { Database, Token, TokenStatus } from './schema.ts';
 
 type Db = Kysely<Database>;
 
@@ -42,4 +42,56 @@ export async function countCountsBefore(db: Db, today: string): Promise<number> 
     .where('date', '<', today)
     .executeTakeFirstOrThrow();
   return Number(r.n);
+}
+
+/**
+ * Takes one of the user's token slots for `day` if fewer than `limit` are used: one atomic upsert, so parallel
+ * requests cannot pass the limit. Returns the count after taking it, or null when the limit is reached.
+ */
+export async function takeTokenSlot(db: Db, userId: number, day: string, limit: number): Promise<number | null> {
+  const row = await db
+    .insertInto('token_generator_count')
+    .values({ user_id: userId, date: day, token_generated: 1 })
+    .onConflict((oc) =>
+      oc
+        .columns(['user_id', 'date'])
+        .doUpdateSet({ token_generated: sql<number>`token_generator_count.token_generated + 1` })
+        .where('token_generator_count.token_generated', '<', limit),
+    )
+    .returning('token_generated')
+    .executeTakeFirst();
+  return row ? Number(row.token_generated) : null;
+}
+
+/** Tokens the user created on `day` so far. */
+export async function tokensCreatedOn(db: Db, userId: number, day: string): Promise<number> {
+  const r = await db.selectFrom('token_generator_count').select('token_generated').where('user_id', '=', userId).where('date', '=', day).executeTakeFirst();
+  return r ? Number(r.token_generated) : 0;
+}
+
+/** Inserts a new `not_used` token. */
+export async function insertToken(db: Db, t: Omit<Token, 'status'>): Promise<void> {
+  await db.insertInto('tokens').values({ ...t, status: 'not_used' }).execute();
+}
+
+/** The token with this value, or undefined. */
+export async function getToken(db: Db, token: string): Promise<Token | undefined> {
+  return db.selectFrom('tokens').selectAll().where('token', '=', token).executeTakeFirst();
+}
+
+/** The token with this short unique id made by this user, or undefined. */
+export async function getTokenByUniqueId(db: Db, uniqueId: string, userId: number): Promise<Token | undefined> {
+  return db.selectFrom('tokens').selectAll().where('unique_id', '=', uniqueId).where('created_by', '=', userId).executeTakeFirst();
+}
+
+/** Moves a token from `not_used` to `status`; false when it was no longer `not_used` (opened twice at once). */
+export async function markToken(db: Db, token: string, status: 'verified' | 'bypassed'): Promise<boolean> {
+  const r = await db.updateTable('tokens').set({ status }).where('token', '=', token).where('status', '=', 'not_used').executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** Deletes a token (after its access was granted). True when it was there. */
+export async function deleteToken(db: Db, token: string): Promise<boolean> {
+  const r = await db.deleteFrom('tokens').where('token', '=', token).executeTakeFirst();
+  return Number(r.numDeletedRows) === 1;
 }

@@ -60,7 +60,7 @@ export interface UserDoc extends Omit<User, 'joined_at'> {
 }
 
 /** Columns only the app itself sets: never imported or exported. */
-type Internal = 'id' | 'messages_deleted' | 'claimed_by' | 'claim_expires_at' | 'from_chat_id' | 'send_cursor' | 'sent_count' | 'failed_count';
+type Internal = 'id' | 'messages_deleted' | 'claimed_by' | 'claim_expires_at' | 'from_chat_id' | 'send_cursor' | 'sent_count' | 'failed_count' | 'progress_chat_id' | 'progress_message_id';
 
 /** A `pending_deletions` document as a row (`message_ids` still an array). */
 export type PendingDeletionDoc = Omit<PendingDeletion, Internal | 'message_ids'> & { message_ids: number[] };

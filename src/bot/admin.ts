@@ -1,0 +1,192 @@
+/**
+ * Admin commands (ADMIN_IDS only; everyone else gets silence): settings, share links, expiring broadcasts, status
+ * and manual runs. Every command checks its arguments and answers clearly on bad input.
+ */
+import { Composer, type Context } from 'grammy';
+import type { Clock } from '../clock.ts';
+import { formatIn } from '../clock.ts';
+import { JOB_NAMES, type Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { Store } from '../store/db.ts';
+import { createFile } from '../store/files.ts';
+import { getSetting, setSetting, type SettingKey } from '../store/settings.ts';
+import { insertBroadcast } from '../store/broadcasts.ts';
+import { countRecipients } from '../store/users.ts';
+import { randomId, startLink } from '../telegram/links.ts';
+import { classifyError } from '../telegram/errors.ts';
+import type { RunResult } from '../scheduler/engine.ts';
+import type { StatusSnapshot } from '../jobs/status.ts';
+
+/** The longest broadcast: Telegram deletes nothing older than 48 h, and the hourly deleter needs the margin. */
+export const MAX_BROADCAST_HOURS = 47;
+
+/** What the admin commands need. */
+export interface AdminDeps {
+  store: Store;
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  /** The user bot's username (share links point at it). */
+  userBotUsername(): Promise<string>;
+  /** Runs a job now. */
+  runJob(job: string): Promise<RunResult>;
+  /** The service's status. */
+  status(): Promise<StatusSnapshot>;
+  /** Tells the broadcast sender there is work. */
+  kickSender(): void;
+  /** Set when the admin bot is a separate bot: broadcast content is copied to the storage channel with this Api. */
+  separateAdminBot?: boolean;
+}
+
+interface NumberSetting {
+  key: SettingKey;
+  min: number;
+  max: number;
+  what: string;
+  fallback: (c: Config) => number;
+  describe: (n: number) => string;
+}
+
+const NUMBER_SETTINGS: Record<string, NumberSetting> = {
+  setdeletetime: {
+    key: 'delete_after_minutes', min: 1, max: 2880, what: 'minutes (1–2880: Telegram deletes nothing older than 48 h)',
+    fallback: (c) => c.deleteAfterMinutes, describe: (n) => `Files are deleted ${n} minutes after delivery.`,
+  },
+  settokenlimit: {
+    key: 'token_generation_limit', min: 1, max: 1000, what: 'tokens per user per day (1–1000)',
+    fallback: (c) => c.tokenGenerationLimit, describe: (n) => `Users may create ${n} verification links a day.`,
+  },
+  setaccesscount: {
+    key: 'media_access_count', min: 1, max: 1000, what: 'file accesses per verification (1–1000)',
+    fallback: (c) => c.mediaAccessCount, describe: (n) => `One verification grants ${n} file accesses.`,
+  },
+};
+
+/** Parses a whole number in [min, max]; null when it is anything else. */
+export function parseWhole(text: string, min: number, max: number): number | null {
+  const t = text.trim();
+  if (!/^\d{1,9}$/.test(t)) return null;
+  const n = Number(t);
+  return n >= min && n <= max ? n : null;
+}
+
+/** Parses `/link` arguments: `<id>` or `<first>-<last>` (at most 100 messages). */
+export function parseLinkRange(text: string): number[] | string {
+  const m = /^\s*(\d{1,10})\s*(?:-\s*(\d{1,10}))?\s*$/.exec(text);
+  if (!m) return 'Usage: /link <message_id>, /link <first>-<last>, or reply /link to a message forwarded from the storage channel.';
+  const a = Number(m[1]);
+  const b = m[2] ? Number(m[2]) : a;
+  if (a < 1 || b < a) return 'The range must be <first>-<last> with first ≤ last.';
+  if (b - a >= 100) return 'A batch holds at most 100 messages.';
+  return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+}
+
+/** The admin commands as a composer: install before the user handlers. */
+export function adminBot(deps: AdminDeps): Composer<Context> {
+  const { store, config, clock, logger } = deps;
+  const c = new Composer<Context>();
+  const admin = c.chatType('private').filter((ctx) => config.adminIds.includes(ctx.from.id));
+
+  for (const [command, s] of Object.entries(NUMBER_SETTINGS)) {
+    admin.command(command, async (ctx) => {
+      const current = (await getSetting<number>(store, s.key)) ?? s.fallback(config);
+      if (!ctx.match.trim()) return void (await ctx.reply(`${s.describe(current)}\nUsage: /${command} <${s.what}>`));
+      const n = parseWhole(ctx.match, s.min, s.max);
+      if (n === null) return void (await ctx.reply(`❌ "${ctx.match.trim().slice(0, 40)}" is not valid: give ${s.what}.\nNothing changed: ${s.describe(current)}`));
+      await setSetting(store, s.key, n);
+      logger.info({ setting: s.key, value: n, admin: ctx.from.id }, `setting ${s.key} = ${n}`);
+      await ctx.reply(`✅ ${s.describe(n)} (was ${current})`);
+    });
+  }
+
+  admin.command('link', async (ctx) => {
+    if (!config.storageChannelId) return void (await ctx.reply('❌ STORAGE_CHANNEL_ID is not set: files live in a storage channel the bot administers.'));
+    let ids: number[] | string;
+    const origin = ctx.message.reply_to_message?.forward_origin;
+    if (!ctx.match.trim() && origin) {
+      if (origin.type !== 'channel' || origin.chat.id !== config.storageChannelId) {
+        return void (await ctx.reply('❌ That message was not forwarded from the storage channel.'));
+      }
+      ids = [origin.message_id];
+    } else ids = parseLinkRange(ctx.match);
+    if (typeof ids === 'string') return void (await ctx.reply(`❌ ${ids}`));
+    const uniqueId = randomId(12);
+    await createFile(store, { uniqueId, channelId: config.storageChannelId, messageIds: ids, createdBy: ctx.from.id, createdAt: clock.now().getTime() });
+    const link = startLink(await deps.userBotUsername(), uniqueId);
+    await ctx.reply(`🔗 Share link for ${ids.length === 1 ? `message ${ids[0]}` : `messages ${ids[0]}–${ids[ids.length - 1]}`}:\n${link}`);
+  });
+
+  admin.command('broadcast', async (ctx) => {
+    const usage = `Usage: reply /broadcast <hours> to the message to send (1–${MAX_BROADCAST_HOURS} hours, then it is deleted from every chat).`;
+    const source = ctx.message.reply_to_message;
+    const arg = ctx.match.trim();
+    if (!/^\d{1,6}$/.test(arg)) return void (await ctx.reply(`❌ ${arg ? `"${arg.slice(0, 20)}" is not a whole number of hours.` : 'Give the hours.'}\n${usage}`));
+    const hours = Number(arg);
+    if (hours > MAX_BROADCAST_HOURS) {
+      return void (await ctx.reply(`❌ ${hours} hours is too long: at most ${MAX_BROADCAST_HOURS}. Telegram deletes nothing older than 48 hours, and the hourly broadcast deleter needs the margin.`));
+    }
+    if (hours < 1) return void (await ctx.reply(`❌ At least 1 hour.\n${usage}`));
+    if (!source) return void (await ctx.reply(`❌ Reply to the message you want to broadcast.\n${usage}`));
+    let fromChatId = ctx.chat.id;
+    let messageId = source.message_id;
+    if (deps.separateAdminBot) {
+      // One bot cannot copy another bot's chat: the admin bot puts the content in the storage channel first.
+      if (!config.storageChannelId) return void (await ctx.reply('❌ STORAGE_CHANNEL_ID is not set: a separate admin bot sends broadcasts through it.'));
+      try {
+        messageId = (await ctx.api.copyMessage(config.storageChannelId, ctx.chat.id, source.message_id)).message_id;
+        fromChatId = config.storageChannelId;
+      } catch (e) {
+        return void (await ctx.reply(`❌ Could not copy the message to the storage channel: ${classifyError(e).reason}`));
+      }
+    }
+    const recipients = await countRecipients(store);
+    const progress = await ctx.reply(`📢 Broadcast: sending to ${recipients} users…`);
+    const text = 'text' in source ? (source.text ?? null) : null;
+    const caption = 'caption' in source ? (source.caption ?? null) : null;
+    const fileId = source.photo?.at(-1)?.file_id ?? source.video?.file_id ?? source.document?.file_id ?? source.audio?.file_id ?? null;
+    const id = await insertBroadcast(store, {
+      fromChatId, messageId, text, caption, fileId, durationHours: hours, createdAt: clock.now().getTime(), progressChatId: ctx.chat.id, progressMessageId: progress.message_id,
+    });
+    logger.info({ broadcast_id: id, hours, recipients, admin: ctx.from.id }, `📢 Broadcast ${id} queued for ${recipients} users, deleted after ${hours} h`);
+    deps.kickSender();
+  });
+
+  admin.command('status', async (ctx) => {
+    const s = await deps.status();
+    const tz = s.timezone;
+    const lines = [`📊 Status (${tz})${s.health.ok ? '' : `\n⚠️ ${s.health.problems.join('; ')}`}`, ''];
+    for (const j of s.jobs) {
+      const last = j.last_run ? `${j.last_run.status} ${j.last_run.finished_at ? formatIn(new Date(j.last_run.finished_at), tz) : ''}` : 'never';
+      lines.push(`• ${j.name}: next ${j.next_run_local ?? 'off'}; last ${last}`);
+    }
+    lines.push('', `🗑️ Pending deletions: ${s.deletions.total} (${s.deletions.overdue} overdue, ${s.deletions.due_next_hour} due within an hour)`);
+    lines.push(`📢 Broadcasts: ${s.broadcasts.length ? s.broadcasts.map((b) => `#${b.id} ${b.status}, ${b.sent_count} sent, ${b.recipients_left} left`).join('; ') : 'none'}`);
+    await ctx.reply(lines.join('\n'));
+  });
+
+  admin.command('run', async (ctx) => {
+    const job = ctx.match.trim();
+    if (!(JOB_NAMES as readonly string[]).includes(job)) return void (await ctx.reply(`❌ Usage: /run <job>, one of ${JOB_NAMES.join(', ')}.`));
+    try {
+      const r = await deps.runJob(job);
+      const counts = Object.entries(r.summary).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
+      await ctx.reply(`${r.status === 'ok' ? '✅' : '❌'} ${job} ${r.status}${counts ? `: ${counts}` : ''}${r.error ? `\n${r.error}` : ''}`);
+    } catch (e) {
+      await ctx.reply(`❌ ${job}: ${(e as Error).message}`);
+    }
+  });
+
+  return c;
+}
+
+/** Command list shown in Telegram's menu for admins. */
+export const ADMIN_COMMANDS = [
+  { command: 'setdeletetime', description: 'minutes until delivered files are deleted' },
+  { command: 'settokenlimit', description: 'verification links per user per day' },
+  { command: 'setaccesscount', description: 'file accesses per verification' },
+  { command: 'link', description: 'share link for storage channel messages' },
+  { command: 'broadcast', description: 'reply: send to all users, delete after N hours' },
+  { command: 'status', description: 'jobs, pending deletions, broadcasts' },
+  { command: 'run', description: 'run a job now' },
+];
+

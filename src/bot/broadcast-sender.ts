@@ -1,0 +1,155 @@
+/**
+ * Sends broadcasts: copies the admin's message to every user who is neither blocked nor banned, at the shared
+ * throttle, recording each recipient's own message id as it goes (what the broadcast deleter later deletes) and
+ * moving a cursor, so a restart resumes the sending where it stopped. Edits one progress message for the admin.
+ */
+import type { Api, RawApi } from 'grammy';
+import type { Clock } from '../clock.ts';
+import { formatIn } from '../clock.ts';
+import type { Logger } from '../log.ts';
+import type { Store } from '../store/db.ts';
+import * as broadcasts from '../store/broadcasts.ts';
+import { markBlocked, recipientsAfter } from '../store/users.ts';
+import type { Broadcast } from '../store/schema.ts';
+import { classifyError, type Outcome } from '../telegram/errors.ts';
+
+/** Options for {@link BroadcastSender}. */
+export interface SenderOptions {
+  store: Store;
+  /** The user bot's Api (the recipients' bot), throttled. */
+  api: Api<RawApi>;
+  /** The Api that edits the admin's progress message (the admin bot's, or the same). */
+  progressApi?: Api<RawApi>;
+  clock: Clock;
+  logger: Logger;
+  owner: string;
+  timezone: string;
+  /** Claim lease on a broadcast being sent (default 60 s). */
+  leaseMs?: number;
+  /** How often to look for broadcasts to send when not kicked (default 5 s). */
+  pollMs?: number;
+  /** Minimum time between progress edits (default 2 s). */
+  progressEveryMs?: number;
+}
+
+/** The background sender. `start()`, `kick()` after a new broadcast, `stop()` waits for the recipient in hand. */
+export class BroadcastSender {
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private readonly abort = new AbortController();
+
+  constructor(private readonly o: SenderOptions) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Look for work now instead of at the next poll. */
+  kick(): void {
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort.abort();
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      let delay = this.o.pollMs ?? 5000;
+      try {
+        const b = await broadcasts.claimSendingBroadcast(this.o.store, this.o.owner, this.o.clock.now().getTime(), this.o.leaseMs ?? 60_000);
+        if (b) {
+          await this.send(b);
+          delay = 0;
+        }
+        failures = 0;
+      } catch (e) {
+        failures++;
+        delay = Math.min(60_000, 1000 * 2 ** failures);
+        this.o.logger.error({ err: (e as Error).message, retry_in_ms: delay }, `❌ Error while sending a broadcast: ${(e as Error).message}`);
+      }
+      if (!this.running) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  /** Sends one claimed broadcast from its cursor to the end (or until stopped). */
+  private async send(b: Broadcast): Promise<void> {
+    const { store, api, clock, logger, owner } = this.o;
+    const id = Number(b.id);
+    const leaseMs = this.o.leaseMs ?? 60_000;
+    let cursor = Number(b.send_cursor ?? 0);
+    let sent = Number(b.sent_count);
+    let failed = Number(b.failed_count);
+    let lastProgress = 0;
+    const renew = setInterval(() => void broadcasts.renewBroadcastClaim(store, id, owner, clock.now().getTime() + leaseMs).catch(() => {}), Math.max(1000, leaseMs / 3));
+    logger.info({ broadcast_id: id, resume_after: cursor }, `📢 Sending broadcast ${id}${cursor ? ` (resuming after user ${cursor})` : ''}`);
+    try {
+      for (;;) {
+        const page = await recipientsAfter(store, cursor, 100);
+        if (page.length === 0) break;
+        for (const userId of page) {
+          if (!this.running) return;
+          let outcome: Outcome | null = null;
+          // A crash after the copy but before the cursor moved would send twice: a recorded recipient is skipped.
+          if (!(await broadcasts.hasRecipient(store, id, userId))) {
+            for (let attempt = 0; attempt < 3; attempt++) {
+              try {
+                const m = await api.copyMessage(userId, b.from_chat_id!, b.message_id!);
+                await broadcasts.addRecipient(store, id, userId, m.message_id);
+                outcome = null;
+                break;
+              } catch (e) {
+                outcome = classifyError(e);
+                if (outcome.kind === 'fatal') throw new Error(`Telegram rejected the bot token (${outcome.reason}); sending resumes later`);
+                if (outcome.kind !== 'transient' || attempt === 2) break;
+                await new Promise((r) => setTimeout(r, 1000 * 2 ** attempt));
+              }
+            }
+          }
+          if (outcome?.kind === 'unreachable') await markBlocked(store, [userId], clock.now().getTime());
+          if (outcome) logger.debug({ broadcast_id: id, user_id: userId, reason: outcome.reason }, 'broadcast not delivered');
+          await broadcasts.advanceSend(store, id, userId, outcome ? 0 : 1, outcome ? 1 : 0);
+          if (outcome) failed++;
+          else sent++;
+          cursor = userId;
+          if (Date.now() - lastProgress >= (this.o.progressEveryMs ?? 2000)) {
+            lastProgress = Date.now();
+            await this.progress(b, `📢 Broadcast #${id}: sending… ${sent} sent, ${failed} failed`);
+          }
+        }
+      }
+      await broadcasts.finishSending(store, id);
+      const at = formatIn(new Date(b.delete_at), this.o.timezone);
+      await this.progress(b, `✅ Broadcast #${id} sent to ${sent} users (${failed} failed). It will be deleted at ${at} ${this.o.timezone}.`);
+      logger.info({ broadcast_id: id, sent, failed }, `📢 Broadcast ${id} sent to ${sent} users, ${failed} failed`);
+    } finally {
+      clearInterval(renew);
+      await broadcasts.releaseBroadcast(store, id, owner).catch(() => {});
+    }
+  }
+
+  private async progress(b: Broadcast, text: string): Promise<void> {
+    if (b.progress_chat_id == null || b.progress_message_id == null) return;
+    try {
+      await (this.o.progressApi ?? this.o.api).editMessageText(b.progress_chat_id, b.progress_message_id, text);
+    } catch (e) {
+      // "message is not modified" and the like: progress is a courtesy, never a reason to stop sending.
+      this.o.logger.debug({ err: (e as Error).message }, 'progress edit failed');
+    }
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The user bot: registers users, delivers files that delete themselves after N minutes, and hands out verification
+ * tokens (daily limit) when a user has no file access left. What it creates, the schedulers clean.
+ */
+import { Composer, GrammyError, type Context } from 'grammy';
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { writeTransaction, type Store } from '../store/db.ts';
+import { getFile } from '../store/files.ts';
+import { getSetting } from '../store/settings.ts';
+import { getTokenByUniqueId } from '../store/tokens.ts';
+import { getUser, grantAccess, markBlocked, spendAccess, upsertUser } from '../store/users.ts';
+import type { User } from '../store/schema.ts';
+import { classifyError } from '../telegram/errors.ts';
+import { parseStart } from '../telegram/links.ts';
+import type { ScheduleDeletionInput } from '../janitor.ts';
+import { newToken, verifyLink } from './verification.ts';
+
+/** What the user bot needs. */
+export interface UserBotDeps {
+  store: Store;
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  /** Schedules a delivered file's deletion (the janitor's `scheduleDeletion`). */
+  scheduleDeletion(d: ScheduleDeletionInput): Promise<number>;
+  /** The service's own address, for verify links when PUBLIC_URL is not set. */
+  localUrl(): string;
+}
+
+/** Minutes until delivered files are deleted: the admin's setting, else DELETE_AFTER_MINUTES. */
+export async function deleteAfterMinutes(store: Store, config: Config): Promise<number> {
+  return (await getSetting<number>(store, 'delete_after_minutes')) ?? config.deleteAfterMinutes;
+}
+
+/** File accesses one verification grants: the admin's setting, else MEDIA_ACCESS_COUNT. */
+export async function mediaAccessCount(store: Store, config: Config): Promise<number> {
+  return (await getSetting<number>(store, 'media_access_count')) ?? config.mediaAccessCount;
+}
+
+const users = new WeakMap<Context, User>();
+
+/** The user handlers as a grammY composer. Install after the admin commands. */
+export function userBot(deps: UserBotDeps): Composer<Context> {
+  const { store, config, clock, logger } = deps;
+  const c = new Composer<Context>();
+
+  // Telegram tells us when a user blocks or unblocks the bot.
+  c.on('my_chat_member', async (ctx) => {
+    const status = ctx.myChatMember.new_chat_member.status;
+    if (ctx.chat.type !== 'private') return;
+    if (status === 'kicked') await markBlocked(store, [ctx.chat.id], clock.now().getTime());
+    else if (status === 'member') await store.db.updateTable('users').set({ blocked_at: null }).where('user_id', '=', ctx.chat.id).execute();
+  });
+
+  const priv = c.chatType('private');
+  // Any private message registers the user and clears blocked_at; banned users get nothing from here on.
+  priv.on('message', async (ctx, next) => {
+    if (ctx.from.is_bot) return;
+    const user = await upsertUser(store, { userId: ctx.from.id, username: ctx.from.username ?? null, firstName: ctx.from.first_name ?? null, nowMs: clock.now().getTime() });
+    if (user.is_banned) return;
+    users.set(ctx, user);
+    await next();
+  });
+
+  priv.command('start', async (ctx) => {
+    const req = parseStart(ctx.match);
+    if (req.kind === 'file') return sendFile(ctx, deps, req.uniqueId);
+    if (req.kind === 'verify') return finishVerification(ctx, deps, req.tokenUniqueId, req.userId);
+    if (req.kind === 'invalid') return void (await ctx.reply('❌ This link is not valid. Ask for a new one.'));
+    const user = users.get(ctx)!;
+    await ctx.reply(`👋 Welcome, ${user.first_name ?? 'there'}!\n\nOpen a file link to receive the file. You have ${user.user_access_count} file accesses left.`);
+  });
+
+  priv.command('create_new_token', (ctx) => offerToken(ctx, deps, null));
+
+  priv.command('help', async (ctx) => {
+    const minutes = await deleteAfterMinutes(store, config);
+    await ctx.reply(
+      `📁 Open a file link to receive the file; files delete themselves after ${minutes} minutes.\n` +
+        '🔐 Without file accesses left, verify once through the link the bot sends you to get more.\n' +
+        '/create_new_token — a new verification link',
+    );
+  });
+
+  logger.debug('user bot handlers installed');
+  return c;
+}
+
+/** `/start <unique_id>`: delivers the file when the user has an access left, else offers a verification. */
+export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string): Promise<void> {
+  const { store, config, clock, logger } = deps;
+  const chatId = ctx.chat!.id;
+  const userId = ctx.from!.id;
+  const file = await getFile(store, uniqueId);
+  if (!file) return void (await ctx.reply('❌ This file link is not valid, or the file was removed.'));
+  if (!(await spendAccess(store, userId))) return offerToken(ctx, deps, uniqueId);
+  let copied: number[];
+  try {
+    copied = (await ctx.api.copyMessages(chatId, file.channel_id, file.message_ids)).map((m) => m.message_id);
+  } catch (e) {
+    // Nothing was delivered: give the access back.
+    await grantAccess(store, userId, 1);
+    const o = classifyError(e);
+    logger.error({ user_id: userId, file: uniqueId, reason: o.reason }, `could not deliver file ${uniqueId}: ${o.reason}`);
+    if (o.kind === 'unreachable') return markBlocked(store, [userId], clock.now().getTime());
+    return void (await ctx.reply('⚠️ The file could not be sent right now. Please try the link again in a minute.'));
+  }
+  const minutes = await deleteAfterMinutes(store, config);
+  const ids = [...copied];
+  try {
+    const notice = await ctx.reply(`⏳ This file will be deleted in ${minutes} minute${minutes === 1 ? '' : 's'}. Forward it to your Saved Messages to keep it.`);
+    ids.push(notice.message_id);
+  } finally {
+    // One pending deletion for the files and the notice, even if the notice failed.
+    await deps.scheduleDeletion({ chatId, userId, messageIds: ids, afterMinutes: minutes, uniqueId });
+  }
+}
+
+/** Offers a new verification token (or says the daily limit is reached). */
+export async function offerToken(ctx: Context, deps: UserBotDeps, fileUniqueId: string | null): Promise<void> {
+  const { store, config } = deps;
+  const r = await newToken(deps, ctx.from!.id, fileUniqueId);
+  if (r.kind === 'limit') {
+    return void (await ctx.reply(`⛔ Daily limit reached: you can create ${r.limit} verification links a day. It resets at 00:00 ${config.timezone}.`));
+  }
+  const n = await mediaAccessCount(store, config);
+  await ctx.reply(
+    `🔐 You have no file accesses left.\n\nVerify once to get ${n} more: open the link below, complete it, and you will be sent back here. The link is valid for ${config.tokenExpiryDays} day${config.tokenExpiryDays === 1 ? '' : 's'}.`,
+    { reply_markup: { inline_keyboard: [[{ text: '✅ Verify', url: r.link }]] } },
+  );
+}
+
+/** `/start verify_<token unique id>_<user id>`: grants access for a verified token, explains anything else. */
+export async function finishVerification(ctx: Context, deps: UserBotDeps, tokenUniqueId: string, userId: number): Promise<void> {
+  const { store, config } = deps;
+  if (ctx.from!.id !== userId) return void (await ctx.reply('❌ This verification link belongs to another user. Use /create_new_token for your own.'));
+  const token = await getTokenByUniqueId(store.db, tokenUniqueId, userId);
+  if (!token) return void (await ctx.reply('❌ This verification link is unknown or was already used. Use /create_new_token for a new one.'));
+  if (token.status === 'bypassed') {
+    return void (await ctx.reply(
+      '⚠️ This verification was bypassed: the link was opened too quickly or not through the verification page. No access was granted.\n\nUse /create_new_token and complete the verification.',
+    ));
+  }
+  if (token.status === 'not_used') {
+    const link = await verifyLink(config, token.token, deps.localUrl(), deps.logger);
+    return void (await ctx.reply('⏳ Finish the verification first: open the link, complete it, and you will be sent back here.', {
+      reply_markup: { inline_keyboard: [[{ text: '✅ Verify', url: link }]] },
+    }));
+  }
+  const n = await mediaAccessCount(store, config);
+  // Deleting the token is the gate: two /start at once grant once. Both writes or neither.
+  const granted = await writeTransaction(store, async (trx) => {
+    const del = await trx.deleteFrom('tokens').where('token', '=', token.token).where('status', '=', 'verified').executeTakeFirst();
+    if (Number(del.numDeletedRows) !== 1) return false;
+    await trx.updateTable('users').set((eb) => ({ user_access_count: eb('user_access_count', '+', n) })).where('user_id', '=', userId).execute();
+    return true;
+  });
+  if (!granted) return void (await ctx.reply('❌ This verification link was already used. Use /create_new_token for a new one.'));
+  const user = await getUser(store, userId);
+  await ctx.reply(`✅ Verified! You now have ${user?.user_access_count ?? n} file accesses.`);
+  if (token.file_unique_id) await sendFile(ctx, deps, token.file_unique_id);
+}
+
+/** True when a grammY error means the user blocked the bot. */
+export function isBlockedError(e: unknown): boolean {
+  return e instanceof GrammyError && classifyError(e).kind === 'unreachable';
+}

@@ -1,0 +1,182 @@
+/**
+ * The whole service behind `tg-janitor start`: database, schedulers, user bot, admin commands, broadcast sender,
+ * HTTP server (verify page, status page, /healthz, /metrics, webhook). Stops in the seed's order: polling and
+ * broadcast sending first, then the schedulers (waiting for runs in flight), then HTTP, then the database.
+ */
+import { Bot, webhookCallback, type Context } from 'grammy';
+import { systemClock, type Clock } from './clock.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './log.ts';
+import { openStore, type Store } from './store/db.ts';
+import { migrateToLatest } from './store/migrations.ts';
+import { deletionStats } from './store/deletions.ts';
+import { createJanitor, type Janitor } from './janitor.ts';
+import { collectStatus, type StatusSnapshot } from './jobs/status.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { startHttpServer, type HttpServer } from './http/server.ts';
+import { handleVerify } from './http/verify.ts';
+import { renderStatusPage } from './http/status-page.ts';
+import { instrument } from './telegram/client.ts';
+import { userBot } from './bot/user-bot.ts';
+import { adminBot } from './bot/admin.ts';
+import { BroadcastSender } from './bot/broadcast-sender.ts';
+
+/** Options for {@link startService}. */
+export interface ServiceOptions {
+  clock?: Clock;
+  /** Long-polling timeout in seconds (default 30). */
+  pollTimeoutS?: number;
+}
+
+/** A running service. */
+export interface Service {
+  config: Config;
+  store: Store;
+  janitor: Janitor;
+  metrics: Metrics;
+  http: HttpServer;
+  startedAt: Date;
+  status(): Promise<StatusSnapshot>;
+  stop(): Promise<void>;
+}
+
+/** Starts everything the configuration asks for. */
+export async function startService(config: Config, logger: Logger, opts: ServiceOptions = {}): Promise<Service> {
+  const clock = opts.clock ?? systemClock;
+  const startedAt = clock.now();
+  const store = await openStore(config.databaseUrl);
+  try {
+    await migrateToLatest(store);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const metrics = createMetrics();
+  metrics.setPendingSource(async () => deletionStats(store, clock.now().getTime()));
+  const client = { apiRoot: config.botApiRoot, timeoutSeconds: config.telegramTimeoutS };
+  const bot = config.botToken ? new Bot<Context>(config.botToken, { client }) : null;
+  const janitor = await createJanitor({ config, store, logger, clock, hooks: metrics.hooks, ...(bot ? { bot } : {}) });
+  const username = async () => (janitor.telegram ? janitor.telegram.username() : 'your_bot');
+  const status = () => collectStatus({ config, store, clock, startedAt, engineRunning: janitor.engine.isRunning, telegram: Boolean(janitor.telegram) });
+
+  let localUrl = '';
+  const http = await startHttpServer({
+    host: config.httpHost,
+    port: config.httpPort,
+    statusToken: config.statusToken,
+    logger,
+    routes: {
+      healthz: async () => {
+        try {
+          const s = await status();
+          return { ok: s.health.ok, body: { ok: s.health.ok, problems: s.health.problems, started_at: startedAt.toISOString(), jobs: s.jobs.map((j) => ({ name: j.name, last_status: j.last_run?.status ?? null, next_run: j.next_run })) } };
+        } catch (e) {
+          return { ok: false, body: { ok: false, problems: [`database: ${(e as Error).message}`] } };
+        }
+      },
+      statusPage: async (tokenQuery) => renderStatusPage(await status(), { tokenQuery }),
+      statusJson: status,
+      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
+      ...(bot ? { verify: (token: string | null, referer: string | undefined) => handleVerify({ store, config, clock, botUsername: username }, token, referer) } : {}),
+      ...(bot && config.webhookUrl
+        ? { webhook: { path: new URL(config.webhookUrl).pathname, handler: webhookCallback(bot, 'http', config.webhookSecret ? { secretToken: config.webhookSecret } : {}) } }
+        : {}),
+    },
+  });
+  localUrl = http.url;
+  logger.info({ url: http.url }, `🌐 HTTP server on ${http.url} (status page, /healthz, /metrics${bot ? ', /verify' : ''})`);
+
+  let sender: BroadcastSender | null = null;
+  let adminOnly: Bot<Context> | null = null;
+  const receivers: Bot<Context>[] = [];
+  if (bot && janitor.telegram) {
+    if (!config.publicUrl) logger.warn(`PUBLIC_URL is not set: verify links use ${localUrl}, which only works on this machine`);
+    if (!config.storageChannelId) logger.warn('STORAGE_CHANNEL_ID is not set: /link and file delivery need the storage channel');
+    const adminDeps = {
+      store, config, clock, logger,
+      userBotUsername: username,
+      runJob: (job: string) => janitor.run(job),
+      status,
+      kickSender: () => sender?.kick(),
+    };
+    if (config.adminBotToken) {
+      adminOnly = new Bot<Context>(config.adminBotToken, { client });
+      instrument(adminOnly.api, { rate: config.telegramRate, retries: config.telegramRetries });
+      adminOnly.use(adminBot({ ...adminDeps, separateAdminBot: true }));
+      adminOnly.catch((err) => logger.error({ err: err.message }, `admin bot update failed: ${err.message}`));
+      receivers.push(adminOnly);
+    } else {
+      bot.use(adminBot(adminDeps));
+    }
+    // The progress message lives in the chat of whichever bot took the /broadcast command.
+    sender = new BroadcastSender({
+      store, api: bot.api, progressApi: (adminOnly ?? bot).api, clock, logger, owner: janitor.engine.owner, timezone: config.timezone, leaseMs: config.claimLeaseS * 1000,
+    });
+    bot.use(userBot({ store, config, clock, logger, scheduleDeletion: (d) => janitor.scheduleDeletion(d), localUrl: () => localUrl }));
+    bot.catch((err) => logger.error({ err: err.message, update_id: err.ctx.update.update_id }, `update ${err.ctx.update.update_id} failed: ${err.message}`));
+    receivers.unshift(bot);
+  }
+
+  const stopping = new AbortController();
+  await janitor.start();
+  sender?.start();
+  const polling: Promise<void>[] = [];
+  for (const b of receivers) {
+    if (b === bot && config.webhookUrl) polling.push(receiveByWebhook(b, config, logger, stopping.signal));
+    else polling.push(poll(b, logger, opts.pollTimeoutS ?? 30, b === adminOnly ? 'admin bot' : 'user bot'));
+  }
+
+  let stopped: Promise<void> | null = null;
+  return {
+    config, store, janitor, metrics, http, startedAt, status,
+    stop() {
+      stopped ??= (async () => {
+        stopping.abort();
+        for (const b of receivers) await b.stop().catch(() => {});
+        await Promise.allSettled(polling);
+        await sender?.stop();
+        await janitor.stop();
+        await http.close();
+        await store.close();
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** Long polling that never gives up: a failed start (Telegram down) is retried with back-off until stopped. */
+async function poll(bot: Bot<Context>, logger: Logger, timeout: number, name: string): Promise<void> {
+  let stopping = false;
+  const originalStop = bot.stop.bind(bot);
+  bot.stop = async () => {
+    stopping = true;
+    await originalStop();
+  };
+  for (let attempt = 0; !stopping; attempt++) {
+    try {
+      await bot.start({ timeout, allowed_updates: ['message', 'my_chat_member', 'callback_query'], onStart: (me) => logger.info({ bot: me.username }, `🤖 ${name} @${me.username} is polling for updates`) });
+      return;
+    } catch (e) {
+      if (stopping) return;
+      const wait = Math.min(60_000, 1000 * 2 ** Math.min(attempt, 6));
+      logger.error({ err: (e as Error).message, retry_in_ms: wait }, `❌ ${name} could not poll: ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
+/** Registers the webhook with Telegram (with the secret) and resolves; updates arrive on the HTTP server. */
+async function receiveByWebhook(bot: Bot<Context>, config: Config, logger: Logger, signal: AbortSignal): Promise<void> {
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    try {
+      await bot.init();
+      await bot.api.setWebhook(config.webhookUrl!, { allowed_updates: ['message', 'my_chat_member', 'callback_query'], ...(config.webhookSecret ? { secret_token: config.webhookSecret } : {}) });
+      logger.info({ bot: bot.botInfo.username }, `🤖 user bot @${bot.botInfo.username} receives updates by webhook`);
+      return;
+    } catch (e) {
+      const wait = Math.min(60_000, 1000 * 2 ** Math.min(attempt, 6));
+      logger.error({ err: (e as Error).message, retry_in_ms: wait }, `❌ could not set the webhook: ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
