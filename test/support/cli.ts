@@ -8,7 +8,8 @@ export const BIN = fileURLToPath(new URL('../../bin/tg-janitor.js', import.meta.
 export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const k of ['PATH', 'HOME', 'LANG', 'TMPDIR', 'NODE_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
-  return { ...env, LOG_FORMAT: 'json', ...extra };
+  // Port 0: test services never collide with each other or with a service on 8080.
+  return { ...env, LOG_FORMAT: 'json', HTTP_PORT: '0', ...extra };
 }
 
 export interface CliResult {

@@ -1,0 +1,198 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FixedClock } from '../src/clock.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/log.ts';
+import { startService, type Service } from '../src/service.ts';
+import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
+import { BotApiEmulator, type EmulatedMessage } from './support/bot-api-emulator.ts';
+
+const ADMIN = 999;
+const CHANNEL = -1001234567890;
+const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const MIN = 60_000;
+
+for (const backend of BACKENDS) {
+  describe(`the bots end to end on ${backend}`, () => {
+    let emu: BotApiEmulator;
+    let tdb: TestDb;
+    let svc: Service;
+    const clock = new FixedClock('2026-11-29T10:00:00Z');
+
+    before(async () => {
+      emu = await BotApiEmulator.start();
+      tdb = await createTestDb(backend);
+      const config = loadConfig({
+        DATABASE_URL: tdb.url,
+        BOT_TOKEN: emu.token,
+        BOT_API_ROOT: emu.url,
+        ADMIN_IDS: String(ADMIN),
+        STORAGE_CHANNEL_ID: String(CHANNEL),
+        HTTP_PORT: '0',
+        TOKEN_GENERATION_LIMIT: '2',
+        SHORTENER_DOMAINS: 'short.example',
+        TELEGRAM_RETRIES: '0',
+        TELEGRAM_RATE: '0',
+        // Only the on-time wake-ups and manual runs work here; no cron fires during the test.
+        SCHEDULE_MESSAGE_DELETER: '0 0 1 1 *',
+        SCHEDULE_BROADCAST_DELETER: 'off',
+        SCHEDULE_TOKEN_CLEANUP: 'off',
+        SCHEDULE_TOKEN_COUNT_RESET: 'off',
+      });
+      svc = await startService(config, logger, { clock, pollTimeoutS: 1 });
+    });
+    after(async () => {
+      await svc.stop();
+      await tdb.drop();
+      await emu.close();
+    });
+
+    const botMessages = (chat: number) => emu.messages(chat).filter((m) => m.fromBot);
+    /** Sends `text` as `user` and waits for the bot's next message in that chat. */
+    async function ask(user: number, text: string, extra: object = {}): Promise<EmulatedMessage> {
+      const before = botMessages(user).length;
+      emu.sendUserMessage({ id: user, first_name: `User${user}` }, text, extra);
+      for (let i = 0; i < 200; i++) {
+        const now = botMessages(user);
+        if (now.length > before) return now[before]!;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`no answer to "${text}" from the bot`);
+    }
+    async function until(cond: () => boolean | Promise<boolean>, what: string) {
+      for (let i = 0; i < 250; i++) {
+        if (await cond()) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    const user = (id: number) => svc.store.db.selectFrom('users').selectAll().where('user_id', '=', id).executeTakeFirst();
+    const verifyUrl = (m: EmulatedMessage) => m.reply_markup.inline_keyboard[0][0].url as string;
+
+    let fileUid = '';
+    let fileMessages: number[] = [];
+
+    test('an admin makes a share link for storage channel messages; non-admins get silence', async () => {
+      fileMessages = [emu.addMessage(CHANNEL, { text: 'part 1' }), emu.addMessage(CHANNEL, { text: 'part 2' })];
+      const reply = await ask(ADMIN, `/link ${fileMessages[0]}-${fileMessages[1]}`);
+      const m = /https:\/\/t\.me\/janitor_test_bot\?start=([A-Za-z0-9]+)/.exec(reply.text ?? '');
+      assert.ok(m, reply.text);
+      fileUid = m[1]!;
+      const bad = await ask(ADMIN, '/link 7-x');
+      assert.match(bad.text ?? '', /Usage: \/link/);
+      emu.sendUserMessage({ id: 1001 }, '/setdeletetime 5');
+      emu.sendUserMessage({ id: 1001 }, '/help');
+      await until(() => botMessages(1001).length === 1, 'the answer to /help');
+      assert.match(botMessages(1001)[0]!.text ?? '', /Open a file link/, 'the only answer is to /help: /setdeletetime from a non-admin got silence');
+    });
+
+    test('without access the user gets a verify link; opening it at once marks the token bypassed', async () => {
+      const offer = await ask(1001, `/start ${fileUid}`);
+      assert.match(offer.text ?? '', /no file accesses left/);
+      const url = verifyUrl(offer);
+      assert.ok(url.startsWith(`${svc.http.url}/verify?token=`), url);
+      const res = await fetch(url, { headers: { referer: 'https://short.example/x' } });
+      assert.equal(res.status, 200);
+      const html = await res.text();
+      const back = /href="(https:\/\/t\.me\/janitor_test_bot\?start=(verify_[A-Za-z0-9]+_1001))"/.exec(html);
+      assert.ok(back, 'the page links back to the bot (works without JavaScript)');
+      const tokens = await svc.store.db.selectFrom('tokens').selectAll().execute();
+      assert.deepEqual(tokens.map((t) => t.status), ['bypassed']);
+      const explained = await ask(1001, `/start ${back[2]}`);
+      assert.match(explained.text ?? '', /bypassed/);
+      assert.equal((await user(1001))!.user_access_count, 0);
+      const again = await fetch(url);
+      assert.equal(again.status, 410, 'a used link is gone');
+      assert.equal((await fetch(`${svc.http.url}/verify?token=nosuchtoken123`)).status, 404);
+    });
+
+    test('a new token opened after BYPASS_MIN_SECONDS from an allowed shortener is verified; the deep link grants access and delivers the file', async () => {
+      const offer = await ask(1001, `/start ${fileUid}`);
+      const url = verifyUrl(offer);
+      clock.advance(121_000);
+      const noReferer = await svc.store.db.selectFrom('tokens').select('status').where('status', '=', 'not_used').execute();
+      assert.equal(noReferer.length, 1);
+      const res = await fetch(url, { headers: { referer: 'https://go.short.example/abc' } });
+      assert.equal(res.status, 200);
+      const back = /start=(verify_[A-Za-z0-9]+_1001)/.exec(await res.text())![1]!;
+      // Another user cannot use it.
+      const other = await ask(1002, `/start ${back}`);
+      assert.match(other.text ?? '', /belongs to another user/);
+      const before = botMessages(1001).length;
+      const ok = await ask(1001, `/start ${back}`);
+      assert.match(ok.text ?? '', /Verified! You now have 5 file accesses/);
+      await until(() => botMessages(1001).length >= before + 4, 'the delivered file and its notice');
+      const delivered = botMessages(1001).slice(before + 1);
+      assert.deepEqual(delivered.slice(0, 2).map((m) => m.text), ['part 1', 'part 2']);
+      assert.match(delivered[2]!.text ?? '', /deleted in 30 minutes/);
+      assert.equal((await user(1001))!.user_access_count, 4);
+      assert.equal((await svc.store.db.selectFrom('tokens').select('token').where('status', '=', 'verified').execute()).length, 0, 'the used token is deleted');
+      const rows = await svc.store.db.selectFrom('pending_deletions').selectAll().execute();
+      assert.equal(rows.length, 1, 'one pending deletion for the files and the notice');
+      assert.deepEqual(JSON.parse(rows[0]!.message_ids), delivered.slice(0, 3).map((m) => m.message_id));
+      assert.equal(rows[0]!.delete_at, clock.now().getTime() + 30 * MIN);
+      assert.equal(rows[0]!.unique_id, fileUid);
+    });
+
+    test('the message deleter removes the delivery on time and sends "Click Here"', async () => {
+      const row = (await svc.store.db.selectFrom('pending_deletions').selectAll().executeTakeFirstOrThrow());
+      const ids = JSON.parse(row.message_ids) as number[];
+      clock.set(row.delete_at - 1000);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(emu.hasMessage(1001, ids[0]!), 'not before delete_at');
+      clock.set(row.delete_at);
+      await until(() => ids.every((id) => !emu.hasMessage(1001, id)), 'the deletion');
+      await until(async () => (await svc.store.db.selectFrom('pending_deletions').select('id').execute()).length === 0, 'the row to go');
+      const notice = botMessages(1001).at(-1)!;
+      assert.equal(notice.reply_markup.inline_keyboard[0][0].text, 'Click Here');
+      assert.equal(notice.reply_markup.inline_keyboard[0][0].url, `https://t.me/janitor_test_bot?start=${fileUid}`);
+    });
+
+    test('the (limit+1)-th token of a day is refused; the count resets after midnight in TIMEZONE', async () => {
+      // User 1001 made two tokens today (the limit is 2).
+      const refused = await ask(1001, '/create_new_token');
+      assert.match(refused.text ?? '', /Daily limit reached: you can create 2 verification links a day\. It resets at 00:00 UTC/);
+      clock.set('2026-11-30T00:00:01Z');
+      const r = await svc.janitor.run('token-count-reset');
+      assert.equal(r.summary.deleted, 1);
+      const offer = await ask(1001, '/create_new_token');
+      assert.match(offer.text ?? '', /Verify once/);
+    });
+
+    test('an admin changes settings with checked arguments', async () => {
+      assert.match((await ask(ADMIN, '/setdeletetime 5000')).text ?? '', /not valid.*1–2880/s);
+      assert.match((await ask(ADMIN, '/setdeletetime')).text ?? '', /deleted 30 minutes after delivery/);
+      assert.match((await ask(ADMIN, '/setdeletetime 5')).text ?? '', /✅ Files are deleted 5 minutes after delivery\. \(was 30\)/);
+      assert.match((await ask(ADMIN, '/run token-cleanup')).text ?? '', /token-cleanup ok: deleted=/);
+      assert.match((await ask(ADMIN, '/run nothing')).text ?? '', /Usage: \/run <job>/);
+      assert.match((await ask(ADMIN, '/status')).text ?? '', /Pending deletions: 0/);
+    });
+
+    test('/broadcast 1 reaches every unblocked user and records each; /broadcast 72 is refused; the deleter removes them all', async () => {
+      for (const id of [1003, 1004]) await ask(id, '/start');
+      emu.blockUser(1003);
+      await svc.store.db.updateTable('users').set({ is_banned: 1 }).where('user_id', '=', 1004).execute();
+      const source = emu.sendUserMessage({ id: ADMIN }, 'Big news!') as { message: Record<string, unknown> };
+      await new Promise((r) => setTimeout(r, 100));
+      const refused = await ask(ADMIN, '/broadcast 72', { reply_to_message: source.message });
+      assert.match(refused.text ?? '', /at most 47.*48 hours/s);
+      const progress = await ask(ADMIN, '/broadcast 1', { reply_to_message: source.message });
+      // The progress message may already be edited by the time we look.
+      assert.match(progress.text ?? '', /Broadcast/);
+      await until(() => /✅ Broadcast #\d+ sent to/.test(emu.message(ADMIN, progress.message_id)?.text ?? ''), 'the progress message to finish');
+      const b = await svc.store.db.selectFrom('broadcasts').selectAll().executeTakeFirstOrThrow();
+      assert.equal(b.status, 'sent');
+      const recipients = (await svc.store.db.selectFrom('broadcast_messages').selectAll().orderBy('chat_id').execute()).map((r) => r.chat_id);
+      assert.deepEqual(recipients, [ADMIN, 1001, 1002].sort((x, y) => x - y));
+      assert.ok((await user(1003))!.blocked_at, 'the user who blocked the bot is marked');
+      assert.equal(emu.messages(1004).filter((m) => m.text === 'Big news!').length, 0, 'banned users get nothing');
+      for (const c of [1001, 1002]) assert.equal(emu.messages(c).at(-1)!.text, 'Big news!');
+      clock.set(b.delete_at + 1000);
+      const r = await svc.janitor.run('broadcast-deleter');
+      assert.equal(r.summary.messages_deleted, 3);
+      assert.equal(r.summary.broadcasts_done, 1);
+      for (const c of [1001, 1002]) assert.notEqual(emu.messages(c).at(-1)?.text, 'Big news!');
+      assert.equal((await svc.store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
+    });
+  });
+}
