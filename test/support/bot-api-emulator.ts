@@ -29,6 +29,8 @@ export interface EmulatorOptions {
   undeletableAfterMs?: number;
   /** Emulator clock (ms epoch) for message dates and the 48 h rule. Default Date.now. */
   now?: () => number;
+  /** Another emulator whose chats and messages this one shares: two bots in one Telegram, each its own updates. */
+  shareChatsWith?: BotApiEmulator;
 }
 
 export interface EmulatedMessage {
@@ -174,7 +176,7 @@ export class BotApiEmulator {
   private readonly server: http.Server;
   private readonly sockets = new Set<Socket>();
   private readonly hanging = new Set<http.ServerResponse>();
-  private readonly chats = new Map<number, ChatState>();
+  private readonly chats: Map<number, ChatState>;
   private readonly blocked = new Map<number, 'blocked' | 'deactivated'>();
   private readonly chatFailures = new Map<number, Failure>();
   private readonly methodFailures = new Map<string, PendingFailure[]>();
@@ -203,6 +205,8 @@ export class BotApiEmulator {
     this.strictChats = opts.strictChats ?? false;
     this.undeletableAfterMs = opts.undeletableAfterMs ?? H48;
     this.nowFn = opts.now ?? Date.now;
+    // A second bot (e.g. a separate admin bot) sees the same chats and messages, with its own updates.
+    this.chats = opts.shareChatsWith?.chats ?? new Map<number, ChatState>();
     this.registerMethods();
   }
 
