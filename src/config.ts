@@ -141,6 +141,7 @@ const envSchema = z.object({
   WEBHOOK_URL: url('the public HTTPS URL Telegram posts updates to').optional(),
   WEBHOOK_SECRET: z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, '1-256 characters A-Z, a-z, 0-9, _ and -').optional(),
   STATUS_TOKEN: z.string().min(8, 'at least 8 characters').optional(),
+  STATUS_REFRESH_S: int(2, 3600).default(15),
 });
 
 /** The validated configuration. */
@@ -207,6 +208,8 @@ export interface Config {
   webhookSecret: string | undefined;
   /** Token for the status page and /metrics from non-loopback addresses. */
   statusToken: string | undefined;
+  /** Seconds between the status page's own refreshes (default 15). */
+  statusRefreshS: number;
 }
 
 /** Env var for each job's schedule override. */
@@ -276,6 +279,7 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
     webhookUrl: e.WEBHOOK_URL,
     webhookSecret: e.WEBHOOK_SECRET,
     statusToken: e.STATUS_TOKEN,
+    statusRefreshS: e.STATUS_REFRESH_S,
   };
 }
 

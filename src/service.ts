@@ -74,7 +74,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
           return { ok: false, body: { ok: false, problems: [`database: ${(e as Error).message}`] } };
         }
       },
-      statusPage: async (tokenQuery) => renderStatusPage(await status(), { tokenQuery }),
+      statusPage: async (tokenQuery) => renderStatusPage(await status(), { tokenQuery, refreshSeconds: config.statusRefreshS }),
       statusJson: status,
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
       ...(bot ? { verify: (token: string | null, referer: string | undefined) => handleVerify({ store, config, clock, botUsername: username }, token, referer) } : {}),

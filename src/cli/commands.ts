@@ -1,11 +1,14 @@
 /** The sub-commands of `tg-janitor`. Each is thin: parse, open, call the library, print. */
 import { readFileSync } from 'node:fs';
 import { offsetClock, systemClock } from '../clock.ts';
-import { JOB_NAMES, type Config } from '../config.ts';
+import { JOB_NAMES, loadConfig, type Config } from '../config.ts';
 import { openStore, type Store } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrations.ts';
 import { createJanitor } from '../janitor.ts';
 import { startService } from '../service.ts';
+import { startDemo } from '../demo/demo.ts';
+import { collectStatus } from '../jobs/status.ts';
+import { formatStatus } from './format-status.ts';
 import { listJobs } from '../jobs/overview.ts';
 import { COLLECTIONS, ImportError, exportCollection, importCollection, isCollection } from '../transfer/index.ts';
 import { CliError, UsageError } from './errors.ts';
@@ -184,5 +187,42 @@ const jobs: Command = {
   },
 };
 
+const status: Command = {
+  name: 'status',
+  summary: 'jobs, recent runs, pending deletions, broadcasts and health, from the database',
+  usage: 'Usage: tg-janitor status [--json]\n\nThe facts of the status page in the terminal (--json: the whole snapshot). Exit 0 when healthy, 1 when not.',
+  options: { json: { type: 'boolean' } },
+  async run(ctx, { values }) {
+    const config = ctx.config();
+    const s = await withStore(config, (store) => collectStatus({ config, store, clock: systemClock, startedAt: null, telegram: Boolean(config.botToken) }));
+    if (values.json) await write(ctx.stdout, `${JSON.stringify(s)}\n`);
+    else await write(ctx.stdout, formatStatus(s));
+    return s.health.ok ? 0 : 1;
+  },
+};
+
+const demo: Command = {
+  name: 'demo',
+  summary: 'the whole service against a built-in Bot API emulator and a temporary database (no Telegram needed)',
+  usage: 'Usage: tg-janitor demo\n\nStarts the service with seeded users, tokens, deletions due within seconds and a short broadcast, with\nschedules compressed to seconds, and prints the status page URL. Uses HTTP_PORT when set, else a free port;\nignores DATABASE_URL, BOT_TOKEN and .env. Ctrl-C stops it and removes the temporary database.',
+  options: {},
+  async run(ctx) {
+    // The demo's own settings: nothing from .env, and only the HTTP, time zone and log variables of the environment.
+    const env = { ...process.env, ...ctx.env };
+    const config = loadConfig({ LOG_LEVEL: env.LOG_LEVEL, LOG_FORMAT: env.LOG_FORMAT, TIMEZONE: env.TIMEZONE, HTTP_PORT: env.HTTP_PORT, HTTP_HOST: env.HTTP_HOST }, { isTTY: Boolean((ctx.stderr as NodeJS.WriteStream).isTTY) });
+    const logger = ctx.logger(config);
+    const stopped = new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+    });
+    const d = await startDemo(env, logger);
+    await write(ctx.stdout, `tg-janitor demo is running. Status page: ${d.url}\nPress Ctrl-C to stop (the temporary database is removed).\n`);
+    await stopped;
+    await d.stop();
+    await write(ctx.stdout, 'demo stopped\n');
+    return 0;
+  },
+};
+
 /** Every sub-command, in the order `--help` lists them. */
-export const commands: Command[] = [start, migrate, run, jobs, importCmd, exportCmd];
+export const commands: Command[] = [start, migrate, run, jobs, status, importCmd, exportCmd, demo];

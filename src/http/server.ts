@@ -37,6 +37,8 @@ export interface HttpOptions {
   statusToken?: string | undefined;
   logger: Logger;
   routes: HttpRoutes;
+  /** Which peer addresses count as this machine (default: loopback). Tests treat 127.0.0.2 as remote. */
+  isLocal?: (address: string | undefined) => boolean;
 }
 
 /** A running server. */
@@ -73,7 +75,7 @@ export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
 
   /** Loopback passes; elsewhere the status token is needed. Returns an answer when refused. */
   const guard = (req: http.IncomingMessage, url: URL): HttpAnswer | null => {
-    if (isLoopback(req.socket.remoteAddress)) return null;
+    if ((o.isLocal ?? isLoopback)(req.socket.remoteAddress)) return null;
     if (!o.statusToken) return html(403, page('Not available', '<p>The status page is only served to this machine. Set STATUS_TOKEN to open it from elsewhere.</p>'));
     const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (tokenMatches(bearer, o.statusToken) || tokenMatches(url.searchParams.get('token'), o.statusToken)) return null;
@@ -81,7 +83,8 @@ export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // Concatenated, not resolved: a path such as //x must stay a path, not become a host.
+    const url = new URL(`http://localhost${req.url ?? '/'}`);
     const path = url.pathname;
     if (routes.webhook && path === routes.webhook.path) {
       if (req.method !== 'POST') return send(res, json(405, { error: 'POST only' }));

@@ -1,0 +1,29 @@
+/** `tg-janitor status` as text: the status page's facts for a terminal. */
+import { formatIn } from '../clock.ts';
+import type { StatusSnapshot } from '../jobs/status.ts';
+
+/** The snapshot as a few aligned lines. */
+export function formatStatus(s: StatusSnapshot): string {
+  const tz = s.timezone;
+  const local = (iso: string | null) => (iso ? formatIn(new Date(iso), tz) : '-');
+  const out: string[] = [];
+  out.push(`tg-janitor status at ${local(s.generated_at)} ${tz} (${s.database})`);
+  out.push(s.health.ok ? 'health: ok' : `health: PROBLEMS\n${s.health.problems.map((p) => `  - ${p}`).join('\n')}`);
+  out.push('', 'jobs:');
+  const rows = s.jobs.map((j) => {
+    const last = j.last_run;
+    const counts = last?.summary ? Object.entries(last.summary).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ') : '';
+    return [j.name, j.schedule_words, j.next_run_local ?? 'off', last ? `${last.status} ${local(last.finished_at ?? last.started_at)}` : 'never', counts + (last?.error ? ` error: ${last.error}` : '')];
+  });
+  const head = ['JOB', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'LAST SUMMARY'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  for (const r of [head, ...rows]) out.push(`  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}`);
+  const d = s.deletions;
+  out.push('', `pending deletions: ${d.total} (${d.overdue} overdue, ${d.due_next_hour} due within an hour; next ${local(d.next_due_at)})`);
+  out.push(`broadcasts in progress: ${s.broadcasts.length ? '' : 'none'}`);
+  for (const b of s.broadcasts) out.push(`  #${b.id} ${b.status}: ${b.sent_count} sent, ${b.failed_count} failed, ${b.recipients_left} to delete at ${local(b.delete_at)}`);
+  const deleted = s.deleted_per_hour.reduce((a, h) => a + h.messages, 0);
+  const t = s.tokens_per_day.reduce((a, d) => ({ v: a.v + d.verified, b: a.b + d.bypassed, n: a.n + d.not_used }), { v: 0, b: 0, n: 0 });
+  out.push(`messages deleted in 48 h: ${deleted}; tokens in 14 days: ${t.v} verified, ${t.b} bypassed, ${t.n} not used`);
+  return `${out.join('\n')}\n`;
+}
