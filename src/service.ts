@@ -26,6 +26,8 @@ export interface ServiceOptions {
   clock?: Clock;
   /** Long-polling timeout in seconds (default 30). */
   pollTimeoutS?: number;
+  /** Which HTTP peers count as this machine (default loopback); tests use it to play a remote client. */
+  isLocal?: (address: string | undefined) => boolean;
 }
 
 /** A running service. */
@@ -65,6 +67,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
     port: config.httpPort,
     statusToken: config.statusToken,
     logger,
+    ...(opts.isLocal ? { isLocal: opts.isLocal } : {}),
     routes: {
       healthz: async () => {
         try {

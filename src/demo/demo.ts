@@ -16,10 +16,10 @@ import { BotApiEmulator } from './bot-api-emulator.ts';
 
 /** The compressed schedules the demo runs with. */
 export const DEMO_SCHEDULES = {
-  SCHEDULE_TOKEN_CLEANUP: '*/15 * * * * *',
-  SCHEDULE_MESSAGE_DELETER: '*/10 * * * * *',
-  SCHEDULE_BROADCAST_DELETER: '*/20 * * * * *',
-  SCHEDULE_TOKEN_COUNT_RESET: '*/30 * * * * *',
+  SCHEDULE_TOKEN_CLEANUP: '*/10 * * * * *',
+  SCHEDULE_MESSAGE_DELETER: '*/5 * * * * *',
+  SCHEDULE_BROADCAST_DELETER: '*/10 * * * * *',
+  SCHEDULE_TOKEN_COUNT_RESET: '*/15 * * * * *',
 };
 
 /** A running demo. */
@@ -73,7 +73,7 @@ export async function startDemo(env: Record<string, string | undefined>, logger:
 
 const DAY = 86400_000;
 
-/** Users, tokens, counts, deletions due in the next seconds and a broadcast due in 25 s. */
+/** Users, tokens, counts, deletions due in the next seconds and a broadcast due in 12 s. */
 async function seed(store: Store, emu: BotApiEmulator, tz: string): Promise<void> {
   const now = Date.now();
   const users = Array.from({ length: 24 }, (_, i) => 5_000_001 + i);
@@ -102,18 +102,18 @@ async function seed(store: Store, emu: BotApiEmulator, tz: string): Promise<void
     .values(Array.from({ length: 14 }, (_, i) => dayIn(new Date(now - (13 - i) * DAY), tz)).filter((d, i, a) => a.indexOf(d) === i).map((day, i) => ({ day, created: 20 + ((i * 7) % 13), verified: 12 + ((i * 5) % 7), bypassed: 2 + (i % 3) })))
     .execute();
 
-  // Deliveries that delete themselves 3 to 40 seconds from now (one to the user who blocked the bot).
+  // Deliveries that delete themselves 2 to 18 seconds from now (one to the user who blocked the bot).
   for (let i = 0; i < 14; i++) {
     const chat = users[i]!;
     const ids = Array.from({ length: 1 + (i % 3) }, () => emu.addMessage(chat, { text: `demo file ${i + 1}` }));
-    await insertDeletion(store, { userId: chat, chatId: chat, messageIds: ids, deleteAt: now + 3000 + i * 2800, uniqueId: `demoFile${i + 1}`, createdAt: now });
+    await insertDeletion(store, { userId: chat, chatId: chat, messageIds: ids, deleteAt: now + 2000 + i * 1200, uniqueId: `demoFile${i + 1}`, createdAt: now });
   }
 
   const b = await store.db
     .insertInto('broadcasts')
     .values({
-      source_id: null, dedupe_key: `demo:${now}`, message_id: 1, text: '📢 Demo broadcast: deleted 25 seconds after it was sent', caption: null, file_id: null, duration_hours: 25 / 3600,
-      channel_message_id: null, created_at: now, delete_at: now + 25_000, status: 'sent', from_chat_id: 1, send_cursor: null, sent_count: users.length, failed_count: 0,
+      source_id: null, dedupe_key: `demo:${now}`, message_id: 1, text: '📢 Demo broadcast: deleted 12 seconds after it was sent', caption: null, file_id: null, duration_hours: 12 / 3600,
+      channel_message_id: null, created_at: now, delete_at: now + 12_000, status: 'sent', from_chat_id: 1, send_cursor: null, sent_count: users.length, failed_count: 0,
       claimed_by: null, claim_expires_at: null, progress_chat_id: null, progress_message_id: null,
     })
     .returning('id')
