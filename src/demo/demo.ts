@@ -112,7 +112,7 @@ async function seed(store: Store, emu: BotApiEmulator, tz: string): Promise<void
   const b = await store.db
     .insertInto('broadcasts')
     .values({
-      source_id: null, dedupe_key: `demo:${now}`, message_id: 1, text: '📢 Demo broadcast: deleted 12 seconds after it was sent', caption: null, file_id: null, duration_hours: 12 / 3600,
+      source_id: null, dedupe_key: `demo:${now}`, message_id: 1, text: 'Demo broadcast: deleted 12 seconds after it was sent', caption: null, file_id: null, duration_hours: 12 / 3600,
       channel_message_id: null, created_at: now, delete_at: now + 12_000, status: 'sent', from_chat_id: 1, send_cursor: null, sent_count: users.length, failed_count: 0,
       claimed_by: null, claim_expires_at: null, progress_chat_id: null, progress_message_id: null,
     })
