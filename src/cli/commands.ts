@@ -1,6 +1,6 @@
 /** The sub-commands of `tg-janitor`. Each is thin: parse, open, call the library, print. */
 import { readFileSync } from 'node:fs';
-import { offsetClock, systemClock } from '../clock.ts';
+import { formatIn, offsetClock, systemClock } from '../clock.ts';
 import { JOB_NAMES, loadConfig, type Config } from '../config.ts';
 import { openStore, type Store } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrations.ts';
@@ -8,11 +8,19 @@ import { createJanitor } from '../janitor.ts';
 import { startService } from '../service.ts';
 import { startDemo } from '../demo/demo.ts';
 import { collectStatus } from '../jobs/status.ts';
-import { formatStatus } from './format-status.ts';
+import { formatStatus, table } from './format.ts';
 import { listJobs } from '../jobs/overview.ts';
 import { COLLECTIONS, ImportError, exportCollection, importCollection, isCollection } from '../transfer/index.ts';
 import { CliError, UsageError } from './errors.ts';
 import type { CliContext, Command } from './main.ts';
+
+/** Resolves with the name of the first SIGINT or SIGTERM. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
 
 async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): Promise<T> {
   const store = await openStore(config.databaseUrl);
@@ -45,10 +53,7 @@ const start: Command = {
   async run(ctx) {
     const config = ctx.config();
     const logger = ctx.logger(config);
-    const stopped = new Promise<string>((resolve) => {
-      process.once('SIGINT', () => resolve('SIGINT'));
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-    });
+    const stopped = untilSignal();
     const service = await startService(config, logger);
     logger.info({ database: service.store.describe, timezone: config.timezone, owner: service.janitor.engine.owner, url: service.http.url }, '🟢 tg-janitor started');
     const signal = await stopped;
@@ -178,11 +183,9 @@ const jobs: Command = {
       j.name,
       `${j.schedule} (${j.schedule_words})`,
       j.next_run_local ? `${j.next_run_local} ${config.timezone}` : '-',
-      j.last_run ? `${j.last_run.status} ${j.last_run.finished_at ?? ''}` : 'never',
+      j.last_run ? `${j.last_run.status} ${formatIn(new Date(j.last_run.finished_at ?? j.last_run.started_at), config.timezone)}` : 'never',
     ]);
-    const head = ['JOB', 'SCHEDULE', 'NEXT RUN', 'LAST RUN'];
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    for (const r of [head, ...rows]) await write(ctx.stdout, `${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    await write(ctx.stdout, `${table(['JOB', 'SCHEDULE', 'NEXT RUN', 'LAST RUN'], rows).join('\n')}\n`);
     return 0;
   },
 };
@@ -211,10 +214,7 @@ const demo: Command = {
     const env = { ...process.env, ...ctx.env };
     const config = loadConfig({ LOG_LEVEL: env.LOG_LEVEL, LOG_FORMAT: env.LOG_FORMAT, TIMEZONE: env.TIMEZONE, HTTP_PORT: env.HTTP_PORT, HTTP_HOST: env.HTTP_HOST }, { isTTY: Boolean((ctx.stderr as NodeJS.WriteStream).isTTY) });
     const logger = ctx.logger(config);
-    const stopped = new Promise<string>((resolve) => {
-      process.once('SIGINT', () => resolve('SIGINT'));
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-    });
+    const stopped = untilSignal();
     const d = await startDemo(env, logger);
     await write(ctx.stdout, `tg-janitor demo is running. Status page: ${d.url}\nPress Ctrl-C to stop (the temporary database is removed).\n`);
     await stopped;

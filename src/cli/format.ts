@@ -1,4 +1,4 @@
-/** `tg-janitor status` as text: the status page's facts for a terminal. */
+/** Text output of the CLI: aligned tables, and `tg-janitor status` as the status page's facts for a terminal. */
 import { formatIn } from '../clock.ts';
 import type { StatusSnapshot } from '../jobs/status.ts';
 
@@ -15,9 +15,7 @@ export function formatStatus(s: StatusSnapshot): string {
     const counts = last?.summary ? Object.entries(last.summary).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ') : '';
     return [j.name, j.schedule_words, j.next_run_local ?? 'off', last ? `${last.status} ${local(last.finished_at ?? last.started_at)}` : 'never', counts + (last?.error ? ` error: ${last.error}` : '')];
   });
-  const head = ['JOB', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'LAST SUMMARY'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const r of [head, ...rows]) out.push(`  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}`);
+  out.push(...table(['JOB', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'LAST SUMMARY'], rows).map((l) => `  ${l}`));
   const d = s.deletions;
   out.push('', `pending deletions: ${d.total} (${d.overdue} overdue, ${d.due_next_hour} due within an hour; next ${local(d.next_due_at)})`);
   out.push(`broadcasts in progress: ${s.broadcasts.length ? '' : 'none'}`);
@@ -26,4 +24,10 @@ export function formatStatus(s: StatusSnapshot): string {
   const t = s.tokens_per_day.reduce((a, d) => ({ v: a.v + d.verified, b: a.b + d.bypassed, n: a.n + d.not_used }), { v: 0, b: 0, n: 0 });
   out.push(`messages deleted in 48 h: ${deleted}; tokens in 14 days: ${t.v} verified, ${t.b} bypassed, ${t.n} not used`);
   return `${out.join('\n')}\n`;
+}
+
+/** Rows under a header, columns padded to their widest cell. */
+export function table(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
 }
