@@ -51,7 +51,10 @@ export interface BroadcastDeleterDeps {
 }
 
 /** Deletes every expired broadcast at the run's clock. The seed's `delete_expired_broadcasts()`. */
-export async function deleteExpiredBroadcasts(deps: BroadcastDeleterDeps, ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'>): Promise<BroadcastDeleterSummary> {
+export async function deleteExpiredBroadcasts(
+  deps: BroadcastDeleterDeps,
+  ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
+): Promise<BroadcastDeleterSummary> {
   const { store, owner } = deps;
   const leaseMs = deps.leaseMs ?? 60_000;
   const s: BroadcastDeleterSummary = { broadcasts_done: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, remaining: 0, without_recipients: 0 };
@@ -61,12 +64,13 @@ export async function deleteExpiredBroadcasts(deps: BroadcastDeleterDeps, ctx: P
   }
   const seen: number[] = [];
   while (!ctx.signal.aborted) {
-    const b = await broadcasts.claimDueBroadcast(store, owner, ctx.clock.now().getTime(), leaseMs, seen);
+    const wall = ctx.wallClock ?? ctx.clock;
+    const b = await broadcasts.claimDueBroadcast(store, owner, ctx.clock.now().getTime(), wall.now().getTime(), leaseMs, seen);
     if (!b) break;
     const id = Number(b.id);
     seen.push(id);
     const renew = setInterval(() => {
-      broadcasts.renewBroadcastClaim(store, id, owner, ctx.clock.now().getTime() + leaseMs).catch(() => {});
+      broadcasts.renewBroadcastClaim(store, id, owner, wall.now().getTime() + leaseMs).catch(() => {});
     }, Math.max(1000, leaseMs / 3));
     try {
       await deleteOne(deps, b.created_at, id, ctx, s);

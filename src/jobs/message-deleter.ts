@@ -73,7 +73,10 @@ export interface MessageDeleterDeps {
 
 
 /** Deletes the due messages at the run's clock. The seed's `delete_due_messages()`. */
-export async function deleteDueMessages(deps: MessageDeleterDeps, ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'>): Promise<MessageDeleterSummary> {
+export async function deleteDueMessages(
+  deps: MessageDeleterDeps,
+  ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
+): Promise<MessageDeleterSummary> {
   const { store, telegram, owner } = deps;
   const leaseMs = deps.leaseMs ?? 60_000;
   const s: MessageDeleterSummary = { rows: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, notices_sent: 0, transient: 0, removed: 0, max_lateness_s: 0 };
@@ -84,7 +87,8 @@ export async function deleteDueMessages(deps: MessageDeleterDeps, ctx: Pick<RunC
   const noticeText = (await getSetting<string>(store, 'deleted_notice_text')) ?? DEFAULT_DELETED_NOTICE;
   let fatal: FatalTelegramError | null = null;
   while (!ctx.signal.aborted && !fatal) {
-    const batch = await deletions.claimDue(store, owner, ctx.clock.now().getTime(), leaseMs, deps.batchSize ?? 500);
+    const wall = (ctx.wallClock ?? ctx.clock).now().getTime();
+    const batch = await deletions.claimDue(store, owner, ctx.clock.now().getTime(), wall, leaseMs, deps.batchSize ?? 500);
     if (batch.length === 0) break;
     const byChat = new Map<number, PendingDeletion[]>();
     for (const row of batch) byChat.set(row.chat_id, [...(byChat.get(row.chat_id) ?? []), row]);

@@ -7,8 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { Clock } from '../clock.ts';
-import { formatIn } from '../clock.ts';
+import { formatIn, systemClock, type Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import type { RunStatus } from '../store/schema.ts';
@@ -24,6 +23,11 @@ export interface RunContext {
   now: Date;
   /** The clock, for runs that take long enough that time moves on. */
   clock: Clock;
+  /**
+   * Real time, for leases and claims that other processes compare with their own clocks. The same as `clock`
+   * except in a manual run `--now`, whose decisions are made at another instant but whose claims must stay real.
+   */
+  wallClock: Clock;
   /** Report what would change, change nothing. */
   dryRun: boolean;
   /** Aborted when the engine stops: finish the item in hand, take no new work. */
@@ -281,7 +285,7 @@ export class Engine {
       this.o.onRunFinished?.(r);
       return r;
     }
-    const r = await execute(job, { ...this.o, owner: this.owner, runId, scheduledFor: tickAt, startedAt, dryRun: false, signal: this.abort.signal });
+    const r = await execute(job, { ...this.o, wallClock: this.o.clock, owner: this.owner, runId, scheduledFor: tickAt, startedAt, dryRun: false, signal: this.abort.signal });
     this.o.onRunFinished?.(r);
     return r;
   }
@@ -290,6 +294,7 @@ export class Engine {
 interface ExecuteOptions {
   store: Store;
   clock: Clock;
+  wallClock: Clock;
   logger: Logger;
   timezone: string;
   leaseMs: number;
@@ -303,12 +308,12 @@ interface ExecuteOptions {
 
 /** Runs a job whose run row (if any) is already in place, renewing its lease, and records how it ended. */
 async function execute(job: JobDefinition, o: ExecuteOptions): Promise<RunResult> {
-  const { store, clock, logger, runId } = o;
+  const { store, clock, wallClock, logger, runId } = o;
   const heartbeat =
     runId === null
       ? null
       : setInterval(() => {
-          runs.renewLease(store.db, job.name, runId, clock.now().getTime() + o.leaseMs).catch((e) =>
+          runs.renewLease(store.db, job.name, runId, wallClock.now().getTime() + o.leaseMs).catch((e) =>
             logger.warn({ job: job.name, err: errorText(e) }, 'could not renew run lease'),
           );
         }, Math.max(1000, o.leaseMs / 3));
@@ -317,7 +322,7 @@ async function execute(job: JobDefinition, o: ExecuteOptions): Promise<RunResult
   let summary: Summary = {};
   let error: string | undefined;
   try {
-    summary = await job.run({ now: o.startedAt, clock, dryRun: o.dryRun, signal: o.signal, logger: logger.child({ job: job.name }) });
+    summary = await job.run({ now: o.startedAt, clock, wallClock, dryRun: o.dryRun, signal: o.signal, logger: logger.child({ job: job.name }) });
   } catch (e) {
     status = 'error';
     error = errorText(e);
@@ -355,6 +360,8 @@ export interface ManualRunOptions {
   timezone?: string;
   leaseMs?: number;
   owner?: string;
+  /** Real time for the run's lease and claims (default the system clock). */
+  wallClock?: Clock;
   /** Evaluate as if at this instant (default: the clock's now). */
   now?: Date;
   /** Report only; writes nothing, not even `job_runs` (default false). */
@@ -371,10 +378,13 @@ export async function runManual(job: JobDefinition, o: ManualRunOptions): Promis
   const leaseMs = o.leaseMs ?? 60_000;
   const owner = o.owner ?? newOwnerId();
   const dryRun = o.dryRun ?? false;
-  const runId = dryRun ? null : await runs.insertManualRun(o.store.db, job.name, owner, startedAt.getTime(), leaseMs);
+  const wallClock = o.wallClock ?? systemClock;
+  // The row records the evaluated instant; its lease is real time, so a live engine never calls it abandoned.
+  const runId = dryRun ? null : await runs.insertManualRun(o.store.db, job.name, owner, startedAt.getTime(), wallClock.now().getTime() + leaseMs);
   return execute(job, {
     store: o.store,
     clock: o.clock,
+    wallClock,
     logger: o.logger,
     timezone: o.timezone ?? 'UTC',
     leaseMs,

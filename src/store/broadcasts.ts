@@ -6,21 +6,24 @@ import type { Store } from './db.ts';
 import type { Broadcast } from './schema.ts';
 import { sha256Key } from './deletions.ts';
 
-/** Claims the next due broadcast (`delete_at <= now`, not claimed by a live process) for `owner`, or undefined. */
-export async function claimDueBroadcast(store: Store, owner: string, nowMs: number, leaseMs: number, skip: number[] = []): Promise<Broadcast | undefined> {
+/**
+ * Claims the next broadcast due at `dueMs` (not claimed by a live process, not still being sent) for `owner`, or
+ * undefined. The lease is real time (`wallMs`).
+ */
+export async function claimDueBroadcast(store: Store, owner: string, dueMs: number, wallMs: number, leaseMs: number, skip: number[] = []): Promise<Broadcast | undefined> {
   const due = store.db
     .selectFrom('broadcasts')
     .select('id')
-    .where('delete_at', '<=', nowMs)
+    .where('delete_at', '<=', dueMs)
     .where('status', '!=', 'sending')
-    .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', nowMs)]))
+    .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', wallMs)]))
     .$if(skip.length > 0, (qb) => qb.where('id', 'not in', skip))
     .orderBy('delete_at')
     .limit(1)
     .$if(store.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked());
   return store.db
     .updateTable('broadcasts')
-    .set({ claimed_by: owner, claim_expires_at: nowMs + leaseMs, status: 'deleting' })
+    .set({ claimed_by: owner, claim_expires_at: wallMs + leaseMs, status: 'deleting' })
     .where('id', 'in', due)
     .returningAll()
     .executeTakeFirst();

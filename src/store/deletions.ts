@@ -70,21 +70,24 @@ export async function insertDeletion(store: Store, d: NewDeletion): Promise<numb
   return Number(existing.id);
 }
 
-/** Claims up to `limit` due rows (`next_attempt_at <= now`, unclaimed or lease ended) for `owner`, earliest first. */
-export async function claimDue(store: Store, owner: string, nowMs: number, leaseMs: number, limit: number): Promise<PendingDeletion[]> {
+/**
+ * Claims up to `limit` rows due at `dueMs` (`next_attempt_at <= dueMs`, unclaimed or lease ended) for `owner`, earliest
+ * first. Leases are real time (`wallMs`), since other processes compare them with their own clocks.
+ */
+export async function claimDue(store: Store, owner: string, dueMs: number, wallMs: number, leaseMs: number, limit: number): Promise<PendingDeletion[]> {
   const { db } = store;
   const due = db
     .selectFrom('pending_deletions')
     .select('id')
-    .where('next_attempt_at', '<=', nowMs)
-    .where('delete_at', '<=', nowMs)
-    .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', nowMs)]))
+    .where('next_attempt_at', '<=', dueMs)
+    .where('delete_at', '<=', dueMs)
+    .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', wallMs)]))
     .orderBy('next_attempt_at')
     .limit(limit)
     .$if(store.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked());
   return db
     .updateTable('pending_deletions')
-    .set({ claimed_by: owner, claim_expires_at: nowMs + leaseMs })
+    .set({ claimed_by: owner, claim_expires_at: wallMs + leaseMs })
     .where('id', 'in', due)
     .returningAll()
     .execute();

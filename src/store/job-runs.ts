@@ -18,11 +18,11 @@ export async function claimTick(db: Db, job: string, tickMs: number, owner: stri
   return row ? Number(row.id) : null;
 }
 
-/** Inserts a manual run (no tick); returns its id. */
-export async function insertManualRun(db: Db, job: string, owner: string, nowMs: number, leaseMs: number): Promise<number> {
+/** Inserts a manual run (no tick) started at `startedMs` with a lease until `leaseUntilMs`; returns its id. */
+export async function insertManualRun(db: Db, job: string, owner: string, startedMs: number, leaseUntilMs: number): Promise<number> {
   const row = await db
     .insertInto('job_runs')
-    .values({ job, scheduled_for: null, started_at: nowMs, status: 'running', owner, lease_expires_at: nowMs + leaseMs, finished_at: null, summary: null, error: null })
+    .values({ job, scheduled_for: null, started_at: startedMs, status: 'running', owner, lease_expires_at: leaseUntilMs, finished_at: null, summary: null, error: null })
     .returning('id')
     .executeTakeFirstOrThrow();
   return Number(row.id);
