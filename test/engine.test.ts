@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FixedClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
-import { Engine, type JobDefinition, type RunResult } from '../src/scheduler/engine.ts';
+import { Engine, runManual, type JobDefinition, type RunResult } from '../src/scheduler/engine.ts';
 import type { Store } from '../src/store/db.ts';
 import { BACKENDS, createTestDb } from './support/db.ts';
 
@@ -224,6 +224,29 @@ for (const backend of BACKENDS) {
         await e3.start({ timers: false });
         await e3.stop();
         assert.equal(p3.calls.length, 0);
+      } finally {
+        await tdb.drop();
+      }
+    });
+
+    test('a manual run evaluated at a past --now keeps a real-time lease: a live engine does not call it abandoned', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const hold = deferred();
+        const p = probe('manual', '0 0 1 1 *', { hold: hold.promise });
+        const past = new FixedClock('2020-01-01T00:00:00Z');
+        const run = runManual(p.job, { store, clock: past, logger });
+        while (p.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+        const live = new Engine({ store, clock: { now: () => new Date() }, logger, jobs: [], catchUpMissed: false });
+        await live.start({ timers: false });
+        await settle(live.tick());
+        const [row] = await runsOf(store, 'manual');
+        assert.equal(row!.status, 'running');
+        assert.equal(new Date(row!.started_at).toISOString(), '2020-01-01T00:00:00.000Z', 'the row records the evaluated instant');
+        hold.resolve();
+        assert.equal((await run).status, 'ok');
+        await live.stop();
       } finally {
         await tdb.drop();
       }
