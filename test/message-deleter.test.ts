@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { FixedClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { createTelegram } from '../src/telegram/client.ts';
@@ -176,6 +177,54 @@ for (const backend of BACKENDS) {
       assert.equal(s.would_delete_messages, 4);
       assert.equal(emu.calls.length, 0);
       assert.equal((await store.db.selectFrom('pending_deletions').select('id').execute()).length, 1);
+      await store.db.deleteFrom('pending_deletions').execute();
+    });
+
+    test('a 429 is waited out as Telegram asks (retry_after) and the row completes in the same run', async () => {
+      const ids = sendMessages(emu, 9101, 2);
+      await insertDeletion(store, { userId: 9101, chatId: 9101, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      emu.failNext('deleteMessages', { kind: 'status', code: 429, description: 'Too Many Requests: retry after 1', retryAfter: 1 });
+      emu.resetCalls();
+      const patient = { ...deps, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, retries: 1 }) };
+      const s = await deleteDueMessages(patient, ctx(new FixedClock(T0)));
+      assert.equal(s.transient, 0);
+      assert.equal(s.notices_sent, 1);
+      const calls = emu.callsOf('deleteMessages');
+      assert.deepEqual(calls.map((c) => c.status), [429, 200]);
+      assert.ok(calls[1]!.at - calls[0]!.at >= 1000, 'the retry waited retry_after seconds');
+    });
+
+    test('the shared throttle keeps a run under a Bot API rate limit: no 429 at all', async () => {
+      const chats = Array.from({ length: 30 }, (_, i) => 9200 + i);
+      for (const c of chats) await insertDeletion(store, { userId: c, chatId: c, messageIds: sendMessages(emu, c, 1), deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      emu.setRateLimit(25);
+      try {
+        emu.resetCalls();
+        const throttled = { ...deps, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 20, retries: 0 }) };
+        const s = await deleteDueMessages(throttled, ctx(new FixedClock(T0)));
+        assert.equal(s.rows, 30);
+        assert.equal(s.transient, 0);
+        assert.equal(emu.calls.filter((c) => c.status === 429).length, 0);
+      } finally {
+        emu.setRateLimit(null);
+      }
+    });
+
+    test('the bot token appears in no log line, error or summary, even when calls fail', async () => {
+      const lines: string[] = [];
+      const sink = new Writable({ write: (chunk, _e, cb) => (lines.push(String(chunk)), cb()) });
+      const log = createLogger({ level: 'trace', destination: sink, secrets: [emu.token] });
+      const ids = sendMessages(emu, 9301, 1);
+      await insertDeletion(store, { userId: 9301, chatId: 9301, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      emu.failChat(9301, { kind: 'timeout' });
+      const quick = { ...deps, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, retries: 0, timeoutSeconds: 1 }) };
+      const s = await deleteDueMessages(quick, { ...ctx(new FixedClock(T0)), logger: log });
+      emu.failChat(9301, null);
+      assert.equal(s.transient, 1);
+      const row = await store.db.selectFrom('pending_deletions').selectAll().where('chat_id', '=', 9301).executeTakeFirstOrThrow();
+      const secret = emu.token.split(':')[1]!;
+      assert.ok(lines.length > 0);
+      for (const text of [...lines, JSON.stringify(s), row.last_error ?? '']) assert.ok(!text.includes(secret), `token in: ${text}`);
       await store.db.deleteFrom('pending_deletions').execute();
     });
 
