@@ -34,6 +34,19 @@ export function isValidTimeZone(tz: string): boolean {
   }
 }
 
+/** True for `sqlite:<path>` with a path, or a `postgres://` URL that parses with a host and a valid port. */
+export function validDatabaseUrl(s: string): boolean {
+  if (s.startsWith('sqlite:')) return s.replace(/^sqlite:(\/\/)?/, '').trim().length > 0;
+  if (!/^postgres(ql)?:\/\//.test(s)) return false;
+  try {
+    const u = new URL(s);
+    const schema = u.searchParams.get('schema');
+    return u.hostname.length > 0 && (schema === null || /^[a-z_][a-z0-9_]*$/i.test(schema));
+  } catch {
+    return false;
+  }
+}
+
 /** A cron expression (5 fields, or 6 with seconds first) that croner accepts; `off` disables the job. */
 export function validateCron(expr: string): string | null {
   const fields = expr.trim().split(/\s+/);
@@ -103,7 +116,7 @@ const envSchema = z.object({
   DATABASE_URL: z
     .string()
     .default('sqlite:./data/tg-janitor.db')
-    .refine((s) => /^(sqlite:|postgres(ql)?:\/\/)/.test(s), 'sqlite:<path> or postgres://user@host:port/db'),
+    .refine(validDatabaseUrl, 'sqlite:<path> or postgres://user:password@host:port/db (optionally ?schema=name)'),
   TIMEZONE: z.string().default('UTC').refine(isValidTimeZone, 'an IANA time zone name such as UTC, Europe/Berlin or Asia/Kolkata'),
   TOKEN_EXPIRY_DAYS: num(0.001, 365).default(2),
   TOKEN_CLEANUP_HOURS: intList(0, 23, 'hours 0-23').default([0, 12]).refine((a) => a.length > 0, 'at least one hour 0-23'),
@@ -124,6 +137,7 @@ const envSchema = z.object({
   CATCH_UP_MISSED: bool.default(true),
   SHUTDOWN_TIMEOUT_S: int(0, 3600).default(30),
   JOB_LEASE_S: int(5, 3600).default(60),
+  JOB_RUNS_KEEP_DAYS: int(0, 3650).default(14),
   CLAIM_LEASE_S: int(5, 3600).default(60),
   TELEGRAM_RATE: num(0, 10_000).default(25),
   TELEGRAM_RETRIES: int(0, 10).default(2),
@@ -182,6 +196,8 @@ export interface Config {
   shutdownTimeoutS: number;
   /** Seconds a job run's lease lasts before another process may call it abandoned (default 60; renewed while it runs). */
   jobLeaseS: number;
+  /** Days of job run history kept; each job's latest run is always kept; 0 = keep all (default 14). */
+  jobRunsKeepDays: number;
   /** Seconds a claimed pending deletion stays with one process (default 60). */
   claimLeaseS: number;
   /** Telegram calls per second for the whole process, `0` = unlimited (default 25). */
@@ -241,6 +257,8 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
     throw new ConfigError(variable, `${variable}${shown} is not valid: expected ${issue.message}`);
   }
   const e = parsed.data;
+  // Without Telegram's secret token anyone who learns the webhook path could post updates as an admin.
+  if (e.WEBHOOK_URL && !e.WEBHOOK_SECRET) throw new ConfigError('WEBHOOK_SECRET', 'WEBHOOK_SECRET is required with WEBHOOK_URL: Telegram sends it with every update, so forged updates are refused');
   const hours = [...new Set(e.TOKEN_CLEANUP_HOURS)].sort((a, b) => a - b);
   return {
     databaseUrl: e.DATABASE_URL,
@@ -266,6 +284,7 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
     catchUpMissed: e.CATCH_UP_MISSED,
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT_S,
     jobLeaseS: e.JOB_LEASE_S,
+    jobRunsKeepDays: e.JOB_RUNS_KEEP_DAYS,
     claimLeaseS: e.CLAIM_LEASE_S,
     telegramRate: e.TELEGRAM_RATE,
     telegramRetries: e.TELEGRAM_RETRIES,

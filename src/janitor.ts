@@ -102,6 +102,7 @@ export class Janitor {
       leaseMs: config.jobLeaseS * 1000,
       shutdownTimeoutMs: config.shutdownTimeoutS * 1000,
       catchUpMissed: config.catchUpMissed,
+      keepRunsDays: config.jobRunsKeepDays,
       ...(hooks.onRunFinished ? { onRunFinished: hooks.onRunFinished } : {}),
     });
     this.waker =

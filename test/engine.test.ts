@@ -252,6 +252,26 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test('old finished runs are pruned, keeping each job\'s latest and anything running', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const t0 = new Date('2026-01-01T00:00:00Z').getTime();
+        const day = 86400_000;
+        const row = (job: string, at: number, status: 'ok' | 'running') => ({
+          job, scheduled_for: at, started_at: at, finished_at: status === 'ok' ? at + 10 : null, status, owner: 'o', lease_expires_at: status === 'running' ? t0 + 40 * day : null, summary: null, error: null,
+        });
+        await store.db.insertInto('job_runs').values([row('a', t0, 'ok'), row('a', t0 + day, 'ok'), row('a', t0 + 29 * day, 'ok'), row('b', t0 + 2 * day, 'ok'), row('c', t0 + 3 * day, 'running')]).execute();
+        const e = new Engine({ store, clock: new FixedClock(t0 + 30 * day), logger, jobs: [], catchUpMissed: false, keepRunsDays: 14 });
+        await e.start({ timers: false });
+        await e.stop();
+        const left = await store.db.selectFrom('job_runs').select(['job', 'scheduled_for']).orderBy('id').execute();
+        assert.deepEqual(left.map((r) => [r.job, (r.scheduled_for! - t0) / day]), [['a', 29], ['b', 2], ['c', 3]]);
+      } finally {
+        await tdb.drop();
+      }
+    });
+
     test('the timer loop fires on its own and coalesces a clock jump', async () => {
       const tdb = await createTestDb(backend);
       try {

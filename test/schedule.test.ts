@@ -54,3 +54,16 @@ test('stale threshold is twice the gap between the next two fires', () => {
   assert.equal(staleAfterMs('* * * * *', 'UTC', new Date('2026-01-01T00:00:30Z')), 120_000);
   assert.equal(staleAfterMs('0 0,12 * * *', 'UTC', new Date('2026-01-01T01:00:00Z')), 2 * 12 * 3600_000);
 });
+
+test('the status page\'s 14 days are calendar days: none skipped or repeated across DST', async () => {
+  const { lastDays } = await import('../src/jobs/status.ts');
+  // 00:30 in Europe/Berlin on 2026-03-30, the day after spring-forward.
+  const today = dayIn(new Date('2026-03-29T22:30:00Z'), 'Europe/Berlin');
+  assert.equal(today, '2026-03-30');
+  const days = lastDays(today, 14);
+  assert.equal(days.length, 14);
+  assert.equal(days[0], '2026-03-17');
+  assert.ok(days.includes('2026-03-29'));
+  assert.equal(new Set(days).size, 14);
+  assert.deepEqual(lastDays('2026-03-01', 2), ['2026-02-28', '2026-03-01']);
+});

@@ -1,7 +1,9 @@
 /**
  * The service's HTTP server: `/verify` and `/healthz` for everyone; the status page (`/`, `/status.json`) and
- * `/metrics` for loopback, or with `STATUS_TOKEN` (bearer header or `?token=`) from anywhere else
- * (`X-Forwarded-For` is not trusted); and the bot's webhook path when one is set. Errors never show a stack trace.
+ * `/metrics` for loopback, or with `STATUS_TOKEN` (bearer header or `?token=`) from anywhere else — a request
+ * carrying proxy headers (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`) counts as remote even from loopback, and
+ * those headers are never trusted to make a client local; and the bot's webhook path when one is set. Errors never
+ * show a stack trace.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -75,7 +77,9 @@ export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
 
   /** Loopback passes; elsewhere the status token is needed. Returns an answer when refused. */
   const guard = (req: http.IncomingMessage, url: URL): HttpAnswer | null => {
-    if ((o.isLocal ?? isLoopback)(req.socket.remoteAddress)) return null;
+    // A request relayed by a proxy on this machine comes from loopback too: it counts as remote.
+    const proxied = req.headers['x-forwarded-for'] !== undefined || req.headers.forwarded !== undefined || req.headers['x-real-ip'] !== undefined;
+    if (!proxied && (o.isLocal ?? isLoopback)(req.socket.remoteAddress)) return null;
     if (!o.statusToken) return html(403, page('Not available', '<p>The status page is only served to this machine. Set STATUS_TOKEN to open it from elsewhere.</p>'));
     const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (tokenMatches(bearer, o.statusToken) || tokenMatches(url.searchParams.get('token'), o.statusToken)) return null;

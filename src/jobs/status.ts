@@ -75,8 +75,7 @@ export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> 
   const next = await store.db.selectFrom('pending_deletions').select('delete_at').orderBy('delete_at').limit(1).executeTakeFirst();
   const active = await activeBroadcasts(store);
   const perHour = await deletedPerHour(store, nowMs, 48);
-  const days = Array.from({ length: 14 }, (_, i) => dayIn(new Date(nowMs - (13 - i) * 86400_000), config.timezone));
-  const tokens = await tokensPerDay(store, [...new Set(days)]);
+  const tokens = await tokensPerDay(store, lastDays(dayIn(now, config.timezone), 14));
   const snapshot: StatusSnapshot = {
     generated_at: now.toISOString(),
     timezone: config.timezone,
@@ -120,3 +119,9 @@ async function judgeHealth(src: StatusSource, jobs: JobView[], nowMs: number): P
 }
 
 const TELEGRAM_JOBS = ['message-deleter', 'broadcast-deleter'];
+
+/** The `n` calendar days ending with `today` (`YYYY-MM-DD`), oldest first: calendar steps, so DST never skips one. */
+export function lastDays(today: string, n: number): string[] {
+  const [y, m, d] = today.split('-').map(Number) as [number, number, number];
+  return Array.from({ length: n }, (_, i) => new Date(Date.UTC(y, m - 1, d - (n - 1 - i))).toISOString().slice(0, 10));
+}

@@ -80,6 +80,8 @@ export interface EngineOptions {
   catchUpMissed?: boolean;
   /** The longest the loop sleeps before re-reading the clock (default 1 s), so clock jumps never make it late. */
   maxSleepMs?: number;
+  /** Finished runs older than this many days are deleted (each job's latest is kept); 0 keeps all (default 14). */
+  keepRunsDays?: number;
   /** Called after every run (metrics, status). Must not throw. */
   onRunFinished?: (r: RunResult) => void;
 }
@@ -103,6 +105,7 @@ export class Engine {
   private running = false;
   private loopBusy = false;
   private lastRecovery = 0;
+  private lastPrune = 0;
   private starting: Promise<void> | null = null;
 
   constructor(opts: EngineOptions) {
@@ -113,6 +116,7 @@ export class Engine {
       shutdownTimeoutMs: 30_000,
       catchUpMissed: true,
       maxSleepMs: 1000,
+      keepRunsDays: 14,
       ...opts,
     };
     for (const j of opts.jobs) this.jobs.set(j.name, j);
@@ -247,6 +251,12 @@ export class Engine {
 
   private async recover(now: Date): Promise<void> {
     try {
+      // At most hourly, across processes it does not matter who: the history stays bounded.
+      if (this.o.keepRunsDays > 0 && now.getTime() - this.lastPrune >= 3600_000) {
+        this.lastPrune = now.getTime();
+        const n = await runs.pruneRuns(this.o.store.db, now.getTime() - this.o.keepRunsDays * 86400_000);
+        if (n > 0) this.o.logger.debug({ pruned: n }, `pruned ${n} old job runs`);
+      }
       for (const r of await runs.recoverAbandoned(this.o.store.db, now.getTime())) {
         this.o.logger.warn({ job: r.job, run_id: r.id, owner: r.owner }, `⚠️ ${r.job} run ${r.id} was abandoned by ${r.owner} (lease expired); the job is free again`);
         this.o.onRunFinished?.({ job: r.job, runId: r.id, status: 'abandoned', scheduledFor: null, startedAt: now, finishedAt: now, summary: {} });

@@ -29,9 +29,19 @@ export interface OpenOptions {
   poolSize?: number;
 }
 
-/** `postgres://user:secret@host/db` → `postgres://user:***@host/db`. */
+const SECRET_PARAMS = ['password', 'sslpassword', 'sslkey', 'sslcert'];
+
+/** A database URL safe to show: `postgres://user:***@host/db`, secret query parameters dropped. */
 export function describeUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+  if (url.startsWith('sqlite:')) return url;
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    for (const p of SECRET_PARAMS) u.searchParams.delete(p);
+    return u.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
 }
 
 /** The file path of a `sqlite:` URL, resolved against the working directory. */

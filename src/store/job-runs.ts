@@ -93,3 +93,15 @@ export async function recentRuns(db: Db, job: string, limit = 10): Promise<JobRu
 export async function lastRunWithStatus(db: Db, job: string, status: RunStatus): Promise<JobRun | undefined> {
   return db.selectFrom('job_runs').selectAll().where('job', '=', job).where('status', '=', status).orderBy('finished_at', 'desc').limit(1).executeTakeFirst();
 }
+
+/** Deletes finished runs that ended before `beforeMs`, keeping each job's latest run. Returns how many. */
+export async function pruneRuns(db: Db, beforeMs: number): Promise<number> {
+  const latest = db.selectFrom('job_runs').select((eb) => eb.fn.max('id').as('id')).groupBy('job');
+  const r = await db
+    .deleteFrom('job_runs')
+    .where('status', '!=', 'running')
+    .where('finished_at', '<', beforeMs)
+    .where('id', 'not in', latest)
+    .executeTakeFirst();
+  return Number(r.numDeletedRows);
+}

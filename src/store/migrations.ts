@@ -158,6 +158,12 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
         await db.schema.createIndex('broadcasts_status').on('broadcasts').column('status').execute();
       },
     },
+    '0003_job_runs_last_success': {
+      async up(db: AnyDb) {
+        // The last success of a job (health, status page) without scanning its history.
+        await db.schema.createIndex('job_runs_job_status_finished').on('job_runs').columns(['job', 'status', 'finished_at']).execute();
+      },
+    },
   };
 }
 
