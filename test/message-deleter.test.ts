@@ -168,6 +168,22 @@ for (const backend of BACKENDS) {
       assert.equal((await store.db.selectFrom('pending_deletions').select('id').execute()).length, 0);
     });
 
+    test('a batch that outlasts its claim lease keeps its claims: a second runner (same process) takes none of them', async () => {
+      const chats = Array.from({ length: 30 }, (_, i) => 7500 + i);
+      for (const c of chats) await insertDeletion(store, { userId: c, chatId: c, messageIds: sendMessages(emu, c, 1), deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      emu.resetCalls();
+      // 60 calls at 20/s take 3 s; the lease is 1 s, so it must be renewed while the batch is worked.
+      const slow = { ...deps, leaseMs: 1000, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 20, retries: 0 }) };
+      const wall = { now: () => new Date() };
+      const first = deleteDueMessages(slow, { ...ctx(new FixedClock(T0)), wallClock: wall });
+      await new Promise((r) => setTimeout(r, 1800));
+      const second = await deleteDueMessages(slow, { ...ctx(new FixedClock(T0)), wallClock: wall });
+      const a = await first;
+      assert.equal(second.rows, 0, 'the second runner found every row still claimed');
+      assert.equal(a.rows, 30);
+      assert.equal(emu.callsOf('sendMessage').length, 30, 'one notice per row');
+    });
+
     test('a dry run counts due rows and changes nothing', async () => {
       const ids = sendMessages(emu, 8001, 4);
       await insertDeletion(store, { userId: 8001, chatId: 8001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });

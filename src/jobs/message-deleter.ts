@@ -6,6 +6,7 @@
  * through the process's one throttle. Transient failures keep the row with exponential back-off. Besides the
  * every-minute sweep, {@link DeletionWaker} wakes the service at the earliest `delete_at`.
  */
+import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
@@ -77,7 +78,9 @@ export async function deleteDueMessages(
   deps: MessageDeleterDeps,
   ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
 ): Promise<MessageDeleterSummary> {
-  const { store, telegram, owner } = deps;
+  const { store } = deps;
+  // Each run claims under its own name: the sweep and a wake-up in one process never release each other's rows.
+  const owner = `${deps.owner}/${randomBytes(3).toString('hex')}`;
   const leaseMs = deps.leaseMs ?? 60_000;
   const s: MessageDeleterSummary = { rows: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, notices_sent: 0, transient: 0, removed: 0, max_lateness_s: 0 };
   if (ctx.dryRun) {
@@ -94,12 +97,17 @@ export async function deleteDueMessages(
     for (const row of batch) byChat.set(row.chat_id, [...(byChat.get(row.chat_id) ?? []), row]);
     const queue = [...byChat.values()];
     const unfinished = new Set(batch.map((r) => Number(r.id)));
+    // A batch can outlast its lease (a slow Telegram, a busy throttle): keep the claims alive while it is worked.
+    const renew = setInterval(() => {
+      const until = (ctx.wallClock ?? ctx.clock).now().getTime() + leaseMs;
+      deletions.renewClaims(store, owner, [...unfinished], until).catch((e) => ctx.logger.warn({ err: (e as Error).message }, 'could not renew deletion claims'));
+    }, Math.max(500, leaseMs / 3));
     const worker = async () => {
       for (let rows = queue.shift(); rows; rows = queue.shift()) {
         for (const row of rows) {
           if (fatal || ctx.signal.aborted) return;
           try {
-            await processRow(row, { ...deps, noticeText }, ctx.clock, s, ctx.logger);
+            await processRow(row, { ...deps, owner, noticeText }, ctx.clock, s, ctx.logger);
           } catch (e) {
             if (e instanceof FatalTelegramError) {
               fatal ??= e;
@@ -110,7 +118,7 @@ export async function deleteDueMessages(
             ctx.logger.error({ row: row.id, err: msg }, `Failed to process pending deletion ${row.id}: ${msg}`);
             const attempts = row.attempts + 1;
             const retried = await deletions
-              .retryDeletion(store, Number(row.id), { attempts, nextAttemptAt: ctx.clock.now().getTime() + backoffMs(attempts), lastError: msg, messagesDeleted: Boolean(row.messages_deleted) })
+              .retryDeletion(store, Number(row.id), owner, { attempts, nextAttemptAt: ctx.clock.now().getTime() + backoffMs(attempts), lastError: msg, messagesDeleted: Boolean(row.messages_deleted) })
               .then(() => true, () => false);
             if (!retried) continue;
             s.transient++;
@@ -120,7 +128,11 @@ export async function deleteDueMessages(
       }
     };
     const before = s.messages_deleted;
-    await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 32, queue.length) }, worker));
+    try {
+      await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 32, queue.length) }, worker));
+    } finally {
+      clearInterval(renew);
+    }
     // Feeds the status page's "deleted per hour" chart; a failure here must not fail the deletions.
     await countDeleted(store, ctx.clock.now().getTime(), s.messages_deleted - before).catch(() => {});
     // Rows not reached (stop, fatal error, database blip) go back now instead of waiting for their lease.
@@ -146,8 +158,9 @@ async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, s: 
 
   const keep = async (o: Outcome, messagesDeleted: boolean) => {
     const attempts = row.attempts + 1;
-    const next = clock.now().getTime() + backoffMs(attempts);
-    await deletions.retryDeletion(store, id, { attempts, nextAttemptAt: next, lastError: o.reason, messagesDeleted });
+    // Never sooner than Telegram asked (429 retry_after).
+    const next = clock.now().getTime() + Math.max(backoffMs(attempts), (o.retryAfter ?? 0) * 1000);
+    await deletions.retryDeletion(store, id, deps.owner, { attempts, nextAttemptAt: next, lastError: o.reason, messagesDeleted });
     s.transient++;
     logger.warn({ row: id, chat_id: chatId, attempts, next_attempt_at: new Date(next).toISOString(), reason: o.reason }, `Failed to delete message ${id}: ${o.reason} (will retry)`);
   };

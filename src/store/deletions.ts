@@ -123,13 +123,24 @@ export async function removeDeletion(store: Store, id: number): Promise<void> {
   await store.db.deleteFrom('pending_deletions').where('id', '=', id).execute();
 }
 
-/** Keeps a row for a later attempt and releases its claim. */
-export async function retryDeletion(store: Store, id: number, r: { attempts: number; nextAttemptAt: number; lastError: string; messagesDeleted: boolean }): Promise<void> {
+/**
+ * Keeps a row for a later attempt and releases `owner`'s claim. A row another process has claimed since (our lease
+ * ran out) is left to that process.
+ */
+export async function retryDeletion(store: Store, id: number, owner: string, r: { attempts: number; nextAttemptAt: number; lastError: string; messagesDeleted: boolean }): Promise<void> {
   await store.db
     .updateTable('pending_deletions')
     .set({ attempts: r.attempts, next_attempt_at: r.nextAttemptAt, last_error: r.lastError.slice(0, 500), messages_deleted: r.messagesDeleted ? 1 : 0, claimed_by: null, claim_expires_at: null })
     .where('id', '=', id)
+    .where('claimed_by', '=', owner)
     .execute();
+}
+
+/** Extends `owner`'s claims on the given rows until `untilMs`. */
+export async function renewClaims(store: Store, owner: string, ids: number[], untilMs: number): Promise<void> {
+  for (let i = 0; i < ids.length; i += 500) {
+    await store.db.updateTable('pending_deletions').set({ claim_expires_at: untilMs }).where('id', 'in', ids.slice(i, i + 500)).where('claimed_by', '=', owner).execute();
+  }
 }
 
 /** Releases claims `owner` still holds on the given rows (a run ended early); their work is untouched. */

@@ -42,6 +42,7 @@ export function instrument(api: Api<RawApi>, opts: Omit<TelegramOptions, 'token'
     await throttle.take();
     try {
       const res = await prev(method, payload, signal);
+      if (!res.ok && res.error_code === 429) throttle.pause((res.parameters?.retry_after ?? 1) * 1000);
       if (onCall) onCall(method, res.ok ? 'done' : classifyResponse(res.error_code, res.description).kind, res.ok ? undefined : res.error_code);
       return res;
     } catch (e) {
