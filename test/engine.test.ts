@@ -252,6 +252,30 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test('a database blip while claiming a tick delays the run; it does not drop it', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const clock = new FixedClock('2026-01-01T00:00:30Z');
+        const p = probe('blip', '* * * * *');
+        const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
+        await e.start({ timers: false });
+        await store.db.schema.alterTable('job_runs').renameTo('job_runs_away').execute();
+        clock.set('2026-01-01T00:01:00Z');
+        const fired = e.tick();
+        await new Promise((r) => setTimeout(r, 700));
+        assert.equal(p.calls.length, 0);
+        await store.db.schema.alterTable('job_runs_away').renameTo('job_runs').execute();
+        const results = await settle(fired);
+        assert.equal(results.find((r) => r)?.status, 'ok');
+        assert.equal(p.calls.length, 1);
+        assert.equal(new Date((await runsOf(store, 'blip'))[0]!.scheduled_for!).toISOString(), '2026-01-01T00:01:00.000Z');
+        await e.stop();
+      } finally {
+        await tdb.drop();
+      }
+    });
+
     test('old finished runs are pruned, keeping each job\'s latest and anything running', async () => {
       const tdb = await createTestDb(backend);
       try {

@@ -6,6 +6,7 @@
  * database. A run gets `now` from the injected clock.
  */
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { formatIn, systemClock, type Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
@@ -281,13 +282,33 @@ export class Engine {
   /** Claims the tick, takes the job's lock, runs the job and records the outcome. */
   private async fire(job: JobDefinition, tickAt: Date): Promise<RunResult | null> {
     const { store, clock, logger, leaseMs } = this.o;
-    const startedAt = clock.now();
-    const runId = await runs.claimTick(store.db, job.name, tickAt.getTime(), this.owner, startedAt.getTime(), leaseMs);
-    if (runId === null) {
-      logger.debug({ job: job.name, tick: tickAt.toISOString() }, 'tick claimed by another process');
-      return null;
+    let startedAt = clock.now();
+    let runId: number | null = null;
+    let locked = false;
+    // A database blip must not drop the tick: retry the claim with back-off until it works, the engine stops, or
+    // the job's next tick is due (which then takes over).
+    const giveUpAt = nextFire(job.schedule, this.o.timezone, tickAt)?.getTime() ?? Infinity;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        startedAt = clock.now();
+        if (runId === null) {
+          runId = await runs.claimTick(store.db, job.name, tickAt.getTime(), this.owner, startedAt.getTime(), leaseMs);
+          if (runId === null) {
+            logger.debug({ job: job.name, tick: tickAt.toISOString() }, 'tick claimed by another process');
+            return null;
+          }
+        }
+        locked = await runs.acquireJobLock(store.db, job.name, this.owner, runId, startedAt.getTime(), leaseMs);
+        break;
+      } catch (e) {
+        const wait = Math.min(30_000, 500 * 2 ** attempt);
+        if (!this.running || clock.now().getTime() + wait >= giveUpAt) throw e;
+        logger.warn({ job: job.name, err: errorText(e), retry_in_ms: wait }, `could not claim the ${job.label} tick: ${errorText(e)}; retrying`);
+        await sleep(wait, undefined, { signal: this.abort.signal }).catch(() => {});
+        if (!this.running) return null;
+      }
     }
-    if (!(await runs.acquireJobLock(store.db, job.name, this.owner, runId, startedAt.getTime(), leaseMs))) {
+    if (!locked) {
       const summary = { reason: 'the previous run is still running' };
       await runs.finishRun(store.db, runId, 'skipped', startedAt.getTime(), summary, null);
       logger.info({ job: job.name, run_id: runId, tick: tickAt.toISOString() }, `⏭️ ${job.title}: tick skipped, the previous run is still running`);

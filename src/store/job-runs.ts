@@ -35,7 +35,8 @@ export async function acquireJobLock(db: Db, job: string, owner: string, runId: 
     .updateTable('job_locks')
     .set({ owner, run_id: runId, lease_expires_at: nowMs + leaseMs })
     .where('job', '=', job)
-    .where((eb) => eb.or([eb('owner', 'is', null), eb('lease_expires_at', '<', nowMs)]))
+    // Taking it again for the same run is a no-op success (a retry after a lost answer).
+    .where((eb) => eb.or([eb('owner', 'is', null), eb('lease_expires_at', '<', nowMs), eb('run_id', '=', runId)]))
     .executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
 }
