@@ -11,6 +11,7 @@ export { classifyError, classifyResponse, FatalTelegramError, type Outcome, type
 export { createTelegram, instrument, type Telegram, type TelegramOptions } from './telegram/client.ts';
 export { cleanupExpiredTokens } from './jobs/token-cleanup.ts';
 export { resetTokenCounts } from './jobs/token-count-reset.ts';
-export { deleteDueMessages, DeletionWaker, type MessageDeleterSummary } from './jobs/message-deleter.ts';
-export { deleteExpiredBroadcasts, type BroadcastDeleterSummary } from './jobs/broadcast-deleter.ts';
+export { deleteDueMessages, deletionWaker, type MessageDeleterSummary } from './jobs/message-deleter.ts';
+export { deleteExpiredBroadcasts, broadcastWaker, type BroadcastDeleterSummary } from './jobs/broadcast-deleter.ts';
+export { Waker, type WakerOptions } from './scheduler/waker.ts';
 export { importCollection, exportCollection, COLLECTIONS, ImportError, type Collection } from './transfer/index.ts';

@@ -16,8 +16,9 @@ import { migrateToLatest } from './store/migrations.ts';
 import { Engine, newOwnerId, runManual, type JobDefinition, type RunResult } from './scheduler/engine.ts';
 import { tokenCleanupJob } from './jobs/token-cleanup.ts';
 import { tokenCountResetJob } from './jobs/token-count-reset.ts';
-import { DeletionWaker, messageDeleterJob, type MessageDeleterDeps } from './jobs/message-deleter.ts';
-import { broadcastDeleterJob, type BroadcastDeleterDeps } from './jobs/broadcast-deleter.ts';
+import { deletionWaker, messageDeleterJob, type MessageDeleterDeps } from './jobs/message-deleter.ts';
+import { broadcastDeleterJob, broadcastWaker, type BroadcastDeleterDeps } from './jobs/broadcast-deleter.ts';
+import type { Waker } from './scheduler/waker.ts';
 import { createTelegram, instrument, type Telegram } from './telegram/client.ts';
 import { insertDeletion } from './store/deletions.ts';
 import { Bot, type Api, type RawApi } from 'grammy';
@@ -77,7 +78,7 @@ export class Janitor {
   /** The Bot API client, when a bot or token was given. */
   readonly telegram: Telegram | null;
   private readonly jobs: Map<string, JobDefinition>;
-  private readonly waker: DeletionWaker | null;
+  private readonly wakers: Waker[] = [];
 
   constructor(
     readonly config: Config,
@@ -105,22 +106,23 @@ export class Janitor {
       keepRunsDays: config.jobRunsKeepDays,
       ...(hooks.onRunFinished ? { onRunFinished: hooks.onRunFinished } : {}),
     });
-    this.waker =
-      built.deleter && config.schedules['message-deleter'] !== 'off'
-        ? new DeletionWaker({ deps: built.deleter, clock, logger, ...(hooks.onDeleterRun ? { onRun: (s) => hooks.onDeleterRun!({ ...s }) } : {}) })
-        : null;
+    const stopTimeoutMs = config.shutdownTimeoutS * 1000;
+    if (built.deleter && config.schedules['message-deleter'] !== 'off') {
+      this.wakers.push(deletionWaker(built.deleter, { clock, logger, stopTimeoutMs, ...(hooks.onDeleterRun ? { onRun: (s) => hooks.onDeleterRun!({ ...s }) } : {}) }));
+    }
+    if (built.broadcasts && config.schedules['broadcast-deleter'] !== 'off') this.wakers.push(broadcastWaker(built.broadcasts, { clock, logger, stopTimeoutMs }));
   }
 
   /** Starts every enabled scheduler, and the on-time deletion wake-ups when Telegram is configured. */
   async start(): Promise<void> {
     if (!this.telegram) this.logger.warn('Telegram jobs (message-deleter, broadcast-deleter) are off until BOT_TOKEN is set');
     await this.engine.start();
-    this.waker?.start();
+    for (const w of this.wakers) w.start();
   }
 
   /** Stops the schedulers (waiting for runs in flight) and closes the database if the janitor opened it. */
   async stop(): Promise<void> {
-    await this.waker?.stop();
+    await Promise.all(this.wakers.map((w) => w.stop()));
     await this.engine.stop();
     if (this.ownsStore) await this.store.close();
   }
@@ -180,20 +182,21 @@ export function buildJobs(
   config: Config,
   store: Store,
   tg: { telegram: Telegram; owner: string; hooks?: JanitorHooks } | null,
-): { jobs: JobDefinition[]; deleter: MessageDeleterDeps | null } {
+): { jobs: JobDefinition[]; deleter: MessageDeleterDeps | null; broadcasts: BroadcastDeleterDeps | null } {
   const jobs: JobDefinition[] = [
     tokenCleanupJob(store, config.schedules['token-cleanup']),
     tokenCountResetJob(store, config.timezone, config.schedules['token-count-reset']),
   ];
   let deleter: MessageDeleterDeps | null = null;
+  let bdeps: BroadcastDeleterDeps | null = null;
   if (tg) {
     const h = tg.hooks ?? {};
     deleter = { store, telegram: tg.telegram, owner: tg.owner, leaseMs: config.claimLeaseS * 1000, ...(h.onDeletionLateness ? { onLateness: h.onDeletionLateness } : {}) };
-    const bdeps: BroadcastDeleterDeps = { store, telegram: tg.telegram, owner: tg.owner, leaseMs: config.claimLeaseS * 1000, ...(h.onBroadcastProgress ? { onProgress: h.onBroadcastProgress } : {}) };
+    bdeps = { store, telegram: tg.telegram, owner: tg.owner, leaseMs: config.claimLeaseS * 1000, ...(h.onBroadcastProgress ? { onProgress: h.onBroadcastProgress } : {}) };
     jobs.push(messageDeleterJob(deleter, config.schedules['message-deleter']), broadcastDeleterJob(bdeps, config.schedules['broadcast-deleter']));
   }
   jobs.sort((a, b) => JOB_NAMES.indexOf(a.name as JobName) - JOB_NAMES.indexOf(b.name as JobName));
-  return { jobs, deleter };
+  return { jobs, deleter, broadcasts: bdeps };
 }
 
 /** Opens (and migrates) the database and builds the schedulers. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { FixedClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { createTelegram } from '../src/telegram/client.ts';
-import { deleteExpiredBroadcasts, type BroadcastDeleterDeps } from '../src/jobs/broadcast-deleter.ts';
+import { broadcastWaker, deleteExpiredBroadcasts, type BroadcastDeleterDeps } from '../src/jobs/broadcast-deleter.ts';
 import type { Store } from '../src/store/db.ts';
 import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
@@ -114,13 +114,15 @@ for (const backend of BACKENDS) {
       assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
     });
 
-    test('a broadcast sent more than 48 h ago is reported undeletable without calls, and removed', async () => {
+    test('messages Telegram will no longer delete (sent more than 48 h ago) are asked once, reported undeletable, and removed', async () => {
       await broadcast(store, emu, range(40_000, 5), T0 - 49 * HOUR, T0 - HOUR);
       emu.resetCalls();
       const s = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0)));
       assert.equal(s.undeletable, 5);
       assert.equal(s.broadcasts_done, 1);
-      assert.equal(emu.calls.length, 0);
+      assert.equal(emu.callsOf('deleteMessage').length, 5, 'each recipient asked once: nothing is dropped untried');
+      const s2 = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0)));
+      assert.equal(s2.undeletable, 0, 'not retried');
       assert.equal((await store.db.selectFrom('broadcast_messages').select('chat_id').execute()).length, 0);
     });
 
@@ -130,6 +132,28 @@ for (const backend of BACKENDS) {
       assert.equal(s.without_recipients, 1);
       assert.equal(s.broadcasts_done, 1);
       assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
+    });
+
+    test('the broadcast waker deletes a broadcast at its delete_at, without waiting for the hourly sweep', async () => {
+      const now = Date.now();
+      const chats = range(60_000, 5);
+      const wemu = await BotApiEmulator.start();
+      try {
+        const wdeps = { ...deps, telegram: createTelegram({ token: wemu.token, apiRoot: wemu.url, rate: 0, retries: 0 }) };
+        await broadcast(store, wemu, chats, now - HOUR, now + 500);
+        const waker = broadcastWaker(wdeps, { clock: { now: () => new Date() }, logger, pollMs: 50 });
+        waker.start();
+        try {
+          for (let i = 0; i < 100 && chats.some((c) => wemu.messages(c).length > 0); i++) await new Promise((r) => setTimeout(r, 50));
+        } finally {
+          await waker.stop();
+        }
+        assert.ok(chats.every((c) => wemu.messages(c).length === 0));
+        assert.ok(wemu.callsOf('deleteMessage').every((c) => c.at >= now + 500), 'not before delete_at');
+        assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
+      } finally {
+        await wemu.close();
+      }
     });
 
     test('a dry run counts and changes nothing', async () => {

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { FixedClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { createTelegram } from '../src/telegram/client.ts';
-import { deleteDueMessages, DeletionWaker, type MessageDeleterDeps } from '../src/jobs/message-deleter.ts';
+import { deleteDueMessages, deletionWaker, type MessageDeleterDeps } from '../src/jobs/message-deleter.ts';
 import { insertDeletion } from '../src/store/deletions.ts';
 import type { Store } from '../src/store/db.ts';
 import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
@@ -246,7 +246,7 @@ for (const backend of BACKENDS) {
 
     test('the waker deletes a row added after it started, never before its delete_at', async () => {
       const realDeps = { ...deps, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, retries: 0 }) };
-      const waker = new DeletionWaker({ deps: realDeps, clock: { now: () => new Date() }, logger, pollMs: 50 });
+      const waker = deletionWaker(realDeps, { clock: { now: () => new Date() }, logger, pollMs: 50 });
       waker.start();
       try {
         const ids = sendMessages(emu, 9001, 2);

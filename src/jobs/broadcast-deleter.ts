@@ -10,9 +10,9 @@ import { countDeleted } from '../store/stats.ts';
 import { classifyError, FatalTelegramError } from '../telegram/errors.ts';
 import type { Telegram } from '../telegram/client.ts';
 import type { JobDefinition, RunContext } from '../scheduler/engine.ts';
-
-/** Telegram lets a bot delete its messages in private chats for 48 hours after sending. */
-export const DELETE_WINDOW_MS = 48 * 3600_000;
+import { Waker } from '../scheduler/waker.ts';
+import type { Clock } from '../clock.ts';
+import type { Logger } from '../log.ts';
 
 /** Counts of one broadcast-deleter run (`--json`). */
 export interface BroadcastDeleterSummary {
@@ -73,7 +73,7 @@ export async function deleteExpiredBroadcasts(
       broadcasts.renewBroadcastClaim(store, id, owner, wall.now().getTime() + leaseMs).catch(() => {});
     }, Math.max(1000, leaseMs / 3));
     try {
-      await deleteOne(deps, b.created_at, id, ctx, s);
+      await deleteOne(deps, id, ctx, s);
     } finally {
       clearInterval(renew);
       await broadcasts.releaseBroadcast(store, id, owner).catch(() => {});
@@ -84,7 +84,6 @@ export async function deleteExpiredBroadcasts(
 
 async function deleteOne(
   deps: BroadcastDeleterDeps,
-  createdAt: number,
   id: number,
   ctx: Pick<RunContext, 'clock' | 'signal' | 'logger'>,
   s: BroadcastDeleterSummary,
@@ -97,15 +96,6 @@ async function deleteOne(
     s.without_recipients++;
     s.broadcasts_done++;
     log.warn(`📢 Broadcast ${id} has no recipient records (imported from the original bot?): its messages cannot be deleted per recipient; record removed`);
-    return;
-  }
-  if (ctx.clock.now().getTime() - createdAt > DELETE_WINDOW_MS) {
-    // Every message is past Telegram's 48-hour window: calls would only fail. Report and finish.
-    const n = await broadcasts.removeAllRecipients(store, id);
-    s.undeletable += n;
-    await broadcasts.removeBroadcast(store, id);
-    s.broadcasts_done++;
-    log.warn({ undeletable: n }, `📢 Broadcast ${id} was sent more than 48 h ago: ${n} messages can no longer be deleted; record removed`);
     return;
   }
   log.info({ recipients: total }, `📢 Deleting broadcast ${id} from ${total} chats`);
@@ -180,4 +170,23 @@ export function broadcastDeleterJob(deps: BroadcastDeleterDeps, schedule: string
         ? `📢 Would delete ${s.would_delete} messages of ${s.would_delete_broadcasts} broadcasts (dry run) at ${at}`
         : `✅ Broadcast cleanup completed at ${at} (${s.broadcasts_done} broadcasts, ${s.messages_deleted} messages deleted, ${s.remaining} left)`,
   };
+}
+
+/**
+ * Wakes the broadcast deleter at each broadcast's `delete_at`, so a 47-hour broadcast is deleted at 47 hours, with an
+ * hour of Telegram's 48-hour window to spare, not at the next hourly sweep.
+ */
+export function broadcastWaker(deps: BroadcastDeleterDeps, o: { clock: Clock; logger: Logger; pollMs?: number; stopTimeoutMs?: number }): Waker {
+  return new Waker({
+    name: 'broadcast deletion',
+    clock: o.clock,
+    logger: o.logger,
+    pollMs: o.pollMs ?? 1000,
+    ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
+    earliest: (nowMs) => broadcasts.earliestDueBroadcast(deps.store, nowMs),
+    async work(signal) {
+      const s = await deleteExpiredBroadcasts(deps, { clock: o.clock, dryRun: false, signal, logger: o.logger });
+      return s.broadcasts_done + s.messages_deleted + s.undeletable + s.unreachable;
+    },
+  });
 }

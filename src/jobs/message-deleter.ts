@@ -4,7 +4,7 @@
  *
  * Rows are claimed in batches with leases; chats are worked concurrently (sequentially within one chat), all calls
  * through the process's one throttle. Transient failures keep the row with exponential back-off. Besides the
- * every-minute sweep, {@link DeletionWaker} wakes the service at the earliest `delete_at`.
+ * every-minute sweep, {@link deletionWaker} wakes the service at the earliest `delete_at`.
  */
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.ts';
@@ -19,6 +19,7 @@ import { classifyError, FatalTelegramError, type Outcome } from '../telegram/err
 import type { Telegram } from '../telegram/client.ts';
 import { startLink } from '../telegram/links.ts';
 import type { JobDefinition, RunContext } from '../scheduler/engine.ts';
+import { Waker } from '../scheduler/waker.ts';
 
 /** The notice sent after a deletion when the `deleted_notice_text` setting is not set. */
 export const DEFAULT_DELETED_NOTICE =
@@ -243,76 +244,28 @@ export function messageDeleterJob(deps: MessageDeleterDeps, schedule: string): J
   };
 }
 
-/** Options for {@link DeletionWaker}. */
-export interface WakerOptions {
-  deps: MessageDeleterDeps;
-  clock: Clock;
-  logger: Logger;
-  /** How often the earliest due time is re-read, so rows others add are seen (default 250 ms). */
-  pollMs?: number;
-  /** Told about each wake-up's summary (metrics). */
-  onRun?: (s: MessageDeleterSummary) => void;
-}
-
 /**
- * Wakes at the earliest workable `next_attempt_at` and runs the deleter then, so files go within a second of their
- * time instead of up to a minute late. It re-reads the earliest time every `pollMs`, which catches rows another
- * process (an import, another instance, the bot) adds. Never throws; logs, backs off and keeps going.
+ * The on-time wake-ups: the deleter runs at the earliest workable `next_attempt_at`, so files go within a second of
+ * their time instead of up to a minute late, including rows other processes add.
  */
-export class DeletionWaker {
-  private timer: NodeJS.Timeout | null = null;
-  private running = false;
-  private busy: Promise<void> | null = null;
-  private readonly abort = new AbortController();
-  private failures = 0;
-
-  constructor(private readonly o: WakerOptions) {}
-
-  start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.arm(0);
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    this.abort.abort();
-    if (this.timer) clearTimeout(this.timer);
-    await this.busy;
-  }
-
-  private arm(ms: number): void {
-    if (!this.running) return;
-    this.timer = setTimeout(() => void this.step(), Math.max(0, ms));
-  }
-
-  private async step(): Promise<void> {
-    const pollMs = this.o.pollMs ?? 250;
-    let delay = pollMs;
-    try {
-      const now = this.o.clock.now().getTime();
-      const next = await deletions.earliestWorkable(this.o.deps.store, now);
-      if (next !== null && next <= now) {
-        this.busy = (async () => {
-          const s = await deleteDueMessages(this.o.deps, { clock: this.o.clock, dryRun: false, signal: this.abort.signal, logger: this.o.logger });
-          if (s.rows === 0) delay = pollMs;
-          else {
-            this.o.logger.info({ ...s, trigger: 'wake-up' }, `✅ Deleted ${s.messages_deleted} messages, ${s.undeletable + s.transient} failed (on time)`);
-            this.o.onRun?.(s);
-          }
-        })();
-        delay = 0;
-        // Work left right away (a second batch); nothing workable yet (claimed elsewhere): look again soon.
-        await this.busy;
-      } else if (next !== null) delay = Math.min(pollMs, next - now);
-      this.failures = 0;
-    } catch (e) {
-      this.failures++;
-      delay = Math.min(30_000, pollMs * 2 ** this.failures);
-      this.o.logger.error({ err: (e as Error).message, retry_in_ms: delay }, `❌ Error during message deletion wake-up: ${(e as Error).message}`);
-    } finally {
-      this.busy = null;
-    }
-    this.arm(delay);
-  }
+export function deletionWaker(
+  deps: MessageDeleterDeps,
+  o: { clock: Clock; logger: Logger; pollMs?: number; stopTimeoutMs?: number; onRun?: (s: MessageDeleterSummary) => void },
+): Waker {
+  return new Waker({
+    name: 'message deletion',
+    clock: o.clock,
+    logger: o.logger,
+    ...(o.pollMs !== undefined ? { pollMs: o.pollMs } : {}),
+    ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
+    earliest: (nowMs) => deletions.earliestWorkable(deps.store, nowMs),
+    async work(signal) {
+      const s = await deleteDueMessages(deps, { clock: o.clock, dryRun: false, signal, logger: o.logger });
+      if (s.rows > 0) {
+        o.logger.info({ ...s, trigger: 'wake-up' }, `✅ Deleted ${s.messages_deleted} messages, ${s.undeletable + s.transient} failed (on time)`);
+        o.onRun?.(s);
+      }
+      return s.rows;
+    },
+  });
 }

@@ -100,6 +100,19 @@ export async function finishSending(store: Store, id: number): Promise<void> {
   await store.db.updateTable('broadcasts').set({ status: 'sent', claimed_by: null, claim_expires_at: null }).where('id', '=', id).where('status', '=', 'sending').execute();
 }
 
+/** The earliest `delete_at` of a broadcast the deleter could take now (sent, not claimed by a live process). */
+export async function earliestDueBroadcast(store: Store, nowMs: number): Promise<number | null> {
+  const r = await store.db
+    .selectFrom('broadcasts')
+    .select('delete_at')
+    .where('status', '!=', 'sending')
+    .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', nowMs)]))
+    .orderBy('delete_at')
+    .limit(1)
+    .executeTakeFirst();
+  return r ? Number(r.delete_at) : null;
+}
+
 /** Extends a broadcast claim. */
 export async function renewBroadcastClaim(store: Store, id: number, owner: string, untilMs: number): Promise<void> {
   await store.db.updateTable('broadcasts').set({ claim_expires_at: untilMs }).where('id', '=', id).where('claimed_by', '=', owner).execute();
