@@ -120,7 +120,8 @@ for (const backend of BACKENDS) {
         assert.equal(j.job, 'token-cleanup');
         assert.equal(j.status, 'ok');
         assert.equal(j.deleted, 2);
-        assert.equal(j.started_at.slice(0, 19), '2026-11-29T12:00:00');
+        assert.equal(j.evaluated_at.slice(0, 19), '2026-11-29T12:00:00', 'decided as if at --now');
+        assert.ok(Math.abs(new Date(j.started_at).getTime() - Date.now()) < 60_000, 'recorded at the real time it ran');
         const left = (await store.db.selectFrom('tokens').select('token').orderBy('token').execute()).map((r) => r.token);
         assert.deepEqual(left, ['c', 'd', 'e']);
         const runs = await store.db.selectFrom('job_runs').selectAll().execute();

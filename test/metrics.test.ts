@@ -7,7 +7,7 @@ import type { RunResult } from '../src/scheduler/engine.ts';
 const T0 = new Date('2025-03-10T12:00:00.000Z');
 
 function result(job: string, status: RunResult['status'], durationMs: number, summary: Record<string, unknown> = {}, runId: number | null = 1): RunResult {
-  return { job, runId, status, scheduledFor: T0, startedAt: T0, finishedAt: new Date(T0.getTime() + durationMs), summary };
+  return { job, runId, status, scheduledFor: T0, startedAt: T0, finishedAt: new Date(T0.getTime() + durationMs), evaluatedAt: T0, summary };
 }
 
 /** The sample line's value for an exact series (name plus label string as prom-client prints it). */

@@ -151,6 +151,7 @@ const run: Command = {
         status: r.status,
         started_at: r.startedAt.toISOString(),
         finished_at: r.finishedAt.toISOString(),
+        ...(now ? { evaluated_at: r.evaluatedAt.toISOString() } : {}),
         ...(values['dry-run'] ? { dry_run: true } : {}),
         ...r.summary,
         ...(r.error ? { error: r.error } : {}),

@@ -57,8 +57,11 @@ export interface RunResult {
   runId: number | null;
   status: RunStatus;
   scheduledFor: Date | null;
+  /** Real (wall-clock) start and end of the run, as recorded in `job_runs`. */
   startedAt: Date;
   finishedAt: Date;
+  /** The instant the run decided at: its start, or a manual run's `--now`. */
+  evaluatedAt: Date;
   summary: Summary;
   error?: string;
 }
@@ -260,7 +263,7 @@ export class Engine {
       }
       for (const r of await runs.recoverAbandoned(this.o.store.db, now.getTime())) {
         this.o.logger.warn({ job: r.job, run_id: r.id, owner: r.owner }, `⚠️ ${r.job} run ${r.id} was abandoned by ${r.owner} (lease expired); the job is free again`);
-        this.o.onRunFinished?.({ job: r.job, runId: r.id, status: 'abandoned', scheduledFor: null, startedAt: now, finishedAt: now, summary: {} });
+        this.o.onRunFinished?.({ job: r.job, runId: r.id, status: 'abandoned', scheduledFor: null, startedAt: now, finishedAt: now, evaluatedAt: now, summary: {} });
       }
     } catch (e) {
       this.o.logger.error({ err: errorText(e) }, `❌ could not check for abandoned runs: ${errorText(e)}`);
@@ -312,11 +315,11 @@ export class Engine {
       const summary = { reason: 'the previous run is still running' };
       await runs.finishRun(store.db, runId, 'skipped', startedAt.getTime(), summary, null);
       logger.info({ job: job.name, run_id: runId, tick: tickAt.toISOString() }, `⏭️ ${job.title}: tick skipped, the previous run is still running`);
-      const r: RunResult = { job: job.name, runId, status: 'skipped', scheduledFor: tickAt, startedAt, finishedAt: startedAt, summary };
+      const r: RunResult = { job: job.name, runId, status: 'skipped', scheduledFor: tickAt, startedAt, finishedAt: startedAt, evaluatedAt: startedAt, summary };
       this.o.onRunFinished?.(r);
       return r;
     }
-    const r = await execute(job, { ...this.o, wallClock: this.o.clock, owner: this.owner, runId, scheduledFor: tickAt, startedAt, dryRun: false, signal: this.abort.signal });
+    const r = await execute(job, { ...this.o, wallClock: this.o.clock, owner: this.owner, runId, scheduledFor: tickAt, startedAt, evaluatedAt: startedAt, dryRun: false, signal: this.abort.signal });
     this.o.onRunFinished?.(r);
     return r;
   }
@@ -333,6 +336,7 @@ interface ExecuteOptions {
   runId: number | null;
   scheduledFor: Date | null;
   startedAt: Date;
+  evaluatedAt: Date;
   dryRun: boolean;
   signal: AbortSignal;
 }
@@ -353,14 +357,14 @@ async function execute(job: JobDefinition, o: ExecuteOptions): Promise<RunResult
   let summary: Summary = {};
   let error: string | undefined;
   try {
-    summary = await job.run({ now: o.startedAt, clock, wallClock, dryRun: o.dryRun, signal: o.signal, logger: logger.child({ job: job.name }) });
+    summary = await job.run({ now: o.evaluatedAt, clock, wallClock, dryRun: o.dryRun, signal: o.signal, logger: logger.child({ job: job.name }) });
   } catch (e) {
     status = 'error';
     error = errorText(e);
   } finally {
     if (heartbeat) clearInterval(heartbeat);
   }
-  const finishedAt = clock.now();
+  const finishedAt = wallClock.now();
   if (runId !== null) {
     // A database blip here must not lose the outcome silently; retry briefly, then leave it to lease expiry.
     for (let i = 0; ; i++) {
@@ -376,11 +380,12 @@ async function execute(job: JobDefinition, o: ExecuteOptions): Promise<RunResult
       }
     }
   }
-  const at = formatIn(finishedAt, o.timezone);
+  // The log line speaks of the instant the run decided at (`--now` for a manual run), like the seed's.
+  const at = formatIn(new Date(o.evaluatedAt.getTime() + finishedAt.getTime() - o.startedAt.getTime()), o.timezone);
   const fields = { job: job.name, run_id: runId, status, duration_ms: finishedAt.getTime() - o.startedAt.getTime(), dry_run: o.dryRun || undefined, ...summary };
   if (status === 'ok') logger.info(fields, job.successLine(summary, at));
   else logger.error({ ...fields, err: error }, `❌ Error during ${job.label}: ${error}`);
-  return { job: job.name, runId, status, scheduledFor: o.scheduledFor, startedAt: o.startedAt, finishedAt, summary, ...(error ? { error } : {}) };
+  return { job: job.name, runId, status, scheduledFor: o.scheduledFor, startedAt: o.startedAt, finishedAt, evaluatedAt: o.evaluatedAt, summary, ...(error ? { error } : {}) };
 }
 
 /** Options for {@link runManual}. */
@@ -405,13 +410,15 @@ export interface ManualRunOptions {
  * jobs claim their work row by row, so a manual run is safe beside a scheduled one). A dry run records nothing.
  */
 export async function runManual(job: JobDefinition, o: ManualRunOptions): Promise<RunResult> {
-  const startedAt = o.now ?? o.clock.now();
+  const evaluatedAt = o.now ?? o.clock.now();
   const leaseMs = o.leaseMs ?? 60_000;
   const owner = o.owner ?? newOwnerId();
   const dryRun = o.dryRun ?? false;
   const wallClock = o.wallClock ?? systemClock;
-  // The row records the evaluated instant; its lease is real time, so a live engine never calls it abandoned.
-  const runId = dryRun ? null : await runs.insertManualRun(o.store.db, job.name, owner, startedAt.getTime(), wallClock.now().getTime() + leaseMs);
+  // The row records when the run really happened (its decisions use `evaluatedAt`): history and health stay true,
+  // and its lease is real time, so a live engine never calls it abandoned.
+  const startedAt = wallClock.now();
+  const runId = dryRun ? null : await runs.insertManualRun(o.store.db, job.name, owner, startedAt.getTime(), startedAt.getTime() + leaseMs);
   return execute(job, {
     store: o.store,
     clock: o.clock,
@@ -423,6 +430,7 @@ export async function runManual(job: JobDefinition, o: ManualRunOptions): Promis
     runId,
     scheduledFor: null,
     startedAt,
+    evaluatedAt,
     dryRun,
     signal: o.signal ?? new AbortController().signal,
   });
