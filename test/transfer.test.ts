@@ -229,6 +229,18 @@ test('broadcasts with recipients round trip; recipients missing from an existing
   });
 });
 
+test('a broadcast without _id and created_at: importing it twice, or its own export, adds it once', async () => {
+  await withStore('sqlite', async (store) => {
+    const doc = '{"text":"no id","duration_hours":2,"delete_at":"2024-06-01T10:00:00Z"}';
+    assert.equal((await importCollection(store, 'broadcasts', doc, { now: NOW })).inserted, 1);
+    assert.equal((await importCollection(store, 'broadcasts', doc, { now: new Date('2025-01-01T00:00:00Z') })).inserted, 0);
+    const exported = await dump(store, 'broadcasts');
+    assert.match(exported, /"created_at":"2024-06-01T08:00:00.000Z"/, 'created_at derived from delete_at and the duration');
+    assert.equal((await importCollection(store, 'broadcasts', exported, { now: NOW })).inserted, 0);
+    assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 1);
+  });
+});
+
 test('settings values of any JSON type round trip', async () => {
   await withStore('sqlite', async (store) => {
     await importCollection(store, 'settings', FIXTURES.settings, { now: NOW });

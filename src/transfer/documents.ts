@@ -318,8 +318,11 @@ const parsers: { [C in Collection]: (doc: Doc, now: number) => DocumentOf[C] } =
     // One row per recipient chat (the table's key): the first copy listed wins.
     const messages = new Map<number, BroadcastMessage>();
     for (const m of opt(doc, 'messages', array(recipient)) ?? []) if (!messages.has(m.chat_id)) messages.set(m.chat_id, m);
-    // The key hashes created_at as given (null when missing), so importing the same file twice is still a no-op.
-    return { ...d, dedupe_key: broadcastDedupeKey(d), created_at: d.created_at ?? now, messages: [...messages.values()] };
+    // A missing created_at is derived from delete_at and the duration, never from the import's clock: importing the
+    // same file twice, or re-importing its export, gives the same key.
+    const created_at = d.created_at ?? d.delete_at - Math.round((d.duration_hours ?? 0) * 3600_000);
+    const full = { ...d, created_at };
+    return { ...full, dedupe_key: broadcastDedupeKey(full), messages: [...messages.values()] };
   },
   settings: (doc) => {
     const key = req(doc, 'key', name);
