@@ -100,6 +100,7 @@ for (const backend of BACKENDS) {
       assert.deepEqual(tokens.map((t) => t.status), ['bypassed']);
       const explained = await ask(1001, `/start ${back[2]}`);
       assert.match(explained.text ?? '', /bypassed/);
+      assert.equal(explained.reply_markup.inline_keyboard[0][0].url, `https://t.me/janitor_test_bot?start=${fileUid}`, 'a way back to the file');
       assert.equal((await user(1001))!.user_access_count, 0);
       const again = await fetch(url);
       assert.equal(again.status, 410, 'a used link is gone');

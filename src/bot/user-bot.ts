@@ -13,7 +13,7 @@ import { getTokenByUniqueId } from '../store/tokens.ts';
 import { getUser, grantAccess, markBlocked, spendAccess, upsertUser } from '../store/users.ts';
 import type { User } from '../store/schema.ts';
 import { classifyError } from '../telegram/errors.ts';
-import { parseStart } from '../telegram/links.ts';
+import { parseStart, startLink } from '../telegram/links.ts';
 import type { ScheduleDeletionInput } from '../janitor.ts';
 import { newToken, verifyLink } from './verification.ts';
 
@@ -139,8 +139,13 @@ export async function finishVerification(ctx: Context, deps: UserBotDeps, tokenU
   const token = await getTokenByUniqueId(store.db, tokenUniqueId, userId);
   if (!token) return void (await ctx.reply('❌ This verification link is unknown or was already used. Use /create_new_token for a new one.'));
   if (token.status === 'bypassed') {
+    // A new token made from the file link remembers the file, so the user still gets what they came for.
+    const again = token.file_unique_id
+      ? { reply_markup: { inline_keyboard: [[{ text: '🔁 Try again', url: startLink(ctx.me.username, token.file_unique_id) }]] } }
+      : {};
     return void (await ctx.reply(
-      '⚠️ This verification was bypassed: the link was opened too quickly or not through the verification page. No access was granted.\n\nUse /create_new_token and complete the verification.',
+      `⚠️ This verification was bypassed: the link was opened too quickly or not through the verification page. No access was granted.\n\n${token.file_unique_id ? 'Tap "Try again" for a new verification link' : 'Use /create_new_token'} and complete the verification.`,
+      again,
     ));
   }
   if (token.status === 'not_used') {

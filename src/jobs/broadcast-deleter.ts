@@ -25,7 +25,7 @@ export interface BroadcastDeleterSummary {
   undeletable: number;
   /** Recipients who blocked the bot or are gone: marked. */
   unreachable: number;
-  /** Recipients kept for a later run after a transient failure. */
+  /** Recipients of due broadcasts still to delete after the run (failed for now, or held by another process). */
   remaining: number;
   /** Broadcasts without any recipient record (imported from the original bot): removed, nothing to delete. */
   without_recipients: number;
@@ -79,6 +79,8 @@ export async function deleteExpiredBroadcasts(
       await broadcasts.releaseBroadcast(store, id, owner).catch(() => {});
     }
   }
+  // Counted, not summed from this run: recipients another process holds (or a dead one held) are left too.
+  s.remaining = (await broadcasts.countDueBroadcasts(store, ctx.clock.now().getTime())).recipients;
   return s;
 }
 
@@ -147,11 +149,10 @@ async function deleteOne(
     deps.onProgress?.(id, total - done);
     if (fatal) throw fatal;
   }
-  s.remaining += kept;
   if (kept === 0 && !ctx.signal.aborted && (await broadcasts.countRecipients(store, id)) === 0) {
     await broadcasts.removeBroadcast(store, id);
     s.broadcasts_done++;
-    log.info({ done }, `📢 Broadcast ${id} deleted from ${done} chats; record removed`);
+    log.info({ done, deleted: s.messages_deleted }, `📢 Broadcast ${id} done for ${done} chats; record removed`);
   } else if (kept > 0) {
     log.warn({ remaining: kept }, `📢 Broadcast ${id}: ${kept} recipients left for the next run`);
   }
