@@ -3,7 +3,8 @@
  * HTTP server (verify page, status page, /healthz, /metrics, webhook). Stops in the seed's order: polling and
  * broadcast sending first, then the schedulers (waiting for runs in flight), then HTTP, then the database.
  */
-import { Bot, webhookCallback, type Context } from 'grammy';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Bot, GrammyError, webhookCallback, type Context } from 'grammy';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
@@ -55,7 +56,9 @@ export async function startService(config: Config, logger: Logger, opts: Service
   }
   const metrics = createMetrics();
   metrics.setPendingSource(async () => deletionStats(store, clock.now().getTime()));
-  const client = { apiRoot: config.botApiRoot, timeoutSeconds: config.telegramTimeoutS };
+  const pollTimeoutS = opts.pollTimeoutS ?? 30;
+  // A long poll holds its request open for pollTimeoutS: the client's time-out must be longer, or every poll fails.
+  const client = { apiRoot: config.botApiRoot, timeoutSeconds: config.telegramTimeoutS + pollTimeoutS };
   const bot = config.botToken ? new Bot<Context>(config.botToken, { client }) : null;
   const janitor = await createJanitor({ config, store, logger, clock, hooks: metrics.hooks, ...(bot ? { bot } : {}) });
   const username = async () => (janitor.telegram ? janitor.telegram.username() : 'your_bot');
@@ -126,7 +129,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
   const polling: Promise<void>[] = [];
   for (const b of receivers) {
     if (b === bot && config.webhookUrl) polling.push(receiveByWebhook(b, config, logger, stopping.signal));
-    else polling.push(poll(b, logger, opts.pollTimeoutS ?? 30, b === adminOnly ? 'admin bot' : 'user bot'));
+    else polling.push(poll(b, logger, pollTimeoutS, b === adminOnly ? 'admin bot' : 'user bot', stopping.signal));
   }
 
   let stopped: Promise<void> | null = null;
@@ -136,7 +139,8 @@ export async function startService(config: Config, logger: Logger, opts: Service
       stopped ??= (async () => {
         stopping.abort();
         for (const b of receivers) await b.stop().catch(() => {});
-        await Promise.allSettled(polling);
+        // A poll stuck in its first getMe (Telegram unreachable) must not hold the shutdown past its time-out.
+        await Promise.race([Promise.allSettled(polling), sleep(config.shutdownTimeoutS * 1000, undefined, { ref: false })]);
         await sender?.stop();
         await janitor.stop();
         await http.close();
@@ -147,23 +151,26 @@ export async function startService(config: Config, logger: Logger, opts: Service
   };
 }
 
-/** Long polling that never gives up: a failed start (Telegram down) is retried with back-off until stopped. */
-async function poll(bot: Bot<Context>, logger: Logger, timeout: number, name: string): Promise<void> {
-  let stopping = false;
-  const originalStop = bot.stop.bind(bot);
-  bot.stop = async () => {
-    stopping = true;
-    await originalStop();
-  };
-  for (let attempt = 0; !stopping; attempt++) {
+/**
+ * Long polling that outlives Telegram outages: a failed start is retried with back-off until stopped. A rejected
+ * token stops it for good, loudly; a 409 means another instance polls this bot, and this one waits its turn.
+ */
+async function poll(bot: Bot<Context>, logger: Logger, timeout: number, name: string, signal: AbortSignal): Promise<void> {
+  for (let attempt = 0; !signal.aborted; attempt++) {
     try {
       await bot.start({ timeout, allowed_updates: ['message', 'my_chat_member', 'callback_query'], onStart: (me) => logger.info({ bot: me.username }, `🤖 ${name} @${me.username} is polling for updates`) });
       return;
     } catch (e) {
-      if (stopping) return;
-      const wait = Math.min(60_000, 1000 * 2 ** Math.min(attempt, 6));
-      logger.error({ err: (e as Error).message, retry_in_ms: wait }, `❌ ${name} could not poll: ${(e as Error).message}`);
-      await new Promise((r) => setTimeout(r, wait));
+      if (signal.aborted) return;
+      const code = e instanceof GrammyError ? e.error_code : undefined;
+      if (code === 401 || code === 404) {
+        logger.error(`❌ ${name}: Telegram rejected the bot token (${code}); it receives no updates until BOT_TOKEN is fixed and the service restarted`);
+        return;
+      }
+      const wait = code === 409 ? 60_000 : Math.min(60_000, 1000 * 2 ** Math.min(attempt, 6));
+      const why = code === 409 ? 'another instance is polling this bot; the schedulers here keep running' : (e as Error).message;
+      logger.error({ err: (e as Error).message, retry_in_ms: wait }, `❌ ${name} could not poll: ${why}`);
+      await sleep(wait, undefined, { signal }).catch(() => {});
     }
   }
 }
@@ -179,7 +186,7 @@ async function receiveByWebhook(bot: Bot<Context>, config: Config, logger: Logge
     } catch (e) {
       const wait = Math.min(60_000, 1000 * 2 ** Math.min(attempt, 6));
       logger.error({ err: (e as Error).message, retry_in_ms: wait }, `❌ could not set the webhook: ${(e as Error).message}`);
-      await new Promise((r) => setTimeout(r, wait));
+      await sleep(wait, undefined, { signal }).catch(() => {});
     }
   }
 }

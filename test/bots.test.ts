@@ -164,7 +164,8 @@ for (const backend of BACKENDS) {
       assert.match((await ask(ADMIN, '/setdeletetime 5000')).text ?? '', /not valid.*1–2880/s);
       assert.match((await ask(ADMIN, '/setdeletetime')).text ?? '', /deleted 30 minutes after delivery/);
       assert.match((await ask(ADMIN, '/setdeletetime 5')).text ?? '', /✅ Files are deleted 5 minutes after delivery\. \(was 30\)/);
-      assert.match((await ask(ADMIN, '/run token-cleanup')).text ?? '', /token-cleanup ok: deleted=/);
+      assert.match((await ask(ADMIN, '/run token-cleanup')).text ?? '', /Running token-cleanup/);
+      await until(() => /token-cleanup ok: deleted=/.test(botMessages(ADMIN).at(-1)?.text ?? ''), 'the /run result');
       assert.match((await ask(ADMIN, '/run nothing')).text ?? '', /Usage: \/run <job>/);
       assert.match((await ask(ADMIN, '/status')).text ?? '', /Pending deletions: 0/);
     });

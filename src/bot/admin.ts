@@ -167,13 +167,18 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
   admin.command('run', async (ctx) => {
     const job = ctx.match.trim();
     if (!(JOB_NAMES as readonly string[]).includes(job)) return void (await ctx.reply(`❌ Usage: /run <job>, one of ${JOB_NAMES.join(', ')}.`));
-    try {
-      const r = await deps.runJob(job);
-      const counts = Object.entries(r.summary).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
-      await ctx.reply(`${r.status === 'ok' ? '✅' : '❌'} ${job} ${r.status}${counts ? `: ${counts}` : ''}${r.error ? `\n${r.error}` : ''}`);
-    } catch (e) {
-      await ctx.reply(`❌ ${job}: ${(e as Error).message}`);
-    }
+    await ctx.reply(`⏳ Running ${job}…`);
+    // In the background: a long run must not hold up the bot's updates (or time out a webhook, which Telegram
+    // would then deliver again and run the job twice).
+    void (async () => {
+      try {
+        const r = await deps.runJob(job);
+        const counts = Object.entries(r.summary).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
+        await ctx.reply(`${r.status === 'ok' ? '✅' : '❌'} ${job} ${r.status}${counts ? `: ${counts}` : ''}${r.error ? `\n${r.error}` : ''}`);
+      } catch (e) {
+        await ctx.reply(`❌ ${job}: ${(e as Error).message}`).catch(() => {});
+      }
+    })();
   });
 
   return c;

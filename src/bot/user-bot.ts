@@ -96,6 +96,8 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
   const file = await getFile(store, uniqueId);
   if (!file) return void (await ctx.reply('❌ This file link is not valid, or the file was removed.'));
   if (!(await spendAccess(store, userId))) return offerToken(ctx, deps, uniqueId);
+  // Everything the deletion needs is read before anything is sent: a file never goes out without its deletion.
+  const minutes = await deleteAfterMinutes(store, config);
   let copied: number[];
   try {
     copied = (await ctx.api.copyMessages(chatId, file.channel_id, file.message_ids)).map((m) => m.message_id);
@@ -107,15 +109,40 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
     if (o.kind === 'unreachable') return markBlocked(store, [userId], clock.now().getTime());
     return void (await ctx.reply('⚠️ The file could not be sent right now. Please try the link again in a minute.'));
   }
-  const minutes = await deleteAfterMinutes(store, config);
   const ids = [...copied];
+  // Telegram deletes nothing older than 48 h: a 2,880-minute setting still deletes a little before that.
+  const effective = Math.min(minutes, MAX_DELETE_MINUTES);
   try {
-    const notice = await ctx.reply(`⏳ This file will be deleted in ${minutes} minute${minutes === 1 ? '' : 's'}. Forward it to your Saved Messages to keep it.`);
+    const notice = await ctx.reply(`⏳ This file will be deleted in ${effective} minute${effective === 1 ? '' : 's'}. Forward it to your Saved Messages to keep it.`);
     ids.push(notice.message_id);
-  } finally {
-    // One pending deletion for the files and the notice, even if the notice failed.
-    await deps.scheduleDeletion({ chatId, userId, messageIds: ids, afterMinutes: minutes, uniqueId });
+  } catch (e) {
+    logger.warn({ user_id: userId, err: (e as Error).message }, 'could not send the deletion notice; the files are scheduled anyway');
   }
+  await scheduleOrUndo(ctx, deps, { chatId, userId, messageIds: ids, afterMinutes: effective, uniqueId });
+}
+
+/** Most minutes a delivery may wait: 47 h 58 min, so the deletion always lands inside Telegram's 48 hours. */
+export const MAX_DELETE_MINUTES = 48 * 60 - 2;
+
+/**
+ * Schedules a delivery's deletion, retrying a database blip; if it still cannot be recorded, the files are deleted
+ * at once (and the access refunded) rather than left in the chat with nothing to remove them.
+ */
+async function scheduleOrUndo(ctx: Context, deps: UserBotDeps, d: ScheduleDeletionInput & { userId: number }): Promise<void> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    try {
+      await deps.scheduleDeletion(d);
+      return;
+    } catch (e) {
+      last = e;
+      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+    }
+  }
+  deps.logger.error({ user_id: d.userId, err: (last as Error)?.message }, 'could not schedule a delivery\'s deletion; deleting the files now');
+  await ctx.api.deleteMessages(d.chatId, d.messageIds).catch(() => {});
+  await grantAccess(deps.store, d.userId, 1).catch(() => {});
+  await ctx.reply('⚠️ Something went wrong on our side; the file was withdrawn and your access given back. Please try the link again in a minute.').catch(() => {});
 }
 
 /** Offers a new verification token (or says the daily limit is reached). */
