@@ -84,8 +84,10 @@ export async function startService(config: Config, logger: Logger, opts: Service
       statusJson: status,
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
       ...(bot ? { verify: (token: string | null, referer: string | undefined) => handleVerify({ store, config, clock, botUsername: username }, token, referer) } : {}),
+      // A slow update (a 429 wait, a retried write) is answered 200 after grammY's time-out and finishes in the
+      // background: answering 500 would make Telegram deliver it again and run it twice.
       ...(bot && config.webhookUrl
-        ? { webhook: { path: new URL(config.webhookUrl).pathname, handler: webhookCallback(bot, 'http', config.webhookSecret ? { secretToken: config.webhookSecret } : {}) } }
+        ? { webhook: { path: new URL(config.webhookUrl).pathname, handler: webhookCallback(bot, 'http', { ...(config.webhookSecret ? { secretToken: config.webhookSecret } : {}), onTimeout: 'return' }) } }
         : {}),
     },
   });

@@ -3,6 +3,7 @@
  * throttle, recording each recipient's own message id as it goes (what the broadcast deleter later deletes) and
  * moving a cursor, so a restart resumes the sending where it stopped. Edits one progress message for the admin.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Api, RawApi } from 'grammy';
 import type { Clock } from '../clock.ts';
 import { formatIn } from '../clock.ts';
@@ -107,19 +108,24 @@ export class BroadcastSender {
           let outcome: Outcome | null = null;
           // A crash after the copy but before the cursor moved would send twice: a recorded recipient is skipped.
           if (!(await broadcasts.hasRecipient(store, id, userId))) {
-            for (let attempt = 0; attempt < 3; attempt++) {
+            let copied: number | null = null;
+            for (let attempt = 0; attempt < 3 && this.running; attempt++) {
               try {
-                const m = await api.copyMessage(userId, b.from_chat_id!, b.message_id!);
-                await broadcasts.addRecipient(store, id, userId, m.message_id);
+                copied = (await api.copyMessage(userId, b.from_chat_id!, b.message_id!, {}, this.abort.signal as Parameters<typeof api.copyMessage>[4])).message_id;
                 outcome = null;
                 break;
               } catch (e) {
                 outcome = classifyError(e);
                 if (outcome.kind === 'fatal') throw new Error(`Telegram rejected the bot token (${outcome.reason}); sending resumes later`);
-                if (outcome.kind !== 'transient' || attempt === 2) break;
-                await new Promise((r) => setTimeout(r, 1000 * 2 ** attempt));
+                if (outcome.kind !== 'transient' || attempt === 2 || !this.running) break;
+                await sleep(1000 * 2 ** attempt, undefined, { signal: this.abort.signal }).catch(() => {});
               }
             }
+            // Stopped with the copy unknown: the cursor stays, the next start asks this user again.
+            if (copied === null && outcome?.kind === 'transient' && !this.running) return;
+            // The copy exists: it must be recorded, or the deleter would never remove it. A database outage is waited
+            // out; the copy is never sent again.
+            if (copied !== null && !(await this.record(id, userId, copied))) return;
           }
           if (outcome?.kind === 'unreachable') await markBlocked(store, [userId], clock.now().getTime());
           if (outcome) logger.debug({ broadcast_id: id, user_id: userId, reason: outcome.reason }, 'broadcast not delivered');
@@ -143,6 +149,27 @@ export class BroadcastSender {
     }
   }
 
+  /** Records a recipient's copy, retrying until the database answers; false if stopped first (logged with ids). */
+  private async record(broadcastId: number, userId: number, messageId: number): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await broadcasts.addRecipient(this.o.store, broadcastId, userId, messageId);
+        return true;
+      } catch (e) {
+        if (!this.running) {
+          this.o.logger.error(
+            { broadcast_id: broadcastId, chat_id: userId, message_id: messageId, err: (e as Error).message },
+            `❌ could not record broadcast ${broadcastId}'s copy in chat ${userId} (message ${messageId}) before stopping: delete it by hand`,
+          );
+          return false;
+        }
+        const wait = Math.min(30_000, 250 * 2 ** attempt);
+        this.o.logger.warn({ broadcast_id: broadcastId, err: (e as Error).message, retry_in_ms: wait }, 'could not record a broadcast copy; retrying');
+        await sleep(wait, undefined, { signal: this.abort.signal }).catch(() => {});
+      }
+    }
+  }
+
   private async progress(b: Broadcast, text: string): Promise<void> {
     if (b.progress_chat_id == null || b.progress_message_id == null) return;
     try {
@@ -153,3 +180,4 @@ export class BroadcastSender {
     }
   }
 }
+

@@ -4,6 +4,7 @@
 export class Throttle {
   private nextSlot = 0;
   private pausedUntil = 0;
+  private pauses = 0;
   private readonly interval: number;
 
   /** @param rate calls per second; 0 or Infinity = unlimited. */
@@ -17,15 +18,20 @@ export class Throttle {
    */
   pause(ms: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, performance.now() + ms);
+    // Slots booked before the pause are void: their callers queue again, spaced from the pause's end.
+    this.nextSlot = this.pausedUntil;
+    this.pauses++;
   }
 
   /** Waits for the next free slot (no wait when unlimited and not paused). */
-  take(): Promise<void> {
-    const now = performance.now();
-    if (this.interval === 0) return this.pausedUntil > now ? new Promise((r) => setTimeout(r, this.pausedUntil - now)) : Promise.resolve();
-    const slot = Math.max(now, this.nextSlot, this.pausedUntil);
-    this.nextSlot = slot + this.interval;
-    const wait = slot - now;
-    return wait < 1 ? Promise.resolve() : new Promise((r) => setTimeout(r, wait));
+  async take(): Promise<void> {
+    for (;;) {
+      const now = performance.now();
+      const slot = Math.max(now, this.nextSlot, this.pausedUntil);
+      if (this.interval > 0) this.nextSlot = slot + this.interval;
+      const pauses = this.pauses;
+      if (slot - now >= 1) await new Promise((r) => setTimeout(r, slot - now));
+      if (this.pauses === pauses) return;
+    }
   }
 }
