@@ -24,10 +24,10 @@ export class FixedClock implements Clock {
   }
 }
 
-/** A clock that starts at `at` and then runs with the wall clock (so `--now` works for runs that wait). */
-export function offsetClock(at: Date): Clock {
-  const offset = at.getTime() - Date.now();
-  return { now: () => new Date(Date.now() + offset) };
+/** A clock that reads `at` now and then runs with `base` (so `--now` works for runs that wait). */
+export function offsetClock(at: Date, base: Clock = systemClock): Clock {
+  const offset = at.getTime() - base.now().getTime();
+  return { now: () => new Date(base.now().getTime() + offset) };
 }
 
 /** The calendar day (`YYYY-MM-DD`) of `at` in time zone `tz`. */

@@ -235,8 +235,7 @@ for (const backend of BACKENDS) {
         const store = await tdb.open();
         const hold = deferred();
         const p = probe('manual', '0 0 1 1 *', { hold: hold.promise });
-        const past = new FixedClock('2020-01-01T00:00:00Z');
-        const run = runManual(p.job, { store, clock: past, logger });
+        const run = runManual(p.job, { store, clock: { now: () => new Date() }, now: new Date('2020-01-01T00:00:00Z'), logger });
         while (p.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
         const live = new Engine({ store, clock: { now: () => new Date() }, logger, jobs: [], catchUpMissed: false });
         await live.start({ timers: false });

@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import { Api } from 'grammy';
+import { createJanitor } from '../src/janitor.ts';
 import { FixedClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { createTelegram } from '../src/telegram/client.ts';
@@ -242,6 +244,20 @@ for (const backend of BACKENDS) {
       assert.ok(lines.length > 0);
       for (const text of [...lines, JSON.stringify(s), row.last_error ?? '']) assert.ok(!text.includes(secret), `token in: ${text}`);
       await store.db.deleteFrom('pending_deletions').execute();
+    });
+
+    test('the library\'s run(job, { now }) decides as if at that instant', async () => {
+      const ids = sendMessages(emu, 9401, 1);
+      const inAnHour = Date.now() + 3600_000;
+      await insertDeletion(store, { userId: 9401, chatId: 9401, messageIds: ids, deleteAt: inAnHour, uniqueId: 'f', createdAt: Date.now() });
+      const janitor = await createJanitor({ store, bot: new Api(emu.token, { apiRoot: emu.url }), config: { telegramRate: 0 }, logger, migrate: false });
+      const early = await janitor.run('message-deleter');
+      assert.equal(early.summary.rows, 0);
+      const later = await janitor.run('message-deleter', { now: new Date(inAnHour + 3600_000) });
+      assert.equal(later.summary.rows, 1);
+      assert.equal(later.evaluatedAt.getTime(), inAnHour + 3600_000);
+      assert.equal(emu.hasMessage(9401, ids[0]!), false);
+      await janitor.stop();
     });
 
     test('the waker deletes a row added after it started, never before its delete_at', async () => {

@@ -1,6 +1,6 @@
 /** The sub-commands of `tg-janitor`. Each is thin: parse, open, call the library, print. */
 import { readFileSync } from 'node:fs';
-import { formatIn, offsetClock, systemClock } from '../clock.ts';
+import { formatIn, systemClock } from '../clock.ts';
 import { JOB_NAMES, loadConfig, type Config } from '../config.ts';
 import { openStore, type Store } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrations.ts';
@@ -143,7 +143,7 @@ const run: Command = {
       throw new CliError(`BOT_TOKEN is not set: ${job} talks to Telegram (set BOT_TOKEN, and BOT_API_ROOT for a local Bot API server)`, 2);
     }
     const logger = ctx.logger(config);
-    const janitor = await createJanitor({ config, logger, clock: now ? offsetClock(now) : systemClock });
+    const janitor = await createJanitor({ config, logger });
     try {
       const r = await janitor.run(job, { now, dryRun: Boolean(values['dry-run']) });
       const out = {

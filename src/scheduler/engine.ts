@@ -8,7 +8,7 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
-import { formatIn, systemClock, type Clock } from '../clock.ts';
+import { formatIn, offsetClock, type Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import type { RunStatus } from '../store/schema.ts';
@@ -396,7 +396,7 @@ export interface ManualRunOptions {
   timezone?: string;
   leaseMs?: number;
   owner?: string;
-  /** Real time for the run's lease and claims (default the system clock). */
+  /** Real time for the run's lease and claims (default `clock`). */
   wallClock?: Clock;
   /** Evaluate as if at this instant (default: the clock's now). */
   now?: Date;
@@ -411,17 +411,19 @@ export interface ManualRunOptions {
  */
 export async function runManual(job: JobDefinition, o: ManualRunOptions): Promise<RunResult> {
   const evaluatedAt = o.now ?? o.clock.now();
+  const wallClock = o.wallClock ?? o.clock;
+  // Every decision of the run (what is due, back-off) is made as if at `now`, time moving on from there.
+  const clock = o.now ? offsetClock(o.now, o.clock) : o.clock;
   const leaseMs = o.leaseMs ?? 60_000;
   const owner = o.owner ?? newOwnerId();
   const dryRun = o.dryRun ?? false;
-  const wallClock = o.wallClock ?? systemClock;
   // The row records when the run really happened (its decisions use `evaluatedAt`): history and health stay true,
   // and its lease is real time, so a live engine never calls it abandoned.
   const startedAt = wallClock.now();
   const runId = dryRun ? null : await runs.insertManualRun(o.store.db, job.name, owner, startedAt.getTime(), startedAt.getTime() + leaseMs);
   return execute(job, {
     store: o.store,
-    clock: o.clock,
+    clock,
     wallClock,
     logger: o.logger,
     timezone: o.timezone ?? 'UTC',
