@@ -85,6 +85,10 @@ for (const backend of BACKENDS) {
       assert.deepEqual(left.map((r) => r.chat_id), [10_003]);
       assert.equal(emu.messages(10_000).length, 0);
 
+      emu.resetCalls();
+      const rested = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0 + 30_000)));
+      assert.equal(emu.callsOf('deleteMessage').length, 0, 'a broadcast with failures rests before it is taken again');
+      assert.equal(rested.remaining, 1);
       emu.failChat(10_003, null);
       emu.resetCalls();
       const s2 = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0 + HOUR - 1)));

@@ -72,11 +72,15 @@ export async function deleteExpiredBroadcasts(
     const renew = setInterval(() => {
       broadcasts.renewBroadcastClaim(store, id, owner, wall.now().getTime() + leaseMs).catch(() => {});
     }, Math.max(1000, leaseMs / 3));
+    let kept = 0;
     try {
-      await deleteOne(deps, id, ctx, s);
+      kept = await deleteOne(deps, id, ctx, s);
     } finally {
       clearInterval(renew);
-      await broadcasts.releaseBroadcast(store, id, owner).catch(() => {});
+      // Recipients that failed for now wait a minute before the broadcast is taken again (the waker would otherwise
+      // retry them every second through a Telegram outage, starving everything else of the shared throttle).
+      const holdUntil = kept > 0 ? wall.now().getTime() + RETRY_HOLD_MS : null;
+      await broadcasts.releaseBroadcast(store, id, owner, holdUntil).catch(() => {});
     }
   }
   // Counted, not summed from this run: recipients another process holds (or a dead one held) are left too.
@@ -84,12 +88,16 @@ export async function deleteExpiredBroadcasts(
   return s;
 }
 
+/** How long a broadcast with recipients left after a transient failure rests before it is taken again. */
+export const RETRY_HOLD_MS = 60_000;
+
+/** Deletes one claimed broadcast's recipient messages; returns how many recipients were kept for later. */
 async function deleteOne(
   deps: BroadcastDeleterDeps,
   id: number,
-  ctx: Pick<RunContext, 'clock' | 'signal' | 'logger'>,
+  ctx: Pick<RunContext, 'clock' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
   s: BroadcastDeleterSummary,
-): Promise<void> {
+): Promise<number> {
   const { store, telegram } = deps;
   const log = ctx.logger.child({ broadcast_id: id });
   const total = await broadcasts.countRecipients(store, id);
@@ -98,7 +106,7 @@ async function deleteOne(
     s.without_recipients++;
     s.broadcasts_done++;
     log.warn(`📢 Broadcast ${id} has no recipient records (imported from the original bot?): its messages cannot be deleted per recipient; record removed`);
-    return;
+    return 0;
   }
   log.info({ recipients: total }, `📢 Deleting broadcast ${id} from ${total} chats`);
   const every = deps.progressEvery ?? 2000;
@@ -144,8 +152,9 @@ async function deleteOne(
       }
     };
     await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 16, page.length) }, worker));
-    if (blocked.length) await markBlocked(store, blocked.splice(0), ctx.clock.now().getTime());
-    await countDeleted(store, ctx.clock.now().getTime(), s.messages_deleted - before).catch(() => {});
+    const wallMs = (ctx.wallClock ?? ctx.clock).now().getTime();
+    if (blocked.length) await markBlocked(store, blocked.splice(0), wallMs);
+    await countDeleted(store, wallMs, s.messages_deleted - before).catch(() => {});
     deps.onProgress?.(id, total - done);
     if (fatal) throw fatal;
   }
@@ -156,6 +165,7 @@ async function deleteOne(
   } else if (kept > 0) {
     log.warn({ remaining: kept }, `📢 Broadcast ${id}: ${kept} recipients left for the next run`);
   }
+  return kept;
 }
 
 /** The job definition for the engine (hourly by default). */

@@ -108,7 +108,7 @@ export async function deleteDueMessages(
         for (const row of rows) {
           if (fatal || ctx.signal.aborted) return;
           try {
-            await processRow(row, { ...deps, owner, noticeText }, ctx.clock, s, ctx.logger);
+            await processRow(row, { ...deps, owner, noticeText }, ctx.clock, ctx.wallClock ?? ctx.clock, s, ctx.logger);
           } catch (e) {
             if (e instanceof FatalTelegramError) {
               fatal ??= e;
@@ -135,7 +135,7 @@ export async function deleteDueMessages(
       clearInterval(renew);
     }
     // Feeds the status page's "deleted per hour" chart; a failure here must not fail the deletions.
-    await countDeleted(store, ctx.clock.now().getTime(), s.messages_deleted - before).catch(() => {});
+    await countDeleted(store, (ctx.wallClock ?? ctx.clock).now().getTime(), s.messages_deleted - before).catch(() => {});
     // Rows not reached (stop, fatal error, database blip) go back now instead of waiting for their lease.
     if (unfinished.size) await deletions.releaseClaims(store, owner, [...unfinished]).catch(() => {});
   }
@@ -148,7 +148,7 @@ interface RowDeps extends MessageDeleterDeps {
 }
 
 /** Works one claimed row to its end: removed, or kept for a retry. Throws FatalTelegramError on a bad token. */
-async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, s: MessageDeleterSummary, logger: Logger): Promise<void> {
+async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, wall: Clock, s: MessageDeleterSummary, logger: Logger): Promise<void> {
   const { store, telegram } = deps;
   const id = Number(row.id);
   const chatId = row.chat_id;
@@ -166,7 +166,8 @@ async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, s: 
     logger.warn({ row: id, chat_id: chatId, attempts, next_attempt_at: new Date(next).toISOString(), reason: o.reason }, `Failed to delete message ${id}: ${o.reason} (will retry)`);
   };
   const unreachable = async (o: Outcome) => {
-    await markBlocked(store, [row.user_id, chatId], clock.now().getTime());
+    // Facts about what happened are stamped with real time, whatever instant the run decides at.
+    await markBlocked(store, [row.user_id, chatId], wall.now().getTime());
     await deletions.removeDeletion(store, id);
     s.unreachable++;
     s.removed++;

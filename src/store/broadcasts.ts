@@ -118,9 +118,9 @@ export async function renewBroadcastClaim(store: Store, id: number, owner: strin
   await store.db.updateTable('broadcasts').set({ claim_expires_at: untilMs }).where('id', '=', id).where('claimed_by', '=', owner).execute();
 }
 
-/** Releases a claim, leaving the broadcast for a later run. */
-export async function releaseBroadcast(store: Store, id: number, owner: string): Promise<void> {
-  await store.db.updateTable('broadcasts').set({ claimed_by: null, claim_expires_at: null }).where('id', '=', id).where('claimed_by', '=', owner).execute();
+/** Releases a claim, leaving the broadcast for a later run; with `holdUntilMs`, no run takes it before then. */
+export async function releaseBroadcast(store: Store, id: number, owner: string, holdUntilMs: number | null = null): Promise<void> {
+  await store.db.updateTable('broadcasts').set({ claimed_by: null, claim_expires_at: holdUntilMs }).where('id', '=', id).where('claimed_by', '=', owner).execute();
 }
 
 /** A page of recipients after `afterChatId`, in chat order (keyset paging: constant memory at any size). */
