@@ -122,8 +122,8 @@ export class Janitor {
 
   /** Stops the schedulers (waiting for runs in flight) and closes the database if the janitor opened it. */
   async stop(): Promise<void> {
-    await Promise.all(this.wakers.map((w) => w.stop()));
-    await this.engine.stop();
+    // In parallel: each waits for its work in hand up to the shutdown time-out, together no longer than that.
+    await Promise.all([...this.wakers.map((w) => w.stop()), this.engine.stop()]);
     if (this.ownsStore) await this.store.close();
   }
 

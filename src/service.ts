@@ -25,7 +25,7 @@ import { BroadcastSender } from './bot/broadcast-sender.ts';
 /** Options for {@link startService}. */
 export interface ServiceOptions {
   clock?: Clock;
-  /** Long-polling timeout in seconds (default 30). */
+  /** Long-polling timeout in seconds (default TELEGRAM_TIMEOUT_S − 5). */
   pollTimeoutS?: number;
   /** Which HTTP peers count as this machine (default loopback); tests use it to play a remote client. */
   isLocal?: (address: string | undefined) => boolean;
@@ -56,9 +56,9 @@ export async function startService(config: Config, logger: Logger, opts: Service
   }
   const metrics = createMetrics();
   metrics.setPendingSource(async () => deletionStats(store, clock.now().getTime()));
-  const pollTimeoutS = opts.pollTimeoutS ?? 30;
-  // A long poll holds its request open for pollTimeoutS: the client's time-out must be longer, or every poll fails.
-  const client = { apiRoot: config.botApiRoot, timeoutSeconds: config.telegramTimeoutS + pollTimeoutS };
+  // A long poll holds its request open: it must end before the client's time-out, or every poll fails.
+  const pollTimeoutS = opts.pollTimeoutS ?? Math.max(1, config.telegramTimeoutS - 5);
+  const client = { apiRoot: config.botApiRoot, timeoutSeconds: config.telegramTimeoutS };
   const bot = config.botToken ? new Bot<Context>(config.botToken, { client }) : null;
   const janitor = await createJanitor({ config, store, logger, clock, hooks: metrics.hooks, ...(bot ? { bot } : {}) });
   const username = async () => (janitor.telegram ? janitor.telegram.username() : 'your_bot');
@@ -140,7 +140,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
     stop() {
       stopped ??= (async () => {
         stopping.abort();
-        for (const b of receivers) await b.stop().catch(() => {});
+        await Promise.race([Promise.allSettled(receivers.map((b) => b.stop())), sleep(5000, undefined, { ref: false })]);
         // A poll stuck in its first getMe (Telegram unreachable) must not hold the shutdown past its time-out.
         await Promise.race([Promise.allSettled(polling), sleep(config.shutdownTimeoutS * 1000, undefined, { ref: false })]);
         await sender?.stop();

@@ -285,12 +285,17 @@ for (const backend of BACKENDS) {
         const row = (job: string, at: number, status: 'ok' | 'running') => ({
           job, scheduled_for: at, started_at: at, finished_at: status === 'ok' ? at + 10 : null, status, owner: 'o', lease_expires_at: status === 'running' ? t0 + 40 * day : null, summary: null, error: null,
         });
-        await store.db.insertInto('job_runs').values([row('a', t0, 'ok'), row('a', t0 + day, 'ok'), row('a', t0 + 29 * day, 'ok'), row('b', t0 + 2 * day, 'ok'), row('c', t0 + 3 * day, 'running')]).execute();
+        const manual = { ...row('m', t0 + 5 * day, 'ok'), scheduled_for: null };
+        await store.db
+          .insertInto('job_runs')
+          .values([row('a', t0, 'ok'), row('a', t0 + day, 'ok'), row('a', t0 + 29 * day, 'ok'), row('b', t0 + 2 * day, 'ok'), row('c', t0 + 3 * day, 'running'), row('m', t0 + 4 * day, 'ok'), manual])
+          .execute();
         const e = new Engine({ store, clock: new FixedClock(t0 + 30 * day), logger, jobs: [], catchUpMissed: false, keepRunsDays: 14 });
         await e.start({ timers: false });
         await e.stop();
         const left = await store.db.selectFrom('job_runs').select(['job', 'scheduled_for']).orderBy('id').execute();
-        assert.deepEqual(left.map((r) => [r.job, (r.scheduled_for! - t0) / day]), [['a', 29], ['b', 2], ['c', 3]]);
+        // m's tick is older than a later manual run of m, but it is m's latest tick: catch-up needs it.
+        assert.deepEqual(left.map((r) => [r.job, r.scheduled_for === null ? 'manual' : (r.scheduled_for - t0) / day]), [['a', 29], ['b', 2], ['c', 3], ['m', 4], ['m', 'manual']]);
       } finally {
         await tdb.drop();
       }

@@ -128,11 +128,14 @@ export const MAX_DELETE_MINUTES = 48 * 60 - 2;
  * Schedules a delivery's deletion, retrying a database blip; if it still cannot be recorded, the files are deleted
  * at once (and the access refunded) rather than left in the chat with nothing to remove them.
  */
-async function scheduleOrUndo(ctx: Context, deps: UserBotDeps, d: ScheduleDeletionInput & { userId: number }): Promise<void> {
+async function scheduleOrUndo(ctx: Context, deps: UserBotDeps, d: ScheduleDeletionInput & { userId: number; afterMinutes: number }): Promise<void> {
+  // One instant for every attempt: a retry after a lost answer finds the same row instead of adding a second one.
+  const deleteAt = new Date(deps.clock.now().getTime() + d.afterMinutes * 60_000);
+  const row = { chatId: d.chatId, userId: d.userId, messageIds: d.messageIds, deleteAt, ...(d.uniqueId ? { uniqueId: d.uniqueId } : {}) };
   let last: unknown;
   for (let attempt = 0; attempt < 4; attempt++) {
     try {
-      await deps.scheduleDeletion(d);
+      await deps.scheduleDeletion(row);
       return;
     } catch (e) {
       last = e;
@@ -140,7 +143,21 @@ async function scheduleOrUndo(ctx: Context, deps: UserBotDeps, d: ScheduleDeleti
     }
   }
   deps.logger.error({ user_id: d.userId, err: (last as Error)?.message }, 'could not schedule a delivery\'s deletion; deleting the files now');
-  await ctx.api.deleteMessages(d.chatId, d.messageIds).catch(() => {});
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await ctx.api.deleteMessages(d.chatId, d.messageIds);
+      break;
+    } catch (e) {
+      if (attempt >= 2) {
+        deps.logger.error(
+          { user_id: d.userId, chat_id: d.chatId, message_ids: d.messageIds, err: (e as Error).message },
+          `❌ a delivered file could neither be scheduled for deletion nor deleted: chat ${d.chatId}, messages ${d.messageIds.join(',')}`,
+        );
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
   await grantAccess(deps.store, d.userId, 1).catch(() => {});
   await ctx.reply('⚠️ Something went wrong on our side; the file was withdrawn and your access given back. Please try the link again in a minute.').catch(() => {});
 }

@@ -95,7 +95,10 @@ export async function lastRunWithStatus(db: Db, job: string, status: RunStatus):
   return db.selectFrom('job_runs').selectAll().where('job', '=', job).where('status', '=', status).orderBy('finished_at', 'desc').limit(1).executeTakeFirst();
 }
 
-/** Deletes finished runs that ended before `beforeMs`, keeping each job's latest run. Returns how many. */
+/**
+ * Deletes finished runs that ended before `beforeMs`, keeping each job's latest run and its latest tick (which
+ * catch-up after downtime needs). Returns how many.
+ */
 export async function pruneRuns(db: Db, beforeMs: number): Promise<number> {
   const latest = db.selectFrom('job_runs').select((eb) => eb.fn.max('id').as('id')).groupBy('job');
   const r = await db
@@ -103,6 +106,12 @@ export async function pruneRuns(db: Db, beforeMs: number): Promise<number> {
     .where('status', '!=', 'running')
     .where('finished_at', '<', beforeMs)
     .where('id', 'not in', latest)
+    .where((eb) =>
+      eb.or([
+        eb('scheduled_for', 'is', null),
+        eb('scheduled_for', '<', eb.selectFrom('job_runs as newest').select((n) => n.fn.max('newest.scheduled_for').as('t')).whereRef('newest.job', '=', 'job_runs.job')),
+      ]),
+    )
     .executeTakeFirst();
   return Number(r.numDeletedRows);
 }

@@ -300,7 +300,8 @@ const parsers: { [C in Collection]: (doc: Doc, now: number) => DocumentOf[C] } =
       next_attempt_at: opt(doc, 'next_attempt_at', instant),
       last_error: opt(doc, 'last_error', text),
     };
-    return { ...d, next_attempt_at: d.next_attempt_at ?? d.delete_at, dedupe_key: pendingDeletionDedupeKey(d) };
+    // Never workable before delete_at: an earlier retry time would only make the waker poll a row it cannot take.
+    return { ...d, next_attempt_at: Math.max(d.next_attempt_at ?? d.delete_at, d.delete_at), dedupe_key: pendingDeletionDedupeKey(d) };
   },
   broadcasts: (doc, now) => {
     const d = {
