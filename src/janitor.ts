@@ -16,7 +16,9 @@ import { migrateToLatest } from './store/migrations.ts';
 import { Engine, newOwnerId, runManual, type JobDefinition, type RunResult } from './scheduler/engine.ts';
 import { tokenCleanupJob } from './jobs/token-cleanup.ts';
 import { tokenCountResetJob } from './jobs/token-count-reset.ts';
-import { deletionWaker, messageDeleterJob, type MessageDeleterDeps } from './jobs/message-deleter.ts';
+import { deletionWaker, messageDeleterJob, type MessageDeleterDeps, type ScheduleDeletionInput } from './jobs/message-deleter.ts';
+
+export type { ScheduleDeletionInput };
 import { broadcastDeleterJob, broadcastWaker, type BroadcastDeleterDeps } from './jobs/broadcast-deleter.ts';
 import type { Waker } from './scheduler/waker.ts';
 import { createTelegram, instrument, type Telegram } from './telegram/client.ts';
@@ -52,17 +54,6 @@ export interface JanitorHooks {
   onBroadcastProgress?: (broadcastId: number, left: number) => void;
 }
 
-/** A deletion for {@link Janitor.scheduleDeletion}: give `deleteAt` or `afterMinutes`. */
-export interface ScheduleDeletionInput {
-  chatId: number;
-  /** Defaults to `chatId` (private chats). */
-  userId?: number;
-  messageIds: number[];
-  deleteAt?: Date;
-  afterMinutes?: number;
-  /** What the "Click Here" button fetches again. */
-  uniqueId?: string;
-}
 
 /** Options of a one-off run. */
 export interface RunOptions {

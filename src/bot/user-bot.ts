@@ -14,7 +14,7 @@ import { getUser, grantAccess, markBlocked, spendAccess, upsertUser } from '../s
 import type { User } from '../store/schema.ts';
 import { classifyError } from '../telegram/errors.ts';
 import { parseStart, startLink } from '../telegram/links.ts';
-import type { ScheduleDeletionInput } from '../janitor.ts';
+import type { ScheduleDeletionInput } from '../jobs/message-deleter.ts';
 import { newToken, verifyLink } from './verification.ts';
 
 /** What the user bot needs. */

@@ -52,6 +52,18 @@ export interface MessageDeleterSummary {
   would_delete_messages?: number;
 }
 
+/** A deletion for the janitor's `scheduleDeletion` (and the bot): give `deleteAt` or `afterMinutes`. */
+export interface ScheduleDeletionInput {
+  chatId: number;
+  /** Defaults to `chatId` (private chats). */
+  userId?: number;
+  messageIds: number[];
+  deleteAt?: Date;
+  afterMinutes?: number;
+  /** What the "Click Here" button fetches again. */
+  uniqueId?: string;
+}
+
 /** Back-off for a row's next attempt: 30 s, doubling, capped at 15 min. */
 export function backoffMs(attempts: number): number {
   return Math.min(30_000 * 2 ** Math.max(0, attempts - 1), 15 * 60_000);
