@@ -17,13 +17,13 @@ import { Engine, newOwnerId, runManual, type JobDefinition, type RunResult } fro
 import { tokenCleanupJob } from './jobs/token-cleanup.ts';
 import { tokenCountResetJob } from './jobs/token-count-reset.ts';
 import { deletionWaker, messageDeleterJob, type MessageDeleterDeps, type ScheduleDeletionInput } from './jobs/message-deleter.ts';
-
-export type { ScheduleDeletionInput };
 import { broadcastDeleterJob, broadcastWaker, type BroadcastDeleterDeps } from './jobs/broadcast-deleter.ts';
 import type { Waker } from './scheduler/waker.ts';
 import { createTelegram, instrument, type Telegram } from './telegram/client.ts';
 import { insertDeletion } from './store/deletions.ts';
 import { Bot, type Api, type RawApi } from 'grammy';
+
+export type { ScheduleDeletionInput };
 
 /** Options for {@link createJanitor}. */
 export interface JanitorOptions {
