@@ -228,14 +228,6 @@ export interface Config {
   statusRefreshS: number;
 }
 
-/** Env var for each job's schedule override. */
-export const SCHEDULE_VARS: Record<JobName, keyof z.infer<typeof envSchema>> = {
-  'token-cleanup': 'SCHEDULE_TOKEN_CLEANUP',
-  'message-deleter': 'SCHEDULE_MESSAGE_DELETER',
-  'broadcast-deleter': 'SCHEDULE_BROADCAST_DELETER',
-  'token-count-reset': 'SCHEDULE_TOKEN_COUNT_RESET',
-};
-
 /** Variables whose values are secret: errors never echo them. */
 const SECRET_VARS = new Set(['BOT_TOKEN', 'DATABASE_URL', 'ADMIN_BOT_TOKEN', 'STATUS_TOKEN', 'WEBHOOK_SECRET']);
 

@@ -184,14 +184,3 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
   return c;
 }
 
-/** Command list shown in Telegram's menu for admins. */
-export const ADMIN_COMMANDS = [
-  { command: 'setdeletetime', description: 'minutes until delivered files are deleted' },
-  { command: 'settokenlimit', description: 'verification links per user per day' },
-  { command: 'setaccesscount', description: 'file accesses per verification' },
-  { command: 'link', description: 'share link for storage channel messages' },
-  { command: 'broadcast', description: 'reply: send to all users, delete after N hours' },
-  { command: 'status', description: 'jobs, pending deletions, broadcasts' },
-  { command: 'run', description: 'run a job now' },
-];
-

@@ -2,7 +2,7 @@
  * The user bot: registers users, delivers files that delete themselves after N minutes, and hands out verification
  * tokens (daily limit) when a user has no file access left. What it creates, the schedulers clean.
  */
-import { Composer, GrammyError, type Context } from 'grammy';
+import { Composer, type Context } from 'grammy';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -212,7 +212,3 @@ export async function finishVerification(ctx: Context, deps: UserBotDeps, tokenU
   if (token.file_unique_id) await sendFile(ctx, deps, token.file_unique_id);
 }
 
-/** True when a grammY error means the user blocked the bot. */
-export function isBlockedError(e: unknown): boolean {
-  return e instanceof GrammyError && classifyError(e).kind === 'unreachable';
-}

@@ -140,12 +140,6 @@ export async function removeRecipient(store: Store, broadcastId: number, chatId:
   await store.db.deleteFrom('broadcast_messages').where('broadcast_id', '=', broadcastId).where('chat_id', '=', chatId).execute();
 }
 
-/** Removes every recipient of a broadcast (all undeletable). Returns how many. */
-export async function removeAllRecipients(store: Store, broadcastId: number): Promise<number> {
-  const r = await store.db.deleteFrom('broadcast_messages').where('broadcast_id', '=', broadcastId).executeTakeFirst();
-  return Number(r.numDeletedRows);
-}
-
 /** Recipients left for a broadcast. */
 export async function countRecipients(store: Store, broadcastId: number): Promise<number> {
   const r = await store.db

@@ -63,12 +63,6 @@ export async function takeTokenSlot(db: Db, userId: number, day: string, limit: 
   return row ? Number(row.token_generated) : null;
 }
 
-/** Tokens the user created on `day` so far. */
-export async function tokensCreatedOn(db: Db, userId: number, day: string): Promise<number> {
-  const r = await db.selectFrom('token_generator_count').select('token_generated').where('user_id', '=', userId).where('date', '=', day).executeTakeFirst();
-  return r ? Number(r.token_generated) : 0;
-}
-
 /** Inserts a new `not_used` token. */
 export async function insertToken(db: Db, t: Omit<Token, 'status'>): Promise<void> {
   await db.insertInto('tokens').values({ ...t, status: 'not_used' }).execute();
@@ -90,8 +84,3 @@ export async function markToken(db: Db, token: string, status: 'verified' | 'byp
   return Number(r.numUpdatedRows) === 1;
 }
 
-/** Deletes a token (after its access was granted). True when it was there. */
-export async function deleteToken(db: Db, token: string): Promise<boolean> {
-  const r = await db.deleteFrom('tokens').where('token', '=', token).executeTakeFirst();
-  return Number(r.numDeletedRows) === 1;
-}

@@ -43,12 +43,6 @@ export async function grantAccess(store: Store, userId: number, n: number): Prom
     .execute();
 }
 
-/** Sets or clears a user's ban. True when the user exists. */
-export async function setBanned(store: Store, userId: number, banned: boolean): Promise<boolean> {
-  const r = await store.db.updateTable('users').set({ is_banned: banned ? 1 : 0 }).where('user_id', '=', userId).executeTakeFirst();
-  return Number(r.numUpdatedRows) === 1;
-}
-
 /** Broadcast recipients after `afterUserId` in id order: not blocked, not banned. */
 export async function recipientsAfter(store: Store, afterUserId: number, limit: number): Promise<number[]> {
   const rows = await store.db

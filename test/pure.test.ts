@@ -1,0 +1,85 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GrammyError, HttpError } from 'grammy';
+import { classifyError, classifyResponse } from '../src/telegram/errors.ts';
+import { parseStart, randomId, startLink, verifyPayload } from '../src/telegram/links.ts';
+import { decide, refererAllowed } from '../src/http/verify.ts';
+import { parseLinkRange, parseWhole } from '../src/bot/admin.ts';
+import { backoffMs } from '../src/jobs/message-deleter.ts';
+import { describeUrl } from '../src/store/db.ts';
+import { redact } from '../src/log.ts';
+import { loadConfig, validDatabaseUrl } from '../src/config.ts';
+import type { Token } from '../src/store/schema.ts';
+
+test('every Bot API outcome maps to one action', () => {
+  const cases: [number, string, string][] = [
+    [400, 'Bad Request: message to delete not found', 'gone'],
+    [400, "Bad Request: message can't be deleted for everyone", 'undeletable'],
+    [400, "Bad Request: message can't be deleted", 'undeletable'],
+    [403, 'Forbidden: bot was blocked by the user', 'unreachable'],
+    [403, 'Forbidden: user is deactivated', 'unreachable'],
+    [400, 'Bad Request: chat not found', 'unreachable'],
+    [403, 'Forbidden: bot was kicked from the group chat', 'unreachable'],
+    [429, 'Too Many Requests: retry after 5', 'transient'],
+    [500, 'Internal Server Error', 'transient'],
+    [502, 'Bad Gateway', 'transient'],
+    [401, 'Unauthorized', 'fatal'],
+    [404, 'Not Found', 'fatal'],
+    [400, 'Bad Request: message identifiers are not specified', 'undeletable'],
+  ];
+  for (const [code, description, kind] of cases) assert.equal(classifyResponse(code, description).kind, kind, `${code} ${description}`);
+  assert.equal(classifyResponse(429, 'Too Many Requests', 7).retryAfter, 7);
+  assert.equal(classifyError(new GrammyError('x', { ok: false, error_code: 403, description: 'Forbidden: bot was blocked by the user' }, 'sendMessage', {})).kind, 'unreachable');
+  assert.equal(classifyError(new HttpError('Network request for \'deleteMessages\' failed!', new Error('ECONNRESET'))).kind, 'transient');
+  assert.equal(classifyError(new Error('The operation was aborted')).kind, 'transient');
+});
+
+test('/start payloads and deep links', () => {
+  assert.deepEqual(parseStart(''), { kind: 'none' });
+  assert.deepEqual(parseStart('verify_AbC123xyz9_123456789'), { kind: 'verify', tokenUniqueId: 'AbC123xyz9', userId: 123456789 });
+  assert.deepEqual(parseStart('AbCd1234'), { kind: 'file', uniqueId: 'AbCd1234' });
+  assert.deepEqual(parseStart('bad payload!'), { kind: 'invalid' });
+  assert.equal(startLink('my_bot', 'x y'), 'https://t.me/my_bot?start=x%20y');
+  const id = randomId(10);
+  assert.match(id, /^[A-Za-z0-9]{10}$/);
+  assert.ok(verifyPayload(randomId(10), 9_007_199_254_740_991).length <= 64, 'a start parameter holds at most 64 characters');
+});
+
+test('the verify decision: unknown, used, expired, too soon, wrong referer, verified', () => {
+  const now = Date.UTC(2026, 10, 29, 12);
+  const token = (over: Partial<Token> = {}): Token => ({ token: 't', unique_id: 'u', created_by: 1, status: 'not_used', created_at: now - 300_000, expires_at: now + 86400_000, file_unique_id: null, ...over });
+  const o = { bypassMinSeconds: 120, shortenerDomains: ['short.example'] };
+  assert.equal(decide(undefined, now, undefined, o), 'unknown');
+  assert.equal(decide(token({ status: 'verified' }), now, 'https://short.example/', o), 'used');
+  assert.equal(decide(token({ expires_at: now - 1 }), now, 'https://short.example/', o), 'expired');
+  assert.equal(decide(token({ created_at: now - 60_000 }), now, 'https://short.example/', o), 'bypassed');
+  assert.equal(decide(token(), now, undefined, o), 'bypassed');
+  assert.equal(decide(token(), now, 'https://evil.example/', o), 'bypassed');
+  assert.equal(decide(token(), now, 'https://go.short.example/a', o), 'verified');
+  assert.equal(decide(token(), now, undefined, { bypassMinSeconds: 120, shortenerDomains: [] }), 'verified', 'no domains: no referer check');
+  assert.equal(refererAllowed('https://notshort.example/', ['short.example']), false, 'a suffix is not a subdomain');
+  assert.equal(refererAllowed('not a url', ['short.example']), false);
+});
+
+test('admin arguments are checked', () => {
+  assert.equal(parseWhole('30', 1, 2880), 30);
+  for (const bad of ['0', '2881', '-5', '1.5', 'abc', '', '1e3']) assert.equal(parseWhole(bad, 1, 2880), null, bad);
+  assert.deepEqual(parseLinkRange('7'), [7]);
+  assert.deepEqual(parseLinkRange(' 3 - 5 '), [3, 4, 5]);
+  assert.match(parseLinkRange('5-3') as string, /first ≤ last/);
+  assert.match(parseLinkRange('1-101') as string, /at most 100/);
+  assert.match(parseLinkRange('x') as string, /Usage/);
+});
+
+test('back-off: 30 s, doubling, capped at 15 min', () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map(backoffMs), [30_000, 60_000, 120_000, 240_000, 480_000, 900_000, 900_000]);
+});
+
+test('secrets are masked: database URLs, bot tokens in any text', () => {
+  assert.equal(describeUrl('postgres://app:p@ss:w0rd@db:5432/prod?password=x&schema=s'), 'postgres://app:***@db:5432/prod?schema=s');
+  assert.equal(redact('call https://api.telegram.org/bot123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ/getMe', []), 'call https://api.telegram.org/bot***/getMe');
+  assert.equal(redact('the secret hook-secret-1 leaked', ['hook-secret-1']), 'the secret *** leaked');
+  for (const bad of ['sqlite:', 'postgres://', 'postgres://u@h:99999/db', 'mysql://x', 'postgres://h/db?schema=a;drop']) assert.equal(validDatabaseUrl(bad), false, bad);
+  assert.throws(() => loadConfig({ DATABASE_URL: 'postgres://u:topsecret@h:99999/db' }), (e: Error) => /DATABASE_URL/.test(e.message) && !/topsecret/.test(e.message));
+  assert.throws(() => loadConfig({ WEBHOOK_URL: 'https://x.example/hook' }), /WEBHOOK_SECRET is required/);
+});
