@@ -12,7 +12,7 @@ import { openStore, type Store } from './store/db.ts';
 import { migrateToLatest } from './store/migrations.ts';
 import { deletionStats } from './store/deletions.ts';
 import { createJanitor, type Janitor } from './janitor.ts';
-import { collectStatus, type StatusSnapshot } from './jobs/status.ts';
+import { checkHealth, collectStatus, type StatusSnapshot } from './jobs/status.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { startHttpServer, type HttpServer } from './http/server.ts';
 import { handleVerify } from './http/verify.ts';
@@ -62,7 +62,8 @@ export async function startService(config: Config, logger: Logger, opts: Service
   const bot = config.botToken ? new Bot<Context>(config.botToken, { client }) : null;
   const janitor = await createJanitor({ config, store, logger, clock, hooks: metrics.hooks, ...(bot ? { bot } : {}) });
   const username = async () => (janitor.telegram ? janitor.telegram.username() : 'your_bot');
-  const status = () => collectStatus({ config, store, clock, startedAt, engineRunning: janitor.engine.isRunning, telegram: Boolean(janitor.telegram) });
+  const statusSource = () => ({ config, store, clock, startedAt, engineRunning: janitor.engine.isRunning, telegram: Boolean(janitor.telegram) });
+  const status = () => collectStatus(statusSource());
 
   let localUrl = '';
   const http = await startHttpServer({
@@ -74,8 +75,8 @@ export async function startService(config: Config, logger: Logger, opts: Service
     routes: {
       healthz: async () => {
         try {
-          const s = await status();
-          return { ok: s.health.ok, body: { ok: s.health.ok, problems: s.health.problems, started_at: startedAt.toISOString(), jobs: s.jobs.map((j) => ({ name: j.name, last_status: j.last_run?.status ?? null, next_run: j.next_run })) } };
+          const h = await checkHealth(statusSource());
+          return { ok: h.ok, body: { ok: h.ok, problems: h.problems, started_at: startedAt.toISOString() } };
         } catch (e) {
           return { ok: false, body: { ok: false, problems: [`database: ${(e as Error).message}`] } };
         }

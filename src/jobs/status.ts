@@ -96,6 +96,12 @@ export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> 
   return snapshot;
 }
 
+/** Only the health verdict, for /healthz: a few indexed reads, not the whole snapshot. */
+export async function checkHealth(src: StatusSource): Promise<Health> {
+  const now = src.clock.now();
+  return judgeHealth(src, await listJobs(src.config, src.store, now, 1), now.getTime());
+}
+
 /**
  * Healthy when the engine runs and every enabled job's last success (or the service's start, whichever is later) is
  * younger than twice the gap between its next two fire times.

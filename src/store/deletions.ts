@@ -167,15 +167,17 @@ export async function earliestWorkable(store: Store, nowMs: number): Promise<num
   return r ? Number(r.next_attempt_at) : null;
 }
 
-/** Pending deletions: total, overdue at `now`, and due within `withinMs` after now. */
+/** Pending deletions: total, overdue at `now`, and due within `withinMs` after now (index range counts). */
 export async function deletionStats(store: Store, nowMs: number, withinMs = 3600_000): Promise<{ total: number; overdue: number; dueSoon: number }> {
-  const r = await store.db
-    .selectFrom('pending_deletions')
-    .select((eb) => [
-      eb.fn.countAll<number>().as('total'),
-      eb.fn.sum<number>(eb.case().when('delete_at', '<=', nowMs).then(1).else(0).end()).as('overdue'),
-      eb.fn.sum<number>(eb.case().when(eb.and([eb('delete_at', '>', nowMs), eb('delete_at', '<=', nowMs + withinMs)])).then(1).else(0).end()).as('due_soon'),
-    ])
-    .executeTakeFirstOrThrow();
-  return { total: Number(r.total), overdue: Number(r.overdue ?? 0), dueSoon: Number(r.due_soon ?? 0) };
+  const count = async (from: number | null, to: number | null) => {
+    const r = await store.db
+      .selectFrom('pending_deletions')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .$if(from !== null, (qb) => qb.where('delete_at', '>', from!))
+      .$if(to !== null, (qb) => qb.where('delete_at', '<=', to!))
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  };
+  const [total, overdue, dueSoon] = [await count(null, null), await count(null, nowMs), await count(nowMs, nowMs + withinMs)];
+  return { total, overdue, dueSoon };
 }
