@@ -228,8 +228,11 @@ export interface Config {
   statusRefreshS: number;
 }
 
-/** Variables whose values are secret: errors never echo them. */
-const SECRET_VARS = new Set(['BOT_TOKEN', 'DATABASE_URL', 'ADMIN_BOT_TOKEN', 'STATUS_TOKEN', 'WEBHOOK_SECRET']);
+/** Paths the HTTP server serves itself; the webhook needs its own. */
+const RESERVED_PATHS = ['/', '/verify', '/healthz', '/metrics', '/status.json'];
+
+/** Variables whose values are secret (or may hold a secret): errors never echo them. */
+const SECRET_VARS = new Set(['BOT_TOKEN', 'DATABASE_URL', 'ADMIN_BOT_TOKEN', 'STATUS_TOKEN', 'WEBHOOK_SECRET', 'WEBHOOK_URL', 'SHORTENER_API_URL']);
 
 /**
  * Validates `env` and returns the configuration. Empty strings count as unset.
@@ -251,6 +254,10 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
   const e = parsed.data;
   // Without Telegram's secret token anyone who learns the webhook path could post updates as an admin.
   if (e.WEBHOOK_URL && !e.WEBHOOK_SECRET) throw new ConfigError('WEBHOOK_SECRET', 'WEBHOOK_SECRET is required with WEBHOOK_URL: Telegram sends it with every update, so forged updates are refused');
+  if (e.WEBHOOK_URL && !e.BOT_TOKEN) throw new ConfigError('WEBHOOK_URL', 'WEBHOOK_URL is set but BOT_TOKEN is not: the webhook receives the user bot\'s updates');
+  if (e.WEBHOOK_URL && RESERVED_PATHS.includes(new URL(e.WEBHOOK_URL).pathname)) {
+    throw new ConfigError('WEBHOOK_URL', `WEBHOOK_URL's path must not be one of ${RESERVED_PATHS.join(', ')} (the service serves those); use e.g. /telegram/<something secret>`);
+  }
   const hours = [...new Set(e.TOKEN_CLEANUP_HOURS)].sort((a, b) => a - b);
   return {
     databaseUrl: e.DATABASE_URL,

@@ -4,7 +4,7 @@
  * broadcast sending first, then the schedulers (waiting for runs in flight), then HTTP, then the database.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Bot, GrammyError, webhookCallback, type Context } from 'grammy';
+import { Bot, GrammyError, webhookCallback, type BotError, type Context } from 'grammy';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
@@ -18,7 +18,7 @@ import { startHttpServer, type HttpServer } from './http/server.ts';
 import { handleVerify } from './http/verify.ts';
 import { renderStatusPage } from './http/status-page.ts';
 import { instrument } from './telegram/client.ts';
-import { userBot } from './bot/user-bot.ts';
+import { registration, userBot } from './bot/user-bot.ts';
 import { adminBot } from './bot/admin.ts';
 import { BroadcastSender } from './bot/broadcast-sender.ts';
 
@@ -60,12 +60,13 @@ export async function startService(config: Config, logger: Logger, opts: Service
   const pollTimeoutS = opts.pollTimeoutS ?? Math.max(1, config.telegramTimeoutS - 5);
   const client = { apiRoot: config.botApiRoot, timeoutSeconds: config.telegramTimeoutS };
   const bot = config.botToken ? new Bot<Context>(config.botToken, { client }) : null;
-  const janitor = await createJanitor({ config, store, logger, clock, hooks: metrics.hooks, ...(bot ? { bot } : {}) });
+  const janitor = await createJanitor({ config, store, logger, clock, hooks: metrics.hooks, migrate: false, ...(bot ? { bot } : {}) });
   const username = async () => (janitor.telegram ? janitor.telegram.username() : 'your_bot');
   const statusSource = () => ({ config, store, clock, startedAt, engineRunning: janitor.engine.isRunning, telegram: Boolean(janitor.telegram) });
   const status = () => collectStatus(statusSource());
 
   let localUrl = '';
+  // A port in use (or any start failure) must not leave the database open: the process could not exit cleanly.
   const http = await startHttpServer({
     host: config.httpHost,
     port: config.httpPort,
@@ -91,6 +92,9 @@ export async function startService(config: Config, logger: Logger, opts: Service
         ? { webhook: { path: new URL(config.webhookUrl).pathname, handler: webhookCallback(bot, 'http', { ...(config.webhookSecret ? { secretToken: config.webhookSecret } : {}), onTimeout: 'return' }) } }
         : {}),
     },
+  }).catch(async (e: unknown) => {
+    await store.close();
+    throw e;
   });
   localUrl = http.url;
   logger.info({ url: http.url }, `🌐 HTTP server on ${http.url} (status page, /healthz, /metrics${bot ? ', /verify' : ''})`);
@@ -108,21 +112,26 @@ export async function startService(config: Config, logger: Logger, opts: Service
       status,
       kickSender: () => sender?.kick(),
     };
+    // Handlers run inside an error boundary: a failed update is logged and answered (a webhook gets 200, so Telegram
+    // does not deliver it again), and an error never escapes as an unhandled rejection.
+    const boundary = (name: string) => (err: BotError<Context>) =>
+      logger.error({ err: err.message, update_id: err.ctx.update.update_id }, `${name}: update ${err.ctx.update.update_id} failed: ${err.message}`);
+    const userSide = bot.errorBoundary(boundary('user bot'));
+    userSide.use(registration({ store, clock }));
     if (config.adminBotToken) {
       adminOnly = new Bot<Context>(config.adminBotToken, { client });
-      instrument(adminOnly.api, { rate: config.telegramRate, retries: config.telegramRetries });
-      adminOnly.use(adminBot({ ...adminDeps, separateAdminBot: true }));
-      adminOnly.catch((err) => logger.error({ err: err.message }, `admin bot update failed: ${err.message}`));
+      // Telegram's limits are per bot: the admin bot has a throttle of its own, and its calls count in the metrics.
+      instrument(adminOnly.api, { rate: config.telegramRate, retries: config.telegramRetries, onCall: metrics.hooks.onTelegramCall });
+      adminOnly.errorBoundary(boundary('admin bot')).use(adminBot({ ...adminDeps, separateAdminBot: true }));
       receivers.push(adminOnly);
     } else {
-      bot.use(adminBot(adminDeps));
+      userSide.use(adminBot(adminDeps));
     }
     // The progress message lives in the chat of whichever bot took the /broadcast command.
     sender = new BroadcastSender({
       store, api: bot.api, progressApi: (adminOnly ?? bot).api, clock, logger, owner: janitor.engine.owner, timezone: config.timezone, leaseMs: config.claimLeaseS * 1000,
     });
-    bot.use(userBot({ store, config, clock, logger, scheduleDeletion: (d) => janitor.scheduleDeletion(d), localUrl: () => localUrl }));
-    bot.catch((err) => logger.error({ err: err.message, update_id: err.ctx.update.update_id }, `update ${err.ctx.update.update_id} failed: ${err.message}`));
+    userSide.use(userBot({ store, config, clock, logger, scheduleDeletion: (d) => janitor.scheduleDeletion(d), localUrl: () => localUrl }));
     receivers.unshift(bot);
   }
 

@@ -88,6 +88,15 @@ describe('a separate admin bot and a webhook', () => {
     assert.ok(await svc.store.db.selectFrom('users').select('user_id').where('user_id', '=', 7001).executeTakeFirst());
   });
 
+  test('a handler that fails still answers the webhook 200 (Telegram must not deliver it again)', async () => {
+    userEmu.failNext('sendMessage', { kind: 'status', code: 400, description: 'Bad Request: something odd' });
+    const r = await post(message(7001, '/help', 5), 'hook-secret_1');
+    assert.equal(r.status, 200);
+    const ok = await post(message(7001, '/help', 6), 'hook-secret_1');
+    assert.equal(ok.status, 200);
+    await until(() => userEmu.messages(7001).some((m) => m.fromBot && /Open a file link/.test(m.text ?? '')), 'the next update to be answered');
+  });
+
   test('admin commands live in the admin bot; broadcast content goes through the storage channel', async () => {
     // The user bot ignores admin commands now.
     await post(message(ADMIN, '/setdeletetime 7', 3), 'hook-secret_1');

@@ -86,6 +86,28 @@ for (const backend of BACKENDS) {
       assert.match(botMessages(1001)[0]!.text ?? '', /Open a file link/, 'the only answer is to /help: /setdeletetime from a non-admin got silence');
     });
 
+    test('a file gone from the storage channel: a clear answer, the access kept, the user not marked blocked', async () => {
+      const link = await ask(ADMIN, '/link 99999');
+      const uid = /start=([A-Za-z0-9]+)/.exec(link.text ?? '')![1]!;
+      await svc.store.db.insertInto('users').values({ user_id: 1005, username: null, first_name: 'U', joined_at: 0, is_banned: 0, user_access_count: 1, blocked_at: null }).execute();
+      const r = await ask(1005, `/start ${uid}`);
+      assert.match(r.text ?? '', /no longer available/);
+      const u = (await user(1005))!;
+      assert.equal(u.user_access_count, 1, 'the access was given back');
+      assert.equal(u.blocked_at, null);
+    });
+
+    test('HEAD on a verify link (link checkers) spends nothing', async () => {
+      const offer = await ask(1006, '/create_new_token');
+      assert.match(offer.text ?? '', /Here is a new verification link/);
+      const head = await fetch(verifyUrl(offer), { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      const t = await svc.store.db.selectFrom('tokens').select('status').where('created_by', '=', 1006).executeTakeFirstOrThrow();
+      assert.equal(t.status, 'not_used');
+      await svc.store.db.deleteFrom('tokens').where('created_by', '=', 1006).execute();
+      await svc.store.db.deleteFrom('token_generator_count').where('user_id', '=', 1006).execute();
+    });
+
     test('without access the user gets a verify link; opening it at once marks the token bypassed', async () => {
       const offer = await ask(1001, `/start ${fileUid}`);
       assert.match(offer.text ?? '', /no file accesses left/);
@@ -185,13 +207,13 @@ for (const backend of BACKENDS) {
       const b = await svc.store.db.selectFrom('broadcasts').selectAll().executeTakeFirstOrThrow();
       assert.equal(b.status, 'sent');
       const recipients = (await svc.store.db.selectFrom('broadcast_messages').selectAll().orderBy('chat_id').execute()).map((r) => r.chat_id);
-      assert.deepEqual(recipients, [ADMIN, 1001, 1002].sort((x, y) => x - y));
+      assert.deepEqual(recipients, [ADMIN, 1001, 1002, 1005, 1006].sort((x, y) => x - y));
       assert.ok((await user(1003))!.blocked_at, 'the user who blocked the bot is marked');
       assert.equal(emu.messages(1004).filter((m) => m.text === 'Big news!').length, 0, 'banned users get nothing');
       for (const c of [1001, 1002]) assert.equal(emu.messages(c).at(-1)!.text, 'Big news!');
       clock.set(b.delete_at + 1000);
       const r = await svc.janitor.run('broadcast-deleter');
-      assert.equal(r.summary.messages_deleted, 3);
+      assert.equal(r.summary.messages_deleted, 5);
       assert.equal(r.summary.broadcasts_done, 1);
       for (const c of [1001, 1002]) assert.notEqual(emu.messages(c).at(-1)?.text, 'Big news!');
       assert.equal((await svc.store.db.selectFrom('broadcasts').select('id').execute()).length, 0);

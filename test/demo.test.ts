@@ -8,7 +8,7 @@ import { CliProcess } from './support/cli.ts';
 test('npx tg-janitor demo: a URL, then every job runs and deletions happen; Ctrl-C ends it and removes its database', async () => {
   // A .env and environment that would break a normal start: the demo must ignore them.
   const cwd = mkdtempSync(join(tmpdir(), 'tgj-demo-cwd-'));
-  writeFileSync(join(cwd, '.env'), 'DATABASE_URL=postgres://nobody@127.0.0.1:1/nothing\nBOT_TOKEN=1:bad\n');
+  writeFileSync(join(cwd, '.env'), 'DATABASE_URL=postgres://nobody@127.0.0.1:1/nothing\nBOT_TOKEN=1:bad\nTIMEZONE=Not/AZone\n');
   const demo = new CliProcess(['demo'], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nothing', BOT_TOKEN: 'garbage', LOG_LEVEL: 'warn' }, cwd);
   try {
     const deadline = Date.now() + 15_000;

@@ -47,7 +47,7 @@ test('/start payloads and deep links', () => {
 
 test('the verify decision: unknown, used, expired, too soon, wrong referer, verified', () => {
   const now = Date.UTC(2026, 10, 29, 12);
-  const token = (over: Partial<Token> = {}): Token => ({ token: 't', unique_id: 'u', created_by: 1, status: 'not_used', created_at: now - 300_000, expires_at: now + 86400_000, file_unique_id: null, ...over });
+  const token = (over: Partial<Token> = {}): Token => ({ token: 't', unique_id: 'u', created_by: 1, status: 'not_used', created_at: now - 300_000, expires_at: now + 86400_000, file_unique_id: null, direct_link: 0, ...over });
   const o = { bypassMinSeconds: 120, shortenerDomains: ['short.example'] };
   assert.equal(decide(undefined, now, undefined, o), 'unknown');
   assert.equal(decide(token({ status: 'verified' }), now, 'https://short.example/', o), 'used');
@@ -57,6 +57,8 @@ test('the verify decision: unknown, used, expired, too soon, wrong referer, veri
   assert.equal(decide(token(), now, 'https://evil.example/', o), 'bypassed');
   assert.equal(decide(token(), now, 'https://go.short.example/a', o), 'verified');
   assert.equal(decide(token(), now, undefined, { bypassMinSeconds: 120, shortenerDomains: [] }), 'verified', 'no domains: no referer check');
+  assert.equal(decide(token({ direct_link: 1 }), now, undefined, o), 'verified', 'sent the direct link (shortener down): no referer to expect');
+  assert.equal(decide(token({ direct_link: 1, created_at: now - 60_000 }), now, undefined, o), 'bypassed', 'but still not too soon');
   assert.equal(refererAllowed('https://notshort.example/', ['short.example']), false, 'a suffix is not a subdomain');
   assert.equal(refererAllowed('not a url', ['short.example']), false);
 });
@@ -82,4 +84,9 @@ test('secrets are masked: database URLs, bot tokens in any text', () => {
   for (const bad of ['sqlite:', 'postgres://', 'postgres://u@h:99999/db', 'mysql://x', 'postgres://h/db?schema=a;drop']) assert.equal(validDatabaseUrl(bad), false, bad);
   assert.throws(() => loadConfig({ DATABASE_URL: 'postgres://u:topsecret@h:99999/db' }), (e: Error) => /DATABASE_URL/.test(e.message) && !/topsecret/.test(e.message));
   assert.throws(() => loadConfig({ WEBHOOK_URL: 'https://x.example/hook' }), /WEBHOOK_SECRET is required/);
+  const hook = { BOT_TOKEN: '1:abc', WEBHOOK_SECRET: 's' };
+  assert.throws(() => loadConfig({ ...hook, WEBHOOK_URL: 'https://x.example' }), /path must not be one of \/, \/verify/);
+  assert.throws(() => loadConfig({ ...hook, WEBHOOK_URL: 'https://x.example/healthz' }), /WEBHOOK_URL/);
+  assert.throws(() => loadConfig({ WEBHOOK_URL: 'https://x.example/tg', WEBHOOK_SECRET: 's' }), /BOT_TOKEN is not/);
+  assert.throws(() => loadConfig({ SHORTENER_API_URL: 'https://gplinks.in/api?api=MY_SECRET_KEY&url=' }), (e: Error) => /SHORTENER_API_URL/.test(e.message) && !/MY_SECRET_KEY/.test(e.message));
 });

@@ -9,7 +9,7 @@ import type { Logger } from '../log.ts';
 import { writeTransaction, type Store } from '../store/db.ts';
 import { getFile } from '../store/files.ts';
 import { getSetting } from '../store/settings.ts';
-import { getTokenByUniqueId } from '../store/tokens.ts';
+import { getTokenByUniqueId, markDirectLink } from '../store/tokens.ts';
 import { getUser, grantAccess, markBlocked, spendAccess, upsertUser } from '../store/users.ts';
 import type { User } from '../store/schema.ts';
 import { classifyError } from '../telegram/errors.ts';
@@ -41,39 +41,45 @@ export async function mediaAccessCount(store: Store, config: Config): Promise<nu
 
 const users = new WeakMap<Context, User>();
 
-/** The user handlers as a grammY composer. Install after the admin commands. */
-export function userBot(deps: UserBotDeps): Composer<Context> {
-  const { store, config, clock, logger } = deps;
+/**
+ * Registration, installed before everything else (admin commands too): any private message registers the user and
+ * clears `blocked_at`; banned users get nothing from here on. Also follows Telegram's block/unblock updates.
+ */
+export function registration(deps: Pick<UserBotDeps, 'store' | 'clock'>): Composer<Context> {
+  const { store, clock } = deps;
   const c = new Composer<Context>();
-
-  // Telegram tells us when a user blocks or unblocks the bot.
-  c.on('my_chat_member', async (ctx) => {
+  c.on('my_chat_member', async (ctx, next) => {
     const status = ctx.myChatMember.new_chat_member.status;
-    if (ctx.chat.type !== 'private') return;
-    if (status === 'kicked') await markBlocked(store, [ctx.chat.id], clock.now().getTime());
-    else if (status === 'member') await store.db.updateTable('users').set({ blocked_at: null }).where('user_id', '=', ctx.chat.id).execute();
+    if (ctx.chat.type === 'private' && status === 'kicked') await markBlocked(store, [ctx.chat.id], clock.now().getTime());
+    else if (ctx.chat.type === 'private' && status === 'member') await store.db.updateTable('users').set({ blocked_at: null }).where('user_id', '=', ctx.chat.id).execute();
+    await next();
   });
-
-  const priv = c.chatType('private');
-  // Any private message registers the user and clears blocked_at; banned users get nothing from here on.
-  priv.on('message', async (ctx, next) => {
+  c.chatType('private').on('message', async (ctx, next) => {
     if (ctx.from.is_bot) return;
     const user = await upsertUser(store, { userId: ctx.from.id, username: ctx.from.username ?? null, firstName: ctx.from.first_name ?? null, nowMs: clock.now().getTime() });
     if (user.is_banned) return;
     users.set(ctx, user);
     await next();
   });
+  return c;
+}
+
+/** The user handlers as a grammY composer. Install after {@link registration} and the admin commands. */
+export function userBot(deps: UserBotDeps): Composer<Context> {
+  const { store, config, logger } = deps;
+  const c = new Composer<Context>();
+  const priv = c.chatType('private');
 
   priv.command('start', async (ctx) => {
     const req = parseStart(ctx.match);
     if (req.kind === 'file') return sendFile(ctx, deps, req.uniqueId);
     if (req.kind === 'verify') return finishVerification(ctx, deps, req.tokenUniqueId, req.userId);
     if (req.kind === 'invalid') return void (await ctx.reply('❌ This link is not valid. Ask for a new one.'));
-    const user = users.get(ctx)!;
-    await ctx.reply(`👋 Welcome, ${user.first_name ?? 'there'}!\n\nOpen a file link to receive the file. You have ${user.user_access_count} file accesses left.`);
+    const user = users.get(ctx) ?? (await getUser(store, ctx.from.id));
+    await ctx.reply(`👋 Welcome, ${user?.first_name ?? 'there'}!\n\nOpen a file link to receive the file. You have ${user?.user_access_count ?? 0} file accesses left.`);
   });
 
-  priv.command('create_new_token', (ctx) => offerToken(ctx, deps, null));
+  priv.command('create_new_token', (ctx) => offerToken(ctx, deps, null, 'asked'));
 
   priv.command('help', async (ctx) => {
     const minutes = await deleteAfterMinutes(store, config);
@@ -95,19 +101,30 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
   const userId = ctx.from!.id;
   const file = await getFile(store, uniqueId);
   if (!file) return void (await ctx.reply('❌ This file link is not valid, or the file was removed.'));
-  if (!(await spendAccess(store, userId))) return offerToken(ctx, deps, uniqueId);
+  if (!(await spendAccess(store, userId))) return offerToken(ctx, deps, uniqueId, 'no_access');
   // Everything the deletion needs is read before anything is sent: a file never goes out without its deletion.
   const minutes = await deleteAfterMinutes(store, config);
   let copied: number[];
   try {
     copied = (await ctx.api.copyMessages(chatId, file.channel_id, file.message_ids)).map((m) => m.message_id);
   } catch (e) {
-    // Nothing was delivered: give the access back.
-    await grantAccess(store, userId, 1);
     const o = classifyError(e);
-    logger.error({ user_id: userId, file: uniqueId, reason: o.reason }, `could not deliver file ${uniqueId}: ${o.reason}`);
-    if (o.kind === 'unreachable') return markBlocked(store, [userId], clock.now().getTime());
-    return void (await ctx.reply('⚠️ The file could not be sent right now. Please try the link again in a minute.'));
+    if (o.kind === 'transient') {
+      // A time-out does not mean nothing was copied: no refund, and the operator is told, since files may be in
+      // the chat with no deletion scheduled.
+      logger.error({ user_id: userId, chat_id: chatId, file: uniqueId, reason: o.reason }, `❌ delivery of file ${uniqueId} to ${chatId} may have arrived without a scheduled deletion: ${o.reason}`);
+      return void (await ctx.reply('⚠️ Telegram did not confirm the delivery. If the file did not arrive, open the link again in a minute.').catch(() => {}));
+    }
+    // Telegram refused: nothing was delivered, the access goes back.
+    await grantAccess(store, userId, 1);
+    if (/blocked by the user|user is deactivated/i.test(o.reason)) return markBlocked(store, [userId], clock.now().getTime());
+    if (/message to copy not found|messages to copy not found/i.test(o.reason)) {
+      logger.error({ file: uniqueId, reason: o.reason }, `file ${uniqueId} is gone from the storage channel`);
+      return void (await ctx.reply('❌ This file is no longer available.'));
+    }
+    // Anything else is about the storage channel (wrong STORAGE_CHANNEL_ID, the bot not its admin): the operator's to fix.
+    logger.error({ file: uniqueId, channel: file.channel_id, reason: o.reason }, `❌ cannot copy file ${uniqueId} from the storage channel: ${o.reason}`);
+    return void (await ctx.reply('⚠️ The file cannot be sent right now; the bot\'s operator has been told. Please try again later.'));
   }
   const ids = [...copied];
   // Telegram deletes nothing older than 48 h: a 2,880-minute setting still deletes a little before that.
@@ -162,8 +179,8 @@ async function scheduleOrUndo(ctx: Context, deps: UserBotDeps, d: ScheduleDeleti
   await ctx.reply('⚠️ Something went wrong on our side; the file was withdrawn and your access given back. Please try the link again in a minute.').catch(() => {});
 }
 
-/** Offers a new verification token (or says the daily limit is reached). */
-export async function offerToken(ctx: Context, deps: UserBotDeps, fileUniqueId: string | null): Promise<void> {
+/** Offers a new verification token (or says the daily limit is reached); `why` picks the wording. */
+export async function offerToken(ctx: Context, deps: UserBotDeps, fileUniqueId: string | null, why: 'no_access' | 'asked'): Promise<void> {
   const { store, config } = deps;
   const r = await newToken(deps, ctx.from!.id, fileUniqueId);
   if (r.kind === 'limit') {
@@ -171,7 +188,7 @@ export async function offerToken(ctx: Context, deps: UserBotDeps, fileUniqueId: 
   }
   const n = await mediaAccessCount(store, config);
   await ctx.reply(
-    `🔐 You have no file accesses left.\n\nVerify once to get ${n} more: open the link below, complete it, and you will be sent back here. The link is valid for ${config.tokenExpiryDays} day${config.tokenExpiryDays === 1 ? '' : 's'}.`,
+    `${why === 'no_access' ? '🔐 You have no file accesses left.\n\nVerify' : '🔐 Here is a new verification link.\n\nVerify'} once to get ${n} more file accesses: open the link below, complete it, and you will be sent back here. The link is valid for ${config.tokenExpiryDays} day${config.tokenExpiryDays === 1 ? '' : 's'}.`,
     { reply_markup: { inline_keyboard: [[{ text: '✅ Verify', url: r.link }]] } },
   );
 }
@@ -194,8 +211,9 @@ export async function finishVerification(ctx: Context, deps: UserBotDeps, tokenU
   }
   if (token.status === 'not_used') {
     const link = await verifyLink(config, token.token, deps.localUrl(), deps.logger);
+    if (link.direct) await markDirectLink(store.db, token.token);
     return void (await ctx.reply('⏳ Finish the verification first: open the link, complete it, and you will be sent back here.', {
-      reply_markup: { inline_keyboard: [[{ text: '✅ Verify', url: link }]] },
+      reply_markup: { inline_keyboard: [[{ text: '✅ Verify', url: link.url }]] },
     }));
   }
   const n = await mediaAccessCount(store, config);

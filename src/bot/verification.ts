@@ -33,21 +33,26 @@ export async function newToken(
   const token = randomId(32);
   const uniqueId = randomId(10);
   const expiresAt = new Date(now.getTime() + config.tokenExpiryDays * 86400_000);
-  await insertToken(store.db, { token, unique_id: uniqueId, created_by: userId, created_at: now.getTime(), expires_at: expiresAt.getTime(), file_unique_id: fileUniqueId });
-  await countTokenEvent(store, day, 'created').catch(() => {});
   const link = await verifyLink(config, token, deps.localUrl(), deps.logger);
-  return { kind: 'created', token, uniqueId, link, expiresAt };
+  await insertToken(store.db, {
+    token, unique_id: uniqueId, created_by: userId, created_at: now.getTime(), expires_at: expiresAt.getTime(), file_unique_id: fileUniqueId, direct_link: link.direct ? 1 : 0,
+  });
+  await countTokenEvent(store, day, 'created').catch(() => {});
+  return { kind: 'created', token, uniqueId, link: link.url, expiresAt };
 }
 
-/** The verify link for a token: direct, or through the shortener when one is set and answers. */
-export async function verifyLink(config: Config, token: string, localUrl: string, logger: Logger): Promise<string> {
-  const direct = `${config.publicUrl ?? localUrl}/verify?token=${encodeURIComponent(token)}`;
-  if (!config.shortenerApiUrl) return direct;
+/**
+ * The verify link for a token: through the shortener when one is set and answers, else direct. `direct` is true
+ * when a shortener was configured but failed: that user cannot come from the shortener, so no referer is expected.
+ */
+export async function verifyLink(config: Config, token: string, localUrl: string, logger: Logger): Promise<{ url: string; direct: boolean }> {
+  const url = `${config.publicUrl ?? localUrl}/verify?token=${encodeURIComponent(token)}`;
+  if (!config.shortenerApiUrl) return { url, direct: false };
   try {
-    return await shorten(config.shortenerApiUrl, direct);
+    return { url: await shorten(config.shortenerApiUrl, url), direct: false };
   } catch (e) {
     logger.warn({ err: (e as Error).message }, 'shortener failed; sending the direct verify link');
-    return direct;
+    return { url, direct: true };
   }
 }
 

@@ -12,7 +12,20 @@ import { formatStatus, table } from './format.ts';
 import { listJobs } from '../jobs/overview.ts';
 import { COLLECTIONS, ImportError, exportCollection, importCollection, isCollection } from '../transfer/index.ts';
 import { CliError, UsageError } from './errors.ts';
+import type { Logger } from '../log.ts';
 import type { CliContext, Command } from './main.ts';
+
+/**
+ * For the long-running commands: a stray rejection is logged (message only: error objects can carry a bot token)
+ * and the service keeps running; an uncaught exception is logged the same way before the process ends.
+ */
+function guardProcess(logger: Logger): void {
+  process.on('unhandledRejection', (e) => logger.error({ err: e instanceof Error ? e.message : String(e) }, `❌ unhandled rejection (the service keeps running): ${e instanceof Error ? e.message : String(e)}`));
+  process.on('uncaughtException', (e) => {
+    logger.fatal({ err: e.message }, `❌ uncaught exception: ${e.message}`);
+    process.exit(1);
+  });
+}
 
 /** Resolves with the name of the first SIGINT or SIGTERM. */
 function untilSignal(): Promise<string> {
@@ -53,6 +66,7 @@ const start: Command = {
   async run(ctx) {
     const config = ctx.config();
     const logger = ctx.logger(config);
+    guardProcess(logger);
     const stopped = untilSignal();
     const service = await startService(config, logger);
     logger.info({ database: service.store.describe, timezone: config.timezone, owner: service.janitor.engine.owner, url: service.http.url }, '🟢 tg-janitor started');
@@ -212,9 +226,10 @@ const demo: Command = {
   options: {},
   async run(ctx) {
     // The demo's own settings: nothing from .env, and only the HTTP, time zone and log variables of the environment.
-    const env = { ...process.env, ...ctx.env };
+    const env = ctx.processEnv;
     const config = loadConfig({ LOG_LEVEL: env.LOG_LEVEL, LOG_FORMAT: env.LOG_FORMAT, TIMEZONE: env.TIMEZONE, HTTP_PORT: env.HTTP_PORT, HTTP_HOST: env.HTTP_HOST }, { isTTY: Boolean((ctx.stderr as NodeJS.WriteStream).isTTY) });
     const logger = ctx.logger(config);
+    guardProcess(logger);
     const stopped = untilSignal();
     const d = await startDemo(env, logger);
     await write(ctx.stdout, `tg-janitor demo is running. Status page: ${d.url}\nPress Ctrl-C to stop (the temporary database is removed).\n`);

@@ -20,7 +20,10 @@ export interface CliContext {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   stdin: NodeJS.ReadableStream;
+  /** The environment merged with `.env`. */
   env: Record<string, string | undefined>;
+  /** The process environment alone (no `.env`): for `demo`, which must ignore the user's `.env`. */
+  processEnv: Record<string, string | undefined>;
 }
 
 /** One sub-command. */
@@ -85,6 +88,7 @@ export async function main(
   const ctx: CliContext = {
     args: rest,
     env,
+    processEnv: io.env ?? process.env,
     stdout,
     stderr,
     stdin: io.stdin ?? process.stdin,

@@ -33,7 +33,8 @@ export function decide(token: Token | undefined, nowMs: number, referer: string 
   if (token.status !== 'not_used') return 'used';
   if (token.expires_at < nowMs) return 'expired';
   if (nowMs - token.created_at < o.bypassMinSeconds * 1000) return 'bypassed';
-  if (o.shortenerDomains.length > 0 && !refererAllowed(referer, o.shortenerDomains)) return 'bypassed';
+  // A user sent the direct link (the shortener was down) cannot come from the shortener.
+  if (o.shortenerDomains.length > 0 && !token.direct_link && !refererAllowed(referer, o.shortenerDomains)) return 'bypassed';
   return 'verified';
 }
 

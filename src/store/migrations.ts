@@ -164,6 +164,12 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
         await db.schema.createIndex('job_runs_job_status_finished').on('job_runs').columns(['job', 'status', 'finished_at']).execute();
       },
     },
+    '0004_tokens_direct_link': {
+      async up(db: AnyDb) {
+        // 1 when the user got the direct verify link because the shortener failed: no shortener referer to expect.
+        await db.schema.alterTable('tokens').addColumn('direct_link', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      },
+    },
   };
 }
 

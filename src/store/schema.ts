@@ -29,6 +29,8 @@ export interface TokensTable {
   expires_at: number;
   /** The file the user asked for when the token was made (delivered after verification). */
   file_unique_id: string | null;
+  /** 1 when the shortener failed and the user got the direct link: the referer check does not apply. */
+  direct_link: Generated<number>;
 }
 
 export interface TokenGeneratorCountTable {

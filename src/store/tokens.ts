@@ -64,8 +64,13 @@ export async function takeTokenSlot(db: Db, userId: number, day: string, limit: 
 }
 
 /** Inserts a new `not_used` token. */
-export async function insertToken(db: Db, t: Omit<Token, 'status'>): Promise<void> {
+export async function insertToken(db: Db, t: Omit<Token, 'status' | 'direct_link'> & { direct_link?: number }): Promise<void> {
   await db.insertInto('tokens').values({ ...t, status: 'not_used' }).execute();
+}
+
+/** Records that the user was given the direct link (the shortener failed). */
+export async function markDirectLink(db: Db, token: string): Promise<void> {
+  await db.updateTable('tokens').set({ direct_link: 1 }).where('token', '=', token).execute();
 }
 
 /** The token with this value, or undefined. */

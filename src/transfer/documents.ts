@@ -80,7 +80,7 @@ export interface SettingDoc {
 /** What {@link parseDocument} returns for each collection. */
 export interface DocumentOf {
   users: UserDoc;
-  tokens: Token;
+  tokens: Omit<Token, 'direct_link'>;
   token_generator_count: TokenCount;
   pending_deletions: PendingDeletionDoc;
   broadcasts: BroadcastDoc;
@@ -378,7 +378,7 @@ export function formatUser(r: User): string {
 }
 
 /** A `tokens` row as a JSON line; `file_unique_id` only when set. */
-export function formatToken(r: Token): string {
+export function formatToken(r: Omit<Token, 'direct_link'>): string {
   const { token, unique_id, created_by, status, created_at, expires_at, file_unique_id } = r;
   const doc = { token, unique_id, created_by, status, created_at: iso(created_at), expires_at: iso(expires_at) };
   return JSON.stringify(file_unique_id === null ? doc : { ...doc, file_unique_id });
