@@ -58,7 +58,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
   metrics.setPendingSource(async () => deletionStats(store, clock.now().getTime()));
   // A long poll holds its request open: it must end before the client's time-out, or every poll fails.
   const pollTimeoutS = opts.pollTimeoutS ?? Math.max(1, config.telegramTimeoutS - 5);
-  const client = { apiRoot: config.botApiRoot, timeoutSeconds: config.telegramTimeoutS };
+  const client = { apiRoot: config.botApiRoot, timeoutSeconds: Math.max(config.telegramTimeoutS, pollTimeoutS + 5) };
   const bot = config.botToken ? new Bot<Context>(config.botToken, { client }) : null;
   const janitor = await createJanitor({ config, store, logger, clock, hooks: metrics.hooks, migrate: false, ...(bot ? { bot } : {}) });
   const username = async () => (janitor.telegram ? janitor.telegram.username() : 'your_bot');

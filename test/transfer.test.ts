@@ -241,6 +241,15 @@ test('a broadcast without _id and created_at: importing it twice, or its own exp
   });
 });
 
+test('a token sent the direct link (shortener down) keeps that mark across export and import', async () => {
+  await withStore('sqlite', async (store) => {
+    const line = '{"token":"tok-direct","unique_id":"u1","created_by":5,"status":"not_used","created_at":"2024-05-31T00:00:00.000Z","expires_at":"2024-06-02T00:00:00.000Z","direct_link":true}';
+    await importCollection(store, 'tokens', line, { now: NOW });
+    assert.equal((await store.db.selectFrom('tokens').select('direct_link').executeTakeFirstOrThrow()).direct_link, 1);
+    assert.equal((await dump(store, 'tokens')).trim(), line);
+  });
+});
+
 test('settings values of any JSON type round trip', async () => {
   await withStore('sqlite', async (store) => {
     await importCollection(store, 'settings', FIXTURES.settings, { now: NOW });

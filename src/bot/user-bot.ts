@@ -2,7 +2,7 @@
  * The user bot: registers users, delivers files that delete themselves after N minutes, and hands out verification
  * tokens (daily limit) when a user has no file access left. What it creates, the schedulers clean.
  */
-import { Composer, type Context } from 'grammy';
+import { Composer, GrammyError, type Context } from 'grammy';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -109,7 +109,8 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
     copied = (await ctx.api.copyMessages(chatId, file.channel_id, file.message_ids)).map((m) => m.message_id);
   } catch (e) {
     const o = classifyError(e);
-    if (o.kind === 'transient') {
+    // A 429 is Telegram refusing: nothing was copied. Only a time-out or network error leaves it unknown.
+    if (o.kind === 'transient' && !(e instanceof GrammyError && e.error_code === 429)) {
       // A time-out does not mean nothing was copied: no refund, and the operator is told, since files may be in
       // the chat with no deletion scheduled.
       logger.error({ user_id: userId, chat_id: chatId, file: uniqueId, reason: o.reason }, `❌ delivery of file ${uniqueId} to ${chatId} may have arrived without a scheduled deletion: ${o.reason}`);
@@ -118,13 +119,19 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
     // Telegram refused: nothing was delivered, the access goes back.
     await grantAccess(store, userId, 1);
     if (/blocked by the user|user is deactivated/i.test(o.reason)) return markBlocked(store, [userId], clock.now().getTime());
-    if (/message to copy not found|messages to copy not found/i.test(o.reason)) {
+    if (/messages? to copy not found|no messages to copy/i.test(o.reason)) {
       logger.error({ file: uniqueId, reason: o.reason }, `file ${uniqueId} is gone from the storage channel`);
       return void (await ctx.reply('❌ This file is no longer available.'));
     }
     // Anything else is about the storage channel (wrong STORAGE_CHANNEL_ID, the bot not its admin): the operator's to fix.
     logger.error({ file: uniqueId, channel: file.channel_id, reason: o.reason }, `❌ cannot copy file ${uniqueId} from the storage channel: ${o.reason}`);
     return void (await ctx.reply('⚠️ The file cannot be sent right now; the bot\'s operator has been told. Please try again later.'));
+  }
+  if (copied.length === 0) {
+    // copyMessages skips messages it cannot find: none copied means the file is gone from the channel.
+    await grantAccess(store, userId, 1);
+    logger.error({ file: uniqueId }, `file ${uniqueId} is gone from the storage channel`);
+    return void (await ctx.reply('❌ This file is no longer available.'));
   }
   const ids = [...copied];
   // Telegram deletes nothing older than 48 h: a 2,880-minute setting still deletes a little before that.

@@ -97,7 +97,7 @@ export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, json(405, { error: 'GET only' }));
     // Link checkers and prefetchers send HEAD: it must never spend a token.
-    if (path === '/verify' && req.method === 'HEAD') return send(res, html(200, ''));
+    if (path === '/verify' && req.method === 'HEAD' && routes.verify) return send(res, html(200, ''));
     if (path === '/verify' && routes.verify) {
       const r = await routes.verify(url.searchParams.get('token'), req.headers.referer);
       return send(res, html(r.status, r.html));

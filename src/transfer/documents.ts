@@ -80,7 +80,7 @@ export interface SettingDoc {
 /** What {@link parseDocument} returns for each collection. */
 export interface DocumentOf {
   users: UserDoc;
-  tokens: Omit<Token, 'direct_link'>;
+  tokens: Token;
   token_generator_count: TokenCount;
   pending_deletions: PendingDeletionDoc;
   broadcasts: BroadcastDoc;
@@ -281,6 +281,8 @@ const parsers: { [C in Collection]: (doc: Doc, now: number) => DocumentOf[C] } =
     created_at: req(doc, 'created_at', instant),
     expires_at: req(doc, 'expires_at', instant),
     file_unique_id: opt(doc, 'file_unique_id', text),
+    // Internal, but it changes how the token verifies (no referer expected): kept across a move.
+    direct_link: opt(doc, 'direct_link', flag) ?? 0,
   }),
   token_generator_count: (doc) => ({
     user_id: req(doc, 'user_id', userId),
@@ -378,10 +380,10 @@ export function formatUser(r: User): string {
 }
 
 /** A `tokens` row as a JSON line; `file_unique_id` only when set. */
-export function formatToken(r: Omit<Token, 'direct_link'>): string {
-  const { token, unique_id, created_by, status, created_at, expires_at, file_unique_id } = r;
+export function formatToken(r: Token): string {
+  const { token, unique_id, created_by, status, created_at, expires_at, file_unique_id, direct_link } = r;
   const doc = { token, unique_id, created_by, status, created_at: iso(created_at), expires_at: iso(expires_at) };
-  return JSON.stringify(file_unique_id === null ? doc : { ...doc, file_unique_id });
+  return JSON.stringify({ ...doc, ...(file_unique_id === null ? {} : { file_unique_id }), ...(direct_link ? { direct_link: true } : {}) });
 }
 
 /** A `token_generator_count` row as a JSON line. */

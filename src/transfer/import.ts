@@ -155,7 +155,7 @@ function prepare(collection: Collection, text: string, now: number, counts: Coun
     }
     case 'tokens': {
       const docs = parsed(parseLines('tokens', text, now));
-      const spec: UpsertSpec = { table: 'tokens', keys: ['token'], columns: ['token', 'unique_id', 'created_by', 'status', 'created_at', 'expires_at', 'file_unique_id'] };
+      const spec: UpsertSpec = { table: 'tokens', keys: ['token'], columns: ['token', 'unique_id', 'created_by', 'status', 'created_at', 'expires_at', 'file_unique_id', 'direct_link'] };
       return (db) => upsert(db, spec, docs, counts);
     }
     case 'token_generator_count': {
