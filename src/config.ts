@@ -228,6 +228,11 @@ export interface Config {
   statusRefreshS: number;
 }
 
+/** The seed's token-cleanup schedule: on the hour, at each of TOKEN_CLEANUP_HOURS. */
+export function tokenCleanupSchedule(hours: readonly number[]): string {
+  return `0 ${hours.join(',')} * * *`;
+}
+
 /** Paths the HTTP server serves itself; the webhook needs its own. */
 const RESERVED_PATHS = ['/', '/verify', '/healthz', '/metrics', '/status.json'];
 
@@ -275,7 +280,7 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
     httpHost: e.HTTP_HOST,
     httpPort: e.HTTP_PORT,
     schedules: {
-      'token-cleanup': e.SCHEDULE_TOKEN_CLEANUP ?? `0 ${hours.join(',')} * * *`,
+      'token-cleanup': e.SCHEDULE_TOKEN_CLEANUP ?? tokenCleanupSchedule(hours),
       'message-deleter': e.SCHEDULE_MESSAGE_DELETER,
       'broadcast-deleter': e.SCHEDULE_BROADCAST_DELETER,
       'token-count-reset': e.SCHEDULE_TOKEN_COUNT_RESET,

@@ -8,7 +8,7 @@
  * await janitor.stop();
  * ```
  */
-import { loadConfig, JOB_NAMES, type Config, type JobName } from './config.ts';
+import { loadConfig, tokenCleanupSchedule, JOB_NAMES, type Config, type JobName } from './config.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openStore, type Store } from './store/db.ts';
@@ -31,8 +31,8 @@ export interface JanitorOptions {
   databaseUrl?: string;
   /** An open store to use instead of `databaseUrl` (not closed by `stop()`). */
   store?: Store;
-  /** Settings over the defaults of {@link loadConfig} (TIMEZONE, schedules, …). */
-  config?: Partial<Config>;
+  /** Settings over the defaults of {@link loadConfig} (timezone, schedules — any subset —, …). */
+  config?: Partial<Omit<Config, 'schedules'>> & { schedules?: Partial<Record<JobName, string>> };
   /** Where "now" comes from (default the system clock). */
   clock?: Clock;
   /** A pino logger (default JSON to stderr at `info`). */
@@ -193,7 +193,13 @@ export function buildJobs(
 /** Opens (and migrates) the database and builds the schedulers. */
 export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor> {
   const base = loadConfig({});
-  const config: Config = { ...base, ...opts.config, schedules: { ...base.schedules, ...opts.config?.schedules } };
+  // Token cleanup follows the hours given, unless a schedule for it is given too (as loadConfig does).
+  const hours = opts.config?.tokenCleanupHours ?? base.tokenCleanupHours;
+  const config: Config = {
+    ...base,
+    ...opts.config,
+    schedules: { ...base.schedules, 'token-cleanup': tokenCleanupSchedule(hours), ...opts.config?.schedules },
+  };
   if (opts.databaseUrl) config.databaseUrl = opts.databaseUrl;
   const logger = opts.logger ?? createLogger({ level: config.logLevel, format: 'json', secrets: [config.botToken] });
   const store = opts.store ?? (await openStore(config.databaseUrl));

@@ -6,6 +6,7 @@ import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { startService, type Service } from '../src/service.ts';
 import { createTestDb, type TestDb } from './support/db.ts';
+import { until } from './support/wait.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 
 const logger = createLogger({ level: 'silent' });
@@ -31,13 +32,6 @@ async function router(user: BotApiEmulator, admin: BotApiEmulator): Promise<{ ur
   };
 }
 
-async function until(cond: () => boolean | Promise<boolean>, what: string) {
-  for (let i = 0; i < 250; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('a separate admin bot and a webhook', () => {
   let userEmu: BotApiEmulator;

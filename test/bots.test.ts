@@ -5,6 +5,7 @@ import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { startService, type Service } from '../src/service.ts';
 import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
+import { until } from './support/wait.ts';
 import { BotApiEmulator, type EmulatedMessage } from './support/bot-api-emulator.ts';
 
 const ADMIN = 999;
@@ -58,13 +59,6 @@ for (const backend of BACKENDS) {
         await new Promise((r) => setTimeout(r, 20));
       }
       throw new Error(`no answer to "${text}" from the bot`);
-    }
-    async function until(cond: () => boolean | Promise<boolean>, what: string) {
-      for (let i = 0; i < 250; i++) {
-        if (await cond()) return;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error(`timed out waiting for ${what}`);
     }
     const user = (id: number) => svc.store.db.selectFrom('users').selectAll().where('user_id', '=', id).executeTakeFirst();
     const verifyUrl = (m: EmulatedMessage) => m.reply_markup.inline_keyboard[0][0].url as string;

@@ -8,6 +8,7 @@ import { startService, type Service } from '../src/service.ts';
 import { isLoopback, startHttpServer } from '../src/http/server.ts';
 import { insertDeletion } from '../src/store/deletions.ts';
 import { createTestDb, type TestDb } from './support/db.ts';
+import { until } from './support/wait.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 
 const logger = createLogger({ level: 'silent' });
@@ -27,13 +28,6 @@ function get(url: string, opts: { from?: string; headers?: Record<string, string
   });
 }
 
-async function until(cond: () => Promise<boolean>, what: string) {
-  for (let i = 0; i < 150; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 40));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('HTTP: /healthz, /metrics, the status page and who may see them', () => {
   let emu: BotApiEmulator;
@@ -68,7 +62,7 @@ describe('HTTP: /healthz, /metrics, the status page and who may see them', () =>
     await svc.store.db.schema.alterTable('tokens').renameTo('tokens_away').execute();
     try {
       clock.set('2026-11-29T10:03:30Z');
-      await until(async () => (await get(`${svc.http.url}/healthz`)).status === 503, '/healthz to turn 503');
+      await until(async () => (await get(`${svc.http.url}/healthz`)).status === 503, '/healthz to turn 503', 8000);
       const bad = JSON.parse((await get(`${svc.http.url}/healthz`)).body);
       assert.equal(bad.ok, false);
       assert.match(bad.problems.join('\n'), /token-cleanup: no successful run/);
@@ -76,7 +70,7 @@ describe('HTTP: /healthz, /metrics, the status page and who may see them', () =>
       await svc.store.db.schema.alterTable('tokens_away').renameTo('tokens').execute();
     }
     clock.set('2026-11-29T10:04:30Z');
-    await until(async () => (await get(`${svc.http.url}/healthz`)).status === 200, '/healthz to recover');
+    await until(async () => (await get(`${svc.http.url}/healthz`)).status === 200, '/healthz to recover', 8000);
   });
 
   test('/metrics carries the series operators alert on', async () => {

@@ -90,3 +90,19 @@ test('secrets are masked: database URLs, bot tokens in any text', () => {
   assert.throws(() => loadConfig({ WEBHOOK_URL: 'https://x.example/tg', WEBHOOK_SECRET: 's' }), /BOT_TOKEN is not/);
   assert.throws(() => loadConfig({ SHORTENER_API_URL: 'https://gplinks.in/api?api=MY_SECRET_KEY&url=' }), (e: Error) => /SHORTENER_API_URL/.test(e.message) && !/MY_SECRET_KEY/.test(e.message));
 });
+
+test('the library derives token cleanup\'s schedule from the hours it is given, unless given a schedule', async () => {
+  const { createJanitor } = await import('../src/janitor.ts');
+  const { createLogger } = await import('../src/log.ts');
+  const { createTestDb } = await import('./support/db.ts');
+  const tdb = await createTestDb('sqlite');
+  try {
+    const logger = createLogger({ level: 'silent' });
+    const a = await createJanitor({ store: await tdb.open(), config: { tokenCleanupHours: [3, 15] }, logger });
+    assert.equal(a.engine.definitions.find((d) => d.name === 'token-cleanup')!.schedule, '0 3,15 * * *');
+    const b = await createJanitor({ store: await tdb.open(), config: { tokenCleanupHours: [3], schedules: { 'token-cleanup': '*/5 * * * *' } }, logger });
+    assert.equal(b.engine.definitions.find((d) => d.name === 'token-cleanup')!.schedule, '*/5 * * * *');
+  } finally {
+    await tdb.drop();
+  }
+});

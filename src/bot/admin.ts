@@ -11,7 +11,7 @@ import type { Store } from '../store/db.ts';
 import { createFile } from '../store/files.ts';
 import { getSetting, setSetting, type SettingKey } from '../store/settings.ts';
 import { insertBroadcast } from '../store/broadcasts.ts';
-import { countRecipients } from '../store/users.ts';
+import { countAudience } from '../store/users.ts';
 import { randomId, startLink } from '../telegram/links.ts';
 import { classifyError } from '../telegram/errors.ts';
 import type { RunResult } from '../scheduler/engine.ts';
@@ -139,7 +139,7 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
         return void (await ctx.reply(`❌ Could not copy the message to the storage channel: ${classifyError(e).reason}`));
       }
     }
-    const recipients = await countRecipients(store);
+    const recipients = await countAudience(store);
     const progress = await ctx.reply(`📢 Broadcast: sending to ${recipients} users…`);
     const text = 'text' in source ? (source.text ?? null) : null;
     const caption = 'caption' in source ? (source.caption ?? null) : null;

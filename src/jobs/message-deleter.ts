@@ -129,11 +129,11 @@ export async function deleteDueMessages(
             // A database error mid-row: keep the row for later with back-off (if the database answers at all).
             const msg = (e as Error).message;
             ctx.logger.error({ row: row.id, err: msg }, `Failed to process pending deletion ${row.id}: ${msg}`);
-            const attempts = row.attempts + 1;
-            const retried = await deletions
-              .retryDeletion(store, Number(row.id), owner, { attempts, nextAttemptAt: ctx.clock.now().getTime() + backoffMs(attempts), lastError: msg, messagesDeleted: Boolean(row.messages_deleted) })
-              .then(() => true, () => false);
-            if (!retried) continue;
+            const kept = await keepForLater(store, row, owner, ctx.clock, { kind: 'transient', reason: msg }, Boolean(row.messages_deleted)).then(
+              () => true,
+              () => false,
+            );
+            if (!kept) continue;
             s.transient++;
           }
           unfinished.delete(Number(row.id));
@@ -155,6 +155,17 @@ export async function deleteDueMessages(
   return s;
 }
 
+/**
+ * Keeps a row for another attempt: attempts + 1, next try after the back-off counted from the run's clock, never
+ * sooner than Telegram asked (429 retry_after). Returns the next attempt's instant.
+ */
+async function keepForLater(store: Store, row: PendingDeletion, owner: string, clock: Clock, o: Outcome, messagesDeleted: boolean): Promise<number> {
+  const attempts = row.attempts + 1;
+  const next = clock.now().getTime() + Math.max(backoffMs(attempts), (o.retryAfter ?? 0) * 1000);
+  await deletions.retryDeletion(store, Number(row.id), owner, { attempts, nextAttemptAt: next, lastError: o.reason, messagesDeleted });
+  return next;
+}
+
 interface RowDeps extends MessageDeleterDeps {
   noticeText: string;
 }
@@ -170,12 +181,9 @@ async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, wal
   deps.onLateness?.(lateness);
 
   const keep = async (o: Outcome, messagesDeleted: boolean) => {
-    const attempts = row.attempts + 1;
-    // Never sooner than Telegram asked (429 retry_after).
-    const next = clock.now().getTime() + Math.max(backoffMs(attempts), (o.retryAfter ?? 0) * 1000);
-    await deletions.retryDeletion(store, id, deps.owner, { attempts, nextAttemptAt: next, lastError: o.reason, messagesDeleted });
+    const next = await keepForLater(store, row, deps.owner, clock, o, messagesDeleted);
     s.transient++;
-    logger.warn({ row: id, chat_id: chatId, attempts, next_attempt_at: new Date(next).toISOString(), reason: o.reason }, `Failed to delete message ${id}: ${o.reason} (will retry)`);
+    logger.warn({ row: id, chat_id: chatId, attempts: row.attempts + 1, next_attempt_at: new Date(next).toISOString(), reason: o.reason }, `Failed to delete message ${id}: ${o.reason} (will retry)`);
   };
   const unreachable = async (o: Outcome) => {
     // Facts about what happened are stamped with real time, whatever instant the run decides at.

@@ -58,7 +58,7 @@ export async function recipientsAfter(store: Store, afterUserId: number, limit: 
 }
 
 /** How many users a broadcast would reach now. */
-export async function countRecipients(store: Store): Promise<number> {
+export async function countAudience(store: Store): Promise<number> {
   const r = await store.db
     .selectFrom('users')
     .select((eb) => eb.fn.countAll<number>().as('n'))
