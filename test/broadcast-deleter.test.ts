@@ -6,6 +6,7 @@ import { createTelegram } from '../src/telegram/client.ts';
 import { broadcastWaker, deleteExpiredBroadcasts, type BroadcastDeleterDeps } from '../src/jobs/broadcast-deleter.ts';
 import type { Store } from '../src/store/db.ts';
 import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
+import { until } from './support/wait.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 
 const logger = createLogger({ level: 'silent' });
@@ -148,7 +149,9 @@ for (const backend of BACKENDS) {
         const waker = broadcastWaker(wdeps, { clock: { now: () => new Date() }, logger, pollMs: 50 });
         waker.start();
         try {
-          for (let i = 0; i < 100 && chats.some((c) => wemu.messages(c).length > 0); i++) await new Promise((r) => setTimeout(r, 50));
+          // Wait for the whole run, the record's removal included: stopping between the last delete and the removal
+          // would (rightly) leave the record for the next run.
+          await until(async () => (await store.db.selectFrom('broadcasts').select('id').execute()).length === 0, 'the broadcast to be deleted');
         } finally {
           await waker.stop();
         }
