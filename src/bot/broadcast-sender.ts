@@ -33,6 +33,9 @@ export interface SenderOptions {
   progressEveryMs?: number;
 }
 
+/** What became of one recipient (see `BroadcastSender.deliver`). */
+type Delivery = { kind: 'sent' } | { kind: 'failed'; outcome: Outcome } | { kind: 'stopped' };
+
 /** The background sender. `start()`, `kick()` after a new broadcast, `stop()` waits for the recipient in hand. */
 export class BroadcastSender {
   private running = false;
@@ -105,28 +108,11 @@ export class BroadcastSender {
         if (page.length === 0) break;
         for (const userId of page) {
           if (!this.running) return;
-          let outcome: Outcome | null = null;
-          // A crash after the copy but before the cursor moved would send twice: a recorded recipient is skipped.
-          if (!(await broadcasts.hasRecipient(store, id, userId))) {
-            let copied: number | null = null;
-            for (let attempt = 0; attempt < 3 && this.running; attempt++) {
-              try {
-                copied = (await api.copyMessage(userId, b.from_chat_id!, b.message_id!, {}, this.abort.signal as Parameters<typeof api.copyMessage>[4])).message_id;
-                outcome = null;
-                break;
-              } catch (e) {
-                outcome = classifyError(e);
-                if (outcome.kind === 'fatal') throw new Error(`Telegram rejected the bot token (${outcome.reason}); sending resumes later`);
-                if (outcome.kind !== 'transient' || attempt === 2 || !this.running) break;
-                await sleep(1000 * 2 ** attempt, undefined, { signal: this.abort.signal }).catch(() => {});
-              }
-            }
-            // Stopped with the copy unknown: the cursor stays, the next start asks this user again.
-            if (copied === null && outcome?.kind === 'transient' && !this.running) return;
-            // The copy exists: it must be recorded, or the deleter would never remove it. A database outage is waited
-            // out; the copy is never sent again.
-            if (copied !== null && !(await this.record(id, userId, copied))) return;
-          }
+          const result = await this.deliver(b, userId);
+          // Stopped before the user's copy is known (never asked, or asked with no answer): the cursor stays here,
+          // so the next start asks this user again. Counting them as done would skip them for good.
+          if (result.kind === 'stopped') return;
+          const outcome = result.kind === 'failed' ? result.outcome : null;
           if (outcome?.kind === 'unreachable') await markBlocked(store, [userId], clock.now().getTime());
           if (outcome) logger.debug({ broadcast_id: id, user_id: userId, reason: outcome.reason }, 'broadcast not delivered');
           await broadcasts.advanceSend(store, id, userId, outcome ? 0 : 1, outcome ? 1 : 0);
@@ -147,6 +133,34 @@ export class BroadcastSender {
       clearInterval(renew);
       await broadcasts.releaseBroadcast(store, id, owner).catch(() => {});
     }
+  }
+
+  /**
+   * One recipient: `sent` when their copy exists and is recorded (now or by an earlier run), `failed` when Telegram
+   * refused it for good or kept failing, `stopped` when the sender was stopped before that was known.
+   */
+  private async deliver(b: Broadcast, userId: number): Promise<Delivery> {
+    const id = Number(b.id);
+    // A crash after the copy but before the cursor moved would send twice: a recorded recipient is skipped.
+    if (await broadcasts.hasRecipient(this.o.store, id, userId)) return { kind: 'sent' };
+    let outcome: Outcome | null = null;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (!this.running) return { kind: 'stopped' };
+      try {
+        const copied = await this.o.api.copyMessage(userId, b.from_chat_id!, b.message_id!, {}, this.abort.signal as Parameters<Api['copyMessage']>[4]);
+        // The copy exists: it must be recorded, or the deleter would never remove it. A database outage is waited
+        // out; the copy is never sent again.
+        return (await this.record(id, userId, copied.message_id)) ? { kind: 'sent' } : { kind: 'stopped' };
+      } catch (e) {
+        outcome = classifyError(e);
+        if (outcome.kind === 'fatal') throw new Error(`Telegram rejected the bot token (${outcome.reason}); sending resumes later`);
+        if (outcome.kind !== 'transient') return { kind: 'failed', outcome };
+        if (!this.running) return { kind: 'stopped' };
+        if (attempt < 2) await sleep(1000 * 2 ** attempt, undefined, { signal: this.abort.signal }).catch(() => {});
+      }
+    }
+    // Three transient failures in a row while running: counted as failed so one bad chat cannot stall everyone.
+    return this.running ? { kind: 'failed', outcome: outcome! } : { kind: 'stopped' };
   }
 
   /** Records a recipient's copy, retrying until the database answers; false if stopped first (logged with ids). */
