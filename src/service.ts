@@ -129,7 +129,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
     }
     // The progress message lives in the chat of whichever bot took the /broadcast command.
     sender = new BroadcastSender({
-      store, api: bot.api, progressApi: (adminOnly ?? bot).api, clock, logger, owner: janitor.engine.owner, timezone: config.timezone, leaseMs: config.claimLeaseS * 1000,
+      store, api: bot.api, progressApi: (adminOnly ?? bot).api, clock, logger, owner: janitor.engine.owner, timezone: config.timezone, leaseMs: config.claimLeaseS * 1000, stopGraceMs: config.shutdownTimeoutS * 1000,
     });
     userSide.use(userBot({ store, config, clock, logger, scheduleDeletion: (d) => janitor.scheduleDeletion(d), localUrl: () => localUrl }));
     receivers.unshift(bot);

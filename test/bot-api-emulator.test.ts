@@ -262,6 +262,19 @@ describe('BotApiEmulator', () => {
     assert.equal((await api.getMe()).username, 'janitor_test_bot');
   });
 
+  test('slow: the work is done at once, the answer comes later (per method and per chat)', async () => {
+    emu.failNext('sendMessage', { kind: 'slow', ms: 300 });
+    const pending = api.sendMessage(77, 'late answer');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(emu.messages(77).some((m) => m.text === 'late answer'), 'stored before the answer');
+    assert.equal(emu.callsOf('sendMessage').at(-1)?.status, 0, 'not answered yet');
+    assert.equal((await pending).text, 'late answer');
+    assert.equal(emu.callsOf('sendMessage').at(-1)?.status, 200);
+    emu.failChat(78, { kind: 'slow', ms: 50 });
+    assert.equal((await api.sendMessage(78, 'also late')).text, 'also late');
+    emu.failChat(78, null);
+  });
+
   test('strictChats: unknown positive chats do not exist, channels always do', async () => {
     const strict = await BotApiEmulator.start({ strictChats: true, botUsername: 'other_bot', token: '42:abc' });
     try {

@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { Api } from 'grammy';
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import { BroadcastSender } from '../src/bot/broadcast-sender.ts';
@@ -28,52 +29,108 @@ function onRecipientLookup(onSelect: (n: number) => void): KyselyPlugin {
   };
 }
 
+/** Ten users and a broadcast in `sending`; `sender(store)` makes a sender on this emulator. */
+async function setup(emu: BotApiEmulator, store: Store, log = logger) {
+  const users = Array.from({ length: 10 }, (_, i) => 30_000 + i);
+  await store.db.insertInto('users').values(users.map((u) => ({ user_id: u, username: null, first_name: null, joined_at: 0, is_banned: 0, user_access_count: 0, blocked_at: null }))).execute();
+  const source = emu.sendUserMessage({ id: ADMIN }, 'News') as { message: { message_id: number } };
+  const id = await insertBroadcast(store, {
+    fromChatId: ADMIN, messageId: source.message.message_id, text: 'News', caption: null, fileId: null, durationHours: 1,
+    createdAt: Date.now(), progressChatId: null, progressMessageId: null,
+  });
+  const api = new Api(emu.token, { apiRoot: emu.url });
+  const sender = (s: Store, extra: { stopGraceMs?: number } = {}) => new BroadcastSender({ api, clock: systemClock, logger: log, owner: 'test', timezone: 'UTC', pollMs: 50, store: s, ...extra });
+  const row = () => store.db.selectFrom('broadcasts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  /** Runs a fresh sender to the end, then checks everyone has exactly `copies(user)` copies and a record. */
+  const finish = async (copies: (user: number) => number = () => 1) => {
+    const s = sender(store);
+    s.start();
+    try {
+      await until(async () => (await row()).status === 'sent', 'sending to finish');
+    } finally {
+      await s.stop();
+    }
+    const perChat = new Map<number, number>();
+    for (const c of emu.callsOf('copyMessage')) perChat.set(Number(c.params.chat_id), (perChat.get(Number(c.params.chat_id)) ?? 0) + 1);
+    assert.deepEqual([...perChat.keys()].sort(), users, 'every user was asked');
+    assert.deepEqual(users.map((u) => perChat.get(u)), users.map(copies), 'copies per user');
+    assert.equal(Number((await row()).sent_count), 10);
+    assert.equal((await store.db.selectFrom('broadcast_messages').select('chat_id').where('broadcast_id', '=', id).execute()).length, 10);
+  };
+  return { users, id, sender, row, finish };
+}
+
 for (const backend of BACKENDS) {
-  describe(`${backend}: the broadcast sender stopped between users`, () => {
+  describe(`${backend}: the broadcast sender stopped mid-way`, () => {
     test('a user the sender never asked is asked on the next start, not counted as sent', async () => {
       const emu = await BotApiEmulator.start();
       const tdb = await createTestDb(backend);
       try {
         const store = await tdb.open();
-        const users = Array.from({ length: 10 }, (_, i) => 30_000 + i);
-        await store.db.insertInto('users').values(users.map((u) => ({ user_id: u, username: null, first_name: null, joined_at: 0, is_banned: 0, user_access_count: 0, blocked_at: null }))).execute();
-        const source = emu.sendUserMessage({ id: ADMIN }, 'News') as { message: { message_id: number } };
-        const id = await insertBroadcast(store, {
-          fromChatId: ADMIN, messageId: source.message.message_id, text: 'News', caption: null, fileId: null, durationHours: 1,
-          createdAt: Date.now(), progressChatId: null, progressMessageId: null,
-        });
-        const api = new Api(emu.token, { apiRoot: emu.url });
-        const options = { api, clock: systemClock, logger, owner: 'test', timezone: 'UTC', pollMs: 50 };
-
+        const { users, sender, row, finish } = await setup(emu, store);
         // Stop the sender while it looks up whether the 5th user already has a copy: the moment between "this user
         // is next" and asking Telegram, where a stop used to count the user as sent without a copy.
         let first: BroadcastSender | null = null;
         let stopping: Promise<void> | null = null;
-        const plugged: Store = { ...store, db: store.db.withPlugin(onRecipientLookup((n) => { if (n === 5) stopping = first!.stop(); })) };
-        first = new BroadcastSender({ ...options, store: plugged });
+        first = sender({ ...store, db: store.db.withPlugin(onRecipientLookup((n) => { if (n === 5) stopping = first!.stop(); })) });
         first.start();
         await until(() => stopping !== null, 'the 5th recipient lookup');
         await stopping;
-        const b = await store.db.selectFrom('broadcasts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+        const b = await row();
         assert.equal(b.status, 'sending');
         assert.equal(Number(b.sent_count), 4, 'only the four users who got a copy count as sent');
         assert.equal(Number(b.send_cursor), users[3], 'the cursor stays on the last user with a copy');
         assert.equal(emu.callsOf('copyMessage').length, 4);
+        await finish();
+      } finally {
+        await tdb.drop();
+        await emu.close();
+      }
+    });
 
-        const second = new BroadcastSender({ ...options, store });
-        second.start();
-        try {
-          await until(async () => (await store.db.selectFrom('broadcasts').select('status').where('id', '=', id).executeTakeFirstOrThrow()).status === 'sent', 'sending to finish');
-        } finally {
-          await second.stop();
-        }
-        const perChat = new Map<number, number>();
-        for (const c of emu.callsOf('copyMessage')) perChat.set(Number(c.params.chat_id), (perChat.get(Number(c.params.chat_id)) ?? 0) + 1);
-        assert.deepEqual([...perChat.keys()].sort(), users, 'every user was asked');
-        assert.ok([...perChat.values()].every((n) => n === 1), 'nobody got it twice');
-        const done = await store.db.selectFrom('broadcasts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-        assert.equal(Number(done.sent_count), 10);
-        assert.equal((await store.db.selectFrom('broadcast_messages').select('chat_id').where('broadcast_id', '=', id).execute()).length, 10);
+    test('a stop waits for a copy already asked of Telegram and records it: not sent twice, not left undeleted', async () => {
+      const emu = await BotApiEmulator.start();
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const { users, sender, row, finish } = await setup(emu, store);
+        // Telegram makes the first copy at once but its answer takes 400 ms; the stop comes in between.
+        emu.failNext('copyMessage', { kind: 'slow', ms: 400 });
+        const first = sender(store);
+        first.start();
+        await until(() => emu.callsOf('copyMessage').length === 1, 'the first copy to be asked');
+        await first.stop();
+        const b = await row();
+        assert.equal(Number(b.sent_count), 1);
+        assert.equal(Number(b.send_cursor), users[0]);
+        const rec = await store.db.selectFrom('broadcast_messages').selectAll().execute();
+        assert.deepEqual(rec.map((r) => [Number(r.chat_id), Number(r.message_id)]), [[users[0], emu.messages(users[0]!).find((m) => m.text === 'News')!.message_id]], 'the copy is recorded for the deleter');
+        await finish();
+      } finally {
+        await tdb.drop();
+        await emu.close();
+      }
+    });
+
+    test('a copy that hangs past the grace is cut, logged with its chat, and asked again on the next start', async () => {
+      const emu = await BotApiEmulator.start();
+      const tdb = await createTestDb(backend);
+      const lines: string[] = [];
+      try {
+        const store = await tdb.open();
+        const log = createLogger({ level: 'info', destination: new Writable({ write: (chunk, _e, cb) => (lines.push(String(chunk)), cb()) }) });
+        const { users, sender, row, finish } = await setup(emu, store, log);
+        emu.failNext('copyMessage', { kind: 'timeout' });
+        const first = sender(store, { stopGraceMs: 200 });
+        first.start();
+        await until(() => emu.callsOf('copyMessage').length === 1, 'the first copy to be asked');
+        await first.stop();
+        const b = await row();
+        assert.equal(Number(b.sent_count), 0);
+        assert.equal(Number(b.send_cursor), 0, 'the cursor stays before the user whose copy is unknown');
+        assert.ok(lines.some((l) => l.includes(`chat ${users[0]}`) && /"level":50/.test(l)), 'an error names the chat');
+        // The first copy never reached the emulator's store (it hung before the work): asked again, once more.
+        await finish((u) => (u === users[0] ? 2 : 1));
       } finally {
         await tdb.drop();
         await emu.close();

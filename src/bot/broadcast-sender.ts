@@ -31,6 +31,11 @@ export interface SenderOptions {
   pollMs?: number;
   /** Minimum time between progress edits (default 2 s). */
   progressEveryMs?: number;
+  /**
+   * How long `stop()` lets a copy already asked of Telegram finish before cutting it (default 30 s). Cutting it
+   * loses track of that copy: Telegram may have made it, and nobody would record it for deletion.
+   */
+  stopGraceMs?: number;
 }
 
 /** What became of one recipient (see `BroadcastSender.deliver`). */
@@ -41,7 +46,10 @@ export class BroadcastSender {
   private running = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  /** Cut at once by `stop()`: back-off sleeps. */
   private readonly abort = new AbortController();
+  /** Cut only when `stop()`'s grace runs out: the copy in flight. */
+  private readonly calls = new AbortController();
 
   constructor(private readonly o: SenderOptions) {}
 
@@ -60,7 +68,12 @@ export class BroadcastSender {
     this.running = false;
     this.abort.abort();
     this.wake?.();
-    await this.loop;
+    const grace = this.o.stopGraceMs ?? 30_000;
+    const finished = await Promise.race([this.loop?.then(() => true), sleep(grace, false, { ref: false })]);
+    if (finished === false) {
+      this.calls.abort();
+      await this.loop;
+    }
   }
 
   private async run(): Promise<void> {
@@ -147,7 +160,9 @@ export class BroadcastSender {
     for (let attempt = 0; attempt < 3; attempt++) {
       if (!this.running) return { kind: 'stopped' };
       try {
-        const copied = await this.o.api.copyMessage(userId, b.from_chat_id!, b.message_id!, {}, this.abort.signal as Parameters<Api['copyMessage']>[4]);
+        // Not cut by stop() at once: an answer on its way says whether the copy exists, and only then can it be
+        // recorded for deletion.
+        const copied = await this.o.api.copyMessage(userId, b.from_chat_id!, b.message_id!, {}, this.calls.signal as Parameters<Api['copyMessage']>[4]);
         // The copy exists: it must be recorded, or the deleter would never remove it. A database outage is waited
         // out; the copy is never sent again.
         return (await this.record(id, userId, copied.message_id)) ? { kind: 'sent' } : { kind: 'stopped' };
@@ -155,6 +170,12 @@ export class BroadcastSender {
         outcome = classifyError(e);
         if (outcome.kind === 'fatal') throw new Error(`Telegram rejected the bot token (${outcome.reason}); sending resumes later`);
         if (outcome.kind !== 'transient') return { kind: 'failed', outcome };
+        if (this.calls.signal.aborted) {
+          this.o.logger.error(
+            { broadcast_id: id, chat_id: userId },
+            `❌ stopped while copying broadcast ${id} to chat ${userId}: if that copy arrived it is not recorded, and the next start sends it again`,
+          );
+        }
         if (!this.running) return { kind: 'stopped' };
         if (attempt < 2) await sleep(1000 * 2 ** attempt, undefined, { signal: this.abort.signal }).catch(() => {});
       }

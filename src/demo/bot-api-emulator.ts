@@ -58,7 +58,8 @@ export type Failure =
       rawBody?: string;
     }
   | { kind: 'timeout' } // never answers (hangs until the client gives up or the server closes)
-  | { kind: 'reset' }; // destroys the socket without an answer
+  | { kind: 'reset' } // destroys the socket without an answer
+  | { kind: 'slow'; ms: number }; // does the work at once and answers `ms` later (a slow network back)
 
 export interface CallRecord {
   /** The method as Telegram knows it (canonical spelling for known methods, else as requested). */
@@ -176,6 +177,8 @@ export class BotApiEmulator {
   private readonly server: http.Server;
   private readonly sockets = new Set<Socket>();
   private readonly hanging = new Set<http.ServerResponse>();
+  /** Answers held back by a `slow` failure, and for how long. */
+  private readonly lateReplies = new WeakMap<http.ServerResponse, number>();
   private readonly chats: Map<number, ChatState>;
   private readonly blocked = new Map<number, 'blocked' | 'deactivated'>();
   private readonly chatFailures = new Map<number, Failure>();
@@ -763,7 +766,8 @@ export class BotApiEmulator {
     const pending = queue?.[0];
     if (queue && pending) {
       if (--pending.remaining <= 0) queue.shift();
-      return this.fail(res, record, pending.failure);
+      if (pending.failure.kind !== 'slow') return this.fail(res, record, pending.failure);
+      this.lateReplies.set(res, pending.failure.ms);
     }
 
     // Global rate limit (sliding 1 s window over admitted calls).
@@ -796,7 +800,8 @@ export class BotApiEmulator {
       if (chatId !== undefined) {
         const id = typeof chatId === 'number' ? chatId : Number(chatId);
         const failure = this.chatFailures.get(id);
-        if (failure) return this.fail(res, record, failure);
+        if (failure && failure.kind !== 'slow') return this.fail(res, record, failure);
+        if (failure) this.lateReplies.set(res, failure.ms);
         const state = this.blocked.get(id);
         if (state === 'blocked') throw new ApiError(403, 'Forbidden: bot was blocked by the user');
         if (state === 'deactivated') throw new ApiError(403, 'Forbidden: user is deactivated');
@@ -832,11 +837,25 @@ export class BotApiEmulator {
       case 'reset':
         res.socket?.destroy();
         return;
+      case 'slow':
+        // Never reached: a slow answer is the normal answer, held back in reply().
+        return;
     }
   }
 
   /** Answers with an already serialized JSON body and records the status. */
   private reply(res: http.ServerResponse, record: CallRecord, body: string, status: number): void {
+    const late = this.lateReplies.get(res);
+    if (late !== undefined) {
+      this.lateReplies.delete(res);
+      this.hanging.add(res);
+      res.on('close', () => this.hanging.delete(res));
+      setTimeout(() => {
+        this.hanging.delete(res);
+        this.reply(res, record, body, status);
+      }, late).unref();
+      return;
+    }
     record.status = status;
     if (res.destroyed || res.writableEnded) return;
     send(res, status, body);
