@@ -8,7 +8,7 @@ import { systemClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { insertBroadcast } from '../src/store/broadcasts.ts';
 import type { Store } from '../src/store/db.ts';
-import { BACKENDS, createTestDb } from './support/db.ts';
+import { BACKENDS, createTestDb, type Backend } from './support/db.ts';
 import { until } from './support/wait.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 
@@ -60,13 +60,22 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
   return { users, id, sender, row, finish };
 }
 
+/** Runs `fn` with a fresh emulator and an empty database of `backend`, both removed afterwards. */
+async function withWorld(backend: Backend, fn: (emu: BotApiEmulator, store: Store) => Promise<void>): Promise<void> {
+  const emu = await BotApiEmulator.start();
+  const tdb = await createTestDb(backend);
+  try {
+    await fn(emu, await tdb.open());
+  } finally {
+    await tdb.drop();
+    await emu.close();
+  }
+}
+
 for (const backend of BACKENDS) {
   describe(`${backend}: the broadcast sender stopped mid-way`, () => {
     test('a user the sender never asked is asked on the next start, not counted as sent', async () => {
-      const emu = await BotApiEmulator.start();
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+      await withWorld(backend, async (emu, store) => {
         const { users, sender, row, finish } = await setup(emu, store);
         // Stop the sender while it looks up whether the 5th user already has a copy: the moment between "this user
         // is next" and asking Telegram, where a stop used to count the user as sent without a copy.
@@ -82,17 +91,11 @@ for (const backend of BACKENDS) {
         assert.equal(Number(b.send_cursor), users[3], 'the cursor stays on the last user with a copy');
         assert.equal(emu.callsOf('copyMessage').length, 4);
         await finish();
-      } finally {
-        await tdb.drop();
-        await emu.close();
-      }
+      });
     });
 
     test('a stop waits for a copy already asked of Telegram and records it: not sent twice, not left undeleted', async () => {
-      const emu = await BotApiEmulator.start();
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+      await withWorld(backend, async (emu, store) => {
         const { users, sender, row, finish } = await setup(emu, store);
         // Telegram makes the first copy at once but its answer takes 400 ms; the stop comes in between.
         emu.failNext('copyMessage', { kind: 'slow', ms: 400 });
@@ -106,18 +109,12 @@ for (const backend of BACKENDS) {
         const rec = await store.db.selectFrom('broadcast_messages').selectAll().execute();
         assert.deepEqual(rec.map((r) => [Number(r.chat_id), Number(r.message_id)]), [[users[0], emu.messages(users[0]!).find((m) => m.text === 'News')!.message_id]], 'the copy is recorded for the deleter');
         await finish();
-      } finally {
-        await tdb.drop();
-        await emu.close();
-      }
+      });
     });
 
     test('a copy that hangs past the grace is cut, logged with its chat, and asked again on the next start', async () => {
-      const emu = await BotApiEmulator.start();
-      const tdb = await createTestDb(backend);
       const lines: string[] = [];
-      try {
-        const store = await tdb.open();
+      await withWorld(backend, async (emu, store) => {
         const log = createLogger({ level: 'info', destination: new Writable({ write: (chunk, _e, cb) => (lines.push(String(chunk)), cb()) }) });
         const { users, sender, row, finish } = await setup(emu, store, log);
         emu.failNext('copyMessage', { kind: 'timeout' });
@@ -131,10 +128,7 @@ for (const backend of BACKENDS) {
         assert.ok(lines.some((l) => l.includes(`chat ${users[0]}`) && /"level":50/.test(l)), 'an error names the chat');
         // The first copy never reached the emulator's store (it hung before the work): asked again, once more.
         await finish((u) => (u === users[0] ? 2 : 1));
-      } finally {
-        await tdb.drop();
-        await emu.close();
-      }
+      });
     });
   });
 }
