@@ -50,10 +50,14 @@ export interface BroadcastDeleterDeps {
   onProgress?: (broadcastId: number, left: number) => void;
 }
 
-/** Deletes every expired broadcast at the run's clock. The seed's `delete_expired_broadcasts()`. */
+/**
+ * Deletes every expired broadcast at the run's clock. The seed's `delete_expired_broadcasts()`. `countRemaining`
+ * (default true) counts what is left at the end; the waker, which runs again at once, skips that query.
+ */
 export async function deleteExpiredBroadcasts(
   deps: BroadcastDeleterDeps,
   ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
+  { countRemaining = true }: { countRemaining?: boolean } = {},
 ): Promise<BroadcastDeleterSummary> {
   const { store, owner } = deps;
   const leaseMs = deps.leaseMs ?? 60_000;
@@ -84,7 +88,7 @@ export async function deleteExpiredBroadcasts(
     }
   }
   // Counted, not summed from this run: recipients another process holds (or a dead one held) are left too.
-  s.remaining = (await broadcasts.countDueBroadcasts(store, ctx.clock.now().getTime())).recipients;
+  if (countRemaining) s.remaining = (await broadcasts.countDueBroadcasts(store, ctx.clock.now().getTime())).recipients;
   return s;
 }
 
@@ -196,7 +200,7 @@ export function broadcastWaker(deps: BroadcastDeleterDeps, o: { clock: Clock; lo
     ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
     earliest: (nowMs) => broadcasts.earliestDueBroadcast(deps.store, nowMs),
     async work(signal) {
-      const s = await deleteExpiredBroadcasts(deps, { clock: o.clock, dryRun: false, signal, logger: o.logger });
+      const s = await deleteExpiredBroadcasts(deps, { clock: o.clock, dryRun: false, signal, logger: o.logger }, { countRemaining: false });
       return s.broadcasts_done + s.messages_deleted + s.undeletable + s.unreachable;
     },
   });

@@ -150,6 +150,7 @@ export class Engine {
   private async begin(opts: { timers?: boolean }): Promise<void> {
     this.running = true;
     const now = this.o.clock.now();
+    this.lastRecovery = now.getTime();
     await this.recover(now);
     for (const job of this.jobs.values()) {
       if (job.schedule === 'off') {

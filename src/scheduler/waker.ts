@@ -49,29 +49,35 @@ export class Waker {
 
   private arm(ms: number): void {
     if (!this.running) return;
-    this.timer = setTimeout(() => void this.step(), Math.max(0, ms));
+    this.timer = setTimeout(() => {
+      // busy covers the whole step, the earliest() query too: stop() waits for it before the store closes.
+      const step = this.step();
+      this.busy = step;
+      void step.then((delay) => {
+        this.busy = null;
+        this.arm(delay);
+      });
+    }, Math.max(0, ms));
   }
 
-  private async step(): Promise<void> {
+  /** Looks for due work and does it; resolves to the wait before the next step. Never rejects. */
+  private async step(): Promise<number> {
     const pollMs = this.o.pollMs ?? 250;
-    let delay = pollMs;
     try {
       const now = this.o.clock.now().getTime();
       const next = await this.o.earliest(now);
-      if (next !== null && next <= now) {
-        this.busy = this.o.work(this.abort.signal);
-        const worked = (await this.busy) as number;
-        // More may be due right away (a next batch); if nothing was workable, look again after a poll.
-        delay = worked > 0 ? 0 : pollMs;
-      } else if (next !== null) delay = Math.min(pollMs, next - now);
       this.failures = 0;
+      if (next === null) return pollMs;
+      if (next > now) return Math.min(pollMs, next - now);
+      if (!this.running) return pollMs;
+      const worked = await this.o.work(this.abort.signal);
+      // More may be due right away (a next batch); if nothing was workable, look again after a poll.
+      return worked > 0 ? 0 : pollMs;
     } catch (e) {
       this.failures++;
-      delay = Math.min(30_000, pollMs * 2 ** this.failures);
+      const delay = Math.min(30_000, pollMs * 2 ** this.failures);
       this.o.logger.error({ err: (e as Error).message, retry_in_ms: delay }, `❌ Error during ${this.o.name} wake-up: ${(e as Error).message}`);
-    } finally {
-      this.busy = null;
+      return delay;
     }
-    this.arm(delay);
   }
 }

@@ -156,13 +156,14 @@ export async function removeBroadcast(store: Store, id: number): Promise<void> {
   await store.db.deleteFrom('broadcasts').where('id', '=', id).execute();
 }
 
-/** Due broadcasts and their recipients (dry runs). */
+/** Due broadcasts the deleter can take (sent, whoever holds them) and their recipients: dry runs and what is left. */
 export async function countDueBroadcasts(store: Store, nowMs: number): Promise<{ broadcasts: number; recipients: number }> {
   const r = await store.db
     .selectFrom('broadcasts')
     .leftJoin('broadcast_messages', 'broadcast_messages.broadcast_id', 'broadcasts.id')
     .select((eb) => [eb.fn.count<number>('broadcasts.id').distinct().as('b'), eb.fn.count<number>('broadcast_messages.chat_id').as('m')])
     .where('broadcasts.delete_at', '<=', nowMs)
+    .where('broadcasts.status', '!=', 'sending')
     .executeTakeFirstOrThrow();
   return { broadcasts: Number(r.b), recipients: Number(r.m) };
 }

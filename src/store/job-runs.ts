@@ -57,22 +57,19 @@ export async function finishRun(db: Db, runId: number, status: RunStatus, nowMs:
   await db.updateTable('job_locks').set({ owner: null, run_id: null, lease_expires_at: null }).where('run_id', '=', runId).execute();
 }
 
-/** Marks `running` runs whose lease ran out (their process died) as `abandoned`; returns them. */
+/**
+ * Marks `running` runs whose lease ran out (their process died) as `abandoned`; returns the ones this call marked
+ * (one statement: when several processes recover at once, each run is reported by exactly one).
+ */
 export async function recoverAbandoned(db: Db, nowMs: number): Promise<{ id: number; job: string; owner: string }[]> {
-  const stale = await db
-    .selectFrom('job_runs')
-    .select(['id', 'job', 'owner'])
-    .where('status', '=', 'running')
-    .where('lease_expires_at', '<', nowMs)
-    .execute();
-  if (stale.length === 0) return [];
-  await db
+  const marked = await db
     .updateTable('job_runs')
     .set({ status: 'abandoned', finished_at: nowMs, error: 'lease expired: the process running it stopped', lease_expires_at: null })
-    .where('id', 'in', stale.map((s) => s.id))
     .where('status', '=', 'running')
+    .where('lease_expires_at', '<', nowMs)
+    .returning(['id', 'job', 'owner'])
     .execute();
-  return stale.map((s) => ({ id: Number(s.id), job: s.job, owner: s.owner }));
+  return marked.map((s) => ({ id: Number(s.id), job: s.job, owner: s.owner }));
 }
 
 /** The latest tick recorded for a job (any status), or null. */
