@@ -91,6 +91,29 @@ for (const backend of BACKENDS) {
       assert.equal(u.blocked_at, null);
     });
 
+    test('delivery failures: an unreadable channel, a 429 and a 5xx each get their own answer; only the 5xx keeps the access', async () => {
+      const uid = /start=([A-Za-z0-9]+)/.exec((await ask(ADMIN, `/link ${fileMessages[0]}`)).text ?? '')![1]!;
+      await svc.store.db.insertInto('users').values({ user_id: 1007, username: null, first_name: 'U', joined_at: 0, is_banned: 0, user_access_count: 1, blocked_at: null }).execute();
+      const access = async () => (await user(1007))!.user_access_count;
+      const copies = () => emu.callsOf('copyMessages').filter((c) => Number(c.params.chat_id) === 1007).length;
+
+      // The bot removed from the storage channel: Telegram says "chat not found" about the channel, not the user.
+      emu.failNext('copyMessages', { kind: 'status', code: 400, description: 'Bad Request: chat not found' });
+      assert.match((await ask(1007, `/start ${uid}`)).text ?? '', /operator has been told/);
+      assert.equal(await access(), 1, 'refunded');
+      assert.equal((await user(1007))!.blocked_at, null, 'the channel\'s fault is not the user\'s block');
+
+      emu.failNext('copyMessages', { kind: 'status', code: 429, description: 'Too Many Requests: retry after 1', retryAfter: 1 });
+      assert.match((await ask(1007, `/start ${uid}`)).text ?? '', /busy/);
+      assert.equal(await access(), 1, 'refused: nothing sent, refunded');
+
+      const before = copies();
+      emu.failNext('copyMessages', { kind: 'status', code: 502, description: 'Bad Gateway' });
+      assert.match((await ask(1007, `/start ${uid}`)).text ?? '', /did not confirm/);
+      assert.equal(copies() - before, 1, 'a 5xx is not retried: the copy may already be in the chat');
+      assert.equal(await access(), 0, 'maybe delivered: not refunded');
+    });
+
     test('HEAD on a verify link (link checkers) spends nothing', async () => {
       const offer = await ask(1006, '/create_new_token');
       assert.match(offer.text ?? '', /Here is a new verification link/);
@@ -144,7 +167,10 @@ for (const backend of BACKENDS) {
       assert.match(delivered[2]!.text ?? '', /deleted in 30 minutes/);
       assert.equal((await user(1001))!.user_access_count, 4);
       assert.equal((await svc.store.db.selectFrom('tokens').select('token').where('status', '=', 'verified').execute()).length, 0, 'the used token is deleted');
-      const rows = await svc.store.db.selectFrom('pending_deletions').selectAll().execute();
+      // The deletion is recorded just after the notice goes out: wait for it rather than race it.
+      const pending = () => svc.store.db.selectFrom('pending_deletions').selectAll().execute();
+      await until(async () => (await pending()).length > 0, 'the delivery\'s pending deletion');
+      const rows = await pending();
       assert.equal(rows.length, 1, 'one pending deletion for the files and the notice');
       assert.deepEqual(JSON.parse(rows[0]!.message_ids), delivered.slice(0, 3).map((m) => m.message_id));
       assert.equal(rows[0]!.delete_at, clock.now().getTime() + 30 * MIN);
@@ -201,13 +227,13 @@ for (const backend of BACKENDS) {
       const b = await svc.store.db.selectFrom('broadcasts').selectAll().executeTakeFirstOrThrow();
       assert.equal(b.status, 'sent');
       const recipients = (await svc.store.db.selectFrom('broadcast_messages').selectAll().orderBy('chat_id').execute()).map((r) => r.chat_id);
-      assert.deepEqual(recipients, [ADMIN, 1001, 1002, 1005, 1006].sort((x, y) => x - y));
+      assert.deepEqual(recipients, [ADMIN, 1001, 1002, 1005, 1006, 1007].sort((x, y) => x - y));
       assert.ok((await user(1003))!.blocked_at, 'the user who blocked the bot is marked');
       assert.equal(emu.messages(1004).filter((m) => m.text === 'Big news!').length, 0, 'banned users get nothing');
       for (const c of [1001, 1002]) assert.equal(emu.messages(c).at(-1)!.text, 'Big news!');
       clock.set(b.delete_at + 1000);
       const r = await svc.janitor.run('broadcast-deleter');
-      assert.equal(r.summary.messages_deleted, 5);
+      assert.equal(r.summary.messages_deleted, 6);
       assert.equal(r.summary.broadcasts_done, 1);
       for (const c of [1001, 1002]) assert.notEqual(emu.messages(c).at(-1)?.text, 'Big news!');
       assert.equal((await svc.store.db.selectFrom('broadcasts').select('id').execute()).length, 0);

@@ -1,12 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { Api } from 'grammy';
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import { BroadcastSender } from '../src/bot/broadcast-sender.ts';
 import { systemClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { insertBroadcast } from '../src/store/broadcasts.ts';
+import { createTelegram } from '../src/telegram/client.ts';
 import type { Store } from '../src/store/db.ts';
 import { BACKENDS, createTestDb, type Backend } from './support/db.ts';
 import { until } from './support/wait.ts';
@@ -38,7 +38,8 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
     fromChatId: ADMIN, messageId: source.message.message_id, text: 'News', caption: null, fileId: null, durationHours: 1,
     createdAt: Date.now(), progressChatId: null, progressMessageId: null,
   });
-  const api = new Api(emu.token, { apiRoot: emu.url });
+  // The service's own client: its retry rules are part of what is tested.
+  const { api } = createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0 });
   const sender = (s: Store, extra: { stopGraceMs?: number } = {}) => new BroadcastSender({ api, clock: systemClock, logger: log, owner: 'test', timezone: 'UTC', pollMs: 50, store: s, ...extra });
   const row = () => store.db.selectFrom('broadcasts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   /** Runs a fresh sender to the end, then checks everyone has exactly `copies(user)` copies and a record. */
@@ -57,7 +58,7 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
     assert.equal(Number((await row()).sent_count), 10);
     assert.equal((await store.db.selectFrom('broadcast_messages').select('chat_id').where('broadcast_id', '=', id).execute()).length, 10);
   };
-  return { users, id, sender, row, finish };
+  return { users, id, sender, row, finish, source: source.message.message_id };
 }
 
 /** Runs `fn` with a fresh emulator and an empty database of `backend`, both removed afterwards. */
@@ -128,6 +129,63 @@ for (const backend of BACKENDS) {
         assert.ok(lines.some((l) => l.includes(`chat ${users[0]}`) && /"level":50/.test(l)), 'an error names the chat');
         // The first copy never reached the emulator's store (it hung before the work): asked again, once more.
         await finish((u) => (u === users[0] ? 2 : 1));
+      });
+    });
+
+    test('a source the bot cannot read stops the broadcast after three in a row, and marks nobody blocked', async () => {
+      await withWorld(backend, async (emu, store) => {
+        const { sender, row } = await setup(emu, store);
+        emu.failNext('copyMessage', { kind: 'status', code: 400, description: 'Bad Request: chat not found' }, 100);
+        const s = sender(store);
+        s.start();
+        try {
+          await until(async () => (await row()).status === 'sent', 'the broadcast to be given up');
+        } finally {
+          await s.stop();
+        }
+        assert.equal(emu.callsOf('copyMessage').length, 3, 'three tries, not one per user');
+        const b = await row();
+        assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [0, 3]);
+        const blocked = await store.db.selectFrom('users').select('user_id').where('blocked_at', 'is not', null).execute();
+        assert.deepEqual(blocked, [], 'the source\'s fault is nobody\'s block');
+      });
+    });
+
+    test('one recipient who blocked the bot is marked; the others still get it', async () => {
+      await withWorld(backend, async (emu, store) => {
+        const { users, sender, row } = await setup(emu, store);
+        emu.blockUser(users[2]!);
+        const s = sender(store);
+        s.start();
+        try {
+          await until(async () => (await row()).status === 'sent', 'sending to finish');
+        } finally {
+          await s.stop();
+        }
+        const b = await row();
+        assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [9, 1]);
+        const blocked = await store.db.selectFrom('users').select('user_id').where('blocked_at', 'is not', null).execute();
+        assert.deepEqual(blocked.map((r) => Number(r.user_id)), [users[2]]);
+      });
+    });
+
+    test('a 5xx on a copy is not asked again (the copy may exist); a 429 is, and arrives once', async () => {
+      await withWorld(backend, async (emu, store) => {
+        const { users, sender, row } = await setup(emu, store);
+        emu.failChat(users[1]!, { kind: 'status', code: 502, description: 'Bad Gateway' });
+        emu.failNext('copyMessage', { kind: 'status', code: 429, description: 'Too Many Requests: retry after 1', retryAfter: 1 }, 3);
+        const s = sender(store);
+        s.start();
+        try {
+          await until(async () => (await row()).status === 'sent', 'sending to finish');
+        } finally {
+          await s.stop();
+        }
+        const calls = (u: number) => emu.callsOf('copyMessage').filter((c) => Number(c.params.chat_id) === u).length;
+        assert.equal(calls(users[1]!), 1, 'the 502 was neither retried by the client nor by the sender');
+        const b = await row();
+        assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [9, 1]);
+        assert.equal(emu.messages(users[0]!).filter((m) => m.text === 'News').length, 1, 'the 429s were retried and it arrived once');
       });
     });
   });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GrammyError, HttpError } from 'grammy';
-import { classifyError, classifyResponse } from '../src/telegram/errors.ts';
+import { classifyCopyError, classifyError, classifyResponse, isIdempotent } from '../src/telegram/errors.ts';
 import { parseStart, randomId, startLink, verifyPayload } from '../src/telegram/links.ts';
 import { decide, refererAllowed } from '../src/http/verify.ts';
 import { parseLinkRange, parseWhole } from '../src/bot/admin.ts';
@@ -32,6 +32,21 @@ test('every Bot API outcome maps to one action', () => {
   assert.equal(classifyError(new GrammyError('x', { ok: false, error_code: 403, description: 'Forbidden: bot was blocked by the user' }, 'sendMessage', {})).kind, 'unreachable');
   assert.equal(classifyError(new HttpError('Network request for \'deleteMessages\' failed!', new Error('ECONNRESET'))).kind, 'transient');
   assert.equal(classifyError(new Error('The operation was aborted')).kind, 'transient');
+});
+
+test('a failed copy: only the recipient\'s own refusal is theirs, only an answer says nothing was sent', () => {
+  const refused = (code: number, description: string) => classifyCopyError(new GrammyError('x', { ok: false, error_code: code, description }, 'copyMessage', {})).failure;
+  assert.equal(refused(403, 'Forbidden: bot was blocked by the user'), 'recipient');
+  assert.equal(refused(403, 'Forbidden: user is deactivated'), 'recipient');
+  assert.equal(refused(400, 'Bad Request: message to copy not found'), 'missing');
+  assert.equal(refused(400, 'Bad Request: chat not found'), 'source', 'the storage channel, not the user who just wrote');
+  assert.equal(refused(403, 'Forbidden: bot is not a member of the channel chat'), 'source');
+  assert.equal(refused(429, 'Too Many Requests: retry after 5'), 'refused');
+  assert.equal(refused(502, 'Bad Gateway'), 'unknown', 'a 5xx may come after the copy was made');
+  assert.equal(refused(401, 'Unauthorized'), 'fatal');
+  assert.equal(classifyCopyError(new HttpError("Network request for 'copyMessage' failed!", new Error('timeout'))).failure, 'unknown');
+  for (const m of ['deleteMessages', 'deleteMessage', 'editMessageText', 'getMe', 'getUpdates', 'setWebhook']) assert.ok(isIdempotent(m), m);
+  for (const m of ['sendMessage', 'copyMessage', 'copyMessages', 'forwardMessage', 'sendDocument']) assert.ok(!isIdempotent(m), m);
 });
 
 test('/start payloads and deep links', () => {

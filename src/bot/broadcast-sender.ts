@@ -12,7 +12,7 @@ import type { Store } from '../store/db.ts';
 import * as broadcasts from '../store/broadcasts.ts';
 import { markBlocked, recipientsAfter } from '../store/users.ts';
 import type { Broadcast } from '../store/schema.ts';
-import { classifyError, type Outcome } from '../telegram/errors.ts';
+import { classifyCopyError, type CopyFailure } from '../telegram/errors.ts';
 
 /** Options for {@link BroadcastSender}. */
 export interface SenderOptions {
@@ -39,7 +39,10 @@ export interface SenderOptions {
 }
 
 /** What became of one recipient (see `BroadcastSender.deliver`). */
-type Delivery = { kind: 'sent' } | { kind: 'failed'; outcome: Outcome } | { kind: 'stopped' };
+type Delivery = { kind: 'sent' } | { kind: 'failed'; failure: CopyFailure; reason: string } | { kind: 'stopped' };
+
+/** Source failures in a row that stop a broadcast: one could be a recipient's odd error, three are the source. */
+const SOURCE_FAILURES_TO_STOP = 3;
 
 /** The background sender. `start()`, `kick()` after a new broadcast, `stop()` waits for the recipient in hand. */
 export class BroadcastSender {
@@ -115,7 +118,17 @@ export class BroadcastSender {
     let lastProgress = 0;
     const renew = setInterval(() => void broadcasts.renewBroadcastClaim(store, id, owner, clock.now().getTime() + leaseMs).catch(() => {}), Math.max(1000, leaseMs / 3));
     logger.info({ broadcast_id: id, resume_after: cursor }, `📢 Sending broadcast ${id}${cursor ? ` (resuming after user ${cursor})` : ''}`);
+    let sourceFailures = 0;
+    // Ends the sending for good when the source cannot be copied: what was sent is still deleted on time.
+    const giveUp = async (reason: string) => {
+      await broadcasts.finishSending(store, id);
+      const at = formatIn(new Date(b.delete_at), this.o.timezone);
+      logger.error({ broadcast_id: id, sent, failed, reason }, `❌ Broadcast ${id} stopped: its message cannot be copied (${reason})`);
+      await this.progress(b, `❌ Broadcast #${id} stopped: its message cannot be copied (${reason}). Sent to ${sent} users; those copies are deleted at ${at} ${this.o.timezone}.`);
+    };
     try {
+      // A broadcast imported while it was being sent has no source to copy from.
+      if (b.from_chat_id == null || b.message_id == null) return await giveUp('no source message recorded');
       for (;;) {
         const page = await recipientsAfter(store, cursor, 100);
         if (page.length === 0) break;
@@ -125,13 +138,16 @@ export class BroadcastSender {
           // Stopped before the user's copy is known (never asked, or asked with no answer): the cursor stays here,
           // so the next start asks this user again. Counting them as done would skip them for good.
           if (result.kind === 'stopped') return;
-          const outcome = result.kind === 'failed' ? result.outcome : null;
-          if (outcome?.kind === 'unreachable') await markBlocked(store, [userId], clock.now().getTime());
-          if (outcome) logger.debug({ broadcast_id: id, user_id: userId, reason: outcome.reason }, 'broadcast not delivered');
-          await broadcasts.advanceSend(store, id, userId, outcome ? 0 : 1, outcome ? 1 : 0);
-          if (outcome) failed++;
+          const fail = result.kind === 'failed' ? result : null;
+          // Only the recipient's own refusal marks them: a source the bot cannot read must not mark everyone blocked.
+          if (fail?.failure === 'recipient') await markBlocked(store, [userId], clock.now().getTime());
+          if (fail) logger.debug({ broadcast_id: id, user_id: userId, failure: fail.failure, reason: fail.reason }, 'broadcast not delivered');
+          await broadcasts.advanceSend(store, id, userId, fail ? 0 : 1, fail ? 1 : 0);
+          if (fail) failed++;
           else sent++;
           cursor = userId;
+          sourceFailures = fail?.failure === 'source' || fail?.failure === 'missing' ? sourceFailures + 1 : 0;
+          if (sourceFailures >= SOURCE_FAILURES_TO_STOP) return await giveUp(fail!.reason);
           if (Date.now() - lastProgress >= (this.o.progressEveryMs ?? 2000)) {
             lastProgress = Date.now();
             await this.progress(b, `📢 Broadcast #${id}: sending… ${sent} sent, ${failed} failed`);
@@ -150,14 +166,13 @@ export class BroadcastSender {
 
   /**
    * One recipient: `sent` when their copy exists and is recorded (now or by an earlier run), `failed` when Telegram
-   * refused it for good or kept failing, `stopped` when the sender was stopped before that was known.
+   * refused it or did not answer (see `classifyCopyError`), `stopped` when the sender was stopped before that was known.
    */
   private async deliver(b: Broadcast, userId: number): Promise<Delivery> {
     const id = Number(b.id);
     // A crash after the copy but before the cursor moved would send twice: a recorded recipient is skipped.
     if (await broadcasts.hasRecipient(this.o.store, id, userId)) return { kind: 'sent' };
-    let outcome: Outcome | null = null;
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; ; attempt++) {
       if (!this.running) return { kind: 'stopped' };
       try {
         // Not cut by stop() at once: an answer on its way says whether the copy exists, and only then can it be
@@ -167,21 +182,24 @@ export class BroadcastSender {
         // out; the copy is never sent again.
         return (await this.record(id, userId, copied.message_id)) ? { kind: 'sent' } : { kind: 'stopped' };
       } catch (e) {
-        outcome = classifyError(e);
-        if (outcome.kind === 'fatal') throw new Error(`Telegram rejected the bot token (${outcome.reason}); sending resumes later`);
-        if (outcome.kind !== 'transient') return { kind: 'failed', outcome };
-        if (this.calls.signal.aborted) {
+        const { failure, reason } = classifyCopyError(e);
+        if (failure === 'fatal') throw new Error(`Telegram rejected the bot token (${reason}); sending resumes later`);
+        if (failure === 'unknown') {
+          // The copy may exist: asking again could send it twice, so this user is not asked again in this run.
+          const cut = this.calls.signal.aborted;
           this.o.logger.error(
-            { broadcast_id: id, chat_id: userId },
-            `❌ stopped while copying broadcast ${id} to chat ${userId}: if that copy arrived it is not recorded, and the next start sends it again`,
+            { broadcast_id: id, chat_id: userId, reason },
+            cut
+              ? `❌ stopped while copying broadcast ${id} to chat ${userId}: if that copy arrived it is not recorded, and the next start sends it again`
+              : `❌ broadcast ${id} to chat ${userId} not confirmed (${reason}): if that copy arrived it is not recorded for deletion`,
           );
+          return cut ? { kind: 'stopped' } : { kind: 'failed', failure, reason };
         }
-        if (!this.running) return { kind: 'stopped' };
-        if (attempt < 2) await sleep(1000 * 2 ** attempt, undefined, { signal: this.abort.signal }).catch(() => {});
+        // Telegram refused for now (a 429 past the client's retries): nothing was sent, so asking again is safe.
+        if (failure !== 'refused' || attempt >= 2) return { kind: 'failed', failure, reason };
+        await sleep(1000 * 2 ** attempt, undefined, { signal: this.abort.signal }).catch(() => {});
       }
     }
-    // Three transient failures in a row while running: counted as failed so one bad chat cannot stall everyone.
-    return this.running ? { kind: 'failed', outcome: outcome! } : { kind: 'stopped' };
   }
 
   /** Records a recipient's copy, retrying until the database answers; false if stopped first (logged with ids). */

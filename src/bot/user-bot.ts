@@ -2,7 +2,7 @@
  * The user bot: registers users, delivers files that delete themselves after N minutes, and hands out verification
  * tokens (daily limit) when a user has no file access left. What it creates, the schedulers clean.
  */
-import { Composer, GrammyError, type Context } from 'grammy';
+import { Composer, type Context } from 'grammy';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -12,7 +12,7 @@ import { getSetting } from '../store/settings.ts';
 import { getTokenByUniqueId, markDirectLink } from '../store/tokens.ts';
 import { getUser, grantAccess, markBlocked, spendAccess, upsertUser } from '../store/users.ts';
 import type { User } from '../store/schema.ts';
-import { classifyError } from '../telegram/errors.ts';
+import { classifyCopyError } from '../telegram/errors.ts';
 import { parseStart, startLink } from '../telegram/links.ts';
 import type { ScheduleDeletionInput } from '../jobs/message-deleter.ts';
 import { newToken, verifyLink } from './verification.ts';
@@ -101,30 +101,34 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
   const userId = ctx.from!.id;
   const file = await getFile(store, uniqueId);
   if (!file) return void (await ctx.reply('❌ This file link is not valid, or the file was removed.'));
-  if (!(await spendAccess(store, userId))) return offerToken(ctx, deps, uniqueId, 'no_access');
-  // Everything the deletion needs is read before anything is sent: a file never goes out without its deletion.
+  // Everything the deletion needs is read before the access is spent and anything sent: a failed read costs nothing,
+  // and a file never goes out without its deletion.
   const minutes = await deleteAfterMinutes(store, config);
+  if (!(await spendAccess(store, userId))) return offerToken(ctx, deps, uniqueId, 'no_access');
   let copied: number[];
   try {
     copied = (await ctx.api.copyMessages(chatId, file.channel_id, file.message_ids)).map((m) => m.message_id);
   } catch (e) {
-    const o = classifyError(e);
-    // A 429 is Telegram refusing: nothing was copied. Only a time-out or network error leaves it unknown.
-    if (o.kind === 'transient' && !(e instanceof GrammyError && e.error_code === 429)) {
-      // A time-out does not mean nothing was copied: no refund, and the operator is told, since files may be in
+    const { failure, reason } = classifyCopyError(e);
+    if (failure === 'unknown') {
+      // No answer does not mean nothing was copied: no refund, and the operator is told, since files may be in
       // the chat with no deletion scheduled.
-      logger.error({ user_id: userId, chat_id: chatId, file: uniqueId, reason: o.reason }, `❌ delivery of file ${uniqueId} to ${chatId} may have arrived without a scheduled deletion: ${o.reason}`);
+      logger.error({ user_id: userId, chat_id: chatId, file: uniqueId, reason }, `❌ delivery of file ${uniqueId} to ${chatId} may have arrived without a scheduled deletion: ${reason}`);
       return void (await ctx.reply('⚠️ Telegram did not confirm the delivery. If the file did not arrive, open the link again in a minute.').catch(() => {}));
     }
     // Telegram refused: nothing was delivered, the access goes back.
     await grantAccess(store, userId, 1);
-    if (/blocked by the user|user is deactivated/i.test(o.reason)) return markBlocked(store, [userId], clock.now().getTime());
-    if (/messages? to copy not found|no messages to copy/i.test(o.reason)) {
-      logger.error({ file: uniqueId, reason: o.reason }, `file ${uniqueId} is gone from the storage channel`);
+    if (failure === 'recipient') return markBlocked(store, [userId], clock.now().getTime());
+    if (failure === 'missing') {
+      logger.error({ file: uniqueId, reason }, `file ${uniqueId} is gone from the storage channel`);
       return void (await ctx.reply('❌ This file is no longer available.'));
     }
-    // Anything else is about the storage channel (wrong STORAGE_CHANNEL_ID, the bot not its admin): the operator's to fix.
-    logger.error({ file: uniqueId, channel: file.channel_id, reason: o.reason }, `❌ cannot copy file ${uniqueId} from the storage channel: ${o.reason}`);
+    if (failure === 'refused') {
+      logger.warn({ user_id: userId, file: uniqueId, reason }, `Telegram asked to slow down; file ${uniqueId} not sent to ${chatId}`);
+      return void (await ctx.reply('⚠️ Telegram is busy right now. Please open the link again in a minute.').catch(() => {}));
+    }
+    // fatal or source: the token or the storage channel (wrong STORAGE_CHANNEL_ID, the bot not its admin), the operator's to fix.
+    logger.error({ file: uniqueId, channel: file.channel_id, reason }, `❌ cannot copy file ${uniqueId} from the storage channel: ${reason}`);
     return void (await ctx.reply('⚠️ The file cannot be sent right now; the bot\'s operator has been told. Please try again later.'));
   }
   if (copied.length === 0) {

@@ -6,7 +6,7 @@
 import { Api, type RawApi } from 'grammy';
 import { autoRetry } from '@grammyjs/auto-retry';
 import { Throttle } from './throttle.ts';
-import { classifyResponse } from './errors.ts';
+import { classifyResponse, isIdempotent } from './errors.ts';
 
 /** Options for {@link createTelegram}. */
 export interface TelegramOptions {
@@ -52,9 +52,11 @@ export function instrument(api: Api<RawApi>, opts: Omit<TelegramOptions, 'token'
   });
   // 5xx: a few quick retries here. auto-retry's own 5xx back-off starts at 3 s and also waits after the last
   // attempt, which would hold a chat's worker for 20 s; past these retries the job keeps the work for later.
+  // Only for methods safe to repeat: a 5xx may come after Telegram sent the message, and a retry would send it twice.
   const retries = opts.retries ?? 2;
   api.config.use(async (prev, method, payload, signal) => {
     let res = await prev(method, payload, signal);
+    if (!isIdempotent(method)) return res;
     for (let i = 0; i < retries && !res.ok && res.error_code >= 500 && !signal?.aborted; i++) {
       await new Promise((r) => setTimeout(r, 250 * 2 ** i));
       res = await prev(method, payload, signal);

@@ -60,6 +60,41 @@ export function classifyError(err: unknown): Outcome {
   return { kind: 'transient', reason: msg };
 }
 
+/**
+ * What a failed copy (`copyMessage` / `copyMessages`) means, for the bot delivering a file and the broadcast sender:
+ * - `fatal`: the bot token was rejected.
+ * - `refused`: Telegram refused for now (429 after retries): nothing was copied; ask again later.
+ * - `unknown`: no answer, or a 5xx: the copy may exist. Asking again could send it twice.
+ * - `recipient`: the recipient blocked the bot or is deactivated: nothing was copied; mark them.
+ * - `missing`: the source message is gone ("message to copy not found").
+ * - `source`: any other refusal; for a copy from a channel to a user who talks to the bot that is the source chat
+ *   (the bot not a member or without rights, a wrong channel id), never the recipient's fault.
+ */
+export type CopyFailure = 'fatal' | 'refused' | 'unknown' | 'recipient' | 'missing' | 'source';
+
+const RECIPIENT_GONE = [/bot was blocked by the user/i, /user is deactivated/i, /bot can't initiate conversation/i];
+const SOURCE_MISSING = [/messages? to copy not found/i, /no messages to copy/i];
+
+/** Classifies whatever a copy call threw; `reason` as in {@link Outcome}. */
+export function classifyCopyError(err: unknown): { failure: CopyFailure; reason: string } {
+  const o = classifyError(err);
+  if (o.kind === 'fatal') return { failure: 'fatal', reason: o.reason };
+  // Only an answer tells that nothing was done: a 429 is Telegram refusing, a 5xx or no answer leaves it unknown.
+  if (!(err instanceof GrammyError) || err.error_code >= 500) return { failure: 'unknown', reason: o.reason };
+  if (err.error_code === 429) return { failure: 'refused', reason: o.reason };
+  if (RECIPIENT_GONE.some((r) => r.test(err.description))) return { failure: 'recipient', reason: o.reason };
+  if (SOURCE_MISSING.some((r) => r.test(err.description))) return { failure: 'missing', reason: o.reason };
+  return { failure: 'source', reason: o.reason };
+}
+
+/**
+ * Methods that do the same when asked twice, so a 5xx (which may come after Telegram did the work) can be retried
+ * inside the call. Sending and copying are not among them: a retry could deliver twice.
+ */
+export function isIdempotent(method: string): boolean {
+  return /^(get|delete|edit|set|answer|ban|unban|pin|unpin|leave|close|logOut)/i.test(method);
+}
+
 /** Thrown to end a run when the bot token is rejected: everything stays for a later run. */
 export class FatalTelegramError extends Error {
   constructor(readonly outcome: Outcome) {
