@@ -43,7 +43,8 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
   const sender = (s: Store, extra: { stopGraceMs?: number } = {}) => new BroadcastSender({ api, clock: systemClock, logger: log, owner: 'test', timezone: 'UTC', pollMs: 50, store: s, ...extra });
   const row = () => store.db.selectFrom('broadcasts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   /** Runs a fresh sender to the end, then checks everyone has exactly `copies(user)` copies and a record. */
-  const finish = async (copies: (user: number) => number = () => 1) => {
+  /** Runs a fresh sender until the broadcast is `sent` (done or given up). */
+  const sendAll = async () => {
     const s = sender(store);
     s.start();
     try {
@@ -51,6 +52,9 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
     } finally {
       await s.stop();
     }
+  };
+  const finish = async (copies: (user: number) => number = () => 1) => {
+    await sendAll();
     const perChat = new Map<number, number>();
     for (const c of emu.callsOf('copyMessage')) perChat.set(Number(c.params.chat_id), (perChat.get(Number(c.params.chat_id)) ?? 0) + 1);
     assert.deepEqual([...perChat.keys()].sort(), users, 'every user was asked');
@@ -58,7 +62,7 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
     assert.equal(Number((await row()).sent_count), 10);
     assert.equal((await store.db.selectFrom('broadcast_messages').select('chat_id').where('broadcast_id', '=', id).execute()).length, 10);
   };
-  return { users, id, sender, row, finish, source: source.message.message_id };
+  return { users, id, sender, row, finish, sendAll };
 }
 
 /** Runs `fn` with a fresh emulator and an empty database of `backend`, both removed afterwards. */
@@ -134,15 +138,9 @@ for (const backend of BACKENDS) {
 
     test('a source the bot cannot read stops the broadcast after three in a row, and marks nobody blocked', async () => {
       await withWorld(backend, async (emu, store) => {
-        const { sender, row } = await setup(emu, store);
+        const { row, sendAll } = await setup(emu, store);
         emu.failNext('copyMessage', { kind: 'status', code: 400, description: 'Bad Request: chat not found' }, 100);
-        const s = sender(store);
-        s.start();
-        try {
-          await until(async () => (await row()).status === 'sent', 'the broadcast to be given up');
-        } finally {
-          await s.stop();
-        }
+        await sendAll();
         assert.equal(emu.callsOf('copyMessage').length, 3, 'three tries, not one per user');
         const b = await row();
         assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [0, 3]);
@@ -153,15 +151,9 @@ for (const backend of BACKENDS) {
 
     test('one recipient who blocked the bot is marked; the others still get it', async () => {
       await withWorld(backend, async (emu, store) => {
-        const { users, sender, row } = await setup(emu, store);
+        const { users, row, sendAll } = await setup(emu, store);
         emu.blockUser(users[2]!);
-        const s = sender(store);
-        s.start();
-        try {
-          await until(async () => (await row()).status === 'sent', 'sending to finish');
-        } finally {
-          await s.stop();
-        }
+        await sendAll();
         const b = await row();
         assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [9, 1]);
         const blocked = await store.db.selectFrom('users').select('user_id').where('blocked_at', 'is not', null).execute();
@@ -171,16 +163,10 @@ for (const backend of BACKENDS) {
 
     test('a 5xx on a copy is not asked again (the copy may exist); a 429 is, and arrives once', async () => {
       await withWorld(backend, async (emu, store) => {
-        const { users, sender, row } = await setup(emu, store);
+        const { users, row, sendAll } = await setup(emu, store);
         emu.failChat(users[1]!, { kind: 'status', code: 502, description: 'Bad Gateway' });
         emu.failNext('copyMessage', { kind: 'status', code: 429, description: 'Too Many Requests: retry after 1', retryAfter: 1 }, 3);
-        const s = sender(store);
-        s.start();
-        try {
-          await until(async () => (await row()).status === 'sent', 'sending to finish');
-        } finally {
-          await s.stop();
-        }
+        await sendAll();
         const calls = (u: number) => emu.callsOf('copyMessage').filter((c) => Number(c.params.chat_id) === u).length;
         assert.equal(calls(users[1]!), 1, 'the 502 was neither retried by the client nor by the sender');
         const b = await row();
