@@ -5,6 +5,7 @@ import { BACKENDS, createTestDb, type Backend } from './support/db.ts';
 import type { Store } from '../src/store/db.ts';
 import { COLLECTIONS, ImportError, importCollection, isCollection, type Collection } from '../src/transfer/import.ts';
 import { exportCollection } from '../src/transfer/export.ts';
+import { finishSending, insertBroadcast } from '../src/store/broadcasts.ts';
 import { broadcastDedupeKey, pendingDeletionDedupeKey } from '../src/transfer/documents.ts';
 
 const NOW = new Date('2024-06-01T00:00:00Z');
@@ -236,6 +237,17 @@ test('a broadcast without _id and created_at: importing it twice, or its own exp
     assert.equal((await importCollection(store, 'broadcasts', doc, { now: new Date('2025-01-01T00:00:00Z') })).inserted, 0);
     const exported = await dump(store, 'broadcasts');
     assert.match(exported, /"created_at":"2024-06-01T08:00:00.000Z"/, 'created_at derived from delete_at and the duration');
+    assert.equal((await importCollection(store, 'broadcasts', exported, { now: NOW })).inserted, 0);
+    assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 1);
+  });
+});
+
+test('a broadcast the bot made: importing its export again adds nothing', async () => {
+  await withStore('sqlite', async (store) => {
+    const created = Date.parse('2024-06-01T08:00:00.123Z');
+    await insertBroadcast(store, { fromChatId: -100777, messageId: 42, text: 'news', caption: null, fileId: null, durationHours: 2, createdAt: created, progressChatId: null, progressMessageId: null });
+    await finishSending(store, (await store.db.selectFrom('broadcasts').select('id').executeTakeFirstOrThrow()).id);
+    const exported = await dump(store, 'broadcasts');
     assert.equal((await importCollection(store, 'broadcasts', exported, { now: NOW })).inserted, 0);
     assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 1);
   });

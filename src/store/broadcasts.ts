@@ -48,11 +48,13 @@ export async function insertBroadcast(
   b: { fromChatId: number; messageId: number; text: string | null; caption: string | null; fileId: string | null; durationHours: number; createdAt: number; progressChatId: number | null; progressMessageId: number | null },
 ): Promise<number> {
   const deleteAt = b.createdAt + Math.round(b.durationHours * 3600_000);
+  // The import's key for the same fields: re-importing this broadcast's export finds it instead of adding a copy.
+  const dedupeKey = broadcastDedupeKey({ message_id: b.messageId, text: b.text, caption: b.caption, file_id: b.fileId, created_at: b.createdAt, delete_at: deleteAt });
   const row = await store.db
     .insertInto('broadcasts')
     .values({
       source_id: null,
-      dedupe_key: `bot:${b.fromChatId}:${b.messageId}:${b.createdAt}`,
+      dedupe_key: dedupeKey,
       message_id: b.messageId,
       text: b.text,
       caption: b.caption,
