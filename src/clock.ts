@@ -51,3 +51,34 @@ export function formatIn(at: Date, tz: string): string {
   const get = (t: string) => parts.find((p) => p.type === t)?.value ?? '00';
   return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')}:${get('second')}`;
 }
+
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+
+/** Days in month `m` (1–12) of year `y`, leap years counted; 0 for a month out of range. */
+export function daysIn(y: number, m: number): number {
+  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+  return [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1] ?? 0;
+}
+
+/** ISO-8601 (date, or date and time with optional fraction and offset; no offset = UTC) → epoch ms, or null. */
+export function parseIso(s: string): number | null {
+  const m = ISO.exec(s);
+  if (!m) return null;
+  const [y, mo, d, h, mi, se] = [m[1], m[2], m[3], m[4], m[5], m[6]].map((x) => Number(x ?? 0)) as [number, number, number, number, number, number];
+  if (mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || se > 59) return null;
+  // Digits past milliseconds (Python writes microseconds) are dropped, not rounded, so a round trip is stable.
+  const ms = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
+  // Date.UTC maps years 0-99 to 1900-1999; setUTCFullYear does not.
+  const t = new Date(0);
+  t.setUTCFullYear(y, mo - 1, d);
+  t.setUTCHours(h, mi, se, ms);
+  let out = t.getTime();
+  const off = m[8];
+  if (off && off !== 'Z' && off !== 'z') {
+    const oh = Number(off.slice(1, 3));
+    const om = off.length > 3 ? Number(off.slice(-2)) : 0;
+    if (oh > 23 || om > 59) return null;
+    out -= (off[0] === '-' ? -1 : 1) * (oh * 60 + om) * 60_000;
+  }
+  return out;
+}

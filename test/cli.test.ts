@@ -142,6 +142,13 @@ for (const backend of BACKENDS) {
           { user_id: 1, date: '2026-11-28', token_generated: 5 },
           { user_id: 1, date: '2026-11-29', token_generated: 1 },
         ]).execute();
+        // Without an offset --now is UTC, never the host's zone (UTC+14 here would make it 06:00Z, the 28th in Kolkata).
+        const spaced = await runCli(['run', 'token-count-reset', '--now', '2026-11-28 20:00:00', '--dry-run', '--json'], { DATABASE_URL: tdb.url, TIMEZONE: 'Asia/Kolkata', TZ: 'Pacific/Kiritimati' });
+        assert.equal(spaced.code, 0, spaced.stderr);
+        assert.equal((JSON.parse(spaced.stdout) as { today: string }).today, '2026-11-29');
+        const impossible = await runCli(['run', 'token-count-reset', '--now', '2026-02-31T00:00:00Z'], { DATABASE_URL: tdb.url });
+        assert.equal(impossible.code, 2, 'February 31st is not an instant');
+        assert.match(impossible.stderr, /--now: "2026-02-31T00:00:00Z" is not an ISO-8601 instant/);
         const r = await runCli(['run', 'token-count-reset', '--now', '2026-11-28T20:00:00Z', '--json'], { DATABASE_URL: tdb.url, TIMEZONE: 'Asia/Kolkata' });
         assert.equal(r.code, 0, r.stderr);
         const j = JSON.parse(r.stdout);

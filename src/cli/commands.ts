@@ -1,6 +1,6 @@
 /** The sub-commands of `tg-janitor`. Each is thin: parse, open, call the library, print. */
 import { readFileSync } from 'node:fs';
-import { formatIn, systemClock } from '../clock.ts';
+import { formatIn, parseIso, systemClock } from '../clock.ts';
 import { JOB_NAMES, loadConfig, type Config } from '../config.ts';
 import { openStore, type Store } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrations.ts';
@@ -136,10 +136,10 @@ const exportCmd: Command = {
 
 function parseNow(v: unknown): Date | undefined {
   if (v === undefined) return undefined;
-  const s = String(v);
-  const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) || !/T/.test(s) ? s : `${s}Z`);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(s) || Number.isNaN(d.getTime())) throw new UsageError(`--now: "${s}" is not an ISO-8601 instant (e.g. 2026-11-28T20:00:00Z)`);
-  return d;
+  // The import's ISO reading: no offset = UTC (never the host's zone), and only real calendar dates.
+  const ms = parseIso(String(v));
+  if (ms === null) throw new UsageError(`--now: "${String(v)}" is not an ISO-8601 instant (e.g. 2026-11-28T20:00:00Z)`);
+  return new Date(ms);
 }
 
 const run: Command = {

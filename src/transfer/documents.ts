@@ -5,6 +5,7 @@
  * Parsed documents come out in the shape of the database rows (instants as UTC epoch milliseconds, booleans 0/1,
  * JSON-encoded columns encoded), so the import only has to write them.
  */
+import { daysIn, parseIso } from '../clock.ts';
 import { pendingDeletionDedupeKey } from '../store/deletions.ts';
 import { broadcastDedupeKey } from '../store/broadcasts.ts';
 import {
@@ -96,7 +97,6 @@ const MIN_MS = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
 const MAX_MS = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
 const DATE_FORMS = 'a date (ISO-8601 string, epoch milliseconds or {"$date": …}) between years 0000 and 9999';
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
 const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 const isObj = (v: unknown): v is Doc => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -177,34 +177,6 @@ const name = str(true);
 
 function oneOf<T extends string>(values: readonly T[]): Parse<T> {
   return (v, field) => ((values as readonly unknown[]).includes(v) ? (v as T) : fail(field, `one of ${values.join(', ')}`, v));
-}
-
-function daysIn(y: number, m: number): number {
-  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
-  return [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1] ?? 0;
-}
-
-/** ISO-8601 (date, or date and time with optional fraction and offset; no offset = UTC) → epoch ms, or null. */
-function parseIso(s: string): number | null {
-  const m = ISO.exec(s);
-  if (!m) return null;
-  const [y, mo, d, h, mi, se] = [m[1], m[2], m[3], m[4], m[5], m[6]].map((x) => Number(x ?? 0)) as [number, number, number, number, number, number];
-  if (mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || se > 59) return null;
-  // Digits past milliseconds (Python writes microseconds) are dropped, not rounded, so a round trip is stable.
-  const ms = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
-  // Date.UTC maps years 0-99 to 1900-1999; setUTCFullYear does not.
-  const t = new Date(0);
-  t.setUTCFullYear(y, mo - 1, d);
-  t.setUTCHours(h, mi, se, ms);
-  let out = t.getTime();
-  const off = m[8];
-  if (off && off !== 'Z' && off !== 'z') {
-    const oh = Number(off.slice(1, 3));
-    const om = off.length > 3 ? Number(off.slice(-2)) : 0;
-    if (oh > 23 || om > 59) return null;
-    out -= (off[0] === '-' ? -1 : 1) * (oh * 60 + om) * 60_000;
-  }
-  return out;
 }
 
 /** An instant: ISO string, epoch ms (a number or `{"$numberLong"}`), `{"$date": any of those}` → epoch ms. */
