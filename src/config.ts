@@ -34,6 +34,12 @@ export function isValidTimeZone(tz: string): boolean {
   }
 }
 
+/**
+ * A PostgreSQL schema name for `?schema=`: lower-case, so the unquoted `search_path` and the quoted name agree
+ * (PostgreSQL folds unquoted names to lower case).
+ */
+export const PG_SCHEMA_NAME = /^[a-z_][a-z0-9_]*$/;
+
 /** True for `sqlite:<path>` with a path, or a `postgres://` URL that parses with a host and a valid port. */
 export function validDatabaseUrl(s: string): boolean {
   if (s.startsWith('sqlite:')) return s.replace(/^sqlite:(\/\/)?/, '').trim().length > 0;
@@ -41,7 +47,7 @@ export function validDatabaseUrl(s: string): boolean {
   try {
     const u = new URL(s);
     const schema = u.searchParams.get('schema');
-    return u.hostname.length > 0 && (schema === null || /^[a-z_][a-z0-9_]*$/i.test(schema));
+    return u.hostname.length > 0 && (schema === null || PG_SCHEMA_NAME.test(schema));
   } catch {
     return false;
   }
@@ -116,7 +122,7 @@ const envSchema = z.object({
   DATABASE_URL: z
     .string()
     .default('sqlite:./data/tg-janitor.db')
-    .refine(validDatabaseUrl, 'sqlite:<path> or postgres://user:password@host:port/db (optionally ?schema=name)'),
+    .refine(validDatabaseUrl, 'sqlite:<path> or postgres://user:password@host:port/db (optionally ?schema=name, lower-case letters, digits and _)'),
   TIMEZONE: z.string().default('UTC').refine(isValidTimeZone, 'an IANA time zone name such as UTC, Europe/Berlin or Asia/Kolkata'),
   TOKEN_EXPIRY_DAYS: num(0.001, 365).default(2),
   TOKEN_CLEANUP_HOURS: intList(0, 23, 'hours 0-23').default([0, 12]).refine((a) => a.length > 0, 'at least one hour 0-23'),

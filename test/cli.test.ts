@@ -4,7 +4,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliProcess, runCli } from './support/cli.ts';
-import { BACKENDS, createTestDb } from './support/db.ts';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { BACKENDS, PG_URL, createTestDb } from './support/db.ts';
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'tgj-cli-'));
@@ -74,6 +76,29 @@ describe('tg-janitor CLI basics', () => {
       assert.equal(JSON.parse(r2.stdout).timezone, 'UTC');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('postgres: a role that owns its schema but may not create schemas migrates it', async () => {
+    const name = `tgj_role_${randomBytes(4).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      // A new role has no CREATE right on the database; the schema is made for it by someone who has.
+      await admin.query(`CREATE ROLE ${name} LOGIN`);
+      await admin.query(`CREATE SCHEMA ${name} AUTHORIZATION ${name}`);
+      const url = new URL(PG_URL);
+      url.username = name;
+      url.password = '';
+      url.searchParams.set('schema', name);
+      const r = await runCli(['migrate'], { DATABASE_URL: url.toString() });
+      assert.equal(r.code, 0, r.stderr);
+      const t = await admin.query('SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1', [name]);
+      assert.ok(t.rows[0].n > 10, `tables in ${name}: ${t.rows[0].n}`);
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`).catch(() => {});
+      await admin.query(`DROP ROLE IF EXISTS ${name}`).catch(() => {});
+      await admin.end();
     }
   });
 

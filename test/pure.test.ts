@@ -96,7 +96,7 @@ test('secrets are masked: database URLs, bot tokens in any text', () => {
   assert.equal(describeUrl('postgres://app:p@ss:w0rd@db:5432/prod?password=x&schema=s'), 'postgres://app:***@db:5432/prod?schema=s');
   assert.equal(redact('call https://api.telegram.org/bot123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ/getMe', []), 'call https://api.telegram.org/bot***/getMe');
   assert.equal(redact('the secret hook-secret-1 leaked', ['hook-secret-1']), 'the secret *** leaked');
-  for (const bad of ['sqlite:', 'postgres://', 'postgres://u@h:99999/db', 'mysql://x', 'postgres://h/db?schema=a;drop']) assert.equal(validDatabaseUrl(bad), false, bad);
+  for (const bad of ['sqlite:', 'postgres://', 'postgres://u@h:99999/db', 'mysql://x', 'postgres://h/db?schema=a;drop', 'postgres://h/db?schema=Upper']) assert.equal(validDatabaseUrl(bad), false, bad);
   assert.throws(() => loadConfig({ DATABASE_URL: 'postgres://u:topsecret@h:99999/db' }), (e: Error) => /DATABASE_URL/.test(e.message) && !/topsecret/.test(e.message));
   assert.throws(() => loadConfig({ WEBHOOK_URL: 'https://x.example/hook' }), /WEBHOOK_SECRET is required/);
   const hook = { BOT_TOKEN: '1:abc', WEBHOOK_SECRET: 's' };

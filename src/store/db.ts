@@ -8,6 +8,7 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import type { Database } from './schema.ts';
+import { PG_SCHEMA_NAME } from '../config.ts';
 
 /** Which SQL dialect a store speaks. */
 export type Dialect = 'sqlite' | 'postgres';
@@ -65,7 +66,7 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
   const u = new URL(url);
   const schema = u.searchParams.get('schema');
   u.searchParams.delete('schema');
-  if (schema && !/^[a-z_][a-z0-9_]*$/i.test(schema)) throw new Error(`DATABASE_URL: schema "${schema}" is not a plain identifier`);
+  if (schema && !PG_SCHEMA_NAME.test(schema)) throw new Error(`DATABASE_URL: schema "${schema}" is not a lower-case identifier`);
   const pool = new pg.Pool({
     connectionString: u.toString(),
     max: opts.poolSize ?? 10,
@@ -81,7 +82,10 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
   if (schema) {
     const c = await pool.connect();
     try {
-      await c.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+      // Looked up first: CREATE SCHEMA IF NOT EXISTS needs the CREATE right on the database even when the schema
+      // exists, which a role given only its own schema does not have.
+      const found = await c.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+      if (found.rowCount === 0) await c.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
     } finally {
       c.release();
     }
