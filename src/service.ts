@@ -150,11 +150,14 @@ export async function startService(config: Config, logger: Logger, opts: Service
     stop() {
       stopped ??= (async () => {
         stopping.abort();
-        await Promise.race([Promise.allSettled(receivers.map((b) => b.stop())), sleep(5000, undefined, { ref: false })]);
-        // A poll stuck in its first getMe (Telegram unreachable) must not hold the shutdown past its time-out.
-        await Promise.race([Promise.allSettled(polling), sleep(config.shutdownTimeoutS * 1000, undefined, { ref: false })]);
-        await sender?.stop();
-        await janitor.stop();
+        // The bots, the sender and the schedulers stop side by side, each within SHUTDOWN_TIMEOUT_S, so the whole
+        // stop stays near that bound (one after another they could take three times it, past a supervisor's patience).
+        const bots = (async () => {
+          await Promise.race([Promise.allSettled(receivers.map((b) => b.stop())), sleep(5000, undefined, { ref: false })]);
+          // A poll stuck in its first getMe (Telegram unreachable) must not hold the shutdown past its time-out.
+          await Promise.race([Promise.allSettled(polling), sleep(config.shutdownTimeoutS * 1000, undefined, { ref: false })]);
+        })();
+        await Promise.allSettled([bots, sender?.stop(), janitor.stop()]);
         await http.close();
         await store.close();
       })();
