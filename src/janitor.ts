@@ -8,7 +8,7 @@
  * await janitor.stop();
  * ```
  */
-import { loadConfig, tokenCleanupSchedule, JOB_NAMES, type Config, type JobName } from './config.ts';
+import { loadConfig, secretsOf, tokenCleanupSchedule, JOB_NAMES, type Config, type JobName } from './config.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openStore, type Store } from './store/db.ts';
@@ -201,7 +201,7 @@ export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor>
     schedules: { ...base.schedules, 'token-cleanup': tokenCleanupSchedule(hours), ...opts.config?.schedules },
   };
   if (opts.databaseUrl) config.databaseUrl = opts.databaseUrl;
-  const logger = opts.logger ?? createLogger({ level: config.logLevel, format: 'json', secrets: [config.botToken] });
+  const logger = opts.logger ?? createLogger({ level: config.logLevel, format: 'json', secrets: secretsOf(config) });
   const store = opts.store ?? (await openStore(config.databaseUrl));
   if (opts.migrate !== false) await migrateToLatest(store);
   const tgOpts = { rate: config.telegramRate, retries: config.telegramRetries, ...(opts.hooks?.onTelegramCall ? { onCall: opts.hooks.onTelegramCall } : {}) };

@@ -208,8 +208,6 @@ for (const backend of BACKENDS) {
         assert.ok(runs.every((r) => r.status === 'ok'), JSON.stringify(runs.map((r) => r.status)));
         // Every even second inside the window has its one run.
         for (let t = Math.ceil(from / 2000) * 2000 + 2000; t < to - 1000; t += 2000) assert.ok(ticks.includes(t), `tick ${new Date(t).toISOString()} ran`);
-        const byOwner = new Set(runs.map((r) => r.owner));
-        assert.ok(byOwner.size >= 1);
       } finally {
         await tdb.drop();
       }

@@ -3,7 +3,7 @@
  * failed, 2 for bad usage, configuration or input.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig, readEnvironment, type Config } from '../config.ts';
+import { ConfigError, loadConfig, readEnvironment, secretsOf, type Config } from '../config.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { commands } from './commands.ts';
 import { CliError, UsageError } from './errors.ts';
@@ -93,7 +93,7 @@ export async function main(
     stderr,
     stdin: io.stdin ?? process.stdin,
     config: () => (cachedConfig ??= loadConfig(env, { isTTY: Boolean((stderr as NodeJS.WriteStream).isTTY) })),
-    logger: (c) => createLogger({ level: c.logLevel, format: c.logFormat, secrets: [c.botToken, env.ADMIN_BOT_TOKEN, env.STATUS_TOKEN, env.WEBHOOK_SECRET] }),
+    logger: (c) => createLogger({ level: c.logLevel, format: c.logFormat, secrets: secretsOf(c) }),
   };
   try {
     return await cmd.run(ctx, parsed as { values: Record<string, unknown>; positionals: string[] });

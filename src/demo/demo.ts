@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { dayIn } from '../clock.ts';
 import { loadConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { startService, type Service } from '../service.ts';
+import { startService } from '../service.ts';
 import type { Store } from '../store/db.ts';
 import { insertDeletion } from '../store/deletions.ts';
 import { BotApiEmulator } from './bot-api-emulator.ts';
 
 /** The compressed schedules the demo runs with. */
-export const DEMO_SCHEDULES = {
+const DEMO_SCHEDULES = {
   SCHEDULE_TOKEN_CLEANUP: '*/10 * * * * *',
   SCHEDULE_MESSAGE_DELETER: '*/5 * * * * *',
   SCHEDULE_BROADCAST_DELETER: '*/10 * * * * *',
@@ -25,8 +25,6 @@ export const DEMO_SCHEDULES = {
 /** A running demo. */
 export interface Demo {
   url: string;
-  service: Service;
-  emulator: BotApiEmulator;
   /** Stops everything and removes the temporary database. */
   stop(): Promise<void>;
 }
@@ -53,11 +51,13 @@ export async function startDemo(env: Record<string, string | undefined>, logger:
       ...DEMO_SCHEDULES,
     });
     const service = await startService(config, logger, { pollTimeoutS: 5 });
-    await seed(service.store, emulator, config.timezone);
+    // A failed seed must not leave the service running on a database about to be removed.
+    await seed(service.store, emulator, config.timezone).catch(async (e: unknown) => {
+      await service.stop();
+      throw e;
+    });
     return {
       url: `${service.http.url}/`,
-      service,
-      emulator,
       async stop() {
         await service.stop();
         await emulator.close();

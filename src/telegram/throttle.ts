@@ -30,7 +30,9 @@ export class Throttle {
       const slot = Math.max(now, this.nextSlot, this.pausedUntil);
       if (this.interval > 0) this.nextSlot = slot + this.interval;
       const pauses = this.pauses;
-      if (slot - now >= 1) await new Promise((r) => setTimeout(r, slot - now));
+      // Timers may fire a little early against performance.now(): sleep until the slot is really reached, so no
+      // call goes out before a 429 pause ends.
+      while (performance.now() < slot) await new Promise((r) => setTimeout(r, Math.max(1, slot - performance.now())));
       if (this.pauses === pauses) return;
     }
   }
