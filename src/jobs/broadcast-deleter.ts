@@ -7,9 +7,9 @@ import type { Store } from '../store/db.ts';
 import * as broadcasts from '../store/broadcasts.ts';
 import { markBlocked } from '../store/users.ts';
 import { countDeleted } from '../store/stats.ts';
-import { classifyError, FatalTelegramError } from '../telegram/errors.ts';
+import { FatalTelegramError, outcomeOf } from '../telegram/errors.ts';
 import type { Telegram } from '../telegram/client.ts';
-import type { JobDefinition, RunContext } from '../scheduler/engine.ts';
+import { runOwner, type JobDefinition, type RunContext } from '../scheduler/engine.ts';
 import { Waker } from '../scheduler/waker.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
@@ -44,8 +44,6 @@ export interface BroadcastDeleterDeps {
   pageSize?: number;
   /** Recipients worked at once (default 16); the throttle bounds the rate. */
   concurrency?: number;
-  /** Log progress every this many recipients (default 2,000). */
-  progressEvery?: number;
   /** Told the recipients left after each page (metrics). */
   onProgress?: (broadcastId: number, left: number) => void;
 }
@@ -59,7 +57,8 @@ export async function deleteExpiredBroadcasts(
   ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
   { countRemaining = true }: { countRemaining?: boolean } = {},
 ): Promise<BroadcastDeleterSummary> {
-  const { store, owner } = deps;
+  const { store } = deps;
+  const owner = runOwner(deps.owner);
   const leaseMs = deps.leaseMs ?? 60_000;
   const s: BroadcastDeleterSummary = { broadcasts_done: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, remaining: 0, without_recipients: 0 };
   if (ctx.dryRun) {
@@ -92,6 +91,9 @@ export async function deleteExpiredBroadcasts(
   return s;
 }
 
+/** Progress is logged every this many recipients of one broadcast. */
+const PROGRESS_EVERY = 2000;
+
 /** How long a broadcast with recipients left after a transient failure rests before it is taken again. */
 export const RETRY_HOLD_MS = 60_000;
 
@@ -113,7 +115,6 @@ async function deleteOne(
     return 0;
   }
   log.info({ recipients: total }, `📢 Deleting broadcast ${id} from ${total} chats`);
-  const every = deps.progressEvery ?? 2000;
   let done = 0;
   let kept = 0;
   let after: number | null = null;
@@ -127,20 +128,14 @@ async function deleteOne(
     const before = s.messages_deleted;
     const worker = async () => {
       for (let r = queue.shift(); r && !fatal; r = queue.shift()) {
-        let kind: string;
-        try {
-          await telegram.api.deleteMessage(r.chat_id, r.message_id);
-          kind = 'done';
-        } catch (e) {
-          const o = classifyError(e);
-          kind = o.kind;
-          if (o.kind === 'fatal') {
-            fatal = new FatalTelegramError(o);
-            return;
-          }
-          if (o.kind === 'transient') log.warn({ chat_id: r.chat_id, reason: o.reason }, `Failed to delete broadcast message in ${r.chat_id}: ${o.reason} (will retry)`);
+        const o = await outcomeOf(() => telegram.api.deleteMessage(r.chat_id, r.message_id));
+        const kind = o.kind;
+        if (kind === 'fatal') {
+          fatal = new FatalTelegramError(o);
+          return;
         }
         if (kind === 'transient') {
+          log.warn({ chat_id: r.chat_id, reason: o.reason }, `Failed to delete broadcast message in ${r.chat_id}: ${o.reason} (will retry)`);
           kept++;
           continue;
         }
@@ -152,7 +147,7 @@ async function deleteOne(
           s.unreachable++;
           blocked.push(r.chat_id);
         }
-        if (++done % every === 0) log.info({ done, total }, `📢 Broadcast ${id}: ${done}/${total} recipients done`);
+        if (++done % PROGRESS_EVERY === 0) log.info({ done, total }, `📢 Broadcast ${id}: ${done}/${total} recipients done`);
       }
     };
     await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 16, page.length) }, worker));

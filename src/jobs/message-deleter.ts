@@ -6,7 +6,6 @@
  * through the process's one throttle. Transient failures keep the row with exponential back-off. Besides the
  * every-minute sweep, {@link deletionWaker} wakes the service at the earliest `delete_at`.
  */
-import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
@@ -15,10 +14,10 @@ import * as deletions from '../store/deletions.ts';
 import { getSetting } from '../store/settings.ts';
 import { markBlocked } from '../store/users.ts';
 import { countDeleted } from '../store/stats.ts';
-import { classifyError, FatalTelegramError, type Outcome } from '../telegram/errors.ts';
+import { classifyError, FatalTelegramError, outcomeOf, type Outcome } from '../telegram/errors.ts';
 import type { Telegram } from '../telegram/client.ts';
 import { startLink } from '../telegram/links.ts';
-import type { JobDefinition, RunContext } from '../scheduler/engine.ts';
+import { runOwner, type JobDefinition, type RunContext } from '../scheduler/engine.ts';
 import { Waker } from '../scheduler/waker.ts';
 
 /** The notice sent after a deletion when the `deleted_notice_text` setting is not set. */
@@ -92,8 +91,7 @@ export async function deleteDueMessages(
   ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
 ): Promise<MessageDeleterSummary> {
   const { store } = deps;
-  // Each run claims under its own name: the sweep and a wake-up in one process never release each other's rows.
-  const owner = `${deps.owner}/${randomBytes(3).toString('hex')}`;
+  const owner = runOwner(deps.owner);
   const leaseMs = deps.leaseMs ?? 60_000;
   const s: MessageDeleterSummary = { rows: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, notices_sent: 0, transient: 0, removed: 0, max_lateness_s: 0 };
   if (ctx.dryRun) {
@@ -107,7 +105,11 @@ export async function deleteDueMessages(
     const batch = await deletions.claimDue(store, owner, ctx.clock.now().getTime(), wall, leaseMs, deps.batchSize ?? 500);
     if (batch.length === 0) break;
     const byChat = new Map<number, PendingDeletion[]>();
-    for (const row of batch) byChat.set(row.chat_id, [...(byChat.get(row.chat_id) ?? []), row]);
+    for (const row of batch) {
+      const rows = byChat.get(row.chat_id);
+      if (rows) rows.push(row);
+      else byChat.set(row.chat_id, [row]);
+    }
     const queue = [...byChat.values()];
     const unfinished = new Set(batch.map((r) => Number(r.id)));
     // A batch can outlast its lease (a slow Telegram, a busy throttle): keep the claims alive while it is worked.
@@ -198,7 +200,7 @@ async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, wal
     const ids = JSON.parse(row.message_ids) as number[];
     for (let i = 0; i < ids.length; i += DELETE_BATCH) {
       const chunk = ids.slice(i, i + DELETE_BATCH);
-      const o = await call(() => telegram.api.deleteMessages(chatId, chunk));
+      const o = await outcomeOf(() => telegram.api.deleteMessages(chatId, chunk));
       if (o.kind === 'fatal') throw new FatalTelegramError(o);
       if (o.kind === 'transient') return keep(o, false);
       if (o.kind === 'unreachable') return unreachable(o);
@@ -209,7 +211,7 @@ async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, wal
       } else {
         // One message can make deleteMessages fail (too old, …): ask message by message to learn which.
         for (const m of chunk) {
-          const one = await call(() => telegram.api.deleteMessage(chatId, m));
+          const one = await outcomeOf(() => telegram.api.deleteMessage(chatId, m));
           if (one.kind === 'fatal') throw new FatalTelegramError(one);
           if (one.kind === 'transient') return keep(one, false);
           if (one.kind === 'unreachable') return unreachable(one);
@@ -231,7 +233,7 @@ async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, wal
     return keep(o, true);
   }
   const markup = username && row.unique_id ? { reply_markup: { inline_keyboard: [[{ text: 'Click Here', url: startLink(username, row.unique_id) }]] } } : {};
-  const sent = await call(() => telegram.api.sendMessage(chatId, deps.noticeText, markup));
+  const sent = await outcomeOf(() => telegram.api.sendMessage(chatId, deps.noticeText, markup));
   if (sent.kind === 'fatal') throw new FatalTelegramError(sent);
   if (sent.kind === 'transient') return keep(sent, true);
   if (sent.kind === 'unreachable') return unreachable(sent);
@@ -239,15 +241,6 @@ async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, wal
   else logger.warn({ row: id, chat_id: chatId, reason: sent.reason }, `Deleted notice to ${chatId} was refused: ${sent.reason}`);
   await deletions.removeDeletion(store, id);
   s.removed++;
-}
-
-async function call(fn: () => Promise<unknown>): Promise<Outcome> {
-  try {
-    await fn();
-    return { kind: 'done', reason: 'ok' };
-  } catch (e) {
-    return classifyError(e);
-  }
 }
 
 /** The job definition for the engine (every minute by default). */

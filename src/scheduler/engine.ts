@@ -95,6 +95,14 @@ export function newOwnerId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 }
 
+/**
+ * The owner name one run claims rows under: the process's owner and a random part, so two runs in one process (the
+ * cron sweep and a wake-up) never renew or release each other's claims.
+ */
+export function runOwner(processOwner: string): string {
+  return `${processOwner}/${randomBytes(3).toString('hex')}`;
+}
+
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Runs jobs on their schedules. `start()` begins, `stop()` ends after runs in flight; `tick()` is the loop's step. */
@@ -129,11 +137,6 @@ export class Engine {
   /** The jobs this engine knows, enabled or not. */
   get definitions(): JobDefinition[] {
     return [...this.jobs.values()];
-  }
-
-  /** The next fire time of each enabled job (after `start`). */
-  nextRuns(): Map<string, Date> {
-    return new Map(this.next);
   }
 
   get isRunning(): boolean {

@@ -95,6 +95,16 @@ export function isIdempotent(method: string): boolean {
   return /^(get|delete|edit|set|answer|ban|unban|pin|unpin|leave|close|logOut)/i.test(method);
 }
 
+/** Makes a call and classifies how it ended: `done`, or what {@link classifyError} makes of the error. */
+export async function outcomeOf(call: () => Promise<unknown>): Promise<Outcome> {
+  try {
+    await call();
+    return { kind: 'done', reason: 'ok' };
+  } catch (e) {
+    return classifyError(e);
+  }
+}
+
 /** Thrown to end a run when the bot token is rejected: everything stays for a later run. */
 export class FatalTelegramError extends Error {
   constructor(readonly outcome: Outcome) {
