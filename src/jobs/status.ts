@@ -1,6 +1,6 @@
 /** What the status page, `tg-janitor status`, /healthz and the admin's /status show: one snapshot of the service. */
 import { dayIn, type Clock } from '../clock.ts';
-import type { Config } from '../config.ts';
+import { JOB_NAMES, type Config } from '../config.ts';
 import type { Store } from '../store/db.ts';
 import { activeBroadcasts } from '../store/broadcasts.ts';
 import { deletionStats } from '../store/deletions.ts';
@@ -72,7 +72,6 @@ export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> 
   const nowMs = now.getTime();
   const jobs = await listJobs(config, store, now, 10);
   const d = await deletionStats(store, nowMs, HOUR);
-  const next = await store.db.selectFrom('pending_deletions').select('delete_at').orderBy('delete_at').limit(1).executeTakeFirst();
   const active = await activeBroadcasts(store);
   const perHour = await deletedPerHour(store, nowMs, 48);
   const tokens = await tokensPerDay(store, lastDays(dayIn(now, config.timezone), 14));
@@ -83,7 +82,7 @@ export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> 
     database: store.describe,
     telegram: src.telegram,
     jobs,
-    deletions: { total: d.total, overdue: d.overdue, due_next_hour: d.dueSoon, next_due_at: next ? new Date(Number(next.delete_at)).toISOString() : null },
+    deletions: { total: d.total, overdue: d.overdue, due_next_hour: d.dueSoon, next_due_at: d.nextDueAt === null ? null : new Date(d.nextDueAt).toISOString() },
     broadcasts: active.map((b) => ({
       id: Number(b.id), status: b.status, text: b.text ?? b.caption, created_at: new Date(b.created_at).toISOString(), delete_at: new Date(b.delete_at).toISOString(),
       sent_count: Number(b.sent_count), failed_count: Number(b.failed_count), recipients_left: b.recipients_left,
@@ -96,17 +95,17 @@ export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> 
   return snapshot;
 }
 
-/** Only the health verdict, for /healthz: a few indexed reads, not the whole snapshot. */
+/** Only the health verdict, for /healthz: one indexed read per job, not the whole snapshot. */
 export async function checkHealth(src: StatusSource): Promise<Health> {
-  const now = src.clock.now();
-  return judgeHealth(src, await listJobs(src.config, src.store, now, 1), now.getTime());
+  const jobs = JOB_NAMES.map((name) => ({ name, schedule: src.config.schedules[name] }));
+  return judgeHealth(src, jobs, src.clock.now().getTime());
 }
 
 /**
  * Healthy when the engine runs and every enabled job's last success (or the service's start, whichever is later) is
  * younger than twice the gap between its next two fire times.
  */
-async function judgeHealth(src: StatusSource, jobs: JobView[], nowMs: number): Promise<Health> {
+async function judgeHealth(src: StatusSource, jobs: Pick<JobView, 'name' | 'schedule'>[], nowMs: number): Promise<Health> {
   const problems: string[] = [];
   if (src.startedAt && src.engineRunning === false) problems.push('the scheduler engine is not running');
   for (const j of jobs) {

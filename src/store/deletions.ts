@@ -167,17 +167,22 @@ export async function earliestWorkable(store: Store, nowMs: number): Promise<num
   return r ? Number(r.next_attempt_at) : null;
 }
 
-/** Pending deletions: total, overdue at `now`, and due within `withinMs` after now (index range counts). */
-export async function deletionStats(store: Store, nowMs: number, withinMs = 3600_000): Promise<{ total: number; overdue: number; dueSoon: number }> {
-  const count = async (from: number | null, to: number | null) => {
-    const r = await store.db
-      .selectFrom('pending_deletions')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .$if(from !== null, (qb) => qb.where('delete_at', '>', from!))
-      .$if(to !== null, (qb) => qb.where('delete_at', '<=', to!))
-      .executeTakeFirstOrThrow();
-    return Number(r.n);
-  };
-  const [total, overdue, dueSoon] = [await count(null, null), await count(null, nowMs), await count(nowMs, nowMs + withinMs)];
-  return { total, overdue, dueSoon };
+/** Pending deletions: total, overdue at `now`, due within `withinMs` after now, and the earliest `delete_at`. */
+export async function deletionStats(
+  store: Store,
+  nowMs: number,
+  withinMs = 3600_000,
+): Promise<{ total: number; overdue: number; dueSoon: number; nextDueAt: number | null }> {
+  // One statement: the status page, /metrics and `status` each read them all at once.
+  const r = await store.db
+    .selectFrom('pending_deletions')
+    .select((eb) => [
+      eb.fn.countAll<number>().as('total'),
+      eb.fn.sum<number>(eb.case().when('delete_at', '<=', nowMs).then(1).else(0).end()).as('overdue'),
+      eb.fn.sum<number>(eb.case().when(eb.and([eb('delete_at', '>', nowMs), eb('delete_at', '<=', nowMs + withinMs)])).then(1).else(0).end()).as('soon'),
+      eb.fn.min<number>('delete_at').as('next'),
+    ])
+    .executeTakeFirstOrThrow();
+  // sum() of no rows is NULL, and PostgreSQL returns sums and counts as strings.
+  return { total: Number(r.total), overdue: Number(r.overdue ?? 0), dueSoon: Number(r.soon ?? 0), nextDueAt: r.next === null ? null : Number(r.next) };
 }
