@@ -166,6 +166,9 @@ export async function startService(config: Config, logger: Logger, opts: Service
   };
 }
 
+/** The updates the bots handle (every button is a URL button: no callback queries), by polling and by webhook alike. */
+const ALLOWED_UPDATES = ['message', 'my_chat_member'] as const;
+
 /**
  * Long polling that outlives Telegram outages: a failed start is retried with back-off until stopped. A rejected
  * token stops it for good, loudly; a 409 means another instance polls this bot, and this one waits its turn.
@@ -173,7 +176,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
 async function poll(bot: Bot<Context>, logger: Logger, timeout: number, name: string, signal: AbortSignal): Promise<void> {
   for (let attempt = 0; !signal.aborted; attempt++) {
     try {
-      await bot.start({ timeout, allowed_updates: ['message', 'my_chat_member', 'callback_query'], onStart: (me) => logger.info({ bot: me.username }, `🤖 ${name} @${me.username} is polling for updates`) });
+      await bot.start({ timeout, allowed_updates: ALLOWED_UPDATES, onStart: (me) => logger.info({ bot: me.username }, `🤖 ${name} @${me.username} is polling for updates`) });
       return;
     } catch (e) {
       if (signal.aborted) return;
@@ -195,7 +198,7 @@ async function receiveByWebhook(bot: Bot<Context>, config: Config, logger: Logge
   for (let attempt = 0; !signal.aborted; attempt++) {
     try {
       await bot.init();
-      await bot.api.setWebhook(config.webhookUrl!, { allowed_updates: ['message', 'my_chat_member', 'callback_query'], ...(config.webhookSecret ? { secret_token: config.webhookSecret } : {}) });
+      await bot.api.setWebhook(config.webhookUrl!, { allowed_updates: ALLOWED_UPDATES, ...(config.webhookSecret ? { secret_token: config.webhookSecret } : {}) });
       logger.info({ bot: bot.botInfo.username }, `🤖 user bot @${bot.botInfo.username} receives updates by webhook`);
       return;
     } catch (e) {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { escapeHtml, formatDuration, formatLocal, formatSummary, relativeTime, renderStatusPage } from '../src/http/status-page.ts';
+import { formatDuration, formatLocal, formatSummary, relativeTime, renderStatusPage } from '../src/http/status-page.ts';
+import { escapeHtml } from '../src/http/html.ts';
 import type { StatusSnapshot } from '../src/jobs/status.ts';
 import type { JobView, RunView } from '../src/jobs/overview.ts';
 

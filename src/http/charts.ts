@@ -1,16 +1,11 @@
 /**
- * Inline SVG charts for the status page, plus the small pure helpers they share with it (HTML escaping, wall-time
- * formatting in a time zone). No external assets, no scripts: each chart is one `<svg role="img">` that scales to
+ * Inline SVG charts for the status page, plus the small pure helpers they share with it (wall-time formatting in a
+ * time zone). No external assets, no scripts: each chart is one `<svg role="img">` that scales to
  * its container.
  */
 import { formatIn } from '../clock.ts';
+import { escapeHtml } from './html.ts';
 
-const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-/** Escapes text for HTML element content and quoted attribute values (`& < > " '`). */
-export function escapeHtml(value: unknown): string {
-  return String(value ?? '').replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
-}
 
 /** `tz` when this Node.js knows it, else `UTC` (so a bad zone never breaks the page). */
 export function safeTimeZone(tz: string): string {

@@ -1,8 +1,10 @@
 /** Small HTML helpers for the service's own pages (verify, errors). */
 
-/** Escapes text for HTML content and attributes. */
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** Escapes any value's text for HTML element content and quoted attribute values (`& < > " '`); null → ''. */
+export function escapeHtml(value: unknown): string {
+  return String(value ?? '').replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
 }
 
 /** A complete small page: title, body HTML (already escaped), optional meta refresh. Works without JavaScript. */

@@ -6,9 +6,10 @@
  */
 import type { BroadcastView, StatusSnapshot } from '../jobs/status.ts';
 import type { JobView, RunView } from '../jobs/overview.ts';
-import { deletedPerHourChart, escapeHtml, formatCount, formatLocal, safeTimeZone, tokensPerDayChart } from './charts.ts';
+import { deletedPerHourChart, formatCount, formatLocal, safeTimeZone, tokensPerDayChart } from './charts.ts';
+import { escapeHtml } from './html.ts';
 
-export { escapeHtml, formatLocal } from './charts.ts';
+export { formatLocal } from './charts.ts';
 
 /** Options of {@link renderStatusPage}. */
 export interface StatusPageOptions {
