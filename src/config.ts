@@ -65,6 +65,13 @@ export function validateCron(expr: string): string | null {
   }
 }
 
+/** The ranges of the numbers the admin may change at run time; their environment defaults obey the same. */
+export const SETTING_RANGES = {
+  delete_after_minutes: { min: 1, max: 2880 },
+  token_generation_limit: { min: 1, max: 1000 },
+  media_access_count: { min: 1, max: 1000 },
+} as const;
+
 const int = (min: number, max: number) =>
   z
     .string()
@@ -126,9 +133,9 @@ const envSchema = z.object({
   TIMEZONE: z.string().default('UTC').refine(isValidTimeZone, 'an IANA time zone name such as UTC, Europe/Berlin or Asia/Kolkata'),
   TOKEN_EXPIRY_DAYS: num(0.001, 365).default(2),
   TOKEN_CLEANUP_HOURS: intList(0, 23, 'hours 0-23').default([0, 12]).refine((a) => a.length > 0, 'at least one hour 0-23'),
-  TOKEN_GENERATION_LIMIT: int(1, 1_000_000).default(15),
-  DELETE_AFTER_MINUTES: int(1, 2880).default(30),
-  MEDIA_ACCESS_COUNT: int(1, 1_000_000).default(5),
+  TOKEN_GENERATION_LIMIT: int(SETTING_RANGES.token_generation_limit.min, SETTING_RANGES.token_generation_limit.max).default(15),
+  DELETE_AFTER_MINUTES: int(SETTING_RANGES.delete_after_minutes.min, SETTING_RANGES.delete_after_minutes.max).default(30),
+  MEDIA_ACCESS_COUNT: int(SETTING_RANGES.media_access_count.min, SETTING_RANGES.media_access_count.max).default(5),
   BOT_TOKEN: z.string().regex(/^\d+:[A-Za-z0-9_-]+$/, 'a bot token from @BotFather, like 123456:ABC-DEF').optional(),
   BOT_API_ROOT: url('the Bot API server').default('https://api.telegram.org'),
   ADMIN_IDS: intList(1, Number.MAX_SAFE_INTEGER, 'Telegram user ids').default([]),

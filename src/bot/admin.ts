@@ -5,11 +5,11 @@
 import { Composer, type Context } from 'grammy';
 import type { Clock } from '../clock.ts';
 import { formatIn } from '../clock.ts';
-import { JOB_NAMES, type Config } from '../config.ts';
+import { JOB_NAMES, SETTING_RANGES, type Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import { createFile } from '../store/files.ts';
-import { getSetting, setSetting, type SettingKey } from '../store/settings.ts';
+import { numberSetting, setSetting, type NumberSettingKey } from '../store/settings.ts';
 import { insertBroadcast } from '../store/broadcasts.ts';
 import { countAudience } from '../store/users.ts';
 import { randomId, startLink } from '../telegram/links.ts';
@@ -38,27 +38,19 @@ export interface AdminDeps {
   separateAdminBot?: boolean;
 }
 
-interface NumberSetting {
-  key: SettingKey;
-  min: number;
-  max: number;
-  what: string;
-  fallback: (c: Config) => number;
-  describe: (n: number) => string;
-}
-
-const NUMBER_SETTINGS: Record<string, NumberSetting> = {
+/** The commands that change a numeric setting (ranges in `SETTING_RANGES`, the fallback in store/settings.ts). */
+const SETTING_COMMANDS: Record<string, { key: NumberSettingKey; what: string; describe: (n: number) => string }> = {
   setdeletetime: {
-    key: 'delete_after_minutes', min: 1, max: 2880, what: 'minutes (1–2880: Telegram deletes nothing older than 48 h)',
-    fallback: (c) => c.deleteAfterMinutes, describe: (n) => `Files are deleted ${n} minutes after delivery.`,
+    key: 'delete_after_minutes', what: 'minutes (1–2880: Telegram deletes nothing older than 48 h)',
+    describe: (n) => `Files are deleted ${n} minutes after delivery.`,
   },
   settokenlimit: {
-    key: 'token_generation_limit', min: 1, max: 1000, what: 'tokens per user per day (1–1000)',
-    fallback: (c) => c.tokenGenerationLimit, describe: (n) => `Users may create ${n} verification links a day.`,
+    key: 'token_generation_limit', what: 'tokens per user per day (1–1000)',
+    describe: (n) => `Users may create ${n} verification links a day.`,
   },
   setaccesscount: {
-    key: 'media_access_count', min: 1, max: 1000, what: 'file accesses per verification (1–1000)',
-    fallback: (c) => c.mediaAccessCount, describe: (n) => `One verification grants ${n} file accesses.`,
+    key: 'media_access_count', what: 'file accesses per verification (1–1000)',
+    describe: (n) => `One verification grants ${n} file accesses.`,
   },
 };
 
@@ -87,11 +79,11 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
   const c = new Composer<Context>();
   const admin = c.chatType('private').filter((ctx) => config.adminIds.includes(ctx.from.id));
 
-  for (const [command, s] of Object.entries(NUMBER_SETTINGS)) {
+  for (const [command, s] of Object.entries(SETTING_COMMANDS)) {
     admin.command(command, async (ctx) => {
-      const current = (await getSetting<number>(store, s.key)) ?? s.fallback(config);
+      const current = await numberSetting(store, config, s.key);
       if (!ctx.match.trim()) return void (await ctx.reply(`${s.describe(current)}\nUsage: /${command} <${s.what}>`));
-      const n = parseWhole(ctx.match, s.min, s.max);
+      const n = parseWhole(ctx.match, SETTING_RANGES[s.key].min, SETTING_RANGES[s.key].max);
       if (n === null) return void (await ctx.reply(`❌ "${ctx.match.trim().slice(0, 40)}" is not valid: give ${s.what}.\nNothing changed: ${s.describe(current)}`));
       await setSetting(store, s.key, n);
       logger.info({ setting: s.key, value: n, admin: ctx.from.id }, `setting ${s.key} = ${n}`);

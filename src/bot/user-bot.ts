@@ -8,7 +8,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { writeTransaction, type Store } from '../store/db.ts';
 import { getFile } from '../store/files.ts';
-import { getSetting } from '../store/settings.ts';
+import { numberSetting } from '../store/settings.ts';
 import { getTokenByUniqueId, markDirectLink } from '../store/tokens.ts';
 import { getUser, grantAccess, markBlocked, spendAccess, upsertUser } from '../store/users.ts';
 import type { User } from '../store/schema.ts';
@@ -27,16 +27,6 @@ export interface UserBotDeps {
   scheduleDeletion(d: ScheduleDeletionInput): Promise<number>;
   /** The service's own address, for verify links when PUBLIC_URL is not set. */
   localUrl(): string;
-}
-
-/** Minutes until delivered files are deleted: the admin's setting, else DELETE_AFTER_MINUTES. */
-export async function deleteAfterMinutes(store: Store, config: Config): Promise<number> {
-  return (await getSetting<number>(store, 'delete_after_minutes')) ?? config.deleteAfterMinutes;
-}
-
-/** File accesses one verification grants: the admin's setting, else MEDIA_ACCESS_COUNT. */
-export async function mediaAccessCount(store: Store, config: Config): Promise<number> {
-  return (await getSetting<number>(store, 'media_access_count')) ?? config.mediaAccessCount;
 }
 
 const users = new WeakMap<Context, User>();
@@ -82,7 +72,7 @@ export function userBot(deps: UserBotDeps): Composer<Context> {
   priv.command('create_new_token', (ctx) => offerToken(ctx, deps, null, 'asked'));
 
   priv.command('help', async (ctx) => {
-    const minutes = await deleteAfterMinutes(store, config);
+    const minutes = await numberSetting(store, config, 'delete_after_minutes');
     await ctx.reply(
       `📁 Open a file link to receive the file; files delete themselves after ${minutes} minutes.\n` +
         '🔐 Without file accesses left, verify once through the link the bot sends you to get more.\n' +
@@ -103,7 +93,7 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
   if (!file) return void (await ctx.reply('❌ This file link is not valid, or the file was removed.'));
   // Everything the deletion needs is read before the access is spent and anything sent: a failed read costs nothing,
   // and a file never goes out without its deletion.
-  const minutes = await deleteAfterMinutes(store, config);
+  const minutes = await numberSetting(store, config, 'delete_after_minutes');
   if (!(await spendAccess(store, userId))) return offerToken(ctx, deps, uniqueId, 'no_access');
   let copied: number[];
   try {
@@ -197,7 +187,7 @@ export async function offerToken(ctx: Context, deps: UserBotDeps, fileUniqueId: 
   if (r.kind === 'limit') {
     return void (await ctx.reply(`⛔ Daily limit reached: you can create ${r.limit} verification links a day. It resets at 00:00 ${config.timezone}.`));
   }
-  const n = await mediaAccessCount(store, config);
+  const n = await numberSetting(store, config, 'media_access_count');
   await ctx.reply(
     `${why === 'no_access' ? '🔐 You have no file accesses left.\n\nVerify' : '🔐 Here is a new verification link.\n\nVerify'} once to get ${n} more file accesses: open the link below, complete it, and you will be sent back here. The link is valid for ${config.tokenExpiryDays} day${config.tokenExpiryDays === 1 ? '' : 's'}.`,
     { reply_markup: { inline_keyboard: [[{ text: '✅ Verify', url: r.link }]] } },
@@ -227,7 +217,7 @@ export async function finishVerification(ctx: Context, deps: UserBotDeps, tokenU
       reply_markup: { inline_keyboard: [[{ text: '✅ Verify', url: link.url }]] },
     }));
   }
-  const n = await mediaAccessCount(store, config);
+  const n = await numberSetting(store, config, 'media_access_count');
   // Deleting the token is the gate: two /start at once grant once. Both writes or neither.
   const granted = await writeTransaction(store, async (trx) => {
     const del = await trx.deleteFrom('tokens').where('token', '=', token.token).where('status', '=', 'verified').executeTakeFirst();

@@ -6,18 +6,13 @@ import { dayIn, type Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
-import { getSetting } from '../store/settings.ts';
+import { numberSetting } from '../store/settings.ts';
 import { insertToken, takeTokenSlot } from '../store/tokens.ts';
 import { countTokenEvent } from '../store/stats.ts';
 import { randomId } from '../telegram/links.ts';
 
 /** What asking for a token gave. */
 export type NewToken = { kind: 'created'; token: string; uniqueId: string; link: string; expiresAt: Date } | { kind: 'limit'; limit: number };
-
-/** The daily token limit in force: the admin's setting, else TOKEN_GENERATION_LIMIT. */
-export async function tokenLimit(store: Store, config: Config): Promise<number> {
-  return (await getSetting<number>(store, 'token_generation_limit')) ?? config.tokenGenerationLimit;
-}
 
 /** Creates a token for `userId` (remembering the file asked for) unless today's limit is reached. */
 export async function newToken(
@@ -27,7 +22,7 @@ export async function newToken(
 ): Promise<NewToken> {
   const { store, config } = deps;
   const now = deps.clock.now();
-  const limit = await tokenLimit(store, config);
+  const limit = await numberSetting(store, config, 'token_generation_limit');
   const day = dayIn(now, config.timezone);
   if ((await takeTokenSlot(store.db, userId, day, limit)) === null) return { kind: 'limit', limit };
   const token = randomId(32);

@@ -8,6 +8,8 @@
 import { daysIn, parseIso } from '../clock.ts';
 import { pendingDeletionDedupeKey } from '../store/deletions.ts';
 import { broadcastDedupeKey } from '../store/broadcasts.ts';
+import { validSetting, type NumberSettingKey } from '../store/settings.ts';
+import { SETTING_RANGES } from '../config.ts';
 import {
   TOKEN_STATUSES,
   type Broadcast,
@@ -302,6 +304,12 @@ const parsers: { [C in Collection]: (doc: Doc, now: number) => DocumentOf[C] } =
   settings: (doc) => {
     const key = req(doc, 'key', name);
     if (doc.value === undefined) throw new DocumentError('value', 'is required');
+    // The settings the bots read are checked as the admin's commands check them; other keys are kept as they are.
+    if (key in SETTING_RANGES) {
+      const r = SETTING_RANGES[key as NumberSettingKey];
+      if (!validSetting(key as NumberSettingKey, doc.value)) fail('value', `a whole number ${r.min}–${r.max} for ${key}`, doc.value);
+    }
+    if (key === 'deleted_notice_text' && typeof doc.value !== 'string') fail('value', 'a string for deleted_notice_text', doc.value);
     return { key, value: JSON.stringify(doc.value) };
   },
 };
