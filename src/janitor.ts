@@ -13,7 +13,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openStore, type Store } from './store/db.ts';
 import { migrateToLatest } from './store/migrations.ts';
-import { Engine, newOwnerId, runManual, type JobDefinition, type RunResult } from './scheduler/engine.ts';
+import { Engine, newOwnerId, type JobDefinition, type RunResult } from './scheduler/engine.ts';
 import { tokenCleanupJob } from './jobs/token-cleanup.ts';
 import { tokenCountResetJob } from './jobs/token-count-reset.ts';
 import { deletionWaker, messageDeleterJob, type MessageDeleterDeps, type ScheduleDeletionInput } from './jobs/message-deleter.ts';
@@ -68,7 +68,6 @@ export class Janitor {
   readonly engine: Engine;
   /** The Bot API client, when a bot or token was given. */
   readonly telegram: Telegram | null;
-  private readonly jobs: Map<string, JobDefinition>;
   private readonly wakers: Waker[] = [];
 
   constructor(
@@ -83,7 +82,6 @@ export class Janitor {
     this.telegram = telegram;
     const owner = newOwnerId();
     const built = buildJobs(config, store, telegram ? { telegram, owner, hooks } : null);
-    this.jobs = new Map(built.jobs.map((d) => [d.name, d]));
     this.engine = new Engine({
       store,
       clock,
@@ -120,13 +118,9 @@ export class Janitor {
 
   /** Runs one job now, recorded as a manual run (a dry run records nothing). */
   async run(job: JobName | string, opts: RunOptions = {}): Promise<RunResult> {
-    const def = this.jobs.get(job);
-    if (!def) {
-      if ((JOB_NAMES as readonly string[]).includes(job)) throw new Error(`${job} talks to Telegram: set BOT_TOKEN (or pass a bot)`);
-      throw new Error(`unknown job "${job}" (known: ${[...this.jobs.keys()].join(', ')})`);
-    }
-    if (this.engine.isRunning) return this.engine.runNow(job, opts);
-    return runManual(def, { store: this.store, clock: this.clock, logger: this.logger, timezone: this.config.timezone, leaseMs: this.config.jobLeaseS * 1000, owner: this.engine.owner, ...opts });
+    const known = this.engine.definitions.some((d) => d.name === job);
+    if (!known && (JOB_NAMES as readonly string[]).includes(job)) throw new Error(`${job} talks to Telegram: set BOT_TOKEN (or pass a bot)`);
+    return this.engine.runNow(job, opts);
   }
 
   /** The seed's `cleanup_expired_tokens()`. */

@@ -109,7 +109,7 @@ export class BroadcastSender {
 
   /** Sends one claimed broadcast from its cursor to the end (or until stopped). */
   private async send(b: Broadcast): Promise<void> {
-    const { store, api, clock, logger, owner } = this.o;
+    const { store, clock, logger, owner } = this.o;
     const id = Number(b.id);
     const leaseMs = this.o.leaseMs ?? 60_000;
     let cursor = Number(b.send_cursor ?? 0);

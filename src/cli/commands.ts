@@ -13,7 +13,7 @@ import { listJobs } from '../jobs/overview.ts';
 import { COLLECTIONS, ImportError, exportCollection, importCollection, isCollection } from '../transfer/index.ts';
 import { CliError, UsageError } from './errors.ts';
 import type { Logger } from '../log.ts';
-import type { CliContext, Command } from './main.ts';
+import type { Command } from './main.ts';
 
 /**
  * For the long-running commands: a stray rejection is logged (message only: error objects can carry a bot token)

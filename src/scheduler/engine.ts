@@ -217,12 +217,19 @@ export class Engine {
     return started;
   }
 
-  /** Runs a job once now, outside its schedule (the CLI's `run`, the library's `run`). */
+  /**
+   * Runs a job once now, outside its schedule (the CLI's `run`, the library's `run`), started or not. `stop()` waits
+   * for it; its failure reaches the caller.
+   */
   async runNow(name: string, opts: { now?: Date; dryRun?: boolean } = {}): Promise<RunResult> {
     const job = this.jobs.get(name);
     if (!job) throw new Error(`unknown job "${name}" (known: ${[...this.jobs.keys()].join(', ')})`);
-    const p = runManual(job, { ...this.o, owner: this.owner, now: opts.now, dryRun: opts.dryRun ?? false, signal: this.abort.signal });
-    return this.track(p.then((r) => (this.o.onRunFinished?.(r), r)));
+    const p = runManual(job, { ...this.o, owner: this.owner, now: opts.now, dryRun: opts.dryRun ?? false, signal: this.abort.signal }).then((r) => {
+      this.o.onRunFinished?.(r);
+      return r;
+    });
+    void this.track(p);
+    return p;
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
