@@ -9,7 +9,7 @@
  * ```
  */
 import { loadConfig, secretsOf, tokenCleanupSchedule, JOB_NAMES, type Config, type JobName } from './config.ts';
-import { systemClock, type Clock } from './clock.ts';
+import { formatIn, systemClock, type Clock } from './clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openStore, type Store } from './store/db.ts';
 import { migrateToLatest } from './store/migrations.ts';
@@ -50,7 +50,8 @@ export interface JanitorHooks {
   onRunFinished?: (r: RunResult) => void;
   onTelegramCall?: (method: string, outcome: string, errorCode?: number) => void;
   onDeletionLateness?: (seconds: number) => void;
-  onDeleterRun?: (summary: Record<string, unknown>) => void;
+  /** After an on-time wake-up did some work (these runs are not recorded in job_runs). */
+  onWakeRun?: (job: JobName, summary: Record<string, unknown>) => void;
   onBroadcastProgress?: (broadcastId: number, left: number) => void;
 }
 
@@ -96,10 +97,19 @@ export class Janitor {
       ...(hooks.onRunFinished ? { onRunFinished: hooks.onRunFinished } : {}),
     });
     const stopTimeoutMs = config.shutdownTimeoutS * 1000;
+    // A wake-up is reported like an engine run: the job's own success line, marked as a wake-up, and one hook.
+    const reporter = (name: JobName) => (s: object) => {
+      const job = built.jobs.find((j) => j.name === name)!;
+      const summary = { ...s } as Record<string, unknown>;
+      logger.info({ job: name, trigger: 'wake-up', ...summary }, job.successLine(summary, formatIn(clock.now(), config.timezone)));
+      hooks.onWakeRun?.(name, summary);
+    };
     if (built.deleter && config.schedules['message-deleter'] !== 'off') {
-      this.wakers.push(deletionWaker(built.deleter, { clock, logger, stopTimeoutMs, ...(hooks.onDeleterRun ? { onRun: (s) => hooks.onDeleterRun!({ ...s }) } : {}) }));
+      this.wakers.push(deletionWaker(built.deleter, { clock, logger, stopTimeoutMs, onRun: reporter('message-deleter') }));
     }
-    if (built.broadcasts && config.schedules['broadcast-deleter'] !== 'off') this.wakers.push(broadcastWaker(built.broadcasts, { clock, logger, stopTimeoutMs }));
+    if (built.broadcasts && config.schedules['broadcast-deleter'] !== 'off') {
+      this.wakers.push(broadcastWaker(built.broadcasts, { clock, logger, stopTimeoutMs, onRun: reporter('broadcast-deleter') }));
+    }
   }
 
   /** Starts every enabled scheduler, and the on-time deletion wake-ups when Telegram is configured. */

@@ -167,7 +167,9 @@ export function createMetrics(): Metrics {
     onDeletionLateness: guard((seconds: number) => {
       if (finite(seconds)) lateness.observe(Math.max(0, seconds));
     }),
-    onDeleterRun: guard((summary: Record<string, unknown>) => countDeleted(summary)),
+    onWakeRun: guard((job: string, summary: Record<string, unknown>) => {
+      if (job === 'message-deleter') countDeleted(summary);
+    }),
     onBroadcastProgress: guard((broadcastId: number, left: number) => {
       const labels = { broadcast_id: String(broadcastId) };
       if (finite(left) && left > 0) broadcastLeft.set(labels, left);

@@ -57,8 +57,9 @@ test('job runs: counter by job and status, duration histogram, last success, mes
 
 test('the waker feeds messages_deleted_total too', async () => {
   const m = createMetrics();
-  m.hooks.onDeleterRun({ rows: 1, messages_deleted: 3 });
-  m.hooks.onDeleterRun({ rows: 0, messages_deleted: 0 });
+  m.hooks.onWakeRun('message-deleter', { rows: 1, messages_deleted: 3 });
+  m.hooks.onWakeRun('message-deleter', { rows: 0, messages_deleted: 0 });
+  m.hooks.onWakeRun('broadcast-deleter', { broadcasts_done: 1, messages_deleted: 40 });
   m.hooks.onRunFinished(result('message-deleter', 'ok', 5, { messages_deleted: 2 }));
   assert.equal(sample(await m.render(), 'tg_janitor_messages_deleted_total'), 5);
 });
@@ -137,8 +138,8 @@ test('hooks never throw, whatever they are fed', () => {
   assert.doesNotThrow(() => m.hooks.onRunFinished(bad));
   assert.doesNotThrow(() => m.hooks.onRunFinished(null as unknown as RunResult));
   assert.doesNotThrow(() => m.hooks.onDeletionLateness(NaN));
-  assert.doesNotThrow(() => m.hooks.onDeleterRun(null as unknown as Record<string, unknown>));
-  assert.doesNotThrow(() => m.hooks.onDeleterRun({ messages_deleted: -5 }));
+  assert.doesNotThrow(() => m.hooks.onWakeRun('message-deleter', null as unknown as Record<string, unknown>));
+  assert.doesNotThrow(() => m.hooks.onWakeRun('message-deleter', { messages_deleted: -5 }));
   assert.doesNotThrow(() => m.hooks.onBroadcastProgress(9, NaN));
   assert.doesNotThrow(() => m.hooks.onTelegramCall(undefined as unknown as string, 'done'));
 });

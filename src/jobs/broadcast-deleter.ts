@@ -186,7 +186,10 @@ export function broadcastDeleterJob(deps: BroadcastDeleterDeps, schedule: string
  * Wakes the broadcast deleter at each broadcast's `delete_at`, so a 47-hour broadcast is deleted at 47 hours, with an
  * hour of Telegram's 48-hour window to spare, not at the next hourly sweep.
  */
-export function broadcastWaker(deps: BroadcastDeleterDeps, o: { clock: Clock; logger: Logger; pollMs?: number; stopTimeoutMs?: number }): Waker {
+export function broadcastWaker(
+  deps: BroadcastDeleterDeps,
+  o: { clock: Clock; logger: Logger; pollMs?: number; stopTimeoutMs?: number; onRun?: (s: BroadcastDeleterSummary) => void },
+): Waker {
   return new Waker({
     name: 'broadcast deletion',
     clock: o.clock,
@@ -196,7 +199,9 @@ export function broadcastWaker(deps: BroadcastDeleterDeps, o: { clock: Clock; lo
     earliest: (nowMs) => broadcasts.earliestDueBroadcast(deps.store, nowMs),
     async work(signal) {
       const s = await deleteExpiredBroadcasts(deps, { clock: o.clock, dryRun: false, signal, logger: o.logger }, { countRemaining: false });
-      return s.broadcasts_done + s.messages_deleted + s.undeletable + s.unreachable;
+      const worked = s.broadcasts_done + s.messages_deleted + s.undeletable + s.unreachable;
+      if (worked > 0) o.onRun?.(s);
+      return worked;
     },
   });
 }

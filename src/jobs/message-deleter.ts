@@ -275,10 +275,8 @@ export function deletionWaker(
     earliest: (nowMs) => deletions.earliestWorkable(deps.store, nowMs),
     async work(signal) {
       const s = await deleteDueMessages(deps, { clock: o.clock, dryRun: false, signal, logger: o.logger });
-      if (s.rows > 0) {
-        o.logger.info({ ...s, trigger: 'wake-up' }, `✅ Deleted ${s.messages_deleted} messages, ${s.undeletable + s.transient} failed (on time)`);
-        o.onRun?.(s);
-      }
+      // Reported (logged, counted) by whoever started the waker, as the engine reports its runs.
+      if (s.rows > 0) o.onRun?.(s);
       return s.rows;
     },
   });
