@@ -1,13 +1,13 @@
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FixedClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
-import { createTelegram } from '../src/telegram/client.ts';
 import { broadcastWaker, deleteExpiredBroadcasts, type BroadcastDeleterDeps } from '../src/jobs/broadcast-deleter.ts';
 import type { Store } from '../src/store/db.ts';
 import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
 import { until } from './support/wait.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
+import { emulatorTelegram } from './support/telegram.ts';
 
 const logger = createLogger({ level: 'silent' });
 const T0 = new Date('2026-11-29T10:00:00Z').getTime();
@@ -60,11 +60,18 @@ for (const backend of BACKENDS) {
       emu = await BotApiEmulator.start({ now: () => T0 });
       tdb = await createTestDb(backend);
       store = await tdb.open();
-      deps = { store, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, retries: 0 }), owner: 'bd-test' };
+      deps = { store, telegram: emulatorTelegram(emu), owner: 'bd-test' };
     });
     after(async () => {
       await tdb.drop();
       await emu.close();
+    });
+    // Each test starts from no broadcasts or users and an empty call log (chat ids differ per test).
+    beforeEach(async () => {
+      await store.db.deleteFrom('broadcast_messages').execute();
+      await store.db.deleteFrom('broadcasts').execute();
+      await store.db.deleteFrom('users').execute();
+      emu.resetCalls();
     });
 
     test('deletes each recipient\'s own message; blocked users are marked; a failing chat stays for the next run', async () => {
@@ -98,13 +105,11 @@ for (const backend of BACKENDS) {
       assert.equal(emu.callsOf('deleteMessage').length, 1, 'finished recipients are not redone');
       assert.equal(await store.db.selectFrom('broadcasts').select('id').where('id', '=', id).executeTakeFirst(), undefined);
       assert.ok(await store.db.selectFrom('broadcasts').select('id').where('id', '=', notDue).executeTakeFirst(), 'a broadcast not yet due stays');
-      await store.db.deleteFrom('broadcasts').execute();
     });
 
     test('stopped midway, a run resumes where it stopped and redoes no finished recipient', async () => {
       const chats = range(30_000, 600);
       await broadcast(store, emu, chats, T0 - HOUR, T0);
-      emu.resetCalls();
       const stop = new AbortController();
       const d = { ...deps, pageSize: 50, concurrency: 4, onProgress: (_id: number, left: number) => left <= 400 && stop.abort() };
       const s1 = await deleteExpiredBroadcasts(d, ctx(new FixedClock(T0), stop.signal));
@@ -112,8 +117,7 @@ for (const backend of BACKENDS) {
       const s2 = await deleteExpiredBroadcasts(d, ctx(new FixedClock(T0)));
       assert.equal(s1.messages_deleted + s2.messages_deleted, 600);
       assert.equal(s2.broadcasts_done, 1);
-      const perChat = new Map<number, number>();
-      for (const c of emu.callsOf('deleteMessage')) perChat.set(Number(c.params.chat_id), (perChat.get(Number(c.params.chat_id)) ?? 0) + 1);
+      const perChat = emu.callsPerChat('deleteMessage');
       assert.equal(perChat.size, 600);
       assert.ok([...perChat.values()].every((n) => n === 1), 'every recipient deleted exactly once');
       assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
@@ -121,7 +125,6 @@ for (const backend of BACKENDS) {
 
     test('messages Telegram will no longer delete (sent more than 48 h ago) are asked once, reported undeletable, and removed', async () => {
       await broadcast(store, emu, range(40_000, 5), T0 - 49 * HOUR, T0 - HOUR);
-      emu.resetCalls();
       const s = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0)));
       assert.equal(s.undeletable, 5);
       assert.equal(s.broadcasts_done, 1);
@@ -144,7 +147,7 @@ for (const backend of BACKENDS) {
       const chats = range(60_000, 5);
       const wemu = await BotApiEmulator.start();
       try {
-        const wdeps = { ...deps, telegram: createTelegram({ token: wemu.token, apiRoot: wemu.url, rate: 0, retries: 0 }) };
+        const wdeps = { ...deps, telegram: emulatorTelegram(wemu) };
         await broadcast(store, wemu, chats, now - HOUR, now + 500);
         const waker = broadcastWaker(wdeps, { clock: { now: () => new Date() }, logger, pollMs: 50 });
         waker.start();
@@ -165,7 +168,6 @@ for (const backend of BACKENDS) {
 
     test('a dry run counts and changes nothing', async () => {
       await broadcast(store, emu, range(50_000, 7), T0 - HOUR, T0 - 1);
-      emu.resetCalls();
       const s = await deleteExpiredBroadcasts(deps, { ...ctx(new FixedClock(T0)), dryRun: true });
       assert.equal(s.would_delete, 7);
       assert.equal(s.would_delete_broadcasts, 1);

@@ -8,7 +8,7 @@ import { createLogger } from '../src/log.ts';
 import { insertBroadcast } from '../src/store/broadcasts.ts';
 import { createTelegram } from '../src/telegram/client.ts';
 import type { Store } from '../src/store/db.ts';
-import { BACKENDS, createTestDb, type Backend } from './support/db.ts';
+import { BACKENDS, withTestDb, type Backend } from './support/db.ts';
 import { until } from './support/wait.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 
@@ -42,7 +42,6 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
   const { api } = createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0 });
   const sender = (s: Store, extra: { stopGraceMs?: number } = {}) => new BroadcastSender({ api, clock: systemClock, logger: log, owner: 'test', timezone: 'UTC', pollMs: 50, store: s, ...extra });
   const row = () => store.db.selectFrom('broadcasts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-  /** Runs a fresh sender to the end, then checks everyone has exactly `copies(user)` copies and a record. */
   /** Runs a fresh sender until the broadcast is `sent` (done or given up). */
   const sendAll = async () => {
     const s = sender(store);
@@ -53,10 +52,10 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
       await s.stop();
     }
   };
+  /** Runs a fresh sender to the end, then checks everyone has exactly `copies(user)` copies and a record. */
   const finish = async (copies: (user: number) => number = () => 1) => {
     await sendAll();
-    const perChat = new Map<number, number>();
-    for (const c of emu.callsOf('copyMessage')) perChat.set(Number(c.params.chat_id), (perChat.get(Number(c.params.chat_id)) ?? 0) + 1);
+    const perChat = emu.callsPerChat('copyMessage');
     assert.deepEqual([...perChat.keys()].sort(), users, 'every user was asked');
     assert.deepEqual(users.map((u) => perChat.get(u)), users.map(copies), 'copies per user');
     assert.equal(Number((await row()).sent_count), 10);
@@ -68,11 +67,9 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
 /** Runs `fn` with a fresh emulator and an empty database of `backend`, both removed afterwards. */
 async function withWorld(backend: Backend, fn: (emu: BotApiEmulator, store: Store) => Promise<void>): Promise<void> {
   const emu = await BotApiEmulator.start();
-  const tdb = await createTestDb(backend);
   try {
-    await fn(emu, await tdb.open());
+    await withTestDb(backend, (store) => fn(emu, store));
   } finally {
-    await tdb.drop();
     await emu.close();
   }
 }
@@ -167,8 +164,7 @@ for (const backend of BACKENDS) {
         emu.failChat(users[1]!, { kind: 'status', code: 502, description: 'Bad Gateway' });
         emu.failNext('copyMessage', { kind: 'status', code: 429, description: 'Too Many Requests: retry after 1', retryAfter: 1 }, 3);
         await sendAll();
-        const calls = (u: number) => emu.callsOf('copyMessage').filter((c) => Number(c.params.chat_id) === u).length;
-        assert.equal(calls(users[1]!), 1, 'the 502 was neither retried by the client nor by the sender');
+        assert.equal(emu.callsPerChat('copyMessage').get(users[1]!), 1, 'the 502 was neither retried by the client nor by the sender');
         const b = await row();
         assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [9, 1]);
         assert.equal(emu.messages(users[0]!).filter((m) => m.text === 'News').length, 1, 'the 429s were retried and it arrived once');

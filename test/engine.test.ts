@@ -4,7 +4,8 @@ import { FixedClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { Engine, runManual, type JobDefinition, type RunResult } from '../src/scheduler/engine.ts';
 import type { Store } from '../src/store/db.ts';
-import { BACKENDS, createTestDb } from './support/db.ts';
+import { BACKENDS, withTestDb } from './support/db.ts';
+import { until } from './support/wait.ts';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -35,6 +36,16 @@ async function runsOf(store: Store, job: string) {
   return store.db.selectFrom('job_runs').selectAll().where('job', '=', job).orderBy('id').execute();
 }
 
+/** A tick of `job` that another process (`owner`) started and left `running`, holding the job's lock until `leaseEnds`. */
+async function leftRunning(store: Store, r: { job: string; owner: string; startedAt: number; leaseEnds: number }) {
+  const run = await store.db
+    .insertInto('job_runs')
+    .values({ job: r.job, scheduled_for: r.startedAt, started_at: r.startedAt, status: 'running', owner: r.owner, lease_expires_at: r.leaseEnds, finished_at: null, summary: null, error: null })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  await store.db.insertInto('job_locks').values({ job: r.job, owner: r.owner, run_id: run.id, lease_expires_at: r.leaseEnds }).execute();
+}
+
 function deferred() {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
@@ -45,13 +56,12 @@ const settle = (ps: Promise<RunResult | null>[]) => Promise.all(ps);
 
 for (const backend of BACKENDS) {
   describe(`engine on ${backend}`, () => {
-    test('two engines on one database run each tick once', async () => {
-      const tdb = await createTestDb(backend);
-      try {
+    test('two engines on one database run each tick once', () =>
+      withTestDb(backend, async (store, tdb) => {
         const clock = new FixedClock('2026-01-01T00:00:00.500Z');
         const a = probe('every-2s', '*/2 * * * * *');
         const b = probe('every-2s', '*/2 * * * * *');
-        const e1 = new Engine({ store: await tdb.open(), clock, logger, jobs: [a.job], catchUpMissed: false });
+        const e1 = new Engine({ store, clock, logger, jobs: [a.job], catchUpMissed: false });
         const e2 = new Engine({ store: await tdb.open(), clock, logger, jobs: [b.job], catchUpMissed: false });
         await e1.start({ timers: false });
         await e2.start({ timers: false });
@@ -60,21 +70,16 @@ for (const backend of BACKENDS) {
           await Promise.all([settle(e1.tick()), settle(e2.tick())]);
         }
         assert.equal(a.calls.length + b.calls.length, 5, 'five ticks, five runs in total');
-        const rows = await runsOf(await tdb.open(), 'every-2s');
+        const rows = await runsOf(store, 'every-2s');
         assert.equal(rows.length, 5);
         assert.ok(rows.every((r) => r.status === 'ok'));
         assert.equal(new Set(rows.map((r) => r.scheduled_for)).size, 5);
         await e1.stop();
         await e2.stop();
-      } finally {
-        await tdb.drop();
-      }
-    });
+      }));
 
-    test('a throwing job is recorded as error and the engine keeps going', async () => {
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+    test('a throwing job is recorded as error and the engine keeps going', () =>
+      withTestDb(backend, async (store) => {
         const clock = new FixedClock('2026-01-01T00:00:30Z');
         const p = probe('flaky', '* * * * *', { throwOnce: true });
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
@@ -88,15 +93,10 @@ for (const backend of BACKENDS) {
         assert.equal(rows[0]!.error, 'boom');
         assert.ok(e.isRunning);
         await e.stop();
-      } finally {
-        await tdb.drop();
-      }
-    });
+      }));
 
-    test('a tick that comes while the job still runs is skipped and recorded', async () => {
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+    test('a tick that comes while the job still runs is skipped and recorded', () =>
+      withTestDb(backend, async (store) => {
         const clock = new FixedClock('2026-01-01T00:00:30Z');
         const hold = deferred();
         const p = probe('slow', '* * * * *', { hold: hold.promise });
@@ -104,7 +104,7 @@ for (const backend of BACKENDS) {
         await e.start({ timers: false });
         clock.set('2026-01-01T00:01:00Z');
         const first = e.tick();
-        while (p.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+        await until(() => p.calls.length > 0, 'the run to start');
         clock.set('2026-01-01T00:02:00Z');
         const second = await settle(e.tick());
         assert.equal(second.find((r) => r)?.status, 'skipped');
@@ -114,15 +114,10 @@ for (const backend of BACKENDS) {
         assert.deepEqual(rows.map((r) => r.status), ['ok', 'skipped']);
         assert.equal(p.calls.length, 1);
         await e.stop();
-      } finally {
-        await tdb.drop();
-      }
-    });
+      }));
 
-    test('stop() waits for a run in flight', async () => {
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+    test('stop() waits for a run in flight', () =>
+      withTestDb(backend, async (store) => {
         const clock = new FixedClock('2026-01-01T00:00:30Z');
         const hold = deferred();
         const p = probe('held', '* * * * *', { hold: hold.promise });
@@ -130,7 +125,7 @@ for (const backend of BACKENDS) {
         await e.start({ timers: false });
         clock.set('2026-01-01T00:01:00Z');
         void e.tick();
-        while (p.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+        await until(() => p.calls.length > 0, 'the run to start');
         let stopped = false;
         const stopping = e.stop().then(() => (stopped = true));
         await new Promise((r) => setTimeout(r, 50));
@@ -139,22 +134,12 @@ for (const backend of BACKENDS) {
         await stopping;
         const rows = await runsOf(store, 'held');
         assert.deepEqual(rows.map((r) => r.status), ['ok']);
-      } finally {
-        await tdb.drop();
-      }
-    });
+      }));
 
-    test('a run left running by a dead process is marked abandoned and the job is free again', async () => {
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+    test('a run left running by a dead process is marked abandoned and the job is free again', () =>
+      withTestDb(backend, async (store) => {
         const t0 = new Date('2026-01-01T00:00:00Z').getTime();
-        const dead = await store.db
-          .insertInto('job_runs')
-          .values({ job: 'orphan', scheduled_for: t0, started_at: t0, status: 'running', owner: 'dead-host:1', lease_expires_at: t0 + 60_000, finished_at: null, summary: null, error: null })
-          .returning('id')
-          .executeTakeFirstOrThrow();
-        await store.db.insertInto('job_locks').values({ job: 'orphan', owner: 'dead-host:1', run_id: dead.id, lease_expires_at: t0 + 60_000 }).execute();
+        await leftRunning(store, { job: 'orphan', owner: 'dead-host:1', startedAt: t0, leaseEnds: t0 + 60_000 });
         const clock = new FixedClock(t0 + 90_000);
         const p = probe('orphan', '* * * * *');
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
@@ -165,22 +150,12 @@ for (const backend of BACKENDS) {
         assert.deepEqual(rows.map((r) => r.status), ['abandoned', 'ok']);
         assert.equal(p.calls.length, 1);
         await e.stop();
-      } finally {
-        await tdb.drop();
-      }
-    });
+      }));
 
-    test('a live run elsewhere is not abandoned before its lease ends', async () => {
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+    test('a live run elsewhere is not abandoned before its lease ends', () =>
+      withTestDb(backend, async (store) => {
         const t0 = new Date('2026-01-01T00:00:00Z').getTime();
-        const live = await store.db
-          .insertInto('job_runs')
-          .values({ job: 'busy', scheduled_for: t0, started_at: t0, status: 'running', owner: 'other:1', lease_expires_at: t0 + 200_000, finished_at: null, summary: null, error: null })
-          .returning('id')
-          .executeTakeFirstOrThrow();
-        await store.db.insertInto('job_locks').values({ job: 'busy', owner: 'other:1', run_id: live.id, lease_expires_at: t0 + 200_000 }).execute();
+        await leftRunning(store, { job: 'busy', owner: 'other:1', startedAt: t0, leaseEnds: t0 + 200_000 });
         const clock = new FixedClock(t0 + 30_000);
         const p = probe('busy', '* * * * *');
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
@@ -191,15 +166,10 @@ for (const backend of BACKENDS) {
         assert.deepEqual(rows.map((r) => r.status), ['running', 'skipped']);
         assert.equal(p.calls.length, 0);
         await e.stop();
-      } finally {
-        await tdb.drop();
-      }
-    });
+      }));
 
-    test('a tick missed while the service was down runs once at start, coalesced', async () => {
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+    test('a tick missed while the service was down runs once at start, coalesced', () =>
+      withTestDb(backend, async (store, tdb) => {
         const t0 = new Date('2026-01-01T00:00:00Z').getTime();
         await store.db
           .insertInto('job_runs')
@@ -224,19 +194,14 @@ for (const backend of BACKENDS) {
         await e3.start({ timers: false });
         await e3.stop();
         assert.equal(p3.calls.length, 0);
-      } finally {
-        await tdb.drop();
-      }
-    });
+      }));
 
-    test('a manual run evaluated at a past --now keeps a real-time lease: a live engine does not call it abandoned', async () => {
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+    test('a manual run evaluated at a past --now keeps a real-time lease: a live engine does not call it abandoned', () =>
+      withTestDb(backend, async (store) => {
         const hold = deferred();
         const p = probe('manual', '0 0 1 1 *', { hold: hold.promise });
         const run = runManual(p.job, { store, clock: { now: () => new Date() }, now: new Date('2020-01-01T00:00:00Z'), logger });
-        while (p.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+        await until(() => p.calls.length > 0, 'the run to start');
         const live = new Engine({ store, clock: { now: () => new Date() }, logger, jobs: [], catchUpMissed: false });
         await live.start({ timers: false });
         await settle(live.tick());
@@ -247,15 +212,10 @@ for (const backend of BACKENDS) {
         hold.resolve();
         assert.equal((await run).status, 'ok');
         await live.stop();
-      } finally {
-        await tdb.drop();
-      }
-    });
+      }));
 
-    test('a database blip while claiming a tick delays the run; it does not drop it', async () => {
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+    test('a database blip while claiming a tick delays the run; it does not drop it', () =>
+      withTestDb(backend, async (store) => {
         const clock = new FixedClock('2026-01-01T00:00:30Z');
         const p = probe('blip', '* * * * *');
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
@@ -271,15 +231,10 @@ for (const backend of BACKENDS) {
         assert.equal(p.calls.length, 1);
         assert.equal(new Date((await runsOf(store, 'blip'))[0]!.scheduled_for!).toISOString(), '2026-01-01T00:01:00.000Z');
         await e.stop();
-      } finally {
-        await tdb.drop();
-      }
-    });
+      }));
 
-    test('old finished runs are pruned, keeping each job\'s latest and anything running', async () => {
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+    test('old finished runs are pruned, keeping each job\'s latest and anything running', () =>
+      withTestDb(backend, async (store) => {
         const t0 = new Date('2026-01-01T00:00:00Z').getTime();
         const day = 86400_000;
         const row = (job: string, at: number, status: 'ok' | 'running') => ({
@@ -296,30 +251,22 @@ for (const backend of BACKENDS) {
         const left = await store.db.selectFrom('job_runs').select(['job', 'scheduled_for']).orderBy('id').execute();
         // m's tick is older than a later manual run of m, but it is m's latest tick: catch-up needs it.
         assert.deepEqual(left.map((r) => [r.job, r.scheduled_for === null ? 'manual' : (r.scheduled_for - t0) / day]), [['a', 29], ['b', 2], ['c', 3], ['m', 4], ['m', 'manual']]);
-      } finally {
-        await tdb.drop();
-      }
-    });
+      }));
 
-    test('the timer loop fires on its own and coalesces a clock jump', async () => {
-      const tdb = await createTestDb(backend);
-      try {
-        const store = await tdb.open();
+    test('the timer loop fires on its own and coalesces a clock jump', () =>
+      withTestDb(backend, async (store) => {
         const clock = new FixedClock('2026-01-01T00:00:59.990Z');
         const p = probe('loop', '* * * * *');
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false, maxSleepMs: 10 });
         await e.start();
         // The clock jumps ten minutes: one run for the latest tick, not ten.
         clock.set('2026-01-01T00:10:00.000Z');
-        for (let i = 0; i < 200 && p.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+        await until(() => p.calls.length > 0, 'the timer loop to fire');
         await new Promise((r) => setTimeout(r, 50));
         await e.stop();
         const rows = await runsOf(store, 'loop');
         assert.equal(rows.length, 1);
         assert.equal(new Date(rows[0]!.scheduled_for!).toISOString(), '2026-01-01T00:10:00.000Z');
-      } finally {
-        await tdb.drop();
-      }
-    });
+      }));
   });
 }

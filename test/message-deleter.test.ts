@@ -1,16 +1,17 @@
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { Api } from 'grammy';
 import { createJanitor } from '../src/janitor.ts';
 import { FixedClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
-import { createTelegram } from '../src/telegram/client.ts';
 import { deleteDueMessages, deletionWaker, type MessageDeleterDeps } from '../src/jobs/message-deleter.ts';
 import { insertDeletion } from '../src/store/deletions.ts';
 import type { Store } from '../src/store/db.ts';
 import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
+import { emulatorTelegram } from './support/telegram.ts';
+import { until } from './support/wait.ts';
 
 const logger = createLogger({ level: 'silent' });
 const T0 = new Date('2026-11-29T10:00:00Z').getTime();
@@ -37,11 +38,17 @@ for (const backend of BACKENDS) {
       emu = await BotApiEmulator.start({ now: () => T0 });
       tdb = await createTestDb(backend);
       store = await tdb.open();
-      deps = { store, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, retries: 0, timeoutSeconds: 2 }), owner: 'test-a' };
+      deps = { store, telegram: emulatorTelegram(emu, { timeoutSeconds: 2 }), owner: 'test-a' };
     });
     after(async () => {
       await tdb.drop();
       await emu.close();
+    });
+    // Each test starts from no rows and an empty call log (chat ids differ per test, so the emulator's chats can stay).
+    beforeEach(async () => {
+      await store.db.deleteFrom('pending_deletions').execute();
+      await store.db.deleteFrom('users').execute();
+      emu.resetCalls();
     });
 
     test('deletes due rows (150 messages in 2 calls), sends Click Here, leaves rows not yet due', async () => {
@@ -51,14 +58,12 @@ for (const backend of BACKENDS) {
       await insertDeletion(store, { userId: 1001, chatId: 1001, messageIds: big, deleteAt: T0 - 1000, uniqueId: 'fileA', createdAt: T0 - 60_000 });
       await insertDeletion(store, { userId: 1002, chatId: 1002, messageIds: small, deleteAt: T0, uniqueId: 'fileB', createdAt: T0 - 60_000 });
       await insertDeletion(store, { userId: 1003, chatId: 1003, messageIds: later, deleteAt: T0 + 1, uniqueId: 'fileC', createdAt: T0 - 60_000 });
-      emu.resetCalls();
       const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
       assert.equal(s.rows, 2);
       assert.equal(s.messages_deleted, 153);
       assert.equal(s.notices_sent, 2);
       assert.equal(s.transient, 0);
-      const bigCalls = emu.callsOf('deleteMessages').filter((c) => Number(c.params.chat_id) === 1001);
-      assert.equal(bigCalls.length, 2, 'a 150-message row takes two deleteMessages calls');
+      assert.equal(emu.callsPerChat('deleteMessages').get(1001), 2, 'a 150-message row takes two deleteMessages calls');
       assert.equal(emu.callsOf('deleteMessage').length, 0);
       for (const id of big) assert.equal(emu.hasMessage(1001, id), false);
       for (const id of later) assert.equal(emu.hasMessage(1003, id), true);
@@ -67,7 +72,6 @@ for (const backend of BACKENDS) {
       assert.equal(notice.reply_markup.inline_keyboard[0][0].url, `https://t.me/${emu.botUsername}?start=fileA`);
       const left = await store.db.selectFrom('pending_deletions').select(['chat_id']).execute();
       assert.deepEqual(left.map((r) => r.chat_id), [1003]);
-      await store.db.deleteFrom('pending_deletions').execute();
     });
 
     test('a chat failing with 5xx keeps its row (attempts 1, back-off 30 s) and completes on a later run', async () => {
@@ -99,7 +103,6 @@ for (const backend of BACKENDS) {
       const ids = sendMessages(emu, 3001, 2);
       await insertDeletion(store, { userId: 3001, chatId: 3001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
       emu.blockUser(3001);
-      emu.resetCalls();
       const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
       assert.equal(s.unreachable, 1);
       assert.equal(emu.callsOf('sendMessage').length, 0);
@@ -142,7 +145,7 @@ for (const backend of BACKENDS) {
     test('a rejected token stops the run loudly and keeps every row unclaimed', async () => {
       const ids = sendMessages(emu, 6001, 1);
       await insertDeletion(store, { userId: 6001, chatId: 6001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
-      const bad = { ...deps, telegram: createTelegram({ token: '999:wrong-token-abcdefghijklmnopqrs', apiRoot: emu.url, rate: 0, retries: 0 }) };
+      const bad = { ...deps, telegram: emulatorTelegram(emu, { token: '999:wrong-token-abcdefghijklmnopqrs' }) };
       await assert.rejects(deleteDueMessages(bad, ctx(new FixedClock(T0))), (e: Error) => {
         assert.match(e.message, /rejected the bot token/);
         assert.doesNotMatch(e.message, /wrong-token/);
@@ -152,14 +155,12 @@ for (const backend of BACKENDS) {
       assert.equal(row.claimed_by, null);
       assert.equal(row.attempts, 0);
       assert.equal(emu.hasMessage(6001, ids[0]!), true);
-      await store.db.deleteFrom('pending_deletions').execute();
     });
 
     test('two deleters working the same rows never delete one row twice', async () => {
       const chats = Array.from({ length: 40 }, (_, i) => 7000 + i);
       for (const c of chats) await insertDeletion(store, { userId: c, chatId: c, messageIds: sendMessages(emu, c, 3), deleteAt: T0, uniqueId: 'f', createdAt: T0 });
       const other = await tdb.open();
-      emu.resetCalls();
       const [a, b] = await Promise.all([
         deleteDueMessages({ ...deps, batchSize: 7 }, ctx(new FixedClock(T0))),
         deleteDueMessages({ ...deps, store: other, owner: 'test-b', batchSize: 7 }, ctx(new FixedClock(T0))),
@@ -173,12 +174,15 @@ for (const backend of BACKENDS) {
     test('a batch that outlasts its claim lease keeps its claims: a second runner (same process) takes none of them', async () => {
       const chats = Array.from({ length: 30 }, (_, i) => 7500 + i);
       for (const c of chats) await insertDeletion(store, { userId: c, chatId: c, messageIds: sendMessages(emu, c, 1), deleteAt: T0, uniqueId: 'f', createdAt: T0 });
-      emu.resetCalls();
       // 60 calls at 20/s take 3 s; the lease is 1 s, so it must be renewed while the batch is worked.
-      const slow = { ...deps, leaseMs: 1000, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 20, retries: 0 }) };
+      const slow = { ...deps, leaseMs: 1000, telegram: emulatorTelegram(emu, { rate: 20 }) };
       const wall = { now: () => new Date() };
       const first = deleteDueMessages(slow, { ...ctx(new FixedClock(T0)), wallClock: wall });
-      await new Promise((r) => setTimeout(r, 1800));
+      // The second runner comes once the lease first taken has run out, with the batch still being worked (~1 s of 3 s).
+      const claimedUntil = async () => Number((await store.db.selectFrom('pending_deletions').select((eb) => eb.fn.max('claim_expires_at').as('t')).executeTakeFirstOrThrow()).t ?? 0);
+      let firstLease = 0;
+      await until(async () => (firstLease = await claimedUntil()) > 0, 'the batch to be claimed');
+      await until(() => Date.now() > firstLease, 'the first lease to run out');
       const second = await deleteDueMessages(slow, { ...ctx(new FixedClock(T0)), wallClock: wall });
       const a = await first;
       assert.equal(second.rows, 0, 'the second runner found every row still claimed');
@@ -189,21 +193,18 @@ for (const backend of BACKENDS) {
     test('a dry run counts due rows and changes nothing', async () => {
       const ids = sendMessages(emu, 8001, 4);
       await insertDeletion(store, { userId: 8001, chatId: 8001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
-      emu.resetCalls();
       const s = await deleteDueMessages(deps, { ...ctx(new FixedClock(T0)), dryRun: true });
       assert.equal(s.would_delete, 1);
       assert.equal(s.would_delete_messages, 4);
       assert.equal(emu.calls.length, 0);
       assert.equal((await store.db.selectFrom('pending_deletions').select('id').execute()).length, 1);
-      await store.db.deleteFrom('pending_deletions').execute();
     });
 
     test('a 429 is waited out as Telegram asks (retry_after) and the row completes in the same run', async () => {
       const ids = sendMessages(emu, 9101, 2);
       await insertDeletion(store, { userId: 9101, chatId: 9101, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
       emu.failNext('deleteMessages', { kind: 'status', code: 429, description: 'Too Many Requests: retry after 1', retryAfter: 1 });
-      emu.resetCalls();
-      const patient = { ...deps, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, retries: 1 }) };
+      const patient = { ...deps, telegram: emulatorTelegram(emu, { retries: 1 }) };
       const s = await deleteDueMessages(patient, ctx(new FixedClock(T0)));
       assert.equal(s.transient, 0);
       assert.equal(s.notices_sent, 1);
@@ -217,8 +218,7 @@ for (const backend of BACKENDS) {
       for (const c of chats) await insertDeletion(store, { userId: c, chatId: c, messageIds: sendMessages(emu, c, 1), deleteAt: T0, uniqueId: 'f', createdAt: T0 });
       emu.setRateLimit(25);
       try {
-        emu.resetCalls();
-        const throttled = { ...deps, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 20, retries: 0 }) };
+        const throttled = { ...deps, telegram: emulatorTelegram(emu, { rate: 20 }) };
         const s = await deleteDueMessages(throttled, ctx(new FixedClock(T0)));
         assert.equal(s.rows, 30);
         assert.equal(s.transient, 0);
@@ -235,7 +235,7 @@ for (const backend of BACKENDS) {
       const ids = sendMessages(emu, 9301, 1);
       await insertDeletion(store, { userId: 9301, chatId: 9301, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
       emu.failChat(9301, { kind: 'timeout' });
-      const quick = { ...deps, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, retries: 0, timeoutSeconds: 1 }) };
+      const quick = { ...deps, telegram: emulatorTelegram(emu, { timeoutSeconds: 1 }) };
       const s = await deleteDueMessages(quick, { ...ctx(new FixedClock(T0)), logger: log });
       emu.failChat(9301, null);
       assert.equal(s.transient, 1);
@@ -243,7 +243,6 @@ for (const backend of BACKENDS) {
       const secret = emu.token.split(':')[1]!;
       assert.ok(lines.length > 0);
       for (const text of [...lines, JSON.stringify(s), row.last_error ?? '']) assert.ok(!text.includes(secret), `token in: ${text}`);
-      await store.db.deleteFrom('pending_deletions').execute();
     });
 
     test('the library\'s run(job, { now }) decides as if at that instant', async () => {
@@ -261,7 +260,7 @@ for (const backend of BACKENDS) {
     });
 
     test('the waker deletes a row added after it started, never before its delete_at', async () => {
-      const realDeps = { ...deps, telegram: createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, retries: 0 }) };
+      const realDeps = { ...deps, telegram: emulatorTelegram(emu) };
       const waker = deletionWaker(realDeps, { clock: { now: () => new Date() }, logger, pollMs: 50 });
       waker.start();
       try {
@@ -269,7 +268,7 @@ for (const backend of BACKENDS) {
         const deleteAt = Date.now() + 600;
         await insertDeletion(store, { userId: 9001, chatId: 9001, messageIds: ids, deleteAt, uniqueId: 'f', createdAt: Date.now() });
         emu.resetCalls();
-        for (let i = 0; i < 200 && emu.callsOf('sendMessage').length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+        await until(() => emu.callsOf('sendMessage').length > 0, 'the waker\'s notice');
         const call = emu.callsOf('deleteMessages')[0];
         assert.ok(call, 'the waker deleted the messages');
         assert.ok(call.at >= deleteAt, `deleted ${deleteAt - call.at} ms before delete_at`);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { BACKENDS, createTestDb, type Backend } from './support/db.ts';
+import { BACKENDS, withTestDb } from './support/db.ts';
 import type { Store } from '../src/store/db.ts';
 import { COLLECTIONS, ImportError, importCollection, isCollection, type Collection } from '../src/transfer/import.ts';
 import { exportCollection } from '../src/transfer/export.ts';
@@ -44,15 +44,6 @@ const FIXTURES: Record<Collection, string> = {
   ].join('\n') + '\n',
 };
 
-async function withStore<T>(kind: Backend, fn: (store: Store) => Promise<T>): Promise<T> {
-  const t = await createTestDb(kind);
-  try {
-    return await fn(await t.open());
-  } finally {
-    await t.drop();
-  }
-}
-
 async function dump(store: Store, collection: Collection): Promise<string> {
   let out = '';
   await exportCollection(store, collection, (line) => {
@@ -82,7 +73,7 @@ test('COLLECTIONS and isCollection', () => {
 });
 
 test('Extended JSON dates and ids, ISO without offset as UTC, exported as ISO UTC', async () => {
-  await withStore('sqlite', async (store) => {
+  await withTestDb('sqlite', async (store) => {
     const r = await importCollection(store, 'users', FIXTURES.users, { now: NOW });
     assert.deepEqual(r, { read: 3, inserted: 3, updated: 0, unchanged: 0 });
     const rows = await store.db.selectFrom('users').selectAll().orderBy('user_id').execute();
@@ -112,7 +103,7 @@ test('Extended JSON dates and ids, ISO without offset as UTC, exported as ISO UT
 });
 
 test('token_generator_count: "YYYY-MM-DD" kept, an instant becomes its UTC day, exported as a day', async () => {
-  await withStore('sqlite', async (store) => {
+  await withTestDb('sqlite', async (store) => {
     await importCollection(store, 'token_generator_count', FIXTURES.token_generator_count, { now: NOW });
     assert.equal(
       await dump(store, 'token_generator_count'),
@@ -128,7 +119,7 @@ test('token_generator_count: "YYYY-MM-DD" kept, an instant becomes its UTC day, 
 
 for (const kind of BACKENDS) {
   test(`${kind}: a bad line 2 names the line and field and writes nothing`, async () => {
-    await withStore(kind, async (store) => {
+    await withTestDb(kind, async (store) => {
       await importCollection(store, 'tokens', FIXTURES.tokens, { now: NOW });
       const before = await dump(store, 'tokens');
       const bad = [
@@ -145,7 +136,7 @@ for (const kind of BACKENDS) {
   });
 
   test(`${kind}: a database error mid-way rolls the whole import back`, async () => {
-    await withStore(kind, async (store) => {
+    await withTestDb(kind, async (store) => {
       // Refuse user 7 at the database (validation cannot see it), in the second chunk of writes.
       if (kind === 'sqlite') await sql`create trigger no7 before insert on users when new.user_id = 7 begin select raise(abort, 'no 7'); end`.execute(store.db);
       else await sql`alter table users add constraint no7 check (user_id <> 7)`.execute(store.db);
@@ -157,7 +148,7 @@ for (const kind of BACKENDS) {
   });
 
   test(`${kind}: importing twice never duplicates, for every collection`, async () => {
-    await withStore(kind, async (store) => {
+    await withTestDb(kind, async (store) => {
       for (const c of COLLECTIONS) {
         const first = await importCollection(store, c, FIXTURES[c], { now: NOW });
         assert.equal(first.inserted, first.read, c);
@@ -174,7 +165,7 @@ for (const kind of BACKENDS) {
 }
 
 test('upserts replace fields; a missing joined_at keeps the existing one; pending state is never reset', async () => {
-  await withStore('postgres', async (store) => {
+  await withTestDb('postgres', async (store) => {
     await importCollection(store, 'users', '{"user_id":5,"username":"a","joined_at":"2020-01-01T00:00:00Z"}', { now: NOW });
     const r = await importCollection(store, 'users', '{"user_id":5,"username":"b"}\n{"user_id":6}\n{"user_id":6,"is_banned":true}', { now: NOW });
     assert.deepEqual(r, { read: 3, inserted: 1, updated: 2, unchanged: 0 });
@@ -203,7 +194,7 @@ test('upserts replace fields; a missing joined_at keeps the existing one; pendin
 });
 
 test('broadcasts with recipients round trip; recipients missing from an existing broadcast are added', async () => {
-  await withStore('sqlite', async (store) => {
+  await withTestDb('sqlite', async (store) => {
     await importCollection(store, 'broadcasts', FIXTURES.broadcasts, { now: NOW });
     const out = await dump(store, 'broadcasts');
     assert.equal(
@@ -231,7 +222,7 @@ test('broadcasts with recipients round trip; recipients missing from an existing
 });
 
 test('a broadcast without _id and created_at: importing it twice, or its own export, adds it once', async () => {
-  await withStore('sqlite', async (store) => {
+  await withTestDb('sqlite', async (store) => {
     const doc = '{"text":"no id","duration_hours":2,"delete_at":"2024-06-01T10:00:00Z"}';
     assert.equal((await importCollection(store, 'broadcasts', doc, { now: NOW })).inserted, 1);
     assert.equal((await importCollection(store, 'broadcasts', doc, { now: new Date('2025-01-01T00:00:00Z') })).inserted, 0);
@@ -243,7 +234,7 @@ test('a broadcast without _id and created_at: importing it twice, or its own exp
 });
 
 test('a broadcast the bot made: importing its export again adds nothing', async () => {
-  await withStore('sqlite', async (store) => {
+  await withTestDb('sqlite', async (store) => {
     const created = Date.parse('2024-06-01T08:00:00.123Z');
     await insertBroadcast(store, { fromChatId: -100777, messageId: 42, text: 'news', caption: null, fileId: null, durationHours: 2, createdAt: created, progressChatId: null, progressMessageId: null });
     await finishSending(store, (await store.db.selectFrom('broadcasts').select('id').executeTakeFirstOrThrow()).id);
@@ -254,7 +245,7 @@ test('a broadcast the bot made: importing its export again adds nothing', async 
 });
 
 test('a token sent the direct link (shortener down) keeps that mark across export and import', async () => {
-  await withStore('sqlite', async (store) => {
+  await withTestDb('sqlite', async (store) => {
     const line = '{"token":"tok-direct","unique_id":"u1","created_by":5,"status":"not_used","created_at":"2024-05-31T00:00:00.000Z","expires_at":"2024-06-02T00:00:00.000Z","direct_link":true}';
     await importCollection(store, 'tokens', line, { now: NOW });
     assert.equal((await store.db.selectFrom('tokens').select('direct_link').executeTakeFirstOrThrow()).direct_link, 1);
@@ -263,7 +254,7 @@ test('a token sent the direct link (shortener down) keeps that mark across expor
 });
 
 test('settings values of any JSON type round trip', async () => {
-  await withStore('sqlite', async (store) => {
+  await withTestDb('sqlite', async (store) => {
     await importCollection(store, 'settings', FIXTURES.settings, { now: NOW });
     const row = await store.db.selectFrom('settings').selectAll().where('key', '=', 'obj').executeTakeFirstOrThrow();
     assert.equal(row.value, '{"b":[1,2.5,{"c":null}],"a":true}');
@@ -277,7 +268,7 @@ test('settings values of any JSON type round trip', async () => {
 });
 
 test('invalid lines: JSON syntax, unsafe or fractional ids, missing fields, bad dates', async () => {
-  await withStore('sqlite', async (store) => {
+  await withTestDb('sqlite', async (store) => {
     const cases: [Collection, string, string][] = [
       ['users', '{"user_id":1}\n\n{"user_id":2,}', 'line 3: not valid JSON: '],
       ['users', '[1]', 'line 1: expected a JSON object, got [1]'],
@@ -304,11 +295,7 @@ test('invalid lines: JSON syntax, unsafe or fractional ids, missing fields, bad 
 });
 
 test('cross-backend round trip: SQLite → PostgreSQL → SQLite exports byte-identical lines', async () => {
-  const a = await createTestDb('sqlite');
-  const b = await createTestDb('postgres');
-  const c = await createTestDb('sqlite');
-  try {
-    const [sa, pb, sc] = [await a.open(), await b.open(), await c.open()];
+  await withTestDb('sqlite', (sa) => withTestDb('postgres', (pb) => withTestDb('sqlite', async (sc) => {
     // A linguistic collation on PostgreSQL ("_z" < "tok-a" < "Tok-b") must not change the export's byte order.
     const icu = await sql<{ n: number }>`select 1 as n from pg_collation where collname = 'en-x-icu'`.execute(pb.db);
     if (icu.rows.length > 0) {
@@ -327,14 +314,12 @@ test('cross-backend round trip: SQLite → PostgreSQL → SQLite exports byte-id
     }
     assert.match(await dump(pb, 'users'), new RegExp(`"user_id":${MAX}`));
     assert.match(await dump(pb, 'pending_deletions'), new RegExp(`"chat_id":${CHANNEL}`));
-  } finally {
-    await Promise.all([a.drop(), b.drop(), c.drop()]);
-  }
+  })));
 });
 
 test('export pages through more rows than one page, in key order', async () => {
   for (const kind of BACKENDS) {
-    await withStore(kind, async (store) => {
+    await withTestDb(kind, async (store) => {
       const lines = Array.from({ length: 2500 }, (_, i) => JSON.stringify({ token: `t${String(2500 - i).padStart(5, '0')}`, unique_id: 'u', created_by: 1, status: 'not_used', created_at: 0, expires_at: 0 }));
       await importCollection(store, 'tokens', lines.join('\n'), { now: NOW });
       const out = (await dump(store, 'tokens')).trimEnd().split('\n');

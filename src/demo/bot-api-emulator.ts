@@ -25,8 +25,6 @@ export interface EmulatorOptions {
    * Default off: every positive chat id exists. Chat ids ≤ 0 always exist (groups / channels).
    */
   strictChats?: boolean;
-  /** Messages older than this (by the emulator clock) can't be deleted. Default 48 h. */
-  undeletableAfterMs?: number;
   /** Emulator clock (ms epoch) for message dates and the 48 h rule. Default Date.now. */
   now?: () => number;
   /** Another emulator whose chats and messages this one shares: two bots in one Telegram, each its own updates. */
@@ -73,7 +71,8 @@ export interface CallRecord {
 }
 
 export const DEFAULT_TOKEN = '123456:TEST-token-abcdefghijklmnopqrstuvwxyz';
-export const DEFAULT_BOT_USERNAME = 'janitor_test_bot';
+const DEFAULT_BOT_USERNAME = 'janitor_test_bot';
+/** Messages older than this (by the emulator clock) can't be deleted for everyone. */
 const H48 = 48 * 60 * 60 * 1000;
 
 /** An error answer; thrown inside method handlers. */
@@ -190,7 +189,6 @@ export class BotApiEmulator {
   /** performance.now() stamps of the calls admitted in the current sliding window (a queue from `rateHead`). */
   private rateStamps: number[] = [];
   private rateHead = 0;
-  private undeletableAfterMs: number;
   private nowFn: () => number;
   private updates: Array<Record<string, unknown>> = [];
   private lastUpdateId = 0;
@@ -206,7 +204,6 @@ export class BotApiEmulator {
     this.botId = Number(/^(\d+):/.exec(this.token)?.[1] ?? 123456);
     this.rateLimit = opts.rateLimit ?? null;
     this.strictChats = opts.strictChats ?? false;
-    this.undeletableAfterMs = opts.undeletableAfterMs ?? H48;
     this.nowFn = opts.now ?? Date.now;
     // A second bot (e.g. a separate admin bot) sees the same chats and messages, with its own updates.
     this.chats = opts.shareChatsWith?.chats ?? new Map<number, ChatState>();
@@ -314,6 +311,17 @@ export class BotApiEmulator {
     return this.callLog.filter((c) => c.method.toLowerCase() === m);
   }
 
+  /** How many calls of `method` each chat got, keyed by the calls' `chat_id` (calls without one are left out). */
+  callsPerChat(method: string): Map<number, number> {
+    const counts = new Map<number, number>();
+    for (const c of this.callsOf(method)) {
+      if (c.params.chat_id === undefined) continue;
+      const chat = Number(c.params.chat_id);
+      counts.set(chat, (counts.get(chat) ?? 0) + 1);
+    }
+    return counts;
+  }
+
   resetCalls(): void {
     this.callLog.length = 0;
   }
@@ -359,10 +367,6 @@ export class BotApiEmulator {
     this.rateLimit = perSecond;
     this.rateStamps = [];
     this.rateHead = 0;
-  }
-
-  setUndeletableAfterMs(ms: number): void {
-    this.undeletableAfterMs = ms;
   }
 
   setNow(fn: () => number): void {
@@ -498,7 +502,7 @@ export class BotApiEmulator {
   }
 
   private deletable(m: EmulatedMessage): boolean {
-    return this.nowFn() - m.sentAt < this.undeletableAfterMs;
+    return this.nowFn() - m.sentAt < H48;
   }
 
   // ------------------------------------------------------------------ internals: methods
@@ -636,8 +640,6 @@ export class BotApiEmulator {
       pending_update_count: this.updates.length,
     }));
     this.def('setMyCommands', () => true);
-    this.def('deleteMyCommands', () => true);
-    this.def('getMyCommands', () => []);
     this.def('answerCallbackQuery', () => true);
     this.def('getUpdates', () => {
       throw new Error('getUpdates is handled separately');

@@ -58,3 +58,16 @@ export async function createTestDb(kind: Backend): Promise<TestDb> {
     },
   };
 }
+
+/**
+ * Runs `fn` with a store on a fresh database of `backend` (and the database itself, to open more stores on it);
+ * the database is dropped afterwards, whether `fn` passed or threw.
+ */
+export async function withTestDb<T>(backend: Backend, fn: (store: Store, tdb: TestDb) => Promise<T>): Promise<T> {
+  const tdb = await createTestDb(backend);
+  try {
+    return await fn(await tdb.open(), tdb);
+  } finally {
+    await tdb.drop();
+  }
+}
