@@ -6,11 +6,11 @@ import { Composer, type Context } from 'grammy';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { writeTransaction, type Store } from '../store/db.ts';
+import type { Store } from '../store/db.ts';
 import { getFile } from '../store/files.ts';
 import { numberSetting } from '../store/settings.ts';
-import { getTokenByUniqueId, markDirectLink } from '../store/tokens.ts';
-import { getUser, grantAccess, markBlocked, spendAccess, upsertUser } from '../store/users.ts';
+import { getTokenByUniqueId, markDirectLink, redeemVerifiedToken } from '../store/tokens.ts';
+import { getUser, grantAccess, markBlocked, markUnblocked, spendAccess, upsertUser } from '../store/users.ts';
 import type { User } from '../store/schema.ts';
 import { classifyCopyError } from '../telegram/errors.ts';
 import { parseStart, startLink } from '../telegram/links.ts';
@@ -41,7 +41,7 @@ export function registration(deps: Pick<UserBotDeps, 'store' | 'clock'>): Compos
   c.on('my_chat_member', async (ctx, next) => {
     const status = ctx.myChatMember.new_chat_member.status;
     if (ctx.chat.type === 'private' && status === 'kicked') await markBlocked(store, [ctx.chat.id], clock.now().getTime());
-    else if (ctx.chat.type === 'private' && status === 'member') await store.db.updateTable('users').set({ blocked_at: null }).where('user_id', '=', ctx.chat.id).execute();
+    else if (ctx.chat.type === 'private' && status === 'member') await markUnblocked(store, ctx.chat.id);
     await next();
   });
   c.chatType('private').on('message', async (ctx, next) => {
@@ -218,16 +218,9 @@ export async function finishVerification(ctx: Context, deps: UserBotDeps, tokenU
     }));
   }
   const n = await numberSetting(store, config, 'media_access_count');
-  // Deleting the token is the gate: two /start at once grant once. Both writes or neither.
-  const granted = await writeTransaction(store, async (trx) => {
-    const del = await trx.deleteFrom('tokens').where('token', '=', token.token).where('status', '=', 'verified').executeTakeFirst();
-    if (Number(del.numDeletedRows) !== 1) return false;
-    await trx.updateTable('users').set((eb) => ({ user_access_count: eb('user_access_count', '+', n) })).where('user_id', '=', userId).execute();
-    return true;
-  });
-  if (!granted) return void (await ctx.reply('❌ This verification link was already used. Use /create_new_token for a new one.'));
-  const user = await getUser(store, userId);
-  await ctx.reply(`✅ Verified! You now have ${user?.user_access_count ?? n} file accesses.`);
+  const left = await redeemVerifiedToken(store, token.token, userId, n);
+  if (left === null) return void (await ctx.reply('❌ This verification link was already used. Use /create_new_token for a new one.'));
+  await ctx.reply(`✅ Verified! You now have ${left} file accesses.`);
   if (token.file_unique_id) await sendFile(ctx, deps, token.file_unique_id);
 }
 

@@ -1,6 +1,7 @@
 /** Verification tokens and the per-day count of tokens a user created. */
 import { sql, type Kysely } from 'kysely';
 import type { Database, Token, TokenStatus } from './schema.ts';
+import { writeTransaction, type Store } from './db.ts';
 
 type Db = Kysely<Database>;
 
@@ -89,3 +90,22 @@ export async function markToken(db: Db, token: string, status: 'verified' | 'byp
   return Number(r.numUpdatedRows) === 1;
 }
 
+
+/**
+ * Redeems a verified token for `userId`: deletes it and adds `accesses` to the user in one transaction. Deleting the
+ * token is the gate, so two redeems at once grant once. Returns the user's new access count, or null when the token
+ * was not (or no longer) a verified token.
+ */
+export async function redeemVerifiedToken(store: Store, token: string, userId: number, accesses: number): Promise<number | null> {
+  return writeTransaction(store, async (trx) => {
+    const del = await trx.deleteFrom('tokens').where('token', '=', token).where('status', '=', 'verified').executeTakeFirst();
+    if (Number(del.numDeletedRows) !== 1) return null;
+    const u = await trx
+      .updateTable('users')
+      .set((eb) => ({ user_access_count: eb('user_access_count', '+', accesses) }))
+      .where('user_id', '=', userId)
+      .returning('user_access_count')
+      .executeTakeFirst();
+    return u ? Number(u.user_access_count) : accesses;
+  });
+}

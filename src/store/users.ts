@@ -8,6 +8,11 @@ export async function markBlocked(store: Store, userIds: number[], nowMs: number
   await store.db.updateTable('users').set({ blocked_at: nowMs }).where('user_id', 'in', userIds).where('blocked_at', 'is', null).execute();
 }
 
+/** Clears `blocked_at`: the user let the bot write to them again. */
+export async function markUnblocked(store: Store, userId: number): Promise<void> {
+  await store.db.updateTable('users').set({ blocked_at: null }).where('user_id', '=', userId).execute();
+}
+
 /** Registers a user on any message (or refreshes their names) and clears `blocked_at`: they wrote, so they are back. */
 export async function upsertUser(store: Store, u: { userId: number; username: string | null; firstName: string | null; nowMs: number }): Promise<User> {
   return store.db
