@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatDuration, formatLocal, formatSummary, relativeTime, renderStatusPage } from '../src/http/status-page.ts';
+import { formatDuration, formatLocal, relativeTime, renderStatusPage } from '../src/http/status-page.ts';
+import { formatSummary } from '../src/jobs/overview.ts';
 import { escapeHtml } from '../src/http/html.ts';
 import type { StatusSnapshot } from '../src/jobs/status.ts';
 import type { JobView, RunView } from '../src/jobs/overview.ts';
@@ -125,6 +126,8 @@ test('helpers: escaping, local time, relative time, durations, summaries', () =>
   assert.equal(formatDuration(null), '—');
   assert.equal(formatSummary({ deleted: 3, rows: 2, nested: { a: 1 }, skip: null }), 'deleted=3 rows=2 nested={"a":1}');
   assert.equal(formatSummary(null), '');
+  assert.equal(formatSummary({ ids: 'x'.repeat(80) }, 60), `ids=${'x'.repeat(59)}…`, 'the status page cuts long values');
+  assert.equal(formatSummary({ ids: 'x'.repeat(80) }), `ids=${'x'.repeat(80)}`, 'the CLI shows them whole');
 });
 
 test('renders a complete, phone-friendly, self-refreshing document', () => {

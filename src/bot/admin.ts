@@ -16,6 +16,7 @@ import { randomId, startLink } from '../telegram/links.ts';
 import { classifyError } from '../telegram/errors.ts';
 import type { RunResult } from '../scheduler/engine.ts';
 import type { StatusSnapshot } from '../jobs/status.ts';
+import { formatSummary } from '../jobs/overview.ts';
 
 /** The longest broadcast: Telegram deletes nothing older than 48 h, and the hourly deleter needs the margin. */
 export const MAX_BROADCAST_HOURS = 47;
@@ -165,7 +166,7 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
     void (async () => {
       try {
         const r = await deps.runJob(job);
-        const counts = Object.entries(r.summary).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
+        const counts = formatSummary(r.summary);
         await ctx.reply(`${r.status === 'ok' ? '✅' : '❌'} ${job} ${r.status}${counts ? `: ${counts}` : ''}${r.error ? `\n${r.error}` : ''}`);
       } catch (e) {
         await ctx.reply(`❌ ${job}: ${(e as Error).message}`).catch(() => {});

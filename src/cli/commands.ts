@@ -9,7 +9,7 @@ import { startService } from '../service.ts';
 import { startDemo } from '../demo/demo.ts';
 import { collectStatus } from '../jobs/status.ts';
 import { formatStatus, table } from './format.ts';
-import { listJobs } from '../jobs/overview.ts';
+import { formatSummary, listJobs } from '../jobs/overview.ts';
 import { COLLECTIONS, ImportError, exportCollection, importCollection, isCollection } from '../transfer/index.ts';
 import { CliError, UsageError } from './errors.ts';
 import type { Logger } from '../log.ts';
@@ -172,7 +172,7 @@ const run: Command = {
       };
       if (values.json) await write(ctx.stdout, `${JSON.stringify(out)}\n`);
       else {
-        const counts = Object.entries(r.summary).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
+        const counts = formatSummary(r.summary);
         await write(ctx.stdout, `${r.job} ${r.status}${counts ? `: ${counts}` : ''}${r.error ? ` (${r.error})` : ''} in ${r.finishedAt.getTime() - r.startedAt.getTime()} ms\n`);
       }
       return r.status === 'ok' ? 0 : 1;

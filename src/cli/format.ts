@@ -1,6 +1,7 @@
 /** Text output of the CLI: aligned tables, and `tg-janitor status` as the status page's facts for a terminal. */
 import { formatIn } from '../clock.ts';
 import type { StatusSnapshot } from '../jobs/status.ts';
+import { formatSummary } from '../jobs/overview.ts';
 
 /** The snapshot as a few aligned lines. */
 export function formatStatus(s: StatusSnapshot): string {
@@ -12,7 +13,7 @@ export function formatStatus(s: StatusSnapshot): string {
   out.push('', 'jobs:');
   const rows = s.jobs.map((j) => {
     const last = j.last_run;
-    const counts = last?.summary ? Object.entries(last.summary).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ') : '';
+    const counts = formatSummary(last?.summary);
     return [j.name, j.schedule_words, j.next_run_local ?? 'off', last ? `${last.status} ${local(last.finished_at ?? last.started_at)}` : 'never', counts + (last?.error ? ` error: ${last.error}` : '')];
   });
   out.push(...table(['JOB', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'LAST SUMMARY'], rows).map((l) => `  ${l}`));

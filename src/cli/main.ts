@@ -8,11 +8,8 @@ import { createLogger, type Logger } from '../log.ts';
 import { commands } from './commands.ts';
 import { CliError, UsageError } from './errors.ts';
 
-export { CliError, UsageError };
-
 /** What a command gets. */
 export interface CliContext {
-  args: string[];
   /** Loads and validates the configuration (throws ConfigError → exit 2). */
   config(): Config;
   /** A logger on stderr, made from the configuration. */
@@ -86,7 +83,6 @@ export async function main(
   const env = io.env ?? readEnvironment();
   let cachedConfig: Config | undefined;
   const ctx: CliContext = {
-    args: rest,
     env,
     processEnv: io.env ?? process.env,
     stdout,

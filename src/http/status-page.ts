@@ -5,7 +5,7 @@
  * comes from data is escaped with {@link escapeHtml}.
  */
 import type { BroadcastView, StatusSnapshot } from '../jobs/status.ts';
-import type { JobView, RunView } from '../jobs/overview.ts';
+import { formatSummary, type JobView, type RunView } from '../jobs/overview.ts';
 import { deletedPerHourChart, formatCount, formatLocal, safeTimeZone, tokensPerDayChart } from './charts.ts';
 import { escapeHtml } from './html.ts';
 
@@ -54,17 +54,6 @@ export function formatDuration(ms: number | null | undefined): string {
   return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}`;
 }
 
-/** A run summary as `key=value` pairs (`deleted=3 rows=2`); nested values as compact JSON. */
-export function formatSummary(summary: Record<string, unknown> | null | undefined): string {
-  if (!summary) return '';
-  return Object.entries(summary)
-    .filter(([, v]) => v !== undefined && v !== null)
-    .map(([k, v]) => {
-      const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
-      return `${k}=${text.length > 60 ? `${text.slice(0, 59)}…` : text}`;
-    })
-    .join(' ');
-}
 
 const KNOWN_STATUSES = new Set(['ok', 'error', 'skipped', 'abandoned', 'running', 'sending', 'sent', 'deleting']);
 
@@ -145,7 +134,7 @@ function runsTable(runs: RunView[], s: StatusSnapshot): string {
   const rows = runs.map(
     (r) =>
       `<tr><td>${badge(r.status)}${r.manual ? ' <small class="muted">manual</small>' : ''}</td><td>${when(r.started_at, s)}</td>` +
-      `<td class="num">${escapeHtml(formatDuration(r.duration_ms))}</td><td><code class="counts">${escapeHtml(formatSummary(r.summary))}</code></td>` +
+      `<td class="num">${escapeHtml(formatDuration(r.duration_ms))}</td><td><code class="counts">${escapeHtml(formatSummary(r.summary, 60))}</code></td>` +
       `<td>${r.error ? `<code class="err">${escapeHtml(r.error)}</code>` : ''}</td></tr>`,
   );
   return `<table><thead><tr><th>Status</th><th>Started</th><th>Duration</th><th>Counts</th><th>Error</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
@@ -165,7 +154,7 @@ function jobRow(j: JobView, s: StatusSnapshot): string {
       : '<small class="muted">no runs recorded yet</small>';
   return (
     `<tr class="job" data-job="${escapeHtml(j.name)}"><th scope="row">${escapeHtml(j.name)}</th><td>${schedule}</td><td>${next}</td><td>${last}</td>` +
-    `<td><code class="counts">${escapeHtml(formatSummary(r?.summary))}</code></td><td class="num">${escapeHtml(duration)}</td>` +
+    `<td><code class="counts">${escapeHtml(formatSummary(r?.summary, 60))}</code></td><td class="num">${escapeHtml(duration)}</td>` +
     `<td>${r?.error ? `<code class="err">${escapeHtml(r.error)}</code>` : ''}</td></tr>\n` +
     `<tr class="job-runs" data-job="${escapeHtml(j.name)}"><td colspan="7">${runs}</td></tr>`
   );

@@ -33,6 +33,21 @@ export interface JobView {
   recent_runs: RunView[];
 }
 
+/**
+ * A run summary as `key=value` pairs (`deleted=3 rows=2`), nested values as compact JSON, each value cut to
+ * `maxValue` characters (default: whole). The CLI, the admin's /run and the status page all show runs this way.
+ */
+export function formatSummary(summary: Record<string, unknown> | null | undefined, maxValue = Infinity): string {
+  if (!summary) return '';
+  return Object.entries(summary)
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => {
+      const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
+      return `${k}=${text.length > maxValue ? `${text.slice(0, maxValue - 1)}…` : text}`;
+    })
+    .join(' ');
+}
+
 /** A `job_runs` row for display. */
 export function runView(r: JobRun): RunView {
   return {
