@@ -5,13 +5,13 @@
 import { sql, type Kysely } from 'kysely';
 import { writeTransaction, type Store } from '../store/db.ts';
 import type { Database } from '../store/schema.ts';
-import { parseLines, type BroadcastDoc, type Collection, type PendingDeletionDoc } from './documents.ts';
+import { parseLines, type BroadcastDoc, type Collection, type DocumentOf, type PendingDeletionDoc } from './documents.ts';
 
 export { COLLECTIONS, ImportError, isCollection, type Collection } from './documents.ts';
 
 /** Options for {@link importCollection}. */
 export interface ImportOptions {
-  /** The import instant, used for defaults (`users.joined_at`, `created_at` of deletions and broadcasts). Default: now. */
+  /** The import instant, used for defaults (`users.joined_at`, a deletion's `created_at`). Default: now. */
   now?: Date;
 }
 
@@ -29,7 +29,6 @@ export interface ImportResult {
 
 type Counts = ImportResult;
 type Row = Record<string, unknown>;
-type Write = (db: Kysely<Database>) => Promise<void>;
 
 // Rows per statement: 13 columns × 500 stays far below SQLite's and PostgreSQL's bound-parameter limits.
 const CHUNK = 500;
@@ -143,40 +142,21 @@ async function insertBroadcasts(db: Kysely<Database>, docs: readonly BroadcastDo
   }
 }
 
-/** Parses and validates `text` (throws ImportError before any write) and returns the writes to run. */
-function prepare(collection: Collection, text: string, now: number, counts: Counts): Write {
-  const parsed = <T>(docs: T[]): T[] => ((counts.read = docs.length), docs);
-  switch (collection) {
-    case 'users': {
-      const docs = parsed(parseLines('users', text, now));
-      const spec: UpsertSpec = { table: 'users', keys: ['user_id'], columns: ['user_id', 'username', 'first_name', 'joined_at', 'is_banned', 'user_access_count', 'blocked_at'] };
-      // A document without joined_at keeps the row's; only a new user gets the import instant.
-      return (db) => upsert(db, spec, docs, counts, (d, ex) => ({ ...d, joined_at: d.joined_at ?? ex?.joined_at ?? now }));
-    }
-    case 'tokens': {
-      const docs = parsed(parseLines('tokens', text, now));
-      const spec: UpsertSpec = { table: 'tokens', keys: ['token'], columns: ['token', 'unique_id', 'created_by', 'status', 'created_at', 'expires_at', 'file_unique_id', 'direct_link'] };
-      return (db) => upsert(db, spec, docs, counts);
-    }
-    case 'token_generator_count': {
-      const docs = parsed(parseLines('token_generator_count', text, now));
-      const spec: UpsertSpec = { table: 'token_generator_count', keys: ['user_id', 'date'], columns: ['user_id', 'date', 'token_generated'] };
-      return (db) => upsert(db, spec, docs, counts);
-    }
-    case 'settings': {
-      const docs = parsed(parseLines('settings', text, now));
-      return (db) => upsert(db, { table: 'settings', keys: ['key'], columns: ['key', 'value'] }, docs, counts);
-    }
-    case 'pending_deletions': {
-      const docs = parsed(parseLines('pending_deletions', text, now));
-      return (db) => insertPending(db, docs, counts);
-    }
-    case 'broadcasts': {
-      const docs = parsed(parseLines('broadcasts', text, now));
-      return (db) => insertBroadcasts(db, docs, counts);
-    }
-  }
-}
+/** How each collection's validated documents are written (inside the import's transaction). */
+const WRITERS: { [C in Collection]: (db: Kysely<Database>, docs: readonly DocumentOf[C][], counts: Counts, now: number) => Promise<void> } = {
+  users: (db, docs, counts, now) => {
+    const spec: UpsertSpec = { table: 'users', keys: ['user_id'], columns: ['user_id', 'username', 'first_name', 'joined_at', 'is_banned', 'user_access_count', 'blocked_at'] };
+    // A document without joined_at keeps the row's; only a new user gets the import instant.
+    return upsert(db, spec, docs, counts, (d, ex) => ({ ...d, joined_at: d.joined_at ?? ex?.joined_at ?? now }));
+  },
+  tokens: (db, docs, counts) =>
+    upsert(db, { table: 'tokens', keys: ['token'], columns: ['token', 'unique_id', 'created_by', 'status', 'created_at', 'expires_at', 'file_unique_id', 'direct_link'] }, docs, counts),
+  token_generator_count: (db, docs, counts) =>
+    upsert(db, { table: 'token_generator_count', keys: ['user_id', 'date'], columns: ['user_id', 'date', 'token_generated'] }, docs, counts),
+  settings: (db, docs, counts) => upsert(db, { table: 'settings', keys: ['key'], columns: ['key', 'value'] }, docs, counts),
+  pending_deletions: (db, docs, counts) => insertPending(db, docs, counts),
+  broadcasts: (db, docs, counts) => insertBroadcasts(db, docs, counts),
+};
 
 /**
  * Imports the JSON Lines `text` into `collection`. Validates every line first (nothing is written when one is bad),
@@ -188,9 +168,11 @@ function prepare(collection: Collection, text: string, now: number, counts: Coun
 export async function importCollection(store: Store, collection: Collection, text: string, opts: ImportOptions = {}): Promise<ImportResult> {
   const now = (opts.now ?? new Date()).getTime();
   if (!Number.isFinite(now)) throw new TypeError('importCollection: opts.now is not a valid Date');
-  const counts: Counts = { read: 0, inserted: 0, updated: 0, unchanged: 0 };
-  const write = prepare(collection, text, now, counts);
-  if (counts.read === 0) return counts;
-  await writeTransaction(store, (trx) => write(trx));
+  // Every line is validated before anything is written (throws ImportError naming the first bad one).
+  const docs = parseLines(collection, text, now);
+  const counts: Counts = { read: docs.length, inserted: 0, updated: 0, unchanged: 0 };
+  if (docs.length === 0) return counts;
+  const write = WRITERS[collection] as (db: Kysely<Database>, docs: readonly DocumentOf[Collection][], counts: Counts, now: number) => Promise<void>;
+  await writeTransaction(store, (trx) => write(trx as Kysely<Database>, docs, counts, now));
   return counts;
 }
