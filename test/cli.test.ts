@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliProcess, runCli } from './support/cli.ts';
+import { CliProcess, runCli, runCliHere } from './support/cli.ts';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { BACKENDS, PG_URL, createTestDb } from './support/db.ts';
@@ -14,17 +14,17 @@ function tmp(): string {
 
 describe('tg-janitor CLI basics', () => {
   test('--help and unknown commands or options', async () => {
-    const help = await runCli(['--help'], {});
+    const help = await runCliHere(['--help'], {});
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Usage: tg-janitor <command>/);
-    const unknown = await runCli(['frobnicate'], {});
+    const unknown = await runCliHere(['frobnicate'], {});
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command "frobnicate"/);
-    const badOpt = await runCli(['jobs', '--colour'], {});
+    const badOpt = await runCliHere(['jobs', '--colour'], {});
     assert.equal(badOpt.code, 2);
     assert.match(badOpt.stderr, /--colour/);
     assert.match(badOpt.stderr, /Usage: tg-janitor jobs/);
-    const runHelp = await runCli(['run', '--help'], {});
+    const runHelp = await runCliHere(['run', '--help'], {});
     assert.equal(runHelp.code, 0);
     assert.match(runHelp.stdout, /--dry-run/);
   });
@@ -43,19 +43,23 @@ describe('tg-janitor CLI basics', () => {
   test('a bad configuration value exits 2 naming the variable, before anything runs', async () => {
     const dir = tmp();
     try {
+      // The real process once (its exit code), the other values through main() in this process.
+      const mars = await runCli(['migrate'], { TIMEZONE: 'Mars/Olympus' }, { cwd: dir });
+      assert.equal(mars.code, 2, mars.stderr);
+      assert.match(mars.stderr, /TIMEZONE="Mars\/Olympus" is not valid: expected an IANA time zone/);
       for (const [k, v, re] of [
-        ['TIMEZONE', 'Mars/Olympus', /TIMEZONE="Mars\/Olympus" is not valid: expected an IANA time zone/],
         ['TOKEN_CLEANUP_HOURS', '0,25', /TOKEN_CLEANUP_HOURS/],
         ['HTTP_PORT', 'eighty', /HTTP_PORT/],
         ['SCHEDULE_TOKEN_CLEANUP', '61 * * * *', /SCHEDULE_TOKEN_CLEANUP/],
         ['DELETE_AFTER_MINUTES', '5000', /DELETE_AFTER_MINUTES.*at most 2880/],
+        ['MEDIA_ACCESS_COUNT', '1001', /MEDIA_ACCESS_COUNT.*at most 1000/],
       ] as const) {
-        const r = await runCli(['migrate'], { [k]: v }, { cwd: dir });
+        const r = await runCliHere(['migrate'], { [k]: v, DATABASE_URL: `sqlite:${join(dir, 'data', 'db.sqlite')}` });
         assert.equal(r.code, 2, `${k}: ${r.stderr}`);
         assert.match(r.stderr, re);
       }
       assert.equal(existsSync(join(dir, 'data')), false, 'nothing ran');
-      const secret = await runCli(['migrate'], { BOT_TOKEN: 'not a token 123:SECRETVALUE' }, { cwd: dir });
+      const secret = await runCliHere(['migrate'], { BOT_TOKEN: 'not a token 123:SECRETVALUE', DATABASE_URL: `sqlite:${join(dir, 'data', 'db.sqlite')}` });
       assert.equal(secret.code, 2);
       assert.match(secret.stderr, /BOT_TOKEN/);
       assert.doesNotMatch(secret.stderr, /SECRETVALUE/, 'a secret is never echoed');
@@ -74,6 +78,22 @@ describe('tg-janitor CLI basics', () => {
       assert.ok(existsSync(join(dir, 'x', 'db.sqlite')));
       const r2 = await runCli(['jobs', '--json'], { TIMEZONE: 'UTC' }, { cwd: dir });
       assert.equal(JSON.parse(r2.stdout).timezone, 'UTC');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('--now without an offset is UTC, never the host\'s zone; an impossible date is refused', async () => {
+    const dir = tmp();
+    try {
+      const env = { DATABASE_URL: `sqlite:${join(dir, 'db.sqlite')}`, TIMEZONE: 'Asia/Kolkata' };
+      // A real process with TZ=UTC+14: read in the host's zone, 20:00 would be 06:00Z, the 28th in Kolkata.
+      const spaced = await runCli(['run', 'token-count-reset', '--now', '2026-11-28 20:00:00', '--dry-run', '--json'], { ...env, TZ: 'Pacific/Kiritimati' });
+      assert.equal(spaced.code, 0, spaced.stderr);
+      assert.equal((JSON.parse(spaced.stdout) as { today: string }).today, '2026-11-29');
+      const impossible = await runCliHere(['run', 'token-count-reset', '--now', '2026-02-31T00:00:00Z'], env);
+      assert.equal(impossible.code, 2, 'February 31st is not an instant');
+      assert.match(impossible.stderr, /--now: "2026-02-31T00:00:00Z" is not an ISO-8601 instant/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -105,7 +125,7 @@ describe('tg-janitor CLI basics', () => {
   test('run message-deleter without BOT_TOKEN exits 2 naming BOT_TOKEN', async () => {
     const dir = tmp();
     try {
-      const r = await runCli(['run', 'message-deleter'], {}, { cwd: dir });
+      const r = await runCliHere(['run', 'message-deleter'], { DATABASE_URL: `sqlite:${join(dir, 'db.sqlite')}` });
       assert.equal(r.code, 2);
       assert.match(r.stderr, /BOT_TOKEN/);
     } finally {
@@ -167,13 +187,6 @@ for (const backend of BACKENDS) {
           { user_id: 1, date: '2026-11-28', token_generated: 5 },
           { user_id: 1, date: '2026-11-29', token_generated: 1 },
         ]).execute();
-        // Without an offset --now is UTC, never the host's zone (UTC+14 here would make it 06:00Z, the 28th in Kolkata).
-        const spaced = await runCli(['run', 'token-count-reset', '--now', '2026-11-28 20:00:00', '--dry-run', '--json'], { DATABASE_URL: tdb.url, TIMEZONE: 'Asia/Kolkata', TZ: 'Pacific/Kiritimati' });
-        assert.equal(spaced.code, 0, spaced.stderr);
-        assert.equal((JSON.parse(spaced.stdout) as { today: string }).today, '2026-11-29');
-        const impossible = await runCli(['run', 'token-count-reset', '--now', '2026-02-31T00:00:00Z'], { DATABASE_URL: tdb.url });
-        assert.equal(impossible.code, 2, 'February 31st is not an instant');
-        assert.match(impossible.stderr, /--now: "2026-02-31T00:00:00Z" is not an ISO-8601 instant/);
         const r = await runCli(['run', 'token-count-reset', '--now', '2026-11-28T20:00:00Z', '--json'], { DATABASE_URL: tdb.url, TIMEZONE: 'Asia/Kolkata' });
         assert.equal(r.code, 0, r.stderr);
         const j = JSON.parse(r.stdout);

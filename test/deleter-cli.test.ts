@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CliProcess, runCli } from './support/cli.ts';
 import { BACKENDS, createTestDb } from './support/db.ts';
+import { until } from './support/wait.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 
 const jsonl = (docs: object[]) => docs.map((d) => JSON.stringify(d)).join('\n') + '\n';
@@ -120,13 +121,12 @@ for (const backend of BACKENDS) {
         const left = new Set((await store.db.selectFrom('broadcast_messages').select('chat_id').execute()).map((r) => r.chat_id));
         assert.ok(left.size > 0 && left.size < 3000, `killed midway (${left.size} left)`);
         const callsBefore = emu.callsOf('deleteMessage').length;
+        // The killed run's claim must expire before another run may take the broadcast: wait for its lease's end.
+        const claim = await store.db.selectFrom('broadcasts').select(['claimed_by', 'claim_expires_at']).executeTakeFirstOrThrow();
+        assert.ok(claim.claimed_by && claim.claim_expires_at, 'the killed run still holds the broadcast');
+        await until(() => Date.now() > claim.claim_expires_at! + 50, 'the killed run\'s lease to end', 15_000);
         const second = await runCli(['run', 'broadcast-deleter', '--json'], env);
-        // The first run's claim must expire before another run may take the broadcast: run until it has.
-        let j = JSON.parse(second.stdout);
-        for (let i = 0; i < 10 && j.broadcasts_done === 0; i++) {
-          await new Promise((r) => setTimeout(r, 1000));
-          j = JSON.parse((await runCli(['run', 'broadcast-deleter', '--json'], env)).stdout);
-        }
+        const j = JSON.parse(second.stdout);
         assert.equal(j.broadcasts_done, 1, JSON.stringify(j));
         const redone = emu.callsOf('deleteMessage').slice(callsBefore).filter((c) => !left.has(Number(c.params.chat_id)));
         assert.equal(redone.length, 0, 'no finished recipient was redone');

@@ -70,3 +70,17 @@ export class CliProcess {
     return this.exited;
   }
 }
+
+/**
+ * Runs `tg-janitor args…` inside this process through `main()` (no .env, the given environment only): for checks
+ * of arguments and configuration that need no process of their own. `code` is what the process would exit with.
+ */
+export async function runCliHere(args: string[], env: Record<string, string>): Promise<CliResult> {
+  const { main } = await import('../../src/cli/main.ts');
+  const { Writable } = await import('node:stream');
+  let stdout = '';
+  let stderr = '';
+  const sink = (add: (s: string) => void) => new Writable({ write: (chunk, _e, cb) => (add(String(chunk)), cb()) });
+  const code = await main(args, { env: { LOG_FORMAT: 'json', HTTP_PORT: '0', ...env }, stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)) });
+  return { code, signal: null, stdout, stderr };
+}
