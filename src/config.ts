@@ -249,12 +249,12 @@ export function tokenCleanupSchedule(hours: readonly number[]): string {
 /** Paths the HTTP server serves itself; the webhook needs its own. */
 const RESERVED_PATHS = ['/', '/verify', '/healthz', '/metrics', '/status.json'];
 
-/** Variables whose values are secret (or may hold a secret): errors never echo them. */
 /** The secret values of a configuration, as the logger must scrub them (trimmed, as the config holds them). */
 export function secretsOf(c: Pick<Config, 'botToken' | 'adminBotToken' | 'statusToken' | 'webhookSecret' | 'shortenerApiUrl'>): string[] {
   return [c.botToken, c.adminBotToken, c.statusToken, c.webhookSecret, c.shortenerApiUrl].filter((v): v is string => Boolean(v));
 }
 
+/** Variables whose values are secret (or may hold a secret): errors never echo them. */
 const SECRET_VARS = new Set(['BOT_TOKEN', 'DATABASE_URL', 'ADMIN_BOT_TOKEN', 'STATUS_TOKEN', 'WEBHOOK_SECRET', 'WEBHOOK_URL', 'SHORTENER_API_URL']);
 
 /**

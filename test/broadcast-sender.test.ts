@@ -2,7 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
-import { BroadcastSender } from '../src/bot/broadcast-sender.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { BroadcastSender, type SenderOptions } from '../src/bot/broadcast-sender.ts';
 import { systemClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { insertBroadcast } from '../src/store/broadcasts.ts';
@@ -40,7 +42,7 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
   });
   // The service's own client: its retry rules are part of what is tested.
   const { api } = createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0 });
-  const sender = (s: Store, extra: { stopGraceMs?: number } = {}) => new BroadcastSender({ api, clock: systemClock, logger: log, owner: 'test', timezone: 'UTC', pollMs: 50, store: s, ...extra });
+  const sender = (s: Store, extra: Partial<Pick<SenderOptions, 'stopGraceMs' | 'api'>> = {}) => new BroadcastSender({ api, clock: systemClock, logger: log, owner: 'test', timezone: 'UTC', pollMs: 50, store: s, ...extra });
   const row = () => store.db.selectFrom('broadcasts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   /** Runs a fresh sender until the broadcast is `sent` (done or given up). */
   const sendAll = async () => {
@@ -172,3 +174,55 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+/** A port nothing listens on (yet). */
+async function freePort(): Promise<number> {
+  const probe = http.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
+/** Opens `port` and forwards every request to `target` (Telegram coming back after an outage). */
+async function forward(port: number, target: string): Promise<http.Server> {
+  const to = new URL(target);
+  const server = http.createServer((req, res) => {
+    const fwd = http.request({ host: to.hostname, port: to.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode!, r.headers);
+      r.pipe(res);
+    });
+    fwd.on('error', () => res.destroy());
+    req.pipe(fwd);
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return server;
+}
+
+test('an outage (Telegram unreachable) delays a broadcast and fails nobody', async () => {
+  await withWorld('sqlite', async (emu, store) => {
+    const lines: string[] = [];
+    const log = createLogger({ level: 'error', destination: new Writable({ write: (chunk, _e, cb) => (lines.push(String(chunk)), cb()) }) });
+    const { users, sender, row } = await setup(emu, store, log);
+    const port = await freePort();
+    const { api } = createTelegram({ token: emu.token, apiRoot: `http://127.0.0.1:${port}`, rate: 0 });
+    const s = sender(store, { api });
+    let telegram: http.Server | null = null;
+    s.start();
+    try {
+      await until(() => lines.some((l) => /not taking copies/.test(l)), 'the sender to end a pass on refused connections', 10_000);
+      const during = await row();
+      assert.deepEqual([during.status, Number(during.sent_count), Number(during.failed_count), Number(during.send_cursor)], ['sending', 0, 0, 0], 'nobody failed, nobody skipped');
+      telegram = await forward(port, emu.url);
+      await until(async () => (await row()).status === 'sent', 'sending to finish once Telegram is back', 15_000);
+    } finally {
+      await s.stop();
+      telegram?.closeAllConnections();
+      await new Promise((r) => (telegram ? telegram.close(r) : r(null)));
+    }
+    const b = await row();
+    assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [10, 0]);
+    const perChat = emu.callsPerChat('copyMessage');
+    assert.deepEqual(users.map((u) => perChat.get(u)), users.map(() => 1), 'everyone got it once');
+  });
+});

@@ -45,6 +45,10 @@ test('a failed copy: only the recipient\'s own refusal is theirs, only an answer
   assert.equal(refused(502, 'Bad Gateway'), 'unknown', 'a 5xx may come after the copy was made');
   assert.equal(refused(401, 'Unauthorized'), 'fatal');
   assert.equal(classifyCopyError(new HttpError("Network request for 'copyMessage' failed!", new Error('timeout'))).failure, 'unknown');
+  const refusedConnection = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+  assert.equal(classifyCopyError(new HttpError("Network request for 'copyMessage' failed!", refusedConnection)).failure, 'refused', 'the request never left: nothing sent');
+  const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+  assert.equal(classifyCopyError(new HttpError("Network request for 'copyMessage' failed!", reset)).failure, 'unknown', 'cut after it was sent: maybe copied');
   for (const m of ['deleteMessages', 'deleteMessage', 'editMessageText', 'getMe', 'getUpdates', 'setWebhook']) assert.ok(isIdempotent(m), m);
   for (const m of ['sendMessage', 'copyMessage', 'copyMessages', 'forwardMessage', 'sendDocument']) assert.ok(!isIdempotent(m), m);
 });

@@ -38,8 +38,15 @@ test('importing settings checks the values the bots read, as the admin commands 
       await assert.rejects(importCollection(store, 'settings', `{"key":"welcome","value":"hi"}\n${bad}`, { now: new Date() }), (e: Error) => e instanceof ImportError && message.test(e.message));
       assert.equal((await store.db.selectFrom('settings').select('key').execute()).length, 0, 'nothing was imported');
     }
-    const ok = await importCollection(store, 'settings', '{"key":"delete_after_minutes","value":2880}\n{"key":"other","value":"5"}', { now: new Date() });
-    assert.equal(ok.inserted, 2, 'valid values and unknown keys are kept');
+    const ok = await importCollection(
+      store,
+      'settings',
+      '{"key":"delete_after_minutes","value":2880}\n{"key":"other","value":"5"}\n{"key":"constructor","value":"x"}\n{"key":"media_access_count","value":{"$numberInt":"7"}}',
+      { now: new Date() },
+    );
+    assert.equal(ok.inserted, 4, 'valid values, unknown keys (even "constructor") and mongoexport numbers are kept');
+    const stored = await store.db.selectFrom('settings').select('value').where('key', '=', 'media_access_count').executeTakeFirstOrThrow();
+    assert.equal(stored.value, '7', 'stored as the plain number the bots read');
   } finally {
     await tdb.drop();
   }

@@ -39,18 +39,20 @@ export interface AdminDeps {
   separateAdminBot?: boolean;
 }
 
+const range = (k: NumberSettingKey) => `${SETTING_RANGES[k].min}–${SETTING_RANGES[k].max}`;
+
 /** The commands that change a numeric setting (ranges in `SETTING_RANGES`, the fallback in store/settings.ts). */
 const SETTING_COMMANDS: Record<string, { key: NumberSettingKey; what: string; describe: (n: number) => string }> = {
   setdeletetime: {
-    key: 'delete_after_minutes', what: 'minutes (1–2880: Telegram deletes nothing older than 48 h)',
+    key: 'delete_after_minutes', what: `minutes (${range('delete_after_minutes')}: Telegram deletes nothing older than 48 h)`,
     describe: (n) => `Files are deleted ${n} minutes after delivery.`,
   },
   settokenlimit: {
-    key: 'token_generation_limit', what: 'tokens per user per day (1–1000)',
+    key: 'token_generation_limit', what: `tokens per user per day (${range('token_generation_limit')})`,
     describe: (n) => `Users may create ${n} verification links a day.`,
   },
   setaccesscount: {
-    key: 'media_access_count', what: 'file accesses per verification (1–1000)',
+    key: 'media_access_count', what: `file accesses per verification (${range('media_access_count')})`,
     describe: (n) => `One verification grants ${n} file accesses.`,
   },
 };

@@ -39,10 +39,15 @@ export interface SenderOptions {
 }
 
 /** What became of one recipient (see `BroadcastSender.deliver`). */
-type Delivery = { kind: 'sent' } | { kind: 'failed'; failure: CopyFailure; reason: string } | { kind: 'stopped' };
+type Delivery = { kind: 'sent' } | { kind: 'failed'; failure: CopyFailure; reason: string } | { kind: 'later'; reason: string } | { kind: 'stopped' };
 
-/** Source failures in a row that stop a broadcast: one could be a recipient's odd error, three are the source. */
+/**
+ * Ambiguous source failures ("chat not found", no rights) in a row, with no copy made in this pass, that stop a
+ * broadcast: one could be a recipient's odd error, three before any success are the source.
+ */
 const SOURCE_FAILURES_TO_STOP = 3;
+/** Unconfirmed copies in a row after which the pass stops and backs off: Telegram is not answering. */
+const UNKNOWN_TO_PAUSE = 3;
 
 /** The background sender. `start()`, `kick()` after a new broadcast, `stop()` waits for the recipient in hand. */
 export class BroadcastSender {
@@ -119,6 +124,8 @@ export class BroadcastSender {
     const renew = setInterval(() => void broadcasts.renewBroadcastClaim(store, id, owner, clock.now().getTime() + leaseMs).catch(() => {}), Math.max(1000, leaseMs / 3));
     logger.info({ broadcast_id: id, resume_after: cursor }, `📢 Sending broadcast ${id}${cursor ? ` (resuming after user ${cursor})` : ''}`);
     let sourceFailures = 0;
+    let unknownInRow = 0;
+    let sentThisPass = 0;
     // Ends the sending for good when the source cannot be copied: what was sent is still deleted on time.
     const giveUp = async (reason: string) => {
       await broadcasts.finishSending(store, id);
@@ -138,16 +145,27 @@ export class BroadcastSender {
           // Stopped before the user's copy is known (never asked, or asked with no answer): the cursor stays here,
           // so the next start asks this user again. Counting them as done would skip them for good.
           if (result.kind === 'stopped') return;
+          // Telegram kept refusing for now (or could not be reached): this user stays next, the pass ends, and the
+          // sender backs off before trying again. An outage delays the broadcast; it fails nobody.
+          if (result.kind === 'later') throw new Error(`Telegram is not taking copies (${result.reason}); broadcast ${id} resumes after user ${cursor}`);
           const fail = result.kind === 'failed' ? result : null;
           // Only the recipient's own refusal marks them: a source the bot cannot read must not mark everyone blocked.
           if (fail?.failure === 'recipient') await markBlocked(store, [userId], clock.now().getTime());
           if (fail) logger.debug({ broadcast_id: id, user_id: userId, failure: fail.failure, reason: fail.reason }, 'broadcast not delivered');
           await broadcasts.advanceSend(store, id, userId, fail ? 0 : 1, fail ? 1 : 0);
           if (fail) failed++;
-          else sent++;
+          else {
+            sent++;
+            sentThisPass++;
+          }
           cursor = userId;
-          sourceFailures = fail?.failure === 'source' || fail?.failure === 'missing' ? sourceFailures + 1 : 0;
-          if (sourceFailures >= SOURCE_FAILURES_TO_STOP) return await giveUp(fail!.reason);
+          // The source message is gone: nobody can get it. An unreadable source chat looks like some recipients'
+          // errors, so it ends the sending only when it comes three times in a row before any copy worked.
+          if (fail?.failure === 'missing') return await giveUp(fail.reason);
+          sourceFailures = fail?.failure === 'source' ? sourceFailures + 1 : 0;
+          if (sourceFailures >= SOURCE_FAILURES_TO_STOP && sentThisPass === 0) return await giveUp(fail!.reason);
+          unknownInRow = fail?.failure === 'unknown' ? unknownInRow + 1 : 0;
+          if (unknownInRow >= UNKNOWN_TO_PAUSE) throw new Error(`${unknownInRow} copies in a row not confirmed (${fail!.reason}); broadcast ${id} resumes after user ${cursor}`);
           if (Date.now() - lastProgress >= (this.o.progressEveryMs ?? 2000)) {
             lastProgress = Date.now();
             await this.progress(b, `📢 Broadcast #${id}: sending… ${sent} sent, ${failed} failed`);
@@ -195,21 +213,25 @@ export class BroadcastSender {
           );
           return cut ? { kind: 'stopped' } : { kind: 'failed', failure, reason };
         }
-        // Telegram refused for now (a 429 past the client's retries): nothing was sent, so asking again is safe.
-        if (failure !== 'refused' || attempt >= 2) return { kind: 'failed', failure, reason };
+        if (failure !== 'refused') return { kind: 'failed', failure, reason };
+        // Refused for now (a 429 past the client's retries, or no connection): nothing was sent, asking again is safe.
+        if (attempt >= 2) return { kind: 'later', reason };
         await sleep(1000 * 2 ** attempt, undefined, { signal: this.abort.signal }).catch(() => {});
       }
     }
   }
 
-  /** Records a recipient's copy, retrying until the database answers; false if stopped first (logged with ids). */
+  /**
+   * Records a recipient's copy, retrying until the database answers; false only when stop()'s grace ran out first
+   * (logged with the ids, so the operator can delete it by hand).
+   */
   private async record(broadcastId: number, userId: number, messageId: number): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
         await broadcasts.addRecipient(this.o.store, broadcastId, userId, messageId);
         return true;
       } catch (e) {
-        if (!this.running) {
+        if (this.calls.signal.aborted) {
           this.o.logger.error(
             { broadcast_id: broadcastId, chat_id: userId, message_id: messageId, err: (e as Error).message },
             `❌ could not record broadcast ${broadcastId}'s copy in chat ${userId} (message ${messageId}) before stopping: delete it by hand`,
@@ -218,7 +240,7 @@ export class BroadcastSender {
         }
         const wait = Math.min(30_000, 250 * 2 ** attempt);
         this.o.logger.warn({ broadcast_id: broadcastId, err: (e as Error).message, retry_in_ms: wait }, 'could not record a broadcast copy; retrying');
-        await sleep(wait, undefined, { signal: this.abort.signal }).catch(() => {});
+        await sleep(wait, undefined, { signal: this.calls.signal }).catch(() => {});
       }
     }
   }

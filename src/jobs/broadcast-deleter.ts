@@ -25,8 +25,11 @@ export interface BroadcastDeleterSummary {
   undeletable: number;
   /** Recipients who blocked the bot or are gone: marked. */
   unreachable: number;
-  /** Recipients of due broadcasts still to delete after the run (failed for now, or held by another process). */
-  remaining: number;
+  /**
+   * Recipients of due broadcasts still to delete after the run (failed for now, or held by another process); not
+   * counted by the wake-ups, which run again at once.
+   */
+  remaining?: number;
   /** Broadcasts without any recipient record (imported from the original bot): removed, nothing to delete. */
   without_recipients: number;
   would_delete?: number;
@@ -60,7 +63,7 @@ export async function deleteExpiredBroadcasts(
   const { store } = deps;
   const owner = runOwner(deps.owner);
   const leaseMs = deps.leaseMs ?? 60_000;
-  const s: BroadcastDeleterSummary = { broadcasts_done: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, remaining: 0, without_recipients: 0 };
+  const s: BroadcastDeleterSummary = { broadcasts_done: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, without_recipients: 0 };
   if (ctx.dryRun) {
     const c = await broadcasts.countDueBroadcasts(store, ctx.clock.now().getTime());
     return { ...s, would_delete_broadcasts: c.broadcasts, would_delete: c.recipients };
@@ -178,7 +181,7 @@ export function broadcastDeleterJob(deps: BroadcastDeleterDeps, schedule: string
     successLine: (s, at) =>
       s.would_delete !== undefined
         ? `📢 Would delete ${s.would_delete} messages of ${s.would_delete_broadcasts} broadcasts (dry run) at ${at}`
-        : `✅ Broadcast cleanup completed at ${at} (${s.broadcasts_done} broadcasts, ${s.messages_deleted} messages deleted, ${s.remaining} left)`,
+        : `✅ Broadcast cleanup completed at ${at} (${s.broadcasts_done} broadcasts, ${s.messages_deleted} messages deleted${s.remaining === undefined ? '' : `, ${s.remaining} left`})`,
   };
 }
 

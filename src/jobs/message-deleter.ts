@@ -98,7 +98,9 @@ export async function deleteDueMessages(
     const c = await deletions.countDue(store, ctx.clock.now().getTime());
     return { ...s, would_delete: c.rows, would_delete_messages: c.messages };
   }
-  const noticeText = (await getSetting<string>(store, 'deleted_notice_text')) ?? DEFAULT_DELETED_NOTICE;
+  const custom = await getSetting(store, 'deleted_notice_text');
+  // Only text the admin set (or imported as a string) is sent: anything else would make every notice fail.
+  const noticeText = typeof custom === 'string' && custom.trim() ? custom : DEFAULT_DELETED_NOTICE;
   let fatal: FatalTelegramError | null = null;
   while (!ctx.signal.aborted && !fatal) {
     const wall = (ctx.wallClock ?? ctx.clock).now().getTime();

@@ -218,8 +218,8 @@ export class Engine {
   }
 
   /**
-   * Runs a job once now, outside its schedule (the CLI's `run`, the library's `run`), started or not. `stop()` waits
-   * for it; its failure reaches the caller.
+   * Runs a job once now, outside its schedule (the CLI's `run`, the library's `run`), started or not. A started
+   * engine's `stop()` waits for it; its failure reaches the caller.
    */
   async runNow(name: string, opts: { now?: Date; dryRun?: boolean } = {}): Promise<RunResult> {
     const job = this.jobs.get(name);

@@ -66,11 +66,13 @@ export class Waker {
     try {
       const now = this.o.clock.now().getTime();
       const next = await this.o.earliest(now);
-      this.failures = 0;
-      if (next === null) return pollMs;
-      if (next > now) return Math.min(pollMs, next - now);
-      if (!this.running) return pollMs;
+      if (next === null || next > now || !this.running) {
+        this.failures = 0;
+        return next === null || !this.running ? pollMs : Math.min(pollMs, next - now);
+      }
       const worked = await this.o.work(this.abort.signal);
+      // Reset only once the work itself went through: work that keeps failing backs off toward 30 s.
+      this.failures = 0;
       // More may be due right away (a next batch); if nothing was workable, look again after a poll.
       return worked > 0 ? 0 : pollMs;
     } catch (e) {

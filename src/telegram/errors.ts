@@ -63,7 +63,8 @@ export function classifyError(err: unknown): Outcome {
 /**
  * What a failed copy (`copyMessage` / `copyMessages`) means, for the bot delivering a file and the broadcast sender:
  * - `fatal`: the bot token was rejected.
- * - `refused`: Telegram refused for now (429 after retries): nothing was copied; ask again later.
+ * - `refused`: Telegram refused for now (429 after retries), or the request never left (connection refused, no
+ *   DNS): nothing was copied; ask again later.
  * - `unknown`: no answer, or a 5xx: the copy may exist. Asking again could send it twice.
  * - `recipient`: the recipient blocked the bot or is deactivated: nothing was copied; mark them.
  * - `missing`: the source message is gone ("message to copy not found").
@@ -74,12 +75,15 @@ export type CopyFailure = 'fatal' | 'refused' | 'unknown' | 'recipient' | 'missi
 
 const RECIPIENT_GONE = [/bot was blocked by the user/i, /user is deactivated/i, /bot can't initiate conversation/i];
 const SOURCE_MISSING = [/messages? to copy not found/i, /no messages to copy/i];
+/** Network errors raised before a request reached Telegram: nothing can have been done. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /** Classifies whatever a copy call threw; `reason` as in {@link Outcome}. */
 export function classifyCopyError(err: unknown): { failure: CopyFailure; reason: string } {
   const o = classifyError(err);
   if (o.kind === 'fatal') return { failure: 'fatal', reason: o.reason };
-  // Only an answer tells that nothing was done: a 429 is Telegram refusing, a 5xx or no answer leaves it unknown.
+  if (err instanceof HttpError && NOT_SENT.has(String((err.error as { code?: unknown } | undefined)?.code))) return { failure: 'refused', reason: o.reason };
+  // Otherwise only an answer tells that nothing was done: a 429 is Telegram refusing, a 5xx or no answer leaves it unknown.
   if (!(err instanceof GrammyError) || err.error_code >= 500) return { failure: 'unknown', reason: o.reason };
   if (err.error_code === 429) return { failure: 'refused', reason: o.reason };
   if (RECIPIENT_GONE.some((r) => r.test(err.description))) return { failure: 'recipient', reason: o.reason };

@@ -8,7 +8,7 @@
 import { daysIn, parseIso } from '../clock.ts';
 import { pendingDeletionDedupeKey } from '../store/deletions.ts';
 import { broadcastDedupeKey } from '../store/broadcasts.ts';
-import { validSetting, type NumberSettingKey } from '../store/settings.ts';
+import type { NumberSettingKey } from '../store/settings.ts';
 import { SETTING_RANGES } from '../config.ts';
 import {
   TOKEN_STATUSES,
@@ -305,9 +305,11 @@ const parsers: { [C in Collection]: (doc: Doc, now: number) => DocumentOf[C] } =
     const key = req(doc, 'key', name);
     if (doc.value === undefined) throw new DocumentError('value', 'is required');
     // The settings the bots read are checked as the admin's commands check them; other keys are kept as they are.
-    if (key in SETTING_RANGES) {
+    if (Object.hasOwn(SETTING_RANGES, key)) {
       const r = SETTING_RANGES[key as NumberSettingKey];
-      if (!validSetting(key as NumberSettingKey, doc.value)) fail('value', `a whole number ${r.min}–${r.max} for ${key}`, doc.value);
+      // mongoexport writes numbers as {"$numberInt": "30"}: read like every other number, stored as a plain one.
+      const n = integer(r.min, r.max, `a whole number ${r.min}–${r.max} for ${key}`)(doc.value, 'value');
+      return { key, value: JSON.stringify(n) };
     }
     if (key === 'deleted_notice_text' && typeof doc.value !== 'string') fail('value', 'a string for deleted_notice_text', doc.value);
     return { key, value: JSON.stringify(doc.value) };
