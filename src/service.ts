@@ -1,7 +1,8 @@
 /**
  * The whole service behind `tg-janitor start`: database, schedulers, user bot, admin commands, broadcast sender,
- * HTTP server (verify page, status page, /healthz, /metrics, webhook). Stops in the seed's order: polling and
- * broadcast sending first, then the schedulers (waiting for runs in flight), then HTTP, then the database.
+ * HTTP server (verify page, status page, /healthz, /metrics, webhook). Stops the bots, the broadcast sender and the
+ * schedulers side by side (each waiting for its work in flight, within SHUTDOWN_TIMEOUT_S), then HTTP, then the
+ * database.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Bot, GrammyError, webhookCallback, type BotError, type Context } from 'grammy';
