@@ -1,0 +1,85 @@
+/**
+ * Keeps a lease alive while work runs: renews it on a period, notices when it is lost (another process took it, or
+ * the row is gone), and stops. The one place lease renewal is written; engine runs, deletion claims, broadcast
+ * claims and the broadcast sender all use it.
+ */
+import type { Logger } from '../log.ts';
+
+/** Options for {@link LeaseKeeper}. */
+export interface LeaseKeeperOptions {
+  /** What is held, for logs: "broadcast 12", "run 7 of token-cleanup". */
+  what: string;
+  /** Time between renewals; a third of the lease is usual. */
+  periodMs: number;
+  /**
+   * Extends the lease in one conditional statement; resolves true while this process still owns it, false once it
+   * does not. A rejection (database down) is logged and retried on the next period: the lease may still be ours.
+   */
+  renew: () => Promise<boolean>;
+  logger: Logger;
+  /** Called once when the lease is found lost (after `signal` is aborted). */
+  onLost?: () => void;
+}
+
+/** Renews a lease until stopped or lost. `signal` aborts when the lease is lost. */
+export class LeaseKeeper {
+  private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(private readonly o: LeaseKeeperOptions) {}
+
+  /** Aborted when the lease was found lost: stop the work it covers. */
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  /** True once the lease was found lost. */
+  get lost(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  /** Starts renewing (idempotent). Returns this, so `new LeaseKeeper(o).start()` reads as one step. */
+  start(): this {
+    if (this.timer || this.stopped) return this;
+    this.timer = setInterval(() => {
+      // One renewal at a time: a slow database must not pile up statements.
+      if (this.inFlight || this.stopped) return;
+      this.inFlight = this.renewOnce().finally(() => (this.inFlight = null));
+    }, this.o.periodMs);
+    this.timer.unref?.();
+    return this;
+  }
+
+  /** Renews now (the holder learns at once whether it still owns the lease). */
+  async renewNow(): Promise<boolean> {
+    await this.renewOnce();
+    return !this.lost;
+  }
+
+  /** Stops renewing and waits for a renewal in flight, so nothing touches the lease after the holder released it. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.inFlight;
+  }
+
+  /** Marks the lease lost (the holder learned it another way, e.g. a conditional write that changed nothing). */
+  markLost(why: string): void {
+    if (this.lost) return;
+    this.o.logger.error({ lease: this.o.what, why }, `⚠️ lost the lease on ${this.o.what} (${why}); stopping that work`);
+    this.abort.abort();
+    this.o.onLost?.();
+  }
+
+  private async renewOnce(): Promise<void> {
+    if (this.lost || this.stopped) return;
+    try {
+      if (!(await this.o.renew())) this.markLost('another process holds it now, or it is gone');
+    } catch (e) {
+      this.o.logger.warn({ lease: this.o.what, err: (e as Error).message }, `could not renew the lease on ${this.o.what}; retrying`);
+    }
+  }
+}
