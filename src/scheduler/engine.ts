@@ -13,6 +13,7 @@ import type { Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import type { RunStatus } from '../store/schema.ts';
 import * as runs from '../store/job-runs.ts';
+import { LeaseKeeper } from './lease-keeper.ts';
 import { describeSchedule, latestFireAtOrBefore, nextFire } from './schedule.ts';
 
 /** Counts a job reports (`deleted`, `rows`, …); stored as JSON in `job_runs.summary`. */
@@ -31,7 +32,10 @@ export interface RunContext {
   wallClock: Clock;
   /** Report what would change, change nothing. */
   dryRun: boolean;
-  /** Aborted when the engine stops: finish the item in hand, take no new work. */
+  /**
+   * Aborted when the engine stops, or when the run's lease was lost (another process marked it abandoned or took
+   * the job): finish the item in hand, take no new work.
+   */
   signal: AbortSignal;
   logger: Logger;
 }
@@ -324,13 +328,24 @@ export class Engine {
     }
     if (!locked) {
       const summary = { reason: 'the previous run is still running' };
-      await runs.finishRun(store.db, runId, 'skipped', startedAt.getTime(), summary, null);
+      await runs.finishRun(store.db, runId, this.owner, 'skipped', startedAt.getTime(), summary, null);
       logger.info({ job: job.name, run_id: runId, tick: tickAt.toISOString() }, `⏭️ ${job.title}: tick skipped, the previous run is still running`);
       const r: RunResult = { job: job.name, runId, status: 'skipped', scheduledFor: tickAt, startedAt, finishedAt: startedAt, evaluatedAt: startedAt, summary };
       this.o.onRunFinished?.(r);
       return r;
     }
-    const r = await execute(job, { ...this.o, wallClock: this.o.clock, owner: this.owner, runId, scheduledFor: tickAt, startedAt, evaluatedAt: startedAt, dryRun: false, signal: this.abort.signal });
+    const r = await execute(job, {
+      ...this.o,
+      wallClock: this.o.clock,
+      owner: this.owner,
+      runId,
+      holdsLock: true,
+      scheduledFor: tickAt,
+      startedAt,
+      evaluatedAt: startedAt,
+      dryRun: false,
+      signal: this.abort.signal,
+    });
     this.o.onRunFinished?.(r);
     return r;
   }
@@ -345,6 +360,8 @@ interface ExecuteOptions {
   leaseMs: number;
   owner: string;
   runId: number | null;
+  /** Whether the run holds its job's lock (a scheduled run), which its lease renewal then keeps too. */
+  holdsLock: boolean;
   scheduledFor: Date | null;
   startedAt: Date;
   evaluatedAt: Date;
@@ -352,51 +369,103 @@ interface ExecuteOptions {
   signal: AbortSignal;
 }
 
-/** Runs a job whose run row (if any) is already in place, renewing its lease, and records how it ended. */
+/**
+ * Runs a job whose run row (if any) is already in place, renewing its lease, and records how it ended. A run whose
+ * lease is found lost is told to stop (its signal aborts); one another process marked `abandoned` keeps that status.
+ */
 async function execute(job: JobDefinition, o: ExecuteOptions): Promise<RunResult> {
   const { store, clock, wallClock, logger, runId } = o;
-  const heartbeat =
+  // The job stops taking new work when the engine stops or when the run is no longer ours. Combined by hand, not
+  // with AbortSignal.any: the engine's signal lives as long as the process, and Node keeps every signal derived
+  // from a long-lived one (nodejs/node#55351); this listener is removed when the run ends.
+  const runAbort = new AbortController();
+  const stopRun = () => runAbort.abort();
+  if (o.signal.aborted) stopRun();
+  else o.signal.addEventListener('abort', stopRun, { once: true });
+  const keeper =
     runId === null
       ? null
-      : setInterval(() => {
-          runs.renewLease(store.db, job.name, runId, wallClock.now().getTime() + o.leaseMs).catch((e) =>
-            logger.warn({ job: job.name, err: errorText(e) }, 'could not renew run lease'),
-          );
-        }, Math.max(1000, o.leaseMs / 3));
-  heartbeat?.unref?.();
+      : new LeaseKeeper({
+          what: `run ${runId} of ${job.name}`,
+          periodMs: Math.max(1000, o.leaseMs / 3),
+          renew: () => {
+            const until = wallClock.now().getTime() + o.leaseMs;
+            return runs.renewLease(store.db, job.name, runId, o.owner, until, { lock: o.holdsLock });
+          },
+          logger: logger.child({ job: job.name, run_id: runId }),
+          onLost: stopRun,
+        }).start();
   let status: RunStatus = 'ok';
   let summary: Summary = {};
   let error: string | undefined;
   try {
-    summary = await job.run({ now: o.evaluatedAt, clock, wallClock, dryRun: o.dryRun, signal: o.signal, logger: logger.child({ job: job.name }) });
+    const jobLogger = logger.child({ job: job.name });
+    const signal = runAbort.signal;
+    summary = await job.run({ now: o.evaluatedAt, clock, wallClock, dryRun: o.dryRun, signal, logger: jobLogger });
   } catch (e) {
     status = 'error';
     error = errorText(e);
   } finally {
-    if (heartbeat) clearInterval(heartbeat);
+    o.signal.removeEventListener('abort', stopRun);
+    // Waits for a renewal in flight: nothing touches the lease after the run is recorded.
+    await keeper?.stop();
   }
   const finishedAt = wallClock.now();
-  if (runId !== null) {
-    // A database blip here must not lose the outcome silently; retry briefly, then leave it to lease expiry.
-    for (let i = 0; ; i++) {
-      try {
-        await runs.finishRun(store.db, runId, status, finishedAt.getTime(), summary, error ?? null);
-        break;
-      } catch (e) {
-        if (i >= 4) {
-          logger.error({ job: job.name, run_id: runId, err: errorText(e) }, 'could not record the end of a run; it will show as abandoned');
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 200 * 2 ** i));
-      }
-    }
+  const durationMs = finishedAt.getTime() - o.startedAt.getTime();
+  const { scheduledFor, startedAt, evaluatedAt } = o;
+  const result = { job: job.name, runId, scheduledFor, startedAt, finishedAt, evaluatedAt };
+  const other = runId === null ? null : await recordEnd(o, job, runId, status, finishedAt.getTime(), summary, error);
+  if (other !== null) {
+    // Another process decided how this run ended, and the row keeps that: report it, not what the job returned.
+    const outcome = status === 'ok' ? 'ok' : `with an error (${error})`;
+    const why = `the run finished ${outcome} but had been marked ${other}: its lease ran out while it still worked`;
+    logger.error(
+      { job: job.name, run_id: runId, status: other, outcome: status, duration_ms: durationMs, ...summary },
+      `⚠️ ${job.title}: run ${runId} finished but had been marked ${other} by another process; outcome not recorded`,
+    );
+    return { ...result, status: other, summary, error: why };
   }
   // The log line speaks of the instant the run decided at (`--now` for a manual run), like the seed's.
   const at = formatIn(new Date(o.evaluatedAt.getTime() + finishedAt.getTime() - o.startedAt.getTime()), o.timezone);
-  const fields = { job: job.name, run_id: runId, status, duration_ms: finishedAt.getTime() - o.startedAt.getTime(), dry_run: o.dryRun || undefined, ...summary };
+  const base = { job: job.name, run_id: runId, status, duration_ms: durationMs, dry_run: o.dryRun || undefined };
+  const fields = { ...base, ...summary };
   if (status === 'ok') logger.info(fields, job.successLine(summary, at));
   else logger.error({ ...fields, err: error }, `❌ Error during ${job.label}: ${error}`);
-  return { job: job.name, runId, status, scheduledFor: o.scheduledFor, startedAt: o.startedAt, finishedAt, evaluatedAt: o.evaluatedAt, summary, ...(error ? { error } : {}) };
+  return { ...result, status, summary, ...(error ? { error } : {}) };
+}
+
+/**
+ * Records a run's end while it is still ours, retrying a database blip briefly. Null when recorded (or left to lease
+ * expiry after the retries); else the status the row has instead (`abandoned`: another process gave up on it).
+ */
+async function recordEnd(
+  o: ExecuteOptions,
+  job: JobDefinition,
+  runId: number,
+  status: RunStatus,
+  finishedMs: number,
+  summary: Summary,
+  error: string | undefined,
+): Promise<RunStatus | null> {
+  const { store, logger, owner } = o;
+  // A database blip here must not lose the outcome silently; retry briefly, then leave it to lease expiry.
+  for (let i = 0; ; i++) {
+    try {
+      if (await runs.finishRun(store.db, runId, owner, status, finishedMs, summary, error ?? null)) return null;
+      // Nothing changed. Read why, only to report it: the decision was the conditional update's.
+      const row = await runs.runById(store.db, runId);
+      // An earlier attempt whose answer was lost already recorded exactly this.
+      if (row && row.owner === owner && row.status === status && Number(row.finished_at) === finishedMs) return null;
+      return row?.status ?? 'abandoned';
+    } catch (e) {
+      if (i >= 4) {
+        const fields = { job: job.name, run_id: runId, err: errorText(e) };
+        logger.error(fields, 'could not record the end of a run; it will show as abandoned');
+        return null;
+      }
+      await new Promise((r) => setTimeout(r, 200 * 2 ** i));
+    }
+  }
 }
 
 /** Options for {@link runManual}. */
@@ -441,6 +510,7 @@ export async function runManual(job: JobDefinition, o: ManualRunOptions): Promis
     leaseMs,
     owner,
     runId,
+    holdsLock: false,
     scheduledFor: null,
     startedAt,
     evaluatedAt,

@@ -41,20 +41,72 @@ export async function acquireJobLock(db: Db, job: string, owner: string, runId: 
   return Number(r.numUpdatedRows) === 1;
 }
 
-/** Extends the leases of a live run and its lock. */
-export async function renewLease(db: Db, job: string, runId: number, untilMs: number): Promise<void> {
-  await db.updateTable('job_runs').set({ lease_expires_at: untilMs }).where('id', '=', runId).where('status', '=', 'running').execute();
-  await db.updateTable('job_locks').set({ lease_expires_at: untilMs }).where('job', '=', job).where('run_id', '=', runId).execute();
+/**
+ * Extends the lease of a run this process still owns (`running` under `owner`) and, with `lock` (a scheduled run,
+ * which holds its job's lock; default false), the lock too. Each is one conditional statement, so a run another
+ * process marked `abandoned`, or a lock another run took, is never renewed. True while the run is still ours.
+ */
+export async function renewLease(
+  db: Db,
+  job: string,
+  runId: number,
+  owner: string,
+  untilMs: number,
+  opts: { lock?: boolean } = {},
+): Promise<boolean> {
+  const run = await db
+    .updateTable('job_runs')
+    .set({ lease_expires_at: untilMs })
+    .where('id', '=', runId)
+    .where('status', '=', 'running')
+    .where('owner', '=', owner)
+    .executeTakeFirst();
+  if (Number(run.numUpdatedRows) !== 1) return false;
+  const lock = await db
+    .updateTable('job_locks')
+    .set({ lease_expires_at: untilMs })
+    .where('job', '=', job)
+    .where('run_id', '=', runId)
+    .where('owner', '=', owner)
+    .executeTakeFirst();
+  // The run row is still ours, but another run took the job's lock once ours expired: two runs would overlap.
+  return !opts.lock || Number(lock.numUpdatedRows) === 1;
 }
 
-/** Records how a run ended and frees its lock. */
-export async function finishRun(db: Db, runId: number, status: RunStatus, nowMs: number, summary: unknown, error: string | null): Promise<void> {
-  await db
+/**
+ * Records how a run ended and frees its lock, only while this process still owns the run: one statement with
+ * `WHERE id AND status = 'running' AND owner`, so a run another process marked `abandoned` (its lease expired
+ * while it was still working) keeps that status. True when the outcome was recorded.
+ */
+export async function finishRun(
+  db: Db,
+  runId: number,
+  owner: string,
+  status: RunStatus,
+  nowMs: number,
+  summary: unknown,
+  error: string | null,
+): Promise<boolean> {
+  const json = summary === undefined ? null : JSON.stringify(summary);
+  const r = await db
     .updateTable('job_runs')
-    .set({ status, finished_at: nowMs, summary: summary === undefined ? null : JSON.stringify(summary), error, lease_expires_at: null })
+    .set({ status, finished_at: nowMs, summary: json, error, lease_expires_at: null })
     .where('id', '=', runId)
+    .where('status', '=', 'running')
+    .where('owner', '=', owner)
+    .executeTakeFirst();
+  // Freed either way: a lock still naming this run is held by nobody alive.
+  await db
+    .updateTable('job_locks')
+    .set({ owner: null, run_id: null, lease_expires_at: null })
+    .where('run_id', '=', runId)
     .execute();
-  await db.updateTable('job_locks').set({ owner: null, run_id: null, lease_expires_at: null }).where('run_id', '=', runId).execute();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** One run's row, or undefined (e.g. to say why {@link finishRun} changed nothing). */
+export async function runById(db: Db, runId: number): Promise<JobRun | undefined> {
+  return db.selectFrom('job_runs').selectAll().where('id', '=', runId).executeTakeFirst();
 }
 
 /**
