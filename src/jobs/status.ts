@@ -4,7 +4,7 @@ import { JOB_NAMES, type Config } from '../config.ts';
 import type { Store } from '../store/db.ts';
 import { activeBroadcasts } from '../store/broadcasts.ts';
 import { deletionStats } from '../store/deletions.ts';
-import { lastRunWithStatus } from '../store/job-runs.ts';
+import { hasLiveRun, lastRunWithStatus } from '../store/job-runs.ts';
 import { deletedPerHour, tokensPerDay } from '../store/stats.ts';
 import { staleAfterMs } from '../scheduler/schedule.ts';
 import { listJobs, type JobView } from './overview.ts';
@@ -102,8 +102,9 @@ export async function checkHealth(src: StatusSource): Promise<Health> {
 }
 
 /**
- * Healthy when the engine runs and every enabled job's last success (or the service's start, whichever is later) is
- * younger than twice the gap between its next two fire times.
+ * Healthy when the engine runs and every enabled job is alive: its last success (or the service's start, whichever
+ * is later) is younger than twice the largest gap between its fire times over the next 7 days, or a scheduled run of
+ * it is still `running` with a lease that has not expired (busy, not broken).
  */
 async function judgeHealth(src: StatusSource, jobs: Pick<JobView, 'name' | 'schedule'>[], nowMs: number): Promise<Health> {
   const problems: string[] = [];
@@ -116,7 +117,8 @@ async function judgeHealth(src: StatusSource, jobs: Pick<JobView, 'name' | 'sche
     const success = await lastRunWithStatus(src.store.db, j.name, 'ok');
     const since = Math.max(success?.finished_at ?? 0, src.startedAt?.getTime() ?? 0);
     if (since === 0) continue; // a CLI snapshot of a database that never ran the job: nothing to judge yet
-    if (nowMs - since > limit) {
+    // A run still renewing its lease is working (a long backlog), not stuck; one left by a dead process has expired.
+    if (nowMs - since > limit && !(await hasLiveRun(src.store.db, j.name, nowMs))) {
       problems.push(`${j.name}: no successful run for ${Math.round((nowMs - since) / 1000)} s (expected within ${Math.round(limit / 1000)} s)`);
     }
   }

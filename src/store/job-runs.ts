@@ -139,6 +139,23 @@ export async function recentRuns(db: Db, job: string, limit = 10): Promise<JobRu
   return db.selectFrom('job_runs').selectAll().where('job', '=', job).orderBy('started_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
 }
 
+/**
+ * Whether a scheduled run of the job is `running` with a lease that has not expired at `nowMs`: it is alive and
+ * being renewed (a message deleter working through a backlog), however long ago the last success was.
+ */
+export async function hasLiveRun(db: Db, job: string, nowMs: number): Promise<boolean> {
+  const row = await db
+    .selectFrom('job_runs')
+    .select('id')
+    .where('job', '=', job)
+    .where('status', '=', 'running')
+    .where('scheduled_for', 'is not', null)
+    .where('lease_expires_at', '>=', nowMs)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 /** The latest finished run of a job with the given status (e.g. the last success), or undefined. */
 export async function lastRunWithStatus(db: Db, job: string, status: RunStatus): Promise<JobRun | undefined> {
   return db.selectFrom('job_runs').selectAll().where('job', '=', job).where('status', '=', status).orderBy('finished_at', 'desc').limit(1).executeTakeFirst();
