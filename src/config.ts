@@ -12,7 +12,10 @@ export const JOB_NAMES = ['token-cleanup', 'message-deleter', 'broadcast-deleter
 /** One of the scheduled jobs. */
 export type JobName = (typeof JOB_NAMES)[number];
 
-/** Thrown for a bad configuration value; `variable` names the environment variable. Exit code 2. */
+/**
+ * Thrown for a bad configuration value; `variable` names the environment variable, or the option when the library's
+ * options were checked (`config.timezone`, `databaseUrl`). Exit code 2.
+ */
 export class ConfigError extends Error {
   constructor(
     readonly variable: string,
@@ -267,19 +270,45 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
     const v = env[key];
     if (v !== undefined && v.trim() !== '') input[key] = v.trim();
   }
+  const shown = (variable: string) => JSON.stringify(input[variable] ?? '');
+  return parseConfig(input, { ...opts, name: (variable) => variable, shown });
+}
+
+/** The error for a setting's bad value: named as the caller spells it, its value shown unless it is secret. */
+function invalid(variable: string, name: string, shown: string, expected: string): ConfigError {
+  const value = SECRET_VARS.has(variable) ? '' : `=${shown}`;
+  return new ConfigError(name, `${name}${value} is not valid: expected ${expected}`);
+}
+
+/** How {@link parseConfig} speaks of a setting in errors: its name, and its value as given (never a secret's). */
+interface Naming {
+  isTTY?: boolean;
+  name: (variable: string) => string;
+  shown: (variable: string) => string;
+}
+
+/** Validates settings in the environment's string form (keys are the variables) and builds the configuration. */
+function parseConfig(input: Record<string, string>, n: Naming): Config {
   const parsed = envSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0] ?? 'environment');
-    const shown = SECRET_VARS.has(variable) ? '' : `=${JSON.stringify(input[variable] ?? '')}`;
-    throw new ConfigError(variable, `${variable}${shown} is not valid: expected ${issue.message}`);
+    throw invalid(variable, n.name(variable), n.shown(variable), issue.message);
   }
   const e = parsed.data;
+  const [hookUrl, hookSecret, botToken] = [n.name('WEBHOOK_URL'), n.name('WEBHOOK_SECRET'), n.name('BOT_TOKEN')];
   // Without Telegram's secret token anyone who learns the webhook path could post updates as an admin.
-  if (e.WEBHOOK_URL && !e.WEBHOOK_SECRET) throw new ConfigError('WEBHOOK_SECRET', 'WEBHOOK_SECRET is required with WEBHOOK_URL: Telegram sends it with every update, so forged updates are refused');
-  if (e.WEBHOOK_URL && !e.BOT_TOKEN) throw new ConfigError('WEBHOOK_URL', 'WEBHOOK_URL is set but BOT_TOKEN is not: the webhook receives the user bot\'s updates');
+  if (e.WEBHOOK_URL && !e.WEBHOOK_SECRET) {
+    const why = 'Telegram sends it with every update, so forged updates are refused';
+    throw new ConfigError(hookSecret, `${hookSecret} is required with ${hookUrl}: ${why}`);
+  }
+  if (e.WEBHOOK_URL && !e.BOT_TOKEN) {
+    const why = "the webhook receives the user bot's updates";
+    throw new ConfigError(hookUrl, `${hookUrl} is set but ${botToken} is not: ${why}`);
+  }
   if (e.WEBHOOK_URL && RESERVED_PATHS.includes(new URL(e.WEBHOOK_URL).pathname)) {
-    throw new ConfigError('WEBHOOK_URL', `WEBHOOK_URL's path must not be one of ${RESERVED_PATHS.join(', ')} (the service serves those); use e.g. /telegram/<something secret>`);
+    const served = `${RESERVED_PATHS.join(', ')} (the service serves those); use e.g. /telegram/<something secret>`;
+    throw new ConfigError(hookUrl, `${hookUrl}'s path must not be one of ${served}`);
   }
   const hours = [...new Set(e.TOKEN_CLEANUP_HOURS)].sort((a, b) => a - b);
   return {
@@ -294,7 +323,7 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
     botApiRoot: e.BOT_API_ROOT.replace(/\/+$/, ''),
     adminIds: e.ADMIN_IDS,
     logLevel: e.LOG_LEVEL,
-    logFormat: e.LOG_FORMAT ?? (opts.isTTY ? 'pretty' : 'json'),
+    logFormat: e.LOG_FORMAT ?? (n.isTTY ? 'pretty' : 'json'),
     httpHost: e.HTTP_HOST,
     httpPort: e.HTTP_PORT,
     schedules: {
@@ -322,6 +351,146 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
     statusToken: e.STATUS_TOKEN,
     statusRefreshS: e.STATUS_REFRESH_S,
   };
+}
+
+/** What kind of JavaScript value an option takes, before it is written in the environment's string form. */
+type OptionKind = 'string' | 'number' | 'boolean' | 'numbers' | 'strings';
+
+/** An environment variable the schema knows. */
+type Variable = keyof typeof envSchema.shape;
+
+/** Each option of {@link Config} (but `schedules`) with its environment variable and kind. */
+const OPTIONS: Record<Exclude<keyof Config, 'schedules'>, readonly [variable: Variable, kind: OptionKind]> = {
+  databaseUrl: ['DATABASE_URL', 'string'],
+  timezone: ['TIMEZONE', 'string'],
+  tokenExpiryDays: ['TOKEN_EXPIRY_DAYS', 'number'],
+  tokenCleanupHours: ['TOKEN_CLEANUP_HOURS', 'numbers'],
+  tokenGenerationLimit: ['TOKEN_GENERATION_LIMIT', 'number'],
+  deleteAfterMinutes: ['DELETE_AFTER_MINUTES', 'number'],
+  mediaAccessCount: ['MEDIA_ACCESS_COUNT', 'number'],
+  botToken: ['BOT_TOKEN', 'string'],
+  botApiRoot: ['BOT_API_ROOT', 'string'],
+  adminIds: ['ADMIN_IDS', 'numbers'],
+  logLevel: ['LOG_LEVEL', 'string'],
+  logFormat: ['LOG_FORMAT', 'string'],
+  httpHost: ['HTTP_HOST', 'string'],
+  httpPort: ['HTTP_PORT', 'number'],
+  catchUpMissed: ['CATCH_UP_MISSED', 'boolean'],
+  shutdownTimeoutS: ['SHUTDOWN_TIMEOUT_S', 'number'],
+  jobLeaseS: ['JOB_LEASE_S', 'number'],
+  jobRunsKeepDays: ['JOB_RUNS_KEEP_DAYS', 'number'],
+  claimLeaseS: ['CLAIM_LEASE_S', 'number'],
+  telegramRate: ['TELEGRAM_RATE', 'number'],
+  telegramRetries: ['TELEGRAM_RETRIES', 'number'],
+  telegramTimeoutS: ['TELEGRAM_TIMEOUT_S', 'number'],
+  storageChannelId: ['STORAGE_CHANNEL_ID', 'number'],
+  publicUrl: ['PUBLIC_URL', 'string'],
+  shortenerApiUrl: ['SHORTENER_API_URL', 'string'],
+  shortenerDomains: ['SHORTENER_DOMAINS', 'strings'],
+  bypassMinSeconds: ['BYPASS_MIN_SECONDS', 'number'],
+  adminBotToken: ['ADMIN_BOT_TOKEN', 'string'],
+  webhookUrl: ['WEBHOOK_URL', 'string'],
+  webhookSecret: ['WEBHOOK_SECRET', 'string'],
+  statusToken: ['STATUS_TOKEN', 'string'],
+  statusRefreshS: ['STATUS_REFRESH_S', 'number'],
+};
+
+/** The variable of a job's schedule: `token-cleanup` → `SCHEDULE_TOKEN_CLEANUP`. */
+const scheduleVariable = (job: JobName) => `SCHEDULE_${job.toUpperCase().replace(/-/g, '_')}` as Variable;
+
+/** Each variable's option name, as errors about options say it: `TIMEZONE` → `config.timezone`. */
+const OPTION_NAMES = new Map<string, string>([
+  ...Object.entries(OPTIONS).map(([key, [variable]]) => [variable, `config.${key}`] as const),
+  ...JOB_NAMES.map((job) => [scheduleVariable(job), `config.schedules['${job}']`] as const),
+]);
+
+const KIND_WORDS: Record<OptionKind, string> = {
+  string: 'a string',
+  number: 'a number',
+  boolean: 'true or false',
+  numbers: 'an array of numbers',
+  strings: 'an array of strings',
+};
+
+const typeOf = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`);
+
+/** `v` in the environment's string form, or null when it is not of `kind`. */
+function asEnvString(v: unknown, kind: OptionKind): string | null {
+  switch (kind) {
+    case 'string':
+      return typeof v === 'string' ? v : null;
+    case 'number':
+      return typeof v === 'number' ? String(v) : null;
+    case 'boolean':
+      return typeof v === 'boolean' ? String(v) : null;
+    case 'numbers':
+      return Array.isArray(v) && v.every((x) => typeof x === 'number') ? v.join(',') : null;
+    case 'strings':
+      return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v.join(',') : null;
+  }
+}
+
+// JSON would show NaN and Infinity as null.
+const shownValue = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The configuration of the library's `createJanitor({ config, databaseUrl })`, validated with the same schema as the
+ * environment: each option is written in its variable's string form and checked by that variable's rules, so the
+ * same values are accepted and the errors say the same. Options left out (or `undefined`) take the environment's
+ * defaults (the process environment itself is not read); token cleanup follows `tokenCleanupHours` unless
+ * `schedules['token-cleanup']` is given. `databaseUrl` wins over `config.databaseUrl`.
+ * @throws ConfigError naming the option (`config.timezone`, `config.schedules['token-cleanup']`, `databaseUrl`) for
+ *   an unknown key, a value of the wrong type or one out of range, saying what is accepted; a secret's value is never
+ *   shown.
+ */
+export function configFromOptions(config: unknown = {}, databaseUrl?: unknown): Config {
+  if (!isRecord(config)) throw new ConfigError('config', `config must be an object of options, not ${typeOf(config)}`);
+  const input: Record<string, string> = {};
+  // The option each variable came from, and the value given, for the error messages.
+  const given = new Map<string, { name: string; value: unknown }>();
+  const put = (variable: Variable, name: string, value: unknown, kind: OptionKind) => {
+    if (value === undefined) return;
+    const text = asEnvString(value, kind);
+    if (text === null) {
+      throw new ConfigError(name, `${name} is not valid: expected ${KIND_WORDS[kind]}, got ${typeOf(value)}`);
+    }
+    // Each value on its own, with its variable's rules: `config.databaseUrl` is checked even when `databaseUrl`
+    // replaces it.
+    const field = envSchema.shape[variable].safeParse(text);
+    if (!field.success) throw invalid(variable, name, shownValue(value), field.error.issues[0]!.message);
+    input[variable] = text;
+    given.set(variable, { name, value });
+  };
+  for (const [key, value] of Object.entries(config)) {
+    if (key === 'schedules') continue;
+    if (!Object.hasOwn(OPTIONS, key)) {
+      const known = [...Object.keys(OPTIONS), 'schedules'].join(', ');
+      throw new ConfigError(`config.${key}`, `config.${key} is not an option; the options are ${known}`);
+    }
+    const [variable, kind] = OPTIONS[key as keyof typeof OPTIONS];
+    put(variable, `config.${key}`, value, kind);
+  }
+  const schedules = config.schedules;
+  if (schedules !== undefined) {
+    if (!isRecord(schedules)) {
+      const what = `an object of job name → cron expression or "off", not ${typeOf(schedules)}`;
+      throw new ConfigError('config.schedules', `config.schedules must be ${what}`);
+    }
+    for (const [job, value] of Object.entries(schedules)) {
+      const name = `config.schedules['${job}']`;
+      if (!(JOB_NAMES as readonly string[]).includes(job)) {
+        throw new ConfigError(name, `${name} is not a job; the jobs are ${JOB_NAMES.join(', ')}`);
+      }
+      put(scheduleVariable(job as JobName), name, value, 'string');
+    }
+  }
+  put('DATABASE_URL', 'databaseUrl', databaseUrl, 'string');
+  return parseConfig(input, {
+    name: (variable) => given.get(variable)?.name ?? OPTION_NAMES.get(variable) ?? variable,
+    shown: (variable) => shownValue(given.get(variable)?.value ?? ''),
+  });
 }
 
 /** The process environment merged over `.env` in `cwd` when one exists (the environment wins). */

@@ -8,7 +8,7 @@
  * await janitor.stop();
  * ```
  */
-import { loadConfig, secretsOf, tokenCleanupSchedule, JOB_NAMES, type Config, type JobName } from './config.ts';
+import { configFromOptions, secretsOf, JOB_NAMES, type Config, type JobName } from './config.ts';
 import { formatIn, systemClock, type Clock } from './clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openStore, type Store } from './store/db.ts';
@@ -194,17 +194,14 @@ export function buildJobs(
   return { jobs, deleter, broadcasts: bdeps };
 }
 
-/** Opens (and migrates) the database and builds the schedulers. */
+/**
+ * Validates the options, then opens (and migrates) the database and builds the schedulers.
+ * @throws ConfigError naming a bad option (`config.timezone`, `databaseUrl`, …) before anything is opened.
+ */
 export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor> {
-  const base = loadConfig({});
-  // Token cleanup follows the hours given, unless a schedule for it is given too (as loadConfig does).
-  const hours = opts.config?.tokenCleanupHours ?? base.tokenCleanupHours;
-  const config: Config = {
-    ...base,
-    ...opts.config,
-    schedules: { ...base.schedules, 'token-cleanup': tokenCleanupSchedule(hours), ...opts.config?.schedules },
-  };
-  if (opts.databaseUrl) config.databaseUrl = opts.databaseUrl;
+  // The environment's schema, so an option takes what its variable takes; token cleanup follows the hours given
+  // unless a schedule for it is given too. Checked first: a bad option opens no database and creates no file.
+  const config = configFromOptions(opts.config, opts.databaseUrl);
   const logger = opts.logger ?? createLogger({ level: config.logLevel, format: 'json', secrets: secretsOf(config) });
   const store = opts.store ?? (await openStore(config.databaseUrl));
   if (opts.migrate !== false) await migrateToLatest(store);
