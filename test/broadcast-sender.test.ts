@@ -17,12 +17,12 @@ import { BotApiEmulator } from './support/bot-api-emulator.ts';
 const logger = createLogger({ level: 'silent' });
 const ADMIN = 4242;
 
-/** Calls `onSelect(n)` as the n-th query reading `broadcast_messages` is built, before it runs. */
-function onRecipientLookup(onSelect: (n: number) => void): KyselyPlugin {
+/** Calls `onInsert(n)` as the n-th statement inserting into `broadcast_messages` (a reservation) is built. */
+function onReservation(onInsert: (n: number) => void): KyselyPlugin {
   let n = 0;
   return {
     transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-      if (args.node.kind === 'SelectQueryNode' && JSON.stringify(args.node).includes('"broadcast_messages"')) onSelect(++n);
+      if (args.node.kind === 'InsertQueryNode' && JSON.stringify(args.node).includes('"broadcast_messages"')) onInsert(++n);
       return args.node;
     },
     async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
@@ -81,13 +81,13 @@ for (const backend of BACKENDS) {
     test('a user the sender never asked is asked on the next start, not counted as sent', async () => {
       await withWorld(backend, async (emu, store) => {
         const { users, sender, row, finish } = await setup(emu, store);
-        // Stop the sender while it looks up whether the 5th user already has a copy: the moment between "this user
-        // is next" and asking Telegram, where a stop used to count the user as sent without a copy.
+        // Stop the sender while it reserves the 5th user: the moment between "this user is next" and asking
+        // Telegram, where a stop used to count the user as sent without a copy.
         let first: BroadcastSender | null = null;
         let stopping: Promise<void> | null = null;
-        first = sender({ ...store, db: store.db.withPlugin(onRecipientLookup((n) => { if (n === 5) stopping = first!.stop(); })) });
+        first = sender({ ...store, db: store.db.withPlugin(onReservation((n) => { if (n === 5) stopping = first!.stop(); })) });
         first.start();
-        await until(() => stopping !== null, 'the 5th recipient lookup');
+        await until(() => stopping !== null, 'the 5th reservation');
         await stopping;
         const b = await row();
         assert.equal(b.status, 'sending');

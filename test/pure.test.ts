@@ -4,7 +4,9 @@ import { GrammyError, HttpError } from 'grammy';
 import { classifyCopyError, classifyError, classifyResponse, isIdempotent } from '../src/telegram/errors.ts';
 import { parseStart, randomId, startLink, verifyPayload } from '../src/telegram/links.ts';
 import { decide, refererAllowed } from '../src/http/verify.ts';
-import { parseLinkRange, parseWhole } from '../src/bot/admin.ts';
+import { parseBroadcastDuration, parseLinkRange, parseWhole } from '../src/bot/admin.ts';
+import { MissingChatWatch } from '../src/telegram/errors.ts';
+import { faultBackoffMs } from '../src/store/faults.ts';
 import { backoffMs } from '../src/jobs/message-deleter.ts';
 import { describeUrl } from '../src/store/db.ts';
 import { redact } from '../src/log.ts';
@@ -124,4 +126,41 @@ test('the library derives token cleanup\'s schedule from the hours it is given, 
   } finally {
     await tdb.drop();
   }
+});
+
+test('/broadcast durations: a bare number is hours, or 30m, 2h, 1h30m; 1 minute to 47 hours', () => {
+  const minutes = (a: string) => {
+    const d = parseBroadcastDuration(a);
+    return 'minutes' in d ? d.minutes : d.error;
+  };
+  assert.equal(minutes('2'), 120);
+  assert.equal(minutes('30m'), 30);
+  assert.equal(minutes('2h'), 120);
+  assert.equal(minutes(' 1H30M '), 90);
+  assert.equal(minutes('1m'), 1);
+  assert.equal(minutes('47h'), 47 * 60);
+  assert.equal(minutes('2820m'), 2820);
+  assert.match(String(minutes('2821m')), /too long: at most 47 hours/);
+  assert.match(String(minutes('48')), /48 h is too long/);
+  assert.match(String(minutes('0m')), /At least 1 minute/);
+  assert.match(String(minutes('0')), /At least 1 minute/);
+  assert.match(String(minutes('1.5h')), /is not a duration/);
+  assert.match(String(minutes('-2')), /is not a duration/);
+  assert.match(String(minutes('')), /Give the duration/);
+});
+
+test('the "chat not found" watch: 20 distinct chats with no success between trip it; a success settles the held', () => {
+  const w = new MissingChatWatch<string>(20);
+  for (let i = 0; i < 19; i++) assert.equal(w.hold(i, `row${i}`), false);
+  assert.equal(w.hold(3, 'again'), false, 'the same chat twice is still 19 chats');
+  assert.deepEqual(w.success().length, 20, 'a success hands back every held item as single answers');
+  for (let i = 0; i < 19; i++) w.hold(100 + i, `r${i}`);
+  assert.equal(w.hold(200, 'last'), true, 'the 20th distinct chat is a storm');
+  assert.equal(w.tripped, true);
+  assert.deepEqual(w.success(), [], 'after a storm nothing is handed back: it all stays as it was');
+  assert.equal(w.heldItems().length, 20);
+});
+
+test('setup-fault back-off: 1 minute, doubling, at most 15', () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 9].map(faultBackoffMs), [60_000, 120_000, 240_000, 480_000, 900_000, 900_000]);
 });

@@ -21,6 +21,34 @@ import { formatSummary } from '../jobs/overview.ts';
 /** The longest broadcast: Telegram deletes nothing older than 48 h, and the hourly deleter needs the margin. */
 export const MAX_BROADCAST_HOURS = 47;
 
+/**
+ * Reads `/broadcast`'s duration: a bare number is hours (as it always was), or `30m`, `2h`, `1h30m`; from 1 minute
+ * to {@link MAX_BROADCAST_HOURS} hours. Pure.
+ */
+export function parseBroadcastDuration(arg: string): { minutes: number } | { error: string } {
+  const a = arg.trim().toLowerCase();
+  if (!a) return { error: 'Give the duration.' };
+  const m = /^(?:(\d{1,6})h?|(?:(\d{1,6})h)?(?:(\d{1,6})m))$/.exec(a);
+  if (!m) return { error: `"${arg.trim().slice(0, 20)}" is not a duration.` };
+  const minutes = m[1] !== undefined ? Number(m[1]) * 60 : Number(m[2] ?? 0) * 60 + Number(m[3]);
+  if (minutes > MAX_BROADCAST_HOURS * 60) {
+    return {
+      error:
+        `${formatMinutes(minutes)} is too long: at most ${MAX_BROADCAST_HOURS} hours. Telegram deletes nothing older ` +
+        'than 48 hours, and the deletion needs the margin.',
+    };
+  }
+  if (minutes < 1) return { error: 'At least 1 minute.' };
+  return { minutes };
+}
+
+/** "30 min", "2 h", "1 h 30 min". */
+export function formatMinutes(minutes: number): string {
+  const h = Math.floor(minutes / 60);
+  const m = minutes % 60;
+  return [h ? `${h} h` : '', m ? `${m} min` : ''].filter(Boolean).join(' ') || '0 min';
+}
+
 /** What the admin commands need. */
 export interface AdminDeps {
   store: Store;
@@ -112,15 +140,13 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
   });
 
   admin.command('broadcast', async (ctx) => {
-    const usage = `Usage: reply /broadcast <hours> to the message to send (1–${MAX_BROADCAST_HOURS} hours, then it is deleted from every chat).`;
+    const usage =
+      `Usage: reply /broadcast <duration> to the message to send: hours (2), or 30m, 2h, 1h30m — ` +
+      `1 minute to ${MAX_BROADCAST_HOURS} hours, then it is deleted from every chat.`;
     const source = ctx.message.reply_to_message;
-    const arg = ctx.match.trim();
-    if (!/^\d{1,6}$/.test(arg)) return void (await ctx.reply(`❌ ${arg ? `"${arg.slice(0, 20)}" is not a whole number of hours.` : 'Give the hours.'}\n${usage}`));
-    const hours = Number(arg);
-    if (hours > MAX_BROADCAST_HOURS) {
-      return void (await ctx.reply(`❌ ${hours} hours is too long: at most ${MAX_BROADCAST_HOURS}. Telegram deletes nothing older than 48 hours, and the hourly broadcast deleter needs the margin.`));
-    }
-    if (hours < 1) return void (await ctx.reply(`❌ At least 1 hour.\n${usage}`));
+    const duration = parseBroadcastDuration(ctx.match);
+    if ('error' in duration) return void (await ctx.reply(`❌ ${duration.error}\n${usage}`));
+    const hours = duration.minutes / 60;
     if (!source) return void (await ctx.reply(`❌ Reply to the message you want to broadcast.\n${usage}`));
     let fromChatId = ctx.chat.id;
     let messageId = source.message_id;
@@ -142,7 +168,8 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
     const id = await insertBroadcast(store, {
       fromChatId, messageId, text, caption, fileId, durationHours: hours, createdAt: clock.now().getTime(), progressChatId: ctx.chat.id, progressMessageId: progress.message_id,
     });
-    logger.info({ broadcast_id: id, hours, recipients, admin: ctx.from.id }, `📢 Broadcast ${id} queued for ${recipients} users, deleted after ${hours} h`);
+    const after = formatMinutes(duration.minutes);
+    logger.info({ broadcast_id: id, minutes: duration.minutes, recipients, admin: ctx.from.id }, `📢 Broadcast ${id} queued for ${recipients} users, deleted after ${after}`);
     deps.kickSender();
   });
 

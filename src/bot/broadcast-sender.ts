@@ -12,7 +12,17 @@ import type { Store } from '../store/db.ts';
 import * as broadcasts from '../store/broadcasts.ts';
 import { markBlocked, recipientsAfter } from '../store/users.ts';
 import type { Broadcast } from '../store/schema.ts';
-import { classifyCopyError, type CopyFailure } from '../telegram/errors.ts';
+import {
+  classifyCopyError,
+  FatalTelegramError,
+  isMissingChat,
+  MissingChatWatch,
+  SetupFaultError,
+  type CopyFailure,
+} from '../telegram/errors.ts';
+import { callsNotAfter, NotSentError } from '../telegram/client.ts';
+import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
+import { underSetupFaultBackoff } from '../jobs/setup-faults.ts';
 
 /** Options for {@link BroadcastSender}. */
 export interface SenderOptions {
@@ -39,7 +49,31 @@ export interface SenderOptions {
 }
 
 /** What became of one recipient (see `BroadcastSender.deliver`). */
-type Delivery = { kind: 'sent' } | { kind: 'failed'; failure: CopyFailure; reason: string } | { kind: 'later'; reason: string } | { kind: 'stopped' };
+type Delivery =
+  | { kind: 'sent' }
+  | { kind: 'failed'; failure: CopyFailure; reason: string }
+  | { kind: 'later'; reason: string }
+  | { kind: 'stopped' }
+  | { kind: 'lost' };
+
+/** The name the sender's setup faults are recorded under (it is not a scheduled job). */
+export const SENDER_JOB = 'broadcast-sender';
+
+/** One pass over one broadcast. */
+interface SendState {
+  b: Broadcast;
+  id: number;
+  /** The last user whose outcome is recorded in the broadcast's cursor. */
+  cursor: number;
+  sent: number;
+  failed: number;
+  copyWorked: boolean;
+  /** Users whose "chat not found" waits to be judged (theirs, or the setup's). */
+  watch: MissingChatWatch<number>;
+  /** Outcomes decided but not yet in the cursor (held while a "chat not found" is pending before them). */
+  pending: { to: number | null; sent: number; failed: number };
+  keeper?: LeaseKeeper;
+}
 
 /**
  * Ambiguous source failures ("chat not found", no rights) in a row, with no copy made in this pass, that stop a
@@ -86,19 +120,24 @@ export class BroadcastSender {
 
   private async run(): Promise<void> {
     let failures = 0;
+    const gate = { store: this.o.store, job: SENDER_JOB, clock: this.o.clock, logger: this.o.logger, trigger: 'wake-up' as const };
     while (this.running) {
       let delay = this.o.pollMs ?? 5000;
       try {
-        const b = await broadcasts.claimSendingBroadcast(this.o.store, this.o.owner, this.o.clock.now().getTime(), this.o.leaseMs ?? 60_000);
-        if (b) {
-          await this.send(b);
-          delay = 0;
-        }
+        // After a setup fault the sender rests with the jobs' back-off (recorded, so every process rests).
+        const sent = await underSetupFaultBackoff(gate, async () => {
+          const now = this.o.clock.now().getTime();
+          const b = await broadcasts.claimSendingBroadcast(this.o.store, this.o.owner, now, this.o.leaseMs ?? 60_000);
+          if (b) await this.send(b);
+          return Boolean(b);
+        });
+        if (sent) delay = 0;
         failures = 0;
       } catch (e) {
         failures++;
         delay = Math.min(60_000, 1000 * 2 ** failures);
-        this.o.logger.error({ err: (e as Error).message, retry_in_ms: delay }, `❌ Error while sending a broadcast: ${(e as Error).message}`);
+        const msg = (e as Error).message;
+        this.o.logger.error({ err: msg, retry_in_ms: delay }, `❌ Error while sending a broadcast: ${msg}`);
       }
       if (!this.running) break;
       await new Promise<void>((resolve) => {
@@ -112,113 +151,217 @@ export class BroadcastSender {
     }
   }
 
-  /** Sends one claimed broadcast from its cursor to the end (or until stopped). */
+  /** Sends one claimed broadcast from its cursor to the end, its deadline, a stop, or a lost claim. */
   private async send(b: Broadcast): Promise<void> {
     const { store, clock, logger, owner } = this.o;
     const id = Number(b.id);
     const leaseMs = this.o.leaseMs ?? 60_000;
-    let cursor = Number(b.send_cursor ?? 0);
-    let sent = Number(b.sent_count);
-    let failed = Number(b.failed_count);
+    const st: SendState = {
+      b,
+      id,
+      cursor: Number(b.send_cursor ?? 0),
+      sent: Number(b.sent_count),
+      failed: Number(b.failed_count),
+      // A copy of this source worked for someone in this broadcast: a "chat not found" is then a recipient's.
+      copyWorked: Number(b.sent_count) > 0,
+      watch: new MissingChatWatch<number>(),
+      pending: { to: null, sent: 0, failed: 0 },
+    };
+    const keeper = new LeaseKeeper({
+      what: `broadcast ${id} (sending)`,
+      periodMs: Math.max(1000, leaseMs / 3),
+      logger,
+      renew: () => broadcasts.renewBroadcastClaim(store, id, owner, clock.now().getTime() + leaseMs),
+    }).start();
+    st.keeper = keeper;
+    const resume = st.cursor ? ` (resuming after user ${st.cursor})` : '';
+    logger.info({ broadcast_id: id, resume_after: st.cursor }, `📢 Sending broadcast ${id}${resume}`);
     let lastProgress = 0;
-    const renew = setInterval(() => void broadcasts.renewBroadcastClaim(store, id, owner, clock.now().getTime() + leaseMs).catch(() => {}), Math.max(1000, leaseMs / 3));
-    logger.info({ broadcast_id: id, resume_after: cursor }, `📢 Sending broadcast ${id}${cursor ? ` (resuming after user ${cursor})` : ''}`);
     let sourceFailures = 0;
     let unknownInRow = 0;
     let sentThisPass = 0;
+    const at = formatIn(new Date(b.delete_at), this.o.timezone);
     // Ends the sending for good when the source cannot be copied: what was sent is still deleted on time.
     const giveUp = async (reason: string) => {
-      await broadcasts.finishSending(store, id);
-      const at = formatIn(new Date(b.delete_at), this.o.timezone);
-      logger.error({ broadcast_id: id, sent, failed, reason }, `❌ Broadcast ${id} stopped: its message cannot be copied (${reason})`);
-      await this.progress(b, `❌ Broadcast #${id} stopped: its message cannot be copied (${reason}). Sent to ${sent} users; those copies are deleted at ${at} ${this.o.timezone}.`);
+      await this.settle(st);
+      await broadcasts.finishSending(store, id, owner);
+      logger.error({ broadcast_id: id, sent: st.sent, failed: st.failed, reason }, `❌ Broadcast ${id} stopped: its message cannot be copied (${reason})`);
+      await this.progress(b, `❌ Broadcast #${id} stopped: its message cannot be copied (${reason}). Sent to ${st.sent} users; those copies are deleted at ${at} ${this.o.timezone}.`);
     };
+    // Its delete_at came first: nobody else gets it, and what was sent is deleted now, as for a sent broadcast.
+    const deadline = async () => {
+      await this.settle(st);
+      await broadcasts.finishSending(store, id, owner);
+      logger.warn({ broadcast_id: id, sent: st.sent, failed: st.failed }, `⏰ Broadcast ${id} reached its deletion time while sending: stopped after ${st.sent} users`);
+      await this.progress(b, `⏰ Broadcast #${id} reached its deletion time while sending: it reached ${st.sent} users (${st.failed} failed). Sending stopped; those copies are being deleted now.`);
+    };
+    const expired = () => clock.now().getTime() >= Number(b.delete_at);
     try {
       // A broadcast imported while it was being sent has no source to copy from.
       if (b.from_chat_id == null || b.message_id == null) return await giveUp('no source message recorded');
       for (;;) {
-        const page = await recipientsAfter(store, cursor, 100);
+        const page = await recipientsAfter(store, st.cursor, 100);
         if (page.length === 0) break;
         for (const userId of page) {
-          if (!this.running) return;
-          const result = await this.deliver(b, userId);
+          if (!this.running || keeper.lost) return;
+          if (expired()) return await deadline();
+          const result = await callsNotAfter(expired, () => this.deliver(b, userId, keeper));
           // Stopped before the user's copy is known (never asked, or asked with no answer): the cursor stays here,
           // so the next start asks this user again. Counting them as done would skip them for good.
           if (result.kind === 'stopped') return;
+          if (result.kind === 'lost') return keeper.markLost(`recipient ${userId} could not be reserved under our claim`);
+          if (result.kind === 'later' && expired()) return await deadline();
           // Telegram kept refusing for now (or could not be reached): this user stays next, the pass ends, and the
           // sender backs off before trying again. An outage delays the broadcast; it fails nobody.
-          if (result.kind === 'later') throw new Error(`Telegram is not taking copies (${result.reason}); broadcast ${id} resumes after user ${cursor}`);
+          if (result.kind === 'later') throw new Error(`Telegram is not taking copies (${result.reason}); broadcast ${id} resumes after user ${st.cursor}`);
           const fail = result.kind === 'failed' ? result : null;
-          // Only the recipient's own refusal marks them: a source the bot cannot read must not mark everyone blocked.
-          if (fail?.failure === 'recipient') await markBlocked(store, [userId], clock.now().getTime());
-          if (fail) logger.debug({ broadcast_id: id, user_id: userId, failure: fail.failure, reason: fail.reason }, 'broadcast not delivered');
-          await broadcasts.advanceSend(store, id, userId, fail ? 0 : 1, fail ? 1 : 0);
-          if (fail) failed++;
-          else {
-            sent++;
+          if (!fail) {
+            st.copyWorked = true;
             sentThisPass++;
+            // The held "chat not found" answers were those users' own: they are marked now, as single ones.
+            await this.settle(st);
+            st.pending = { to: userId, sent: st.pending.sent + 1, failed: st.pending.failed };
+            if (!(await this.flush(st))) return;
+          } else if (fail.failure === 'source' && st.copyWorked && isMissingChat(fail.reason)) {
+            // After a copy worked, "chat not found" is the recipient's, unless it comes from too many chats in a
+            // row: then it is the setup's, and everyone held stays exactly as they were.
+            if (st.watch.hold(userId, userId)) throw SetupFaultError.missingChats(st.watch.stormSize);
+          } else {
+            // Only the recipient's own refusal marks them: a source the bot cannot read must not mark everyone.
+            if (fail.failure === 'recipient') await markBlocked(store, [userId], clock.now().getTime());
+            logger.debug({ broadcast_id: id, user_id: userId, failure: fail.failure, reason: fail.reason }, 'broadcast not delivered');
+            st.pending = { to: userId, sent: st.pending.sent, failed: st.pending.failed + 1 };
+            if (!(await this.flush(st))) return;
           }
-          cursor = userId;
           // The source message is gone: nobody can get it. An unreadable source chat looks like some recipients'
           // errors, so it ends the sending only when it comes three times in a row before any copy worked.
           if (fail?.failure === 'missing') return await giveUp(fail.reason);
-          sourceFailures = fail?.failure === 'source' ? sourceFailures + 1 : 0;
+          sourceFailures = fail?.failure === 'source' && !st.copyWorked ? sourceFailures + 1 : 0;
           if (sourceFailures >= SOURCE_FAILURES_TO_STOP && sentThisPass === 0) return await giveUp(fail!.reason);
           unknownInRow = fail?.failure === 'unknown' ? unknownInRow + 1 : 0;
-          if (unknownInRow >= UNKNOWN_TO_PAUSE) throw new Error(`${unknownInRow} copies in a row not confirmed (${fail!.reason}); broadcast ${id} resumes after user ${cursor}`);
-          if (Date.now() - lastProgress >= (this.o.progressEveryMs ?? 2000)) {
-            lastProgress = Date.now();
-            await this.progress(b, `📢 Broadcast #${id}: sending… ${sent} sent, ${failed} failed`);
+          if (unknownInRow >= UNKNOWN_TO_PAUSE) throw new Error(`${unknownInRow} copies in a row not confirmed (${fail!.reason}); broadcast ${id} resumes after user ${st.cursor}`);
+          if (clock.now().getTime() - lastProgress >= (this.o.progressEveryMs ?? 2000)) {
+            lastProgress = clock.now().getTime();
+            await this.progress(b, `📢 Broadcast #${id}: sending… ${st.sent} sent, ${st.failed} failed`);
           }
         }
       }
-      await broadcasts.finishSending(store, id);
-      const at = formatIn(new Date(b.delete_at), this.o.timezone);
-      await this.progress(b, `✅ Broadcast #${id} sent to ${sent} users (${failed} failed). It will be deleted at ${at} ${this.o.timezone}.`);
-      logger.info({ broadcast_id: id, sent, failed }, `📢 Broadcast ${id} sent to ${sent} users, ${failed} failed`);
+      await this.settle(st);
+      if (!(await broadcasts.finishSending(store, id, owner))) return keeper.markLost('finishing the sending changed nothing');
+      await this.progress(b, `✅ Broadcast #${id} sent to ${st.sent} users (${st.failed} failed). It will be deleted at ${at} ${this.o.timezone}.`);
+      logger.info({ broadcast_id: id, sent: st.sent, failed: st.failed }, `📢 Broadcast ${id} sent to ${st.sent} users, ${st.failed} failed`);
+    } catch (e) {
+      if (e instanceof SetupFaultError) {
+        await this.progress(b, `⚠️ Broadcast #${id} paused after ${st.sent} users: ${e.message}`);
+      }
+      throw e;
     } finally {
-      clearInterval(renew);
-      await broadcasts.releaseBroadcast(store, id, owner).catch(() => {});
+      await keeper.stop();
+      if (!keeper.lost) {
+        await broadcasts.releaseBroadcast(store, id, owner).catch((e: unknown) =>
+          logger.warn({ broadcast_id: id, err: (e as Error).message }, 'could not release a broadcast; it comes back when its lease ends'),
+        );
+      }
     }
+  }
+
+  /** Held "chat not found" users, now known to be single ones: marked blocked and counted as failed. */
+  private async settle(st: SendState): Promise<void> {
+    const held = st.watch.drain();
+    if (held.length === 0) return;
+    await markBlocked(this.o.store, held, this.o.clock.now().getTime());
+    // Users come in id order: the cursor moves to whichever decided user is last.
+    const to = Math.max(st.pending.to ?? 0, ...held);
+    st.pending = { to, sent: st.pending.sent, failed: st.pending.failed + held.length };
+    await this.flush(st);
+  }
+
+  /**
+   * Moves the cursor over what is decided, unless a "chat not found" is held (the cursor must not pass a user whose
+   * verdict may still be "the setup is wrong"). False when the claim was lost.
+   */
+  private async flush(st: SendState): Promise<boolean> {
+    const p = st.pending;
+    if (p.to === null || st.watch.heldItems().length > 0) return true;
+    if (!(await broadcasts.advanceSend(this.o.store, st.id, this.o.owner, p.to, p.sent, p.failed))) {
+      st.keeper?.markLost('the sending cursor could not be moved under our claim');
+      return false;
+    }
+    st.cursor = p.to;
+    st.sent += p.sent;
+    st.failed += p.failed;
+    st.pending = { to: null, sent: 0, failed: 0 };
+    return true;
   }
 
   /**
    * One recipient: `sent` when their copy exists and is recorded (now or by an earlier run), `failed` when Telegram
-   * refused it or did not answer (see `classifyCopyError`), `stopped` when the sender was stopped before that was known.
+   * refused it or did not answer (see `classifyCopyError`), `stopped` when the sender was stopped before that was
+   * known, `lost` when the broadcast's claim is no longer ours (nothing was asked).
    */
-  private async deliver(b: Broadcast, userId: number): Promise<Delivery> {
+  private async deliver(b: Broadcast, userId: number, keeper: LeaseKeeper): Promise<Delivery> {
     const id = Number(b.id);
-    // A crash after the copy but before the cursor moved would send twice: a recorded recipient is skipped.
-    if (await broadcasts.hasRecipient(this.o.store, id, userId)) return { kind: 'sent' };
+    const { store, logger, owner, clock } = this.o;
+    // The reservation decides who copies to this user: one process, once (a crash after the copy never resends).
+    const reserved = await broadcasts.reserveRecipient(store, id, userId, owner, clock.now().getTime());
+    if (reserved === 'lost') return { kind: 'lost' };
+    if (reserved === 'taken') {
+      const m = await broadcasts.recipientMessage(store, id, userId);
+      if (m !== broadcasts.RESERVED) return { kind: 'sent' };
+      logger.warn({ broadcast_id: id, chat_id: userId }, `broadcast ${id} to chat ${userId} was asked for before without an answer: not asked again`);
+      return { kind: 'failed', failure: 'unknown', reason: 'asked before, never confirmed' };
+    }
     for (let attempt = 0; ; attempt++) {
-      if (!this.running) return { kind: 'stopped' };
+      if (!this.running || keeper.lost) {
+        await this.unreserve(id, userId);
+        return { kind: 'stopped' };
+      }
       try {
         // Not cut by stop() at once: an answer on its way says whether the copy exists, and only then can it be
         // recorded for deletion.
-        const copied = await this.o.api.copyMessage(userId, b.from_chat_id!, b.message_id!, {}, this.calls.signal as Parameters<Api['copyMessage']>[4]);
+        const signal = this.calls.signal as Parameters<Api['copyMessage']>[4];
+        const copied = await this.o.api.copyMessage(userId, b.from_chat_id!, b.message_id!, {}, signal);
         // The copy exists: it must be recorded, or the deleter would never remove it. A database outage is waited
         // out; the copy is never sent again.
         return (await this.record(id, userId, copied.message_id)) ? { kind: 'sent' } : { kind: 'stopped' };
       } catch (e) {
         const { failure, reason } = classifyCopyError(e);
-        if (failure === 'fatal') throw new Error(`Telegram rejected the bot token (${reason}); sending resumes later`);
         if (failure === 'unknown') {
-          // The copy may exist: asking again could send it twice, so this user is not asked again in this run.
+          // The copy may exist: the reservation stays, so no process asks this user again.
           const cut = this.calls.signal.aborted;
-          this.o.logger.error(
+          logger.error(
             { broadcast_id: id, chat_id: userId, reason },
             cut
-              ? `❌ stopped while copying broadcast ${id} to chat ${userId}: if that copy arrived it is not recorded, and the next start sends it again`
+              ? `❌ stopped while copying broadcast ${id} to chat ${userId}: if that copy arrived it is not recorded for deletion`
               : `❌ broadcast ${id} to chat ${userId} not confirmed (${reason}): if that copy arrived it is not recorded for deletion`,
           );
-          return cut ? { kind: 'stopped' } : { kind: 'failed', failure, reason };
+          if (!cut) return { kind: 'failed', failure, reason };
+          // Cut by the end of stop()'s grace, with the copy's fate unknown: the next start asks again (logged), so
+          // the user is not left without it; a copy that did arrive stays in that chat, as logged.
+          await this.unreserve(id, userId);
+          return { kind: 'stopped' };
         }
-        if (failure !== 'refused') return { kind: 'failed', failure, reason };
-        // Refused for now (a 429 past the client's retries, or no connection): nothing was sent, asking again is safe.
-        if (attempt >= 2) return { kind: 'later', reason };
-        await sleep(1000 * 2 ** attempt, undefined, { signal: this.abort.signal }).catch(() => {});
+        // Refused for now (a 429 past the client's retries, no connection): nothing was copied, asking again is
+        // safe, and the reservation is kept for it.
+        const retry = failure === 'refused' && attempt < 2 && !(e instanceof NotSentError);
+        if (!retry) {
+          // Telegram answered that nothing was copied: the user may be asked again, by whoever sends next.
+          await this.unreserve(id, userId);
+          if (failure === 'fatal') throw new FatalTelegramError({ kind: 'fatal', reason });
+          return failure === 'refused' ? { kind: 'later', reason } : { kind: 'failed', failure, reason };
+        }
+        await sleep(1000 * 2 ** attempt, undefined, { signal: this.abort.signal }).catch(() => {
+          // stop() cut the wait short: the loop's check returns 'stopped'.
+        });
       }
     }
+  }
+
+  /** Gives a reservation back (nothing was copied); a database error leaves it, so the user is not asked again. */
+  private async unreserve(id: number, userId: number): Promise<void> {
+    await broadcasts.dropReservation(this.o.store, id, userId).catch((e: unknown) =>
+      this.o.logger.warn({ broadcast_id: id, chat_id: userId, err: (e as Error).message }, 'could not give a reservation back; that user will not be asked again'),
+    );
   }
 
   /**
@@ -228,7 +371,12 @@ export class BroadcastSender {
   private async record(broadcastId: number, userId: number, messageId: number): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await broadcasts.addRecipient(this.o.store, broadcastId, userId, messageId);
+        if (!(await broadcasts.recordCopy(this.o.store, broadcastId, userId, messageId))) {
+          this.o.logger.error(
+            { broadcast_id: broadcastId, chat_id: userId, message_id: messageId },
+            `❌ broadcast ${broadcastId}'s copy in chat ${userId} (message ${messageId}) lost its reservation before it was recorded: delete it by hand`,
+          );
+        }
         return true;
       } catch (e) {
         if (this.calls.signal.aborted) {
@@ -240,7 +388,9 @@ export class BroadcastSender {
         }
         const wait = Math.min(30_000, 250 * 2 ** attempt);
         this.o.logger.warn({ broadcast_id: broadcastId, err: (e as Error).message, retry_in_ms: wait }, 'could not record a broadcast copy; retrying');
-        await sleep(wait, undefined, { signal: this.calls.signal }).catch(() => {});
+        await sleep(wait, undefined, { signal: this.calls.signal }).catch(() => {
+          // Cut by the end of stop()'s grace: the next attempt reports it.
+        });
       }
     }
   }

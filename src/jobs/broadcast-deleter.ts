@@ -7,10 +7,12 @@ import type { Store } from '../store/db.ts';
 import * as broadcasts from '../store/broadcasts.ts';
 import { markBlocked } from '../store/users.ts';
 import { countDeleted } from '../store/stats.ts';
-import { FatalTelegramError, outcomeOf } from '../telegram/errors.ts';
+import { FatalTelegramError, isMissingChat, MissingChatWatch, outcomeOf, SetupFaultError } from '../telegram/errors.ts';
 import type { Telegram } from '../telegram/client.ts';
 import { runOwner, type JobDefinition, type RunContext } from '../scheduler/engine.ts';
 import { Waker } from '../scheduler/waker.ts';
+import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
+import { triggerOf, underSetupFaultBackoff } from './setup-faults.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 
@@ -32,6 +34,8 @@ export interface BroadcastDeleterSummary {
   remaining?: number;
   /** Broadcasts without any recipient record (imported from the original bot): removed, nothing to delete. */
   without_recipients: number;
+  /** Recipients whose copy was asked for but never confirmed (no message id to delete): logged and removed. */
+  unconfirmed: number;
   would_delete?: number;
   would_delete_broadcasts?: number;
 }
@@ -63,31 +67,50 @@ export async function deleteExpiredBroadcasts(
   const { store } = deps;
   const owner = runOwner(deps.owner);
   const leaseMs = deps.leaseMs ?? 60_000;
-  const s: BroadcastDeleterSummary = { broadcasts_done: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, without_recipients: 0 };
+  const s: BroadcastDeleterSummary = {
+    broadcasts_done: 0,
+    messages_deleted: 0,
+    gone: 0,
+    undeletable: 0,
+    unreachable: 0,
+    without_recipients: 0,
+    unconfirmed: 0,
+  };
   if (ctx.dryRun) {
     const c = await broadcasts.countDueBroadcasts(store, ctx.clock.now().getTime());
     return { ...s, would_delete_broadcasts: c.broadcasts, would_delete: c.recipients };
   }
   const seen: number[] = [];
+  const wall = ctx.wallClock ?? ctx.clock;
+  // One watch for the whole run: a storm of "chat not found" spread over broadcasts is still one storm.
+  const watch = new MissingChatWatch<Held>();
   while (!ctx.signal.aborted) {
-    const wall = ctx.wallClock ?? ctx.clock;
     const b = await broadcasts.claimDueBroadcast(store, owner, ctx.clock.now().getTime(), wall.now().getTime(), leaseMs, seen);
     if (!b) break;
     const id = Number(b.id);
     seen.push(id);
-    const renew = setInterval(() => {
-      broadcasts.renewBroadcastClaim(store, id, owner, wall.now().getTime() + leaseMs).catch(() => {});
-    }, Math.max(1000, leaseMs / 3));
+    const keeper = new LeaseKeeper({
+      what: `broadcast ${id}`,
+      periodMs: Math.max(1000, leaseMs / 3),
+      logger: ctx.logger,
+      renew: () => broadcasts.renewBroadcastClaim(store, id, owner, wall.now().getTime() + leaseMs),
+    }).start();
     let kept = 0;
     try {
-      kept = await deleteOne(deps, id, ctx, s);
+      kept = await deleteOne({ ...deps, owner }, id, ctx, s, keeper, watch);
     } finally {
-      clearInterval(renew);
+      await keeper.stop();
       // Recipients that failed for now wait a minute before the broadcast is taken again (the waker would otherwise
-      // retry them every second through a Telegram outage, starving everything else of the shared throttle).
-      const holdUntil = kept > 0 ? wall.now().getTime() + RETRY_HOLD_MS : null;
-      await broadcasts.releaseBroadcast(store, id, owner, holdUntil).catch(() => {});
+      // retry them every second through a Telegram outage, starving everything else of the shared throttle). After
+      // a setup fault the job's own back-off decides instead.
+      const holdUntil = kept > 0 && !watch.tripped ? wall.now().getTime() + RETRY_HOLD_MS : null;
+      if (!keeper.lost) {
+        await broadcasts.releaseBroadcast(store, id, owner, holdUntil).catch((e: unknown) =>
+          ctx.logger.warn({ broadcast_id: id, err: (e as Error).message }, 'could not release a broadcast; it comes back when the lease ends'),
+        );
+      }
     }
+    if (watch.tripped) throw SetupFaultError.missingChats(watch.stormSize);
   }
   // Counted, not summed from this run: recipients another process holds (or a dead one held) are left too.
   if (countRemaining) s.remaining = (await broadcasts.countDueBroadcasts(store, ctx.clock.now().getTime())).recipients;
@@ -100,21 +123,33 @@ const PROGRESS_EVERY = 2000;
 /** How long a broadcast with recipients left after a transient failure rests before it is taken again. */
 export const RETRY_HOLD_MS = 60_000;
 
-/** Deletes one claimed broadcast's recipient messages; returns how many recipients were kept for later. */
+/** A recipient whose chat answered "chat not found", waiting to learn whether that was the chat's or the setup's. */
+interface Held {
+  broadcastId: number;
+  chatId: number;
+}
+
+/**
+ * Deletes one claimed broadcast's recipient messages; returns how many recipients were kept for later (failed for
+ * now, or held by a setup fault). Stops when the claim is lost or the run's watch trips.
+ */
 async function deleteOne(
   deps: BroadcastDeleterDeps,
   id: number,
   ctx: Pick<RunContext, 'clock' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
   s: BroadcastDeleterSummary,
+  keeper: LeaseKeeper,
+  watch: MissingChatWatch<Held>,
 ): Promise<number> {
-  const { store, telegram } = deps;
+  const { store, telegram, owner } = deps;
+  const wall = ctx.wallClock ?? ctx.clock;
   const log = ctx.logger.child({ broadcast_id: id });
   const total = await broadcasts.countRecipients(store, id);
   if (total === 0) {
     await broadcasts.removeBroadcast(store, id);
     s.without_recipients++;
     s.broadcasts_done++;
-    log.warn(`📢 Broadcast ${id} has no recipient records (imported from the original bot?): its messages cannot be deleted per recipient; record removed`);
+    log.warn(`📢 Broadcast ${id} has no recipient records (imported from the original bot, or its deadline came before it was sent): nothing to delete per recipient; record removed`);
     return 0;
   }
   log.info({ recipients: total }, `📢 Deleting broadcast ${id} from ${total} chats`);
@@ -122,7 +157,22 @@ async function deleteOne(
   let kept = 0;
   let after: number | null = null;
   const blocked: number[] = [];
-  while (!ctx.signal.aborted) {
+  const halted = () => ctx.signal.aborted || keeper.lost || watch.tripped;
+  // Removes a dealt-with recipient while the claim is ours; a lost claim stops this broadcast's work.
+  const finish = async (chatId: number): Promise<boolean> => {
+    if (await broadcasts.removeRecipient(store, id, chatId, owner)) return true;
+    keeper.markLost(`recipient ${chatId} could not be removed under our claim`);
+    return false;
+  };
+  const applyHeld = async (held: Held[]) => {
+    for (const h of held) {
+      if (!(await finish(h.chatId))) return;
+      s.unreachable++;
+      blocked.push(h.chatId);
+      done++;
+    }
+  };
+  while (!halted()) {
     const page = await broadcasts.recipientPage(store, id, after, deps.pageSize ?? 200);
     if (page.length === 0) break;
     after = page[page.length - 1]!.chat_id;
@@ -130,7 +180,16 @@ async function deleteOne(
     const queue = [...page];
     const before = s.messages_deleted;
     const worker = async () => {
-      for (let r = queue.shift(); r && !fatal; r = queue.shift()) {
+      for (let r = queue.shift(); r && !fatal && !halted(); r = queue.shift()) {
+        if (Number(r.message_id) === broadcasts.RESERVED) {
+          // A copy was asked for and never confirmed (its process died or lost the answer): no id to delete.
+          log.warn({ chat_id: r.chat_id }, `broadcast ${id}: the copy to chat ${r.chat_id} was never confirmed; nothing known to delete there`);
+          if (await finish(r.chat_id)) {
+            s.unconfirmed++;
+            done++;
+          }
+          continue;
+        }
         const o = await outcomeOf(() => telegram.api.deleteMessage(r.chat_id, r.message_id));
         const kind = o.kind;
         if (kind === 'fatal') {
@@ -142,7 +201,13 @@ async function deleteOne(
           kept++;
           continue;
         }
-        await broadcasts.removeRecipient(store, id, r.chat_id);
+        if (kind === 'unreachable' && isMissingChat(o.reason)) {
+          // Not removed until the run knows whether this chat is gone or the setup is wrong.
+          if (watch.hold(r.chat_id, { broadcastId: id, chatId: r.chat_id })) return;
+          continue;
+        }
+        if (kind === 'done' || kind === 'gone') await applyHeld(watch.success());
+        if (!(await finish(r.chat_id))) return;
         if (kind === 'done' || kind === 'gone') s.messages_deleted++;
         if (kind === 'gone') s.gone++;
         if (kind === 'undeletable') s.undeletable++;
@@ -154,13 +219,21 @@ async function deleteOne(
       }
     };
     await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 16, page.length) }, worker));
-    const wallMs = (ctx.wallClock ?? ctx.clock).now().getTime();
+    const wallMs = wall.now().getTime();
     if (blocked.length) await markBlocked(store, blocked.splice(0), wallMs);
-    await countDeleted(store, wallMs, s.messages_deleted - before).catch(() => {});
+    await countDeleted(store, wallMs, s.messages_deleted - before).catch((e: unknown) =>
+      log.debug({ err: (e as Error).message }, 'could not count deletions for the chart'),
+    );
     deps.onProgress?.(id, total - done);
     if (fatal) throw fatal;
   }
-  if (kept === 0 && !ctx.signal.aborted && (await broadcasts.countRecipients(store, id)) === 0) {
+  if (watch.tripped) return kept + watch.heldItems().length;
+  // This broadcast's single "chat not found" answers are settled before it is left (its claim ends with it).
+  if (!keeper.lost && !ctx.signal.aborted) {
+    await applyHeld(watch.drain());
+    if (blocked.length) await markBlocked(store, blocked.splice(0), wall.now().getTime());
+  }
+  if (kept === 0 && !halted() && (await broadcasts.countRecipients(store, id)) === 0) {
     await broadcasts.removeBroadcast(store, id);
     s.broadcasts_done++;
     log.info({ done, deleted: s.messages_deleted }, `📢 Broadcast ${id} done for ${done} chats; record removed`);
@@ -177,7 +250,10 @@ export function broadcastDeleterJob(deps: BroadcastDeleterDeps, schedule: string
     title: 'Broadcast Deleter',
     label: 'broadcast deletion',
     schedule,
-    run: async (ctx) => ({ ...(await deleteExpiredBroadcasts(deps, ctx)) }),
+    run: async (ctx) => {
+      const gate = { store: deps.store, job: 'broadcast-deleter', clock: ctx.wallClock, logger: ctx.logger, trigger: triggerOf(ctx) };
+      return { ...(await underSetupFaultBackoff(gate, () => deleteExpiredBroadcasts(deps, ctx)))! };
+    },
     successLine: (s, at) =>
       s.would_delete !== undefined
         ? `📢 Would delete ${s.would_delete} messages of ${s.would_delete_broadcasts} broadcasts (dry run) at ${at}`
@@ -201,7 +277,10 @@ export function broadcastWaker(
     ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
     earliest: (nowMs) => broadcasts.earliestDueBroadcast(deps.store, nowMs),
     async work(signal) {
-      const s = await deleteExpiredBroadcasts(deps, { clock: o.clock, dryRun: false, signal, logger: o.logger }, { countRemaining: false });
+      const gate = { store: deps.store, job: 'broadcast-deleter', clock: o.clock, logger: o.logger, trigger: 'wake-up' as const };
+      const ctx = { clock: o.clock, dryRun: false, signal, logger: o.logger };
+      const s = await underSetupFaultBackoff(gate, () => deleteExpiredBroadcasts(deps, ctx, { countRemaining: false }));
+      if (s === null) return 0;
       const worked = s.broadcasts_done + s.messages_deleted + s.undeletable + s.unreachable;
       if (worked > 0) o.onRun?.(s);
       return worked;

@@ -14,11 +14,21 @@ import * as deletions from '../store/deletions.ts';
 import { getSetting } from '../store/settings.ts';
 import { markBlocked } from '../store/users.ts';
 import { countDeleted } from '../store/stats.ts';
-import { classifyError, FatalTelegramError, outcomeOf, type Outcome } from '../telegram/errors.ts';
+import {
+  classifyError,
+  FatalTelegramError,
+  isMissingChat,
+  MissingChatWatch,
+  outcomeOf,
+  SetupFaultError,
+  type Outcome,
+} from '../telegram/errors.ts';
 import type { Telegram } from '../telegram/client.ts';
 import { startLink } from '../telegram/links.ts';
 import { runOwner, type JobDefinition, type RunContext } from '../scheduler/engine.ts';
 import { Waker } from '../scheduler/waker.ts';
+import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
+import { isSetupFault, triggerOf, underSetupFaultBackoff } from './setup-faults.ts';
 
 /** The notice sent after a deletion when the `deleted_notice_text` setting is not set. */
 export const DEFAULT_DELETED_NOTICE =
@@ -93,7 +103,18 @@ export async function deleteDueMessages(
   const { store } = deps;
   const owner = runOwner(deps.owner);
   const leaseMs = deps.leaseMs ?? 60_000;
-  const s: MessageDeleterSummary = { rows: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, notices_sent: 0, transient: 0, removed: 0, max_lateness_s: 0 };
+  const wall = ctx.wallClock ?? ctx.clock;
+  const s: MessageDeleterSummary = {
+    rows: 0,
+    messages_deleted: 0,
+    gone: 0,
+    undeletable: 0,
+    unreachable: 0,
+    notices_sent: 0,
+    transient: 0,
+    removed: 0,
+    max_lateness_s: 0,
+  };
   if (ctx.dryRun) {
     const c = await deletions.countDue(store, ctx.clock.now().getTime());
     return { ...s, would_delete: c.rows, would_delete_messages: c.messages };
@@ -101,10 +122,11 @@ export async function deleteDueMessages(
   const custom = await getSetting(store, 'deleted_notice_text');
   // Only text the admin set (or imported as a string) is sent: anything else would make every notice fail.
   const noticeText = typeof custom === 'string' && custom.trim() ? custom : DEFAULT_DELETED_NOTICE;
-  let fatal: FatalTelegramError | null = null;
-  while (!ctx.signal.aborted && !fatal) {
-    const wall = (ctx.wallClock ?? ctx.clock).now().getTime();
-    const batch = await deletions.claimDue(store, owner, ctx.clock.now().getTime(), wall, leaseMs, deps.batchSize ?? 500);
+  // One watch for the whole run: a storm of "chat not found" across batches is still one storm.
+  const watch = new MissingChatWatch<HeldRow>();
+  let stop: Error | null = null;
+  while (!ctx.signal.aborted && !stop) {
+    const batch = await deletions.claimDue(store, owner, ctx.clock.now().getTime(), wall.now().getTime(), leaseMs, deps.batchSize ?? 500);
     if (batch.length === 0) break;
     const byChat = new Map<number, PendingDeletion[]>();
     for (const row of batch) {
@@ -114,33 +136,49 @@ export async function deleteDueMessages(
     }
     const queue = [...byChat.values()];
     const unfinished = new Set(batch.map((r) => Number(r.id)));
-    // A batch can outlast its lease (a slow Telegram, a busy throttle): keep the claims alive while it is worked.
-    const renew = setInterval(() => {
-      const until = (ctx.wallClock ?? ctx.clock).now().getTime() + leaseMs;
-      deletions.renewClaims(store, owner, [...unfinished], until).catch((e) => ctx.logger.warn({ err: (e as Error).message }, 'could not renew deletion claims'));
-    }, Math.max(500, leaseMs / 3));
+    const lost = new Set<number>();
+    // A batch can outlast its lease (a slow Telegram, a busy throttle): keep the claims alive while it is worked;
+    // rows whose claim another process took are left to it.
+    const keeper = new LeaseKeeper({
+      what: `${unfinished.size} pending deletions`,
+      periodMs: Math.max(500, leaseMs / 3),
+      logger: ctx.logger,
+      renew: async () => {
+        const asked = [...unfinished];
+        const held = new Set(await deletions.renewClaims(store, owner, asked, wall.now().getTime() + leaseMs));
+        const gone = asked.filter((id) => !held.has(id) && unfinished.has(id));
+        for (const id of gone) lost.add(id);
+        if (gone.length) ctx.logger.warn({ rows: gone }, `lost the claim on ${gone.length} pending deletions; left to their new owner`);
+        return held.size > 0 || unfinished.size === 0;
+      },
+    }).start();
+    const run: RunState = { ...deps, owner, noticeText, clock: ctx.clock, wall, s, logger: ctx.logger, watch, unfinished };
     const worker = async () => {
       for (let rows = queue.shift(); rows; rows = queue.shift()) {
         for (const row of rows) {
-          if (fatal || ctx.signal.aborted) return;
+          if (stop || ctx.signal.aborted) return;
+          if (lost.has(Number(row.id))) continue;
           try {
-            await processRow(row, { ...deps, owner, noticeText }, ctx.clock, ctx.wallClock ?? ctx.clock, s, ctx.logger);
+            await processRow(row, run);
           } catch (e) {
-            if (e instanceof FatalTelegramError) {
-              fatal ??= e;
+            if (isSetupFault(e)) {
+              stop ??= e;
               continue;
             }
             // A database error mid-row: keep the row for later with back-off (if the database answers at all).
             const msg = (e as Error).message;
             ctx.logger.error({ row: row.id, err: msg }, `Failed to process pending deletion ${row.id}: ${msg}`);
-            const kept = await keepForLater(store, row, owner, ctx.clock, { kind: 'transient', reason: msg }, Boolean(row.messages_deleted)).then(
+            const o: Outcome = { kind: 'transient', reason: msg };
+            const kept = await keepForLater(store, row, owner, ctx.clock, o, Boolean(row.messages_deleted)).then(
               () => true,
-              () => false,
+              (err: unknown) => (ctx.logger.debug({ row: row.id, err: (err as Error).message }, 'could not keep row'), false),
             );
-            if (!kept) continue;
-            s.transient++;
+            if (kept) {
+              s.transient++;
+              unfinished.delete(Number(row.id));
+            }
           }
-          unfinished.delete(Number(row.id));
+          if (watch.tripped) stop ??= SetupFaultError.missingChats(watch.stormSize);
         }
       }
     };
@@ -148,62 +186,140 @@ export async function deleteDueMessages(
     try {
       await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 32, queue.length) }, worker));
     } finally {
-      clearInterval(renew);
+      await keeper.stop();
     }
     // Feeds the status page's "deleted per hour" chart; a failure here must not fail the deletions.
-    await countDeleted(store, (ctx.wallClock ?? ctx.clock).now().getTime(), s.messages_deleted - before).catch(() => {});
-    // Rows not reached (stop, fatal error, database blip) go back now instead of waiting for their lease.
-    if (unfinished.size) await deletions.releaseClaims(store, owner, [...unfinished]).catch(() => {});
+    await countDeleted(store, wall.now().getTime(), s.messages_deleted - before).catch((e: unknown) =>
+      ctx.logger.debug({ err: (e as Error).message }, 'could not count deletions for the chart'),
+    );
+    // Rows not reached (stop, setup fault, database blip) and rows held for a "chat not found" verdict go back now,
+    // untouched, instead of waiting for their lease.
+    if (!stop) await applyHeld(watch.drain(), run);
+    if (unfinished.size) {
+      await deletions.releaseClaims(store, owner, [...unfinished]).catch((e: unknown) =>
+        ctx.logger.warn({ err: (e as Error).message }, 'could not release deletion claims; they come back when the lease ends'),
+      );
+    }
   }
-  if (fatal) throw fatal;
+  if (stop) throw stop;
   return s;
 }
 
 /**
  * Keeps a row for another attempt: attempts + 1, next try after the back-off counted from the run's clock, never
- * sooner than Telegram asked (429 retry_after). Returns the next attempt's instant.
+ * sooner than Telegram asked (429 retry_after). Returns the next attempt's instant, or null when the claim was lost.
  */
-async function keepForLater(store: Store, row: PendingDeletion, owner: string, clock: Clock, o: Outcome, messagesDeleted: boolean): Promise<number> {
+async function keepForLater(
+  store: Store,
+  row: PendingDeletion,
+  owner: string,
+  clock: Clock,
+  o: Outcome,
+  messagesDeleted: boolean,
+): Promise<number | null> {
   const attempts = row.attempts + 1;
   const next = clock.now().getTime() + Math.max(backoffMs(attempts), (o.retryAfter ?? 0) * 1000);
-  await deletions.retryDeletion(store, Number(row.id), owner, { attempts, nextAttemptAt: next, lastError: o.reason, messagesDeleted });
-  return next;
+  const kept = await deletions.retryDeletion(store, Number(row.id), owner, { attempts, nextAttemptAt: next, lastError: o.reason, messagesDeleted });
+  return kept ? next : null;
 }
 
-interface RowDeps extends MessageDeleterDeps {
+/** A row whose chat answered "chat not found", waiting to learn whether that was the chat's or the setup's. */
+interface HeldRow {
+  row: PendingDeletion;
+  outcome: Outcome;
+}
+
+/** What one run shares with its rows. */
+interface RunState extends MessageDeleterDeps {
   noticeText: string;
+  clock: Clock;
+  /** Real time, for facts (blocked_at) and leases. */
+  wall: Clock;
+  s: MessageDeleterSummary;
+  logger: Logger;
+  watch: MissingChatWatch<HeldRow>;
+  /** Claimed rows not yet removed or kept (released at the end of the batch). */
+  unfinished: Set<number>;
 }
 
-/** Works one claimed row to its end: removed, or kept for a retry. Throws FatalTelegramError on a bad token. */
-async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, wall: Clock, s: MessageDeleterSummary, logger: Logger): Promise<void> {
-  const { store, telegram } = deps;
+/** The chat is gone for good (blocked, deactivated, or a single "chat not found"): mark the user, drop the row. */
+async function dropUnreachable(row: PendingDeletion, o: Outcome, r: RunState): Promise<void> {
+  const id = Number(row.id);
+  // Facts about what happened are stamped with real time, whatever instant the run decides at.
+  await markBlocked(r.store, [row.user_id, row.chat_id], r.wall.now().getTime());
+  await remove(row, r);
+  r.s.unreachable++;
+  r.logger.info({ row: id, chat_id: row.chat_id, reason: o.reason }, `Chat ${row.chat_id} is unreachable (${o.reason}); user marked, no notice`);
+}
+
+/** Removes a finished row while this run still holds it; a lost claim is logged and the row left to its owner. */
+async function remove(row: PendingDeletion, r: RunState): Promise<void> {
+  const id = Number(row.id);
+  r.unfinished.delete(id);
+  if (await deletions.removeDeletion(r.store, id, r.owner)) {
+    r.s.removed++;
+    return;
+  }
+  r.logger.warn({ row: id, chat_id: row.chat_id }, `pending deletion ${id} was claimed by another process meanwhile (our lease ran out); left to it`);
+}
+
+/** Single "chat not found" answers, now known not to be a storm: done as today (user marked, row dropped). */
+async function applyHeld(held: HeldRow[], r: RunState): Promise<void> {
+  for (const h of held) await dropUnreachable(h.row, h.outcome, r);
+}
+
+/** A call worked: the chat and the token are fine, so any held "chat not found" was that chat's own. */
+async function succeeded(r: RunState): Promise<void> {
+  await applyHeld(r.watch.success(), r);
+}
+
+/**
+ * Works one claimed row to its end: removed, kept for a retry, or held (its chat answered "chat not found" and the
+ * run does not know yet whether that is the chat or the setup). Throws a setup fault on a bad token.
+ */
+async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
+  const { store, telegram, s, logger } = r;
   const id = Number(row.id);
   const chatId = row.chat_id;
   s.rows++;
-  const lateness = Math.max(0, (clock.now().getTime() - row.delete_at) / 1000);
+  const lateness = Math.max(0, (r.clock.now().getTime() - row.delete_at) / 1000);
   s.max_lateness_s = Math.max(s.max_lateness_s, Math.round(lateness * 1000) / 1000);
-  deps.onLateness?.(lateness);
+  r.onLateness?.(lateness);
 
   const keep = async (o: Outcome, messagesDeleted: boolean) => {
-    const next = await keepForLater(store, row, deps.owner, clock, o, messagesDeleted);
+    r.unfinished.delete(id);
+    const next = await keepForLater(store, row, r.owner, r.clock, o, messagesDeleted);
+    if (next === null) {
+      logger.warn({ row: id }, `pending deletion ${id} was claimed by another process meanwhile; left to it`);
+      return;
+    }
     s.transient++;
-    logger.warn({ row: id, chat_id: chatId, attempts: row.attempts + 1, next_attempt_at: new Date(next).toISOString(), reason: o.reason }, `Failed to delete message ${id}: ${o.reason} (will retry)`);
+    logger.warn(
+      { row: id, chat_id: chatId, attempts: row.attempts + 1, next_attempt_at: new Date(next).toISOString(), reason: o.reason },
+      `Failed to delete message ${id}: ${o.reason} (will retry)`,
+    );
   };
+  // Blocked or deactivated: the user's own verdict, at once. "chat not found": held until the run knows more.
   const unreachable = async (o: Outcome) => {
-    // Facts about what happened are stamped with real time, whatever instant the run decides at.
-    await markBlocked(store, [row.user_id, chatId], wall.now().getTime());
-    await deletions.removeDeletion(store, id);
-    s.unreachable++;
-    s.removed++;
-    logger.info({ row: id, chat_id: chatId, reason: o.reason }, `Chat ${chatId} is unreachable (${o.reason}); user marked, no notice`);
+    if (isMissingChat(o.reason)) {
+      r.watch.hold(chatId, { row, outcome: o });
+      return;
+    }
+    await dropUnreachable(row, o, r);
+  };
+  // What every answer means for the watch: a success proves the token and the server know the chats.
+  const ask = async (call: () => Promise<unknown>): Promise<Outcome> => {
+    const o = await outcomeOf(call);
+    if (o.kind === 'fatal') throw new FatalTelegramError(o);
+    if (o.kind === 'done' || o.kind === 'gone') await succeeded(r);
+    return o;
   };
 
   if (!row.messages_deleted) {
     const ids = JSON.parse(row.message_ids) as number[];
     for (let i = 0; i < ids.length; i += DELETE_BATCH) {
       const chunk = ids.slice(i, i + DELETE_BATCH);
-      const o = await outcomeOf(() => telegram.api.deleteMessages(chatId, chunk));
-      if (o.kind === 'fatal') throw new FatalTelegramError(o);
+      const o = await ask(() => telegram.api.deleteMessages(chatId, chunk));
       if (o.kind === 'transient') return keep(o, false);
       if (o.kind === 'unreachable') return unreachable(o);
       if (o.kind === 'done') s.messages_deleted += chunk.length;
@@ -213,8 +329,7 @@ async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, wal
       } else {
         // One message can make deleteMessages fail (too old, …): ask message by message to learn which.
         for (const m of chunk) {
-          const one = await outcomeOf(() => telegram.api.deleteMessage(chatId, m));
-          if (one.kind === 'fatal') throw new FatalTelegramError(one);
+          const one = await ask(() => telegram.api.deleteMessage(chatId, m));
           if (one.kind === 'transient') return keep(one, false);
           if (one.kind === 'unreachable') return unreachable(one);
           if (one.kind === 'done' || one.kind === 'gone') s.messages_deleted++;
@@ -234,15 +349,16 @@ async function processRow(row: PendingDeletion, deps: RowDeps, clock: Clock, wal
     if (o.kind === 'fatal') throw new FatalTelegramError(o);
     return keep(o, true);
   }
-  const markup = username && row.unique_id ? { reply_markup: { inline_keyboard: [[{ text: 'Click Here', url: startLink(username, row.unique_id) }]] } } : {};
-  const sent = await outcomeOf(() => telegram.api.sendMessage(chatId, deps.noticeText, markup));
-  if (sent.kind === 'fatal') throw new FatalTelegramError(sent);
+  const markup =
+    username && row.unique_id
+      ? { reply_markup: { inline_keyboard: [[{ text: 'Click Here', url: startLink(username, row.unique_id) }]] } }
+      : {};
+  const sent = await ask(() => telegram.api.sendMessage(chatId, r.noticeText, markup));
   if (sent.kind === 'transient') return keep(sent, true);
   if (sent.kind === 'unreachable') return unreachable(sent);
   if (sent.kind === 'done') s.notices_sent++;
   else logger.warn({ row: id, chat_id: chatId, reason: sent.reason }, `Deleted notice to ${chatId} was refused: ${sent.reason}`);
-  await deletions.removeDeletion(store, id);
-  s.removed++;
+  await remove(row, r);
 }
 
 /** The job definition for the engine (every minute by default). */
@@ -252,7 +368,10 @@ export function messageDeleterJob(deps: MessageDeleterDeps, schedule: string): J
     title: 'Message Deleter',
     label: 'message deletion',
     schedule,
-    run: async (ctx) => ({ ...(await deleteDueMessages(deps, ctx)) }),
+    run: async (ctx) => {
+      const gate = { store: deps.store, job: 'message-deleter', clock: ctx.wallClock, logger: ctx.logger, trigger: triggerOf(ctx) };
+      return { ...(await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx)))! };
+    },
     successLine: (s, at) =>
       s.would_delete !== undefined
         ? `🗑️ Would delete ${s.would_delete_messages} messages in ${s.would_delete} rows (dry run) at ${at}`
@@ -276,7 +395,10 @@ export function deletionWaker(
     ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
     earliest: (nowMs) => deletions.earliestWorkable(deps.store, nowMs),
     async work(signal) {
-      const s = await deleteDueMessages(deps, { clock: o.clock, dryRun: false, signal, logger: o.logger });
+      const gate = { store: deps.store, job: 'message-deleter', clock: o.clock, logger: o.logger, trigger: 'wake-up' as const };
+      const ctx = { clock: o.clock, dryRun: false, signal, logger: o.logger };
+      const s = await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx));
+      if (s === null) return 0;
       // Reported (logged, counted) by whoever started the waker, as the engine reports its runs.
       if (s.rows > 0) o.onRun?.(s);
       return s.rows;

@@ -118,29 +118,59 @@ export async function countDue(store: Store, nowMs: number): Promise<{ rows: num
   }
 }
 
-/** Removes a row whose work is done (or known impossible). */
-export async function removeDeletion(store: Store, id: number): Promise<void> {
-  await store.db.deleteFrom('pending_deletions').where('id', '=', id).execute();
+/**
+ * Removes a row whose work is done (or known impossible), only while `owner` still holds its claim: a process that
+ * lost the claim (its lease ran out and another took the row) removes nothing. True when removed.
+ */
+export async function removeDeletion(store: Store, id: number, owner: string): Promise<boolean> {
+  const r = await store.db
+    .deleteFrom('pending_deletions')
+    .where('id', '=', id)
+    .where('claimed_by', '=', owner)
+    .executeTakeFirst();
+  return Number(r.numDeletedRows) > 0;
 }
 
 /**
  * Keeps a row for a later attempt and releases `owner`'s claim. A row another process has claimed since (our lease
- * ran out) is left to that process.
+ * ran out) is left to that process. True when kept.
  */
-export async function retryDeletion(store: Store, id: number, owner: string, r: { attempts: number; nextAttemptAt: number; lastError: string; messagesDeleted: boolean }): Promise<void> {
-  await store.db
+export async function retryDeletion(
+  store: Store,
+  id: number,
+  owner: string,
+  r: { attempts: number; nextAttemptAt: number; lastError: string; messagesDeleted: boolean },
+): Promise<boolean> {
+  const res = await store.db
     .updateTable('pending_deletions')
-    .set({ attempts: r.attempts, next_attempt_at: r.nextAttemptAt, last_error: r.lastError.slice(0, 500), messages_deleted: r.messagesDeleted ? 1 : 0, claimed_by: null, claim_expires_at: null })
+    .set({
+      attempts: r.attempts,
+      next_attempt_at: r.nextAttemptAt,
+      last_error: r.lastError.slice(0, 500),
+      messages_deleted: r.messagesDeleted ? 1 : 0,
+      claimed_by: null,
+      claim_expires_at: null,
+    })
     .where('id', '=', id)
     .where('claimed_by', '=', owner)
-    .execute();
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) > 0;
 }
 
-/** Extends `owner`'s claims on the given rows until `untilMs`. */
-export async function renewClaims(store: Store, owner: string, ids: number[], untilMs: number): Promise<void> {
+/** Extends `owner`'s claims on the given rows until `untilMs`; returns the ids still held (the others were lost). */
+export async function renewClaims(store: Store, owner: string, ids: number[], untilMs: number): Promise<number[]> {
+  const held: number[] = [];
   for (let i = 0; i < ids.length; i += 500) {
-    await store.db.updateTable('pending_deletions').set({ claim_expires_at: untilMs }).where('id', 'in', ids.slice(i, i + 500)).where('claimed_by', '=', owner).execute();
+    const rows = await store.db
+      .updateTable('pending_deletions')
+      .set({ claim_expires_at: untilMs })
+      .where('id', 'in', ids.slice(i, i + 500))
+      .where('claimed_by', '=', owner)
+      .returning('id')
+      .execute();
+    for (const r of rows) held.push(Number(r.id));
   }
+  return held;
 }
 
 /** Releases claims `owner` still holds on the given rows (a run ended early); their work is untouched. */

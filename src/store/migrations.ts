@@ -170,6 +170,19 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
         await db.schema.alterTable('tokens').addColumn('direct_link', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       },
     },
+    '0005_job_faults': {
+      async up(db: AnyDb) {
+        // A job (or the broadcast sender) stopped by a setup fault backs off, across processes and restarts.
+        await db.schema
+          .createTable('job_faults')
+          .addColumn('job', 'text', (c) => c.primaryKey())
+          .addColumn('message', 'text', (c) => c.notNull())
+          .addColumn('count', 'integer', (c) => c.notNull())
+          .addColumn('since', 'bigint', (c) => c.notNull())
+          .addColumn('retry_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -152,6 +152,19 @@ export interface DeletionStatsTable {
   messages: number;
 }
 
+/** A job stopped by a setup fault (rejected token, a storm of "chat not found"): it rests until `retry_at`. */
+export interface JobFaultsTable {
+  /** A job name, or `broadcast-sender`. */
+  job: string;
+  /** What to check, as the run's error said it. */
+  message: string;
+  /** Setup faults in a row (the back-off doubles with each). */
+  count: number;
+  since: number;
+  /** Scheduled runs and wake-ups wait until then; a manual run tries at once. */
+  retry_at: number;
+}
+
 export interface Database {
   files: FilesTable;
   token_stats: TokenStatsTable;
@@ -165,6 +178,7 @@ export interface Database {
   settings: SettingsTable;
   job_runs: JobRunsTable;
   job_locks: JobLocksTable;
+  job_faults: JobFaultsTable;
 }
 
 export type User = Selectable<UsersTable>;

@@ -3,6 +3,7 @@
  * and 5xx (capped), and one throttle for the whole process. The token stays inside grammY's URL: errors and
  * reasons built here never contain it.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Api, type RawApi } from 'grammy';
 import { autoRetry } from '@grammyjs/auto-retry';
 import { Throttle } from './throttle.ts';
@@ -33,6 +34,25 @@ export interface Telegram {
   username(): Promise<string>;
 }
 
+/** Thrown instead of a call that would go out past its caller's deadline: nothing was sent. */
+export class NotSentError extends Error {
+  constructor(method: string) {
+    super(`${method} not sent: its deadline passed while it waited for the throttle`);
+    this.name = 'NotSentError';
+  }
+}
+
+const deadlines = new AsyncLocalStorage<() => boolean>();
+
+/**
+ * Runs `fn` so that every Bot API call it makes is checked against `expired` once the throttle lets it go: a call
+ * whose deadline passed while it waited is not sent (it throws {@link NotSentError}). A broadcast copy that would
+ * arrive after the broadcast's `delete_at` is never made this way.
+ */
+export function callsNotAfter<T>(expired: () => boolean, fn: () => Promise<T>): Promise<T> {
+  return deadlines.run(expired, fn);
+}
+
 /** Wraps an existing grammY Api (a bot author's) with the shared throttle, retries and instrumentation. */
 export function instrument(api: Api<RawApi>, opts: Omit<TelegramOptions, 'token' | 'apiRoot' | 'timeoutSeconds'> = {}): Telegram {
   const throttle = new Throttle(opts.rate ?? 25);
@@ -40,6 +60,7 @@ export function instrument(api: Api<RawApi>, opts: Omit<TelegramOptions, 'token'
   // Innermost first: every HTTP attempt (retries too) is throttled and counted.
   api.config.use(async (prev, method, payload, signal) => {
     await throttle.take();
+    if (deadlines.getStore()?.()) throw new NotSentError(method);
     try {
       const res = await prev(method, payload, signal);
       if (!res.ok && res.error_code === 429) throttle.pause((res.parameters?.retry_after ?? 1) * 1000);

@@ -80,6 +80,7 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREAC
 
 /** Classifies whatever a copy call threw; `reason` as in {@link Outcome}. */
 export function classifyCopyError(err: unknown): { failure: CopyFailure; reason: string } {
+  if (err instanceof Error && err.name === 'NotSentError') return { failure: 'refused', reason: err.message };
   const o = classifyError(err);
   if (o.kind === 'fatal') return { failure: 'fatal', reason: o.reason };
   if (err instanceof HttpError && NOT_SENT.has(String((err.error as { code?: unknown } | undefined)?.code))) return { failure: 'refused', reason: o.reason };
@@ -114,5 +115,83 @@ export class FatalTelegramError extends Error {
   constructor(readonly outcome: Outcome) {
     super(`Telegram rejected the bot token (${outcome.reason}); check BOT_TOKEN and BOT_API_ROOT. Nothing was removed.`);
     this.name = 'FatalTelegramError';
+  }
+}
+
+/** "chat not found" (or PEER_ID_INVALID): alone, the chat is gone; from every chat at once, the setup is wrong. */
+export function isMissingChat(reason: string): boolean {
+  return /chat not found|peer_id_invalid/i.test(reason);
+}
+
+/** Distinct chats answering "chat not found" with no success between them that make a run a setup fault. */
+export const MISSING_CHATS_FOR_SETUP_FAULT = 20;
+
+/**
+ * Thrown to end a run when the setup is wrong rather than the chats: the bot token was rejected, or many chats in a
+ * row answered "chat not found" (another bot's token, a local Bot API server that lost its state). Everything the run
+ * met stays as it was; the job backs off and tries again.
+ */
+export class SetupFaultError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SetupFaultError';
+  }
+
+  /** The error for a storm of "chat not found" answers. */
+  static missingChats(chats: number): SetupFaultError {
+    return new SetupFaultError(
+      `${chats} chats in a row answered "chat not found": the bot token or the Bot API server is not the one these ` +
+        `chats know. Check BOT_TOKEN and BOT_API_ROOT. Nothing was removed and no user was marked; the work resumes ` +
+        `by itself once chats answer again.`,
+    );
+  }
+}
+
+/**
+ * Decides what a run's "chat not found" answers mean (pure, no I/O). Each one is held, not acted on, until the run
+ * learns whether it is one chat's (a success comes after it, or the run ends) or the setup's
+ * ({@link MISSING_CHATS_FOR_SETUP_FAULT} distinct chats with no success between). The caller keeps the held work
+ * untouched until `success()` or `drain()` hands it back to be done as a single "chat not found".
+ */
+export class MissingChatWatch<T> {
+  private held: T[] = [];
+  private readonly chats = new Set<number>();
+  private trippedAt: number | null = null;
+
+  constructor(private readonly threshold = MISSING_CHATS_FOR_SETUP_FAULT) {}
+
+  /** True once the run met a storm: it must stop and leave everything it holds as it was. */
+  get tripped(): boolean {
+    return this.trippedAt !== null;
+  }
+
+  /** Distinct chats in the storm (for the error). */
+  get stormSize(): number {
+    return this.trippedAt ?? this.chats.size;
+  }
+
+  /** Holds `item` for a "chat not found" from `chatId`; true when this makes the run a setup fault. */
+  hold(chatId: number, item: T): boolean {
+    this.held.push(item);
+    this.chats.add(chatId);
+    if (this.trippedAt === null && this.chats.size >= this.threshold) this.trippedAt = this.chats.size;
+    return this.tripped;
+  }
+
+  /** A call worked: the held answers were single chats'. Returns them to be done (nothing once tripped). */
+  success(): T[] {
+    if (this.tripped) return [];
+    this.chats.clear();
+    return this.held.splice(0);
+  }
+
+  /** The run ended without a storm: what is held is done as single answers (nothing once tripped). */
+  drain(): T[] {
+    return this.success();
+  }
+
+  /** Everything held, for releasing untouched after a storm. */
+  heldItems(): readonly T[] {
+    return this.held;
   }
 }

@@ -105,7 +105,14 @@ const SOURCES: Record<Collection, Source> = {
         .select(['id', 'source_id', 'message_id', 'text', 'caption', 'file_id', 'duration_hours', 'channel_message_id', 'created_at', 'delete_at', 'status']),
     // A broadcast's recipients all go on its one line, so they are read whole, broadcast by broadcast.
     format: async (r, db) => {
-      const messages = await db.selectFrom('broadcast_messages').select(['chat_id', 'message_id']).where('broadcast_id', '=', r.id).orderBy('chat_id').execute();
+      // A reservation (message_id 0) is a copy never confirmed: there is no message to delete, so it is left out.
+      const messages = await db
+        .selectFrom('broadcast_messages')
+        .select(['chat_id', 'message_id'])
+        .where('broadcast_id', '=', r.id)
+        .where('message_id', '>', 0)
+        .orderBy('chat_id')
+        .execute();
       return formatBroadcast(r, messages);
     },
   }),
