@@ -12,7 +12,7 @@ import type { Telegram } from '../telegram/client.ts';
 import { runOwner, type JobDefinition, type RunContext } from '../scheduler/engine.ts';
 import { Waker } from '../scheduler/waker.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
-import { triggerOf, underSetupFaultBackoff } from './setup-faults.ts';
+import { underSetupFaultBackoff } from './setup-faults.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 
@@ -251,7 +251,7 @@ export function broadcastDeleterJob(deps: BroadcastDeleterDeps, schedule: string
     label: 'broadcast deletion',
     schedule,
     run: async (ctx) => {
-      const gate = { store: deps.store, job: 'broadcast-deleter', clock: ctx.wallClock, logger: ctx.logger, trigger: triggerOf(ctx) };
+      const gate = { store: deps.store, job: 'broadcast-deleter', clock: ctx.wallClock, logger: ctx.logger, trigger: ctx.trigger };
       return { ...(await underSetupFaultBackoff(gate, () => deleteExpiredBroadcasts(deps, ctx)))! };
     },
     successLine: (s, at) =>

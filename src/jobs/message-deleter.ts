@@ -28,7 +28,7 @@ import { startLink } from '../telegram/links.ts';
 import { runOwner, type JobDefinition, type RunContext } from '../scheduler/engine.ts';
 import { Waker } from '../scheduler/waker.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
-import { isSetupFault, triggerOf, underSetupFaultBackoff } from './setup-faults.ts';
+import { isSetupFault, underSetupFaultBackoff } from './setup-faults.ts';
 
 /** The notice sent after a deletion when the `deleted_notice_text` setting is not set. */
 export const DEFAULT_DELETED_NOTICE =
@@ -369,7 +369,7 @@ export function messageDeleterJob(deps: MessageDeleterDeps, schedule: string): J
     label: 'message deletion',
     schedule,
     run: async (ctx) => {
-      const gate = { store: deps.store, job: 'message-deleter', clock: ctx.wallClock, logger: ctx.logger, trigger: triggerOf(ctx) };
+      const gate = { store: deps.store, job: 'message-deleter', clock: ctx.wallClock, logger: ctx.logger, trigger: ctx.trigger };
       return { ...(await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx)))! };
     },
     successLine: (s, at) =>

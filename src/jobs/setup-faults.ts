@@ -12,11 +12,6 @@ import { FatalTelegramError, SetupFaultError } from '../telegram/errors.ts';
 /** What started a run: its schedule, an on-time wake-up, or a person (`run`, `/run`, the library's `run`). */
 export type Trigger = 'schedule' | 'wake-up' | 'manual';
 
-/** How a run was started (TODO(engine): RunContext.trigger); engine runs without one are scheduled. */
-export function triggerOf(ctx: object): Trigger {
-  return (ctx as { trigger?: Trigger }).trigger ?? 'schedule';
-}
-
 /** True for the errors that are the setup's fault, not the work's. */
 export function isSetupFault(e: unknown): e is SetupFaultError | FatalTelegramError {
   return e instanceof SetupFaultError || e instanceof FatalTelegramError;

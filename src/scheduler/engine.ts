@@ -33,6 +33,11 @@ export interface RunContext {
   /** Report what would change, change nothing. */
   dryRun: boolean;
   /**
+   * `schedule` for a tick (catch-up included), `manual` for `run`, `/run` and the library's `run`: a manual run
+   * works at once where a scheduled one waits (a job resting after a setup fault).
+   */
+  trigger: 'schedule' | 'manual';
+  /**
    * Aborted when the engine stops, or when the run's lease was lost (another process marked it abandoned or took
    * the job): finish the item in hand, take no new work.
    */
@@ -340,6 +345,7 @@ export class Engine {
       owner: this.owner,
       runId,
       holdsLock: true,
+      trigger: 'schedule',
       scheduledFor: tickAt,
       startedAt,
       evaluatedAt: startedAt,
@@ -366,6 +372,7 @@ interface ExecuteOptions {
   startedAt: Date;
   evaluatedAt: Date;
   dryRun: boolean;
+  trigger: RunContext['trigger'];
   signal: AbortSignal;
 }
 
@@ -401,7 +408,7 @@ async function execute(job: JobDefinition, o: ExecuteOptions): Promise<RunResult
   try {
     const jobLogger = logger.child({ job: job.name });
     const signal = runAbort.signal;
-    summary = await job.run({ now: o.evaluatedAt, clock, wallClock, dryRun: o.dryRun, signal, logger: jobLogger });
+    summary = await job.run({ now: o.evaluatedAt, clock, wallClock, dryRun: o.dryRun, trigger: o.trigger, signal, logger: jobLogger });
   } catch (e) {
     status = 'error';
     error = errorText(e);
@@ -511,6 +518,7 @@ export async function runManual(job: JobDefinition, o: ManualRunOptions): Promis
     owner,
     runId,
     holdsLock: false,
+    trigger: 'manual',
     scheduledFor: null,
     startedAt,
     evaluatedAt,
