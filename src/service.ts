@@ -13,7 +13,7 @@ import { openStore, type Store } from './store/db.ts';
 import { migrateToLatest } from './store/migrations.ts';
 import { deletionStats } from './store/deletions.ts';
 import { createJanitor, type Janitor } from './janitor.ts';
-import { checkHealth, collectStatus, type StatusSnapshot } from './jobs/status.ts';
+import { checkHealth, collectStatus, type Health, type StatusSnapshot } from './jobs/status.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { startHttpServer, type HttpServer } from './http/server.ts';
 import { handleVerify } from './http/verify.ts';
@@ -30,6 +30,8 @@ export interface ServiceOptions {
   pollTimeoutS?: number;
   /** Which HTTP peers count as this machine (default loopback); tests use it to play a remote client. */
   isLocal?: (address: string | undefined) => boolean;
+  /** How long /healthz waits for the database before it answers 503 naming it (default 3000 ms). */
+  healthTimeoutMs?: number;
 }
 
 /** A running service. */
@@ -66,6 +68,26 @@ export async function startService(config: Config, logger: Logger, opts: Service
   const statusSource = () => ({ config, store, clock, startedAt, engineRunning: janitor.engine.isRunning, telegram: Boolean(janitor.telegram) });
   const status = () => collectStatus(statusSource());
 
+  // One health check at a time: while the database hangs, /healthz requests wait on the same one instead of each
+  // holding a pool connection.
+  let checking: Promise<Health> | null = null;
+  const databaseDown = (why: string): Health => ({ ok: false, problems: [`database: ${why}`], failing: ['database'] });
+  /** The health verdict, or the database named as failing when it does not answer within `ms` (a TCP black hole). */
+  const healthWithin = async (ms: number): Promise<Health> => {
+    checking ??= checkHealth(statusSource())
+      .catch((e: unknown) => databaseDown((e as Error).message))
+      .finally(() => (checking = null));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<Health>((resolve) => {
+      timer = setTimeout(() => resolve(databaseDown(`no answer within ${ms / 1000} s`)), ms);
+    });
+    try {
+      return await Promise.race([checking, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
   let localUrl = '';
   // A port in use (or any start failure) must not leave the database open: the process could not exit cleanly.
   const http = await startHttpServer({
@@ -75,15 +97,14 @@ export async function startService(config: Config, logger: Logger, opts: Service
     logger,
     ...(opts.isLocal ? { isLocal: opts.isLocal } : {}),
     routes: {
-      healthz: async () => {
-        try {
-          const h = await checkHealth(statusSource());
-          return { ok: h.ok, body: { ok: h.ok, problems: h.problems, started_at: startedAt.toISOString() } };
-        } catch (e) {
-          return { ok: false, body: { ok: false, problems: [`database: ${(e as Error).message}`] } };
-        }
+      healthz: async ({ detailed }) => {
+        const h = await healthWithin(opts.healthTimeoutMs ?? 3000);
+        // Anyone may learn which check failed; only this machine or the token sees why (a database error can name
+        // a host or a user).
+        const base = { ok: h.ok, failing: h.failing, started_at: startedAt.toISOString() };
+        return { ok: h.ok, body: detailed ? { ...base, problems: h.problems } : base };
       },
-      statusPage: async (tokenQuery) => renderStatusPage(await status(), { tokenQuery, refreshSeconds: config.statusRefreshS }),
+      statusPage: async () => renderStatusPage(await status(), { refreshSeconds: config.statusRefreshS }),
       statusJson: status,
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
       ...(bot ? { verify: (token: string | null, referer: string | undefined) => handleVerify({ store, config, clock, botUsername: username }, token, referer) } : {}),

@@ -54,7 +54,7 @@ for (const backend of BACKENDS) {
         const src = { config, store, clock, startedAt: at('2026-11-29T00:00:00Z'), engineRunning: true, telegram: false };
         const six = Date.parse('2026-11-29T06:00:00Z');
         await insertRun(store, { job: 'token-cleanup', tick: six, status: 'ok', finishedAt: six + 1000 });
-        assert.deepEqual(await checkHealth(src), { ok: true, problems: [] }, '14 h after the 06:00 run, waiting for 00:00');
+        assert.deepEqual(await checkHealth(src), { ok: true, problems: [], failing: [] }, '14 h after the 06:00 run, waiting for 00:00');
         clock.set('2026-11-29T23:59:59Z');
         assert.equal((await checkHealth(src)).ok, true);
         // 00:00 and 06:00 failed; 36 h after the last success it is stale.
@@ -62,6 +62,7 @@ for (const backend of BACKENDS) {
         const h = await checkHealth(src);
         assert.equal(h.ok, false);
         assert.match(h.problems.join('\n'), /^token-cleanup: no successful run for 129601 s \(expected within 129600 s\)$/);
+        assert.deepEqual(h.failing, ['token-cleanup']);
       }));
 
     test('a message deleter working a long backlog is healthy while its run renews its lease; an expired lease is not', () =>
@@ -76,12 +77,13 @@ for (const backend of BACKENDS) {
         await insertRun(store, { job: 'message-deleter', tick: t0 - 60_000, status: 'ok', finishedAt: t0 - 59_000 });
         // The 12:00 run has been deleting for ten minutes; later ticks were skipped; its lease was renewed.
         await insertRun(store, { job: 'message-deleter', tick: t0, status: 'running', leaseUntil: now + 40_000 });
-        assert.deepEqual(await checkHealth(src), { ok: true, problems: [] }, 'busy, not broken');
+        assert.deepEqual(await checkHealth(src), { ok: true, problems: [], failing: [] }, 'busy, not broken');
         // Its process died: the lease ran out and nobody renews it.
         clock.set(now + 41_000);
         const h = await checkHealth(src);
         assert.equal(h.ok, false);
         assert.match(h.problems.join('\n'), /^message-deleter: no successful run/);
+        assert.deepEqual(h.failing, ['message-deleter']);
       }));
   });
 }

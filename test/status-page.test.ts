@@ -72,7 +72,7 @@ function fixture(): StatusSnapshot {
     ],
     deleted_per_hour: HOURS,
     tokens_per_day: DAYS,
-    health: { ok: false, problems: ['3 pending deletions are overdue', 'message-deleter last run failed: <oops>'] },
+    health: { ok: false, problems: ['3 pending deletions are overdue', 'message-deleter last run failed: <oops>'], failing: ['message-deleter'] },
   };
 }
 
@@ -86,7 +86,7 @@ function emptySnapshot(): StatusSnapshot {
     broadcasts: [],
     deleted_per_hour: HOURS.map((h) => ({ ...h, messages: 0 })),
     tokens_per_day: DAYS.map((d) => ({ ...d, verified: 0, bypassed: 0, not_used: 0 })),
-    health: { ok: true, problems: [] },
+    health: { ok: true, problems: [], failing: [] },
   };
 }
 
@@ -131,22 +131,23 @@ test('helpers: escaping, local time, relative time, durations, summaries', () =>
 });
 
 test('renders a complete, phone-friendly, self-refreshing document', () => {
-  const html = renderStatusPage(fixture(), { tokenQuery: '?token=abc&x=1' });
+  const html = renderStatusPage(fixture());
   assert.match(html, /^<!doctype html>\n<html lang="en">/);
   assert.match(html, /<meta charset="utf-8">/);
   assert.match(html, /<meta name="viewport" content="width=device-width, initial-scale=1">/);
-  assert.match(html, /<meta http-equiv="refresh" content="15; url=\?token=abc&amp;x=1">/);
-  assert.match(html, /href="\?token=abc&amp;x=1">refresh now</);
+  // The refresh reloads the page's own address: no token is carried (the server keeps it in a cookie).
+  assert.match(html, /<meta http-equiv="refresh" content="15">/);
+  assert.match(html, /href="\?">refresh now</);
+  assert.doesNotMatch(html, /token=/);
   assert.match(html, /@media \(max-width:700px\)/);
   assert.match(html, /<\/html>\n$/);
   // No external assets.
   assert.doesNotMatch(html, /<link\b|<script[^>]+src=|<img\b|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
 
-  const custom = renderStatusPage(fixture(), { refreshSeconds: 60, tokenQuery: '' });
+  const custom = renderStatusPage(fixture(), { refreshSeconds: 60 });
   assert.match(custom, /<meta http-equiv="refresh" content="60">/);
   assert.match(custom, /href="\?">refresh now</);
   assert.doesNotMatch(renderStatusPage(fixture(), { refreshSeconds: 0 }), /http-equiv="refresh"/);
-  assert.match(renderStatusPage(fixture(), { tokenQuery: 'token=t' }), /content="15; url=\?token=t"/);
 });
 
 test('header: generated time in the snapshot zone and the health verdict', () => {

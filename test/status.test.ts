@@ -28,7 +28,7 @@ for (const backend of BACKENDS) {
         next_due_at: new Date(NOW - 30 * MIN).toISOString(),
       });
       // A database that never ran a job has nothing to judge: healthy, without reading every job's history.
-      assert.deepEqual(await checkHealth(src), { ok: true, problems: [] });
+      assert.deepEqual(await checkHealth(src), { ok: true, problems: [], failing: [] });
     } finally {
       await tdb.drop();
     }

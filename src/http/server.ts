@@ -1,13 +1,15 @@
 /**
- * The service's HTTP server: `/verify` and `/healthz` for everyone; the status page (`/`, `/status.json`) and
- * `/metrics` for loopback, or with `STATUS_TOKEN` (bearer header or `?token=`) from anywhere else — a request
- * carrying proxy headers (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`) counts as remote even from loopback, and
- * those headers are never trusted to make a client local; and the bot's webhook path when one is set. Errors never
- * show a stack trace.
+ * The service's HTTP server: `/verify` and `/healthz` for everyone (/healthz names the failed checks to anyone and
+ * says more only to loopback or the token); the status page (`/`, `/status.json`) and `/metrics` for loopback, or
+ * with `STATUS_TOKEN` from anywhere else — as a bearer header, or the cookie that a `?token=` is exchanged for (a
+ * 303 to the same address without it, so the token stays out of links, history and proxy logs). A request carrying
+ * proxy headers (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`) counts as remote even from loopback, and those headers
+ * are never trusted to make a client local; and the bot's webhook path when one is set. Errors never show a stack
+ * trace.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.ts';
 import { escapeHtml, page } from './html.ts';
 
@@ -22,8 +24,13 @@ export interface HttpAnswer {
 /** What the server serves; every part is optional. */
 export interface HttpRoutes {
   verify?: (token: string | null, referer: string | undefined) => Promise<{ status: number; html: string }>;
-  healthz?: () => Promise<{ ok: boolean; body: unknown }>;
-  statusPage?: (tokenQuery: string) => Promise<string>;
+  /**
+   * /healthz; `detailed` when the client is this machine or sent the status token (bearer or cookie), which may see
+   * raw error texts; anyone else gets only the names of the failed checks.
+   */
+  healthz?: (o: { detailed: boolean }) => Promise<{ ok: boolean; body: unknown }>;
+  /** The status page's HTML; its links never carry the token (the browser holds it as a cookie). */
+  statusPage?: () => Promise<string>;
   statusJson?: () => Promise<unknown>;
   metrics?: () => Promise<{ contentType: string; body: string }>;
   /** The webhook: path and a Node handler (grammY's `webhookCallback(bot, 'http')`). */
@@ -65,6 +72,33 @@ function tokenMatches(given: string | null | undefined, expected: string): boole
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** The cookie a `?token=` is exchanged for. */
+export const STATUS_COOKIE = 'tgj_status';
+
+/**
+ * The status cookie's value for a token: an HMAC keyed with it, so the cookie never carries the token itself (a
+ * leaked cookie does not reveal it) and changing STATUS_TOKEN invalidates every cookie.
+ */
+export function statusCookieValue(token: string): string {
+  return createHmac('sha256', token).update('tg-janitor status cookie v1').digest('base64url');
+}
+
+/** The value of cookie `name` in a request's Cookie header, or undefined. */
+function cookie(req: http.IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** Whether the client reached us over HTTPS, as the proxy in front says (only decides the cookie's Secure flag). */
+function viaHttps(req: http.IncomingMessage): boolean {
+  const proto = req.headers['x-forwarded-proto'];
+  const first = (Array.isArray(proto) ? proto[0] : proto)?.split(',')[0]?.trim().toLowerCase();
+  return first === 'https';
+}
+
 /** Starts the server; resolves once it listens. */
 export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
   const { routes, logger } = o;
@@ -75,15 +109,49 @@ export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
   const html = (status: number, body: string, headers?: Record<string, string>): HttpAnswer => ({ status, contentType: 'text/html; charset=utf-8', body, ...(headers ? { headers } : {}) });
   const json = (status: number, body: unknown): HttpAnswer => ({ status, contentType: 'application/json', body: JSON.stringify(body) });
 
-  /** Loopback passes; elsewhere the status token is needed. Returns an answer when refused. */
-  const guard = (req: http.IncomingMessage, url: URL): HttpAnswer | null => {
+  /** Whether the client is this machine: loopback and not relayed by a proxy. */
+  const isLocalClient = (req: http.IncomingMessage): boolean => {
     // A request relayed by a proxy on this machine comes from loopback too: it counts as remote.
-    const proxied = req.headers['x-forwarded-for'] !== undefined || req.headers.forwarded !== undefined || req.headers['x-real-ip'] !== undefined;
-    if (!proxied && (o.isLocal ?? isLoopback)(req.socket.remoteAddress)) return null;
-    if (!o.statusToken) return html(403, page('Not available', '<p>The status page is only served to this machine. Set STATUS_TOKEN to open it from elsewhere.</p>'));
+    const h = req.headers;
+    const proxied = h['x-forwarded-for'] !== undefined || h.forwarded !== undefined || h['x-real-ip'] !== undefined;
+    return !proxied && (o.isLocal ?? isLoopback)(req.socket.remoteAddress);
+  };
+  /** Whether the request carries the status token: the bearer header, or the cookie a `?token=` was exchanged for. */
+  const hasToken = (req: http.IncomingMessage): boolean => {
+    if (!o.statusToken) return false;
     const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    if (tokenMatches(bearer, o.statusToken) || tokenMatches(url.searchParams.get('token'), o.statusToken)) return null;
-    return html(401, page('Token required', '<p>This page needs the status token: add <code>?token=…</code> to the address or send <code>Authorization: Bearer …</code>.</p>'), { 'www-authenticate': 'Bearer' });
+    const fromCookie = cookie(req, STATUS_COOKIE);
+    return tokenMatches(bearer, o.statusToken) || tokenMatches(fromCookie, statusCookieValue(o.statusToken));
+  };
+
+  /**
+   * Loopback passes; elsewhere the status token is needed. A `?token=` never reaches a page: the right one is
+   * exchanged for a cookie and a 303 to the same address without it, a wrong one gets 401 (and no cookie). Returns
+   * an answer unless the request may go on.
+   */
+  const guard = (req: http.IncomingMessage, url: URL): HttpAnswer | null => {
+    const given = url.searchParams.get('token');
+    if (given !== null && o.statusToken) {
+      if (!tokenMatches(given, o.statusToken)) return needToken();
+      url.searchParams.delete('token');
+      // The path is one of the guarded routes, never `//host`, so this stays on this server.
+      const location = `${url.pathname}${url.search}`;
+      const flags = `Path=/; HttpOnly; SameSite=Strict${viaHttps(req) ? '; Secure' : ''}`;
+      const headers = { location, 'set-cookie': `${STATUS_COOKIE}=${statusCookieValue(o.statusToken)}; ${flags}` };
+      return html(303, page('Signed in', `<p><a href="${escapeHtml(location)}">Continue</a></p>`), headers);
+    }
+    if (isLocalClient(req)) return null;
+    if (!o.statusToken) {
+      const why = 'The status page is only served to this machine. Set STATUS_TOKEN to open it from elsewhere.';
+      return html(403, page('Not available', `<p>${why}</p>`));
+    }
+    return hasToken(req) ? null : needToken();
+  };
+  const needToken = (): HttpAnswer => {
+    const how = 'add <code>?token=…</code> to the address once (it is swapped for a cookie) or send '
+      + '<code>Authorization: Bearer …</code>';
+    const body = page('Token required', `<p>This page needs the status token: ${how}.</p>`);
+    return html(401, body, { 'www-authenticate': 'Bearer' });
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
@@ -103,7 +171,8 @@ export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
       return send(res, html(r.status, r.html));
     }
     if (path === '/healthz' && routes.healthz) {
-      const h = await routes.healthz();
+      // A `?token=` is not read here: health checkers do not follow redirects, and the token stays out of URLs.
+      const h = await routes.healthz({ detailed: isLocalClient(req) || hasToken(req) });
       return send(res, json(h.ok ? 200 : 503, h.body));
     }
     if ((path === '/' && routes.statusPage) || (path === '/status.json' && routes.statusJson) || (path === '/metrics' && routes.metrics)) {
@@ -114,8 +183,7 @@ export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
         return send(res, { status: 200, contentType: m.contentType, body: m.body });
       }
       if (path === '/status.json') return send(res, json(200, await routes.statusJson!()));
-      const t = url.searchParams.get('token');
-      return send(res, html(200, await routes.statusPage!(t ? `?token=${encodeURIComponent(t)}` : '')));
+      return send(res, html(200, await routes.statusPage!()));
     }
     send(res, html(404, page('Not found', `<p>Nothing here at ${escapeHtml(path)}.</p>`)));
   };

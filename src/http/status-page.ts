@@ -15,8 +15,6 @@ export { formatLocal } from './charts.ts';
 export interface StatusPageOptions {
   /** Seconds between automatic reloads (default 15; 0 turns them off). */
   refreshSeconds?: number;
-  /** Query string kept on the refresh links, e.g. `?token=abc` (a missing `?` is added; default ''). */
-  tokenQuery?: string;
 }
 
 /**
@@ -111,7 +109,7 @@ a{color:#0969da}
 @media (max-width:700px){main{padding:10px}.stats{grid-template-columns:1fr 1fr}.charts{grid-template-columns:1fr}h1{font-size:1.25rem}}
 `;
 
-function header(s: StatusSnapshot, q: string): string {
+function header(s: StatusSnapshot): string {
   const health = s.health.ok
     ? '<span class="badge b-ok health" id="health">OK</span>'
     : `<span class="badge b-error health" id="health">${s.health.problems.length || ''} PROBLEM${s.health.problems.length === 1 ? '' : 'S'}</span>`;
@@ -122,10 +120,11 @@ function header(s: StatusSnapshot, q: string): string {
   const up = s.service_started_at
     ? ` · up since ${escapeHtml(formatLocal(s.service_started_at, s.timezone))} (${escapeHtml(relativeTime(s.service_started_at, s.generated_at).replace(/ ago$/, ''))})`
     : '';
+  const telegram = s.telegram ? 'on' : 'off (no BOT_TOKEN)';
   return `<header>
 <div><h1>tg-janitor</h1>
 <p class="meta">generated <time datetime="${escapeHtml(s.generated_at)}" id="generated-at">${escapeHtml(formatLocal(s.generated_at, s.timezone))}</time> ${escapeHtml(s.timezone)}${up}</p>
-<p class="meta">database ${escapeHtml(s.database)} · Telegram jobs ${s.telegram ? 'on' : 'off (no BOT_TOKEN)'} · <a href="${escapeHtml(q || '?')}">refresh now</a></p></div>
+<p class="meta">database ${escapeHtml(s.database)} · Telegram jobs ${telegram} · <a href="?">refresh now</a></p></div>
 <div>${health}</div>
 </header>${problems}`;
 }
@@ -214,15 +213,15 @@ function charts(s: StatusSnapshot): string {
 
 /**
  * The whole status page for a snapshot: header (generated time in the snapshot's zone, health), jobs, pending
- * deletions, broadcasts in progress, and the two charts. A pure function of its arguments.
+ * deletions, broadcasts in progress, and the two charts. A pure function of its arguments. Its links and its
+ * self-refresh reload the page's own address and carry no token: the server holds a remote viewer's token in a
+ * cookie, so it never lands in a link, the history or a proxy's log.
  */
 export function renderStatusPage(s: StatusSnapshot, opts: StatusPageOptions = {}): string {
   const refresh = Math.max(0, Math.floor(opts.refreshSeconds ?? 15));
-  const raw = opts.tokenQuery ?? '';
-  const q = raw && !raw.startsWith('?') ? `?${raw}` : raw;
   const tz = safeTimeZone(s.timezone);
   const snap: StatusSnapshot = tz === s.timezone ? s : { ...s, timezone: tz };
-  const meta = refresh > 0 ? `\n<meta http-equiv="refresh" content="${refresh}${q ? `; url=${escapeHtml(q)}` : ''}">` : '';
+  const meta = refresh > 0 ? `\n<meta http-equiv="refresh" content="${refresh}">` : '';
   const countdown =
     refresh > 0
       ? `<span id="countdown" data-seconds="${refresh}">refreshes every ${refresh} s</span>
@@ -239,12 +238,12 @@ export function renderStatusPage(s: StatusSnapshot, opts: StatusPageOptions = {}
 </head>
 <body>
 <main>
-${header(snap, q)}
+${header(snap)}
 ${jobs(snap)}
 ${deletions(snap)}
 ${broadcasts(snap)}
 ${charts(snap)}
-<footer>${countdown} · <a href="${escapeHtml(q || '?')}">refresh now</a> · times in ${escapeHtml(snap.timezone)}</footer>
+<footer>${countdown} · <a href="?">refresh now</a> · times in ${escapeHtml(snap.timezone)}</footer>
 </main>
 </body>
 </html>

@@ -4,6 +4,7 @@ import { JOB_NAMES, type Config } from '../config.ts';
 import type { Store } from '../store/db.ts';
 import { activeBroadcasts } from '../store/broadcasts.ts';
 import { deletionStats } from '../store/deletions.ts';
+import { listFaults } from '../store/faults.ts';
 import { hasLiveRun, lastRunWithStatus } from '../store/job-runs.ts';
 import { deletedPerHour, tokensPerDay } from '../store/stats.ts';
 import { staleAfterMs } from '../scheduler/schedule.ts';
@@ -26,8 +27,10 @@ export interface BroadcastView {
 /** The health verdict behind /healthz. */
 export interface Health {
   ok: boolean;
-  /** What is wrong, in words (empty when ok). */
+  /** What is wrong, in words (empty when ok); may carry a raw error text, so only trusted clients see it. */
   problems: string[];
+  /** The names of the checks that failed (`database`, `engine`, a job such as `message-deleter`), for anyone. */
+  failing: string[];
 }
 
 /** Everything the status views show, at one instant. */
@@ -89,7 +92,7 @@ export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> 
     })),
     deleted_per_hour: perHour.map((h) => ({ hour: new Date(h.hour).toISOString(), messages: h.messages })),
     tokens_per_day: tokens,
-    health: { ok: true, problems: [] },
+    health: { ok: true, problems: [], failing: [] },
   };
   snapshot.health = await judgeHealth(src, jobs, nowMs);
   return snapshot;
@@ -108,7 +111,11 @@ export async function checkHealth(src: StatusSource): Promise<Health> {
  */
 async function judgeHealth(src: StatusSource, jobs: Pick<JobView, 'name' | 'schedule'>[], nowMs: number): Promise<Health> {
   const problems: string[] = [];
-  if (src.startedAt && src.engineRunning === false) problems.push('the scheduler engine is not running');
+  const failing: string[] = [];
+  if (src.startedAt && src.engineRunning === false) {
+    problems.push('the scheduler engine is not running');
+    failing.push('engine');
+  }
   for (const j of jobs) {
     if (j.schedule === 'off') continue;
     if (!src.telegram && TELEGRAM_JOBS.includes(j.name)) continue;
@@ -119,10 +126,20 @@ async function judgeHealth(src: StatusSource, jobs: Pick<JobView, 'name' | 'sche
     if (since === 0) continue; // a CLI snapshot of a database that never ran the job: nothing to judge yet
     // A run still renewing its lease is working (a long backlog), not stuck; one left by a dead process has expired.
     if (nowMs - since > limit && !(await hasLiveRun(src.store.db, j.name, nowMs))) {
-      problems.push(`${j.name}: no successful run for ${Math.round((nowMs - since) / 1000)} s (expected within ${Math.round(limit / 1000)} s)`);
+      const [age, expected] = [Math.round((nowMs - since) / 1000), Math.round(limit / 1000)];
+      problems.push(`${j.name}: no successful run for ${age} s (expected within ${expected} s)`);
+      failing.push(j.name);
     }
   }
-  return { ok: problems.length === 0, problems };
+  // A setup fault (a rejected token, "chat not found" from every chat) is broken however recent the last success.
+  const enabled = new Map(jobs.map((j) => [j.name, j.schedule !== 'off']));
+  for (const f of await listFaults(src.store)) {
+    if (enabled.get(f.job) === false || !src.telegram) continue;
+    const next = new Date(Number(f.retry_at)).toISOString();
+    problems.push(`${f.job}: setup fault (${f.count} in a row, next try ${next}): ${f.message}`);
+    if (!failing.includes(f.job)) failing.push(f.job);
+  }
+  return { ok: problems.length === 0, problems, failing };
 }
 
 const TELEGRAM_JOBS = ['message-deleter', 'broadcast-deleter'];
