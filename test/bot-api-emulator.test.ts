@@ -434,3 +434,76 @@ describe('BotApiEmulator throughput', () => {
     }
   });
 });
+
+describe('BotApiEmulator fault knobs', () => {
+  test('failAll: every call fails (rotating through a list) until cleared; a wrong token still gets 401', async () => {
+    const emu = await BotApiEmulator.start();
+    try {
+      const api = new Api(emu.token, { apiRoot: emu.url });
+      emu.addMessage(5001);
+      emu.failAll({ kind: 'status', code: 502, description: 'Bad Gateway' });
+      for (const p of [api.getMe(), api.sendMessage(5001, 'x'), api.deleteMessages(5001, [1]), api.getUpdates({ timeout: 0 })]) {
+        assert.equal((await grammyError(p)).error_code, 502);
+      }
+      assert.equal((await call(emu, 'getMe', {}, '1:wrong')).status, 401);
+      emu.failAll([
+        { kind: 'status', code: 500, description: 'Internal Server Error' },
+        { kind: 'timeout' },
+        { kind: 'status', code: 503, description: 'Service Unavailable' },
+      ]);
+      assert.equal((await grammyError(api.sendMessage(5001, 'a'))).error_code, 500);
+      await assert.rejects(call(emu, 'sendMessage', { chat_id: 5001, text: 'b' }, emu.token, AbortSignal.timeout(100)), (err: Error) => err.name === 'TimeoutError');
+      assert.equal((await grammyError(api.sendMessage(5001, 'c'))).error_code, 503);
+      assert.equal((await grammyError(api.sendMessage(5001, 'd'))).error_code, 500, 'the list starts over');
+      assert.equal(emu.messages(5001).length, 1, 'nothing was done during the outage');
+      emu.failAll(null);
+      assert.equal((await api.sendMessage(5001, 'e')).text, 'e');
+      assert.equal(await api.deleteMessages(5001, [1]), true);
+      assert.deepEqual(
+        emu.callsOf('sendMessage').map((c) => c.status),
+        [502, 500, 0, 503, 500, 200],
+      );
+    } finally {
+      await emu.close();
+    }
+  });
+
+  test('failAllChats: every call with a chat_id fails, calls without one work; a failChat comes first', async () => {
+    const emu = await BotApiEmulator.start();
+    try {
+      const api = new Api(emu.token, { apiRoot: emu.url });
+      const m = emu.addMessage(6001);
+      emu.failAllChats({ kind: 'status', code: 400, description: 'Bad Request: chat not found' });
+      emu.failChat(6003, { kind: 'status', code: 500, description: 'Internal Server Error' });
+      assert.equal((await grammyError(api.deleteMessages(6001, [m]))).description, 'Bad Request: chat not found');
+      assert.equal((await grammyError(api.sendMessage(6002, 'x'))).description, 'Bad Request: chat not found');
+      assert.equal((await grammyError(api.sendMessage(6003, 'x'))).error_code, 500);
+      assert.equal((await api.getMe()).is_bot, true);
+      assert.ok(emu.hasMessage(6001, m));
+      emu.failAllChats(null);
+      assert.equal(await api.deleteMessages(6001, [m]), true);
+      assert.equal((await grammyError(api.sendMessage(6003, 'x'))).error_code, 500, 'the chat\'s own failure stays');
+    } finally {
+      await emu.close();
+    }
+  });
+
+  test('rateLimitRetryAfter: the rate-limit 429 announces a longer flood wait', async () => {
+    const emu = await BotApiEmulator.start({ rateLimit: 2, rateLimitRetryAfter: 4 });
+    try {
+      for (let i = 0; i < 2; i++) assert.equal((await call(emu, 'getMe')).status, 200);
+      const raw = await call(emu, 'getMe');
+      assert.equal(raw.status, 429);
+      assert.equal(raw.body.description, 'Too Many Requests: retry after 4');
+      assert.deepEqual(raw.body.parameters, { retry_after: 4 });
+      emu.setRateLimit(1, { retryAfter: 2 });
+      assert.equal((await call(emu, 'getMe')).status, 200);
+      assert.equal((await call(emu, 'getMe')).body.parameters.retry_after, 2);
+      emu.setRateLimit(1, { retryAfter: 0 });
+      assert.equal((await call(emu, 'getMe')).status, 200);
+      assert.equal((await call(emu, 'getMe')).body.parameters.retry_after, 1, 'back to the window\'s own wait');
+    } finally {
+      await emu.close();
+    }
+  });
+});

@@ -5,8 +5,8 @@
  * "parameters":{...}}` with the HTTP status equal to `error_code`.
  *
  * Pass `emu.url` as grammY's `apiRoot` (or `BOT_API_ROOT`). It keeps chats and messages in memory (the 48 h
- * deletion rule included), logs every call, and has knobs for blocked users, rate limits, injected failures,
- * hanging requests and dropped connections.
+ * deletion rule included), logs every call, and has knobs for blocked users, rate limits, injected failures
+ * (per method, per chat, for every chat, or for every call: an outage), hanging requests and dropped connections.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -19,6 +19,11 @@ export interface EmulatorOptions {
   botUsername?: string;
   /** Max calls per second over all methods (sliding 1 s window); past it → 429. Default: no limit. */
   rateLimit?: number;
+  /**
+   * The `retry_after` (seconds) a rate-limit 429 announces, when more than the default (the seconds until the
+   * window has room again, at least 1): a flood wait longer than the window, as Telegram sometimes asks.
+   */
+  rateLimitRetryAfter?: number;
   /**
    * When on, positive chat ids that were never added (addMessage / addChat / sendUserMessage) do not exist:
    * sendMessage / copyMessage(s) / deleteMessage(s) / editMessageText to them → 400 "Bad Request: chat not found".
@@ -186,6 +191,12 @@ export class BotApiEmulator {
   private readonly handlers = new Map<string, { name: string; fn: Handler }>();
   private readonly strictChats: boolean;
   private rateLimit: number | null;
+  private rateLimitRetryAfter = 0;
+  /** Failures for every call (an outage), rotated call by call; empty = none. */
+  private allFailures: Failure[] = [];
+  private allFailureNext = 0;
+  /** A failure for every call carrying any chat_id (after the per-chat ones); null = none. */
+  private allChatsFailure: Failure | null = null;
   /** performance.now() stamps of the calls admitted in the current sliding window (a queue from `rateHead`). */
   private rateStamps: number[] = [];
   private rateHead = 0;
@@ -203,6 +214,7 @@ export class BotApiEmulator {
     this.botUsername = opts.botUsername ?? DEFAULT_BOT_USERNAME;
     this.botId = Number(/^(\d+):/.exec(this.token)?.[1] ?? 123456);
     this.rateLimit = opts.rateLimit ?? null;
+    this.rateLimitRetryAfter = opts.rateLimitRetryAfter ?? 0;
     this.strictChats = opts.strictChats ?? false;
     this.nowFn = opts.now ?? Date.now;
     // A second bot (e.g. a separate admin bot) sees the same chats and messages, with its own updates.
@@ -363,8 +375,27 @@ export class BotApiEmulator {
     queue.push({ failure, remaining: times });
   }
 
-  setRateLimit(perSecond: number | null): void {
+  /**
+   * Every call (any method, getUpdates too; a wrong token still gets 401) fails until cleared with null: a Telegram
+   * outage. With a list, the failures take turns call by call (e.g. a 502, then a time-out, then a 502 …).
+   */
+  failAll(failure: Failure | readonly Failure[] | null): void {
+    this.allFailures = failure === null ? [] : Array.isArray(failure) ? [...failure] : [failure as Failure];
+    this.allFailureNext = 0;
+  }
+
+  /**
+   * A failure for every call carrying a chat_id, whatever the chat (e.g. 400 "chat not found" for all of them:
+   * the bot token of another bot), until cleared with null. A failChat for the chat comes first.
+   */
+  failAllChats(failure: Failure | null): void {
+    this.allChatsFailure = failure;
+  }
+
+  /** Sets the limit (null: none); `opts.retryAfter` as {@link EmulatorOptions.rateLimitRetryAfter}, when given. */
+  setRateLimit(perSecond: number | null, opts: { retryAfter?: number } = {}): void {
     this.rateLimit = perSecond;
+    if (opts.retryAfter !== undefined) this.rateLimitRetryAfter = opts.retryAfter;
     this.rateStamps = [];
     this.rateHead = 0;
   }
@@ -763,6 +794,13 @@ export class BotApiEmulator {
     if (token !== this.token) return this.reply(res, record, errorBody(401, 'Unauthorized'), 401);
     if (!handler) return this.reply(res, record, errorBody(404, 'Not Found'), 404);
 
+    // A global outage.
+    if (this.allFailures.length > 0) {
+      const failure = this.allFailures[this.allFailureNext++ % this.allFailures.length]!;
+      if (failure.kind !== 'slow') return this.fail(res, record, failure);
+      this.lateReplies.set(res, failure.ms);
+    }
+
     // Injected per-method failure.
     const queue = this.methodFailures.get(handler.name.toLowerCase());
     const pending = queue?.[0];
@@ -782,7 +820,7 @@ export class BotApiEmulator {
       }
       if (this.rateStamps.length - this.rateHead >= this.rateLimit) {
         const oldest = this.rateStamps[this.rateHead] ?? t;
-        const retryAfter = Math.max(1, Math.ceil((oldest + 1000 - t) / 1000));
+        const retryAfter = Math.max(1, Math.ceil((oldest + 1000 - t) / 1000), this.rateLimitRetryAfter);
         return this.reply(
           res,
           record,
@@ -801,7 +839,7 @@ export class BotApiEmulator {
       const chatId = params.has('chat_id') ? params.raw.chat_id : undefined;
       if (chatId !== undefined) {
         const id = typeof chatId === 'number' ? chatId : Number(chatId);
-        const failure = this.chatFailures.get(id);
+        const failure = this.chatFailures.get(id) ?? this.allChatsFailure ?? undefined;
         if (failure && failure.kind !== 'slow') return this.fail(res, record, failure);
         if (failure) this.lateReplies.set(res, failure.ms);
         const state = this.blocked.get(id);
