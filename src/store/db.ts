@@ -70,6 +70,10 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
   const pool = new pg.Pool({
     connectionString: u.toString(),
     max: opts.poolSize ?? 10,
+    // A database that stops answering (a cut network) must fail calls, not hang them: the loops log and back off.
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     // Telegram ids and epoch milliseconds are bigint columns: read them as numbers (they fit in 53 bits).
     types: {
       getTypeParser: ((oid: number, format?: string) =>
