@@ -170,6 +170,8 @@ export class BroadcastSender {
     const keeper = new LeaseKeeper({
       what: `broadcast ${id} (sending)`,
       periodMs: Math.max(1000, leaseMs / 3),
+      leaseMs,
+      clock,
       logger,
       renew: () => broadcasts.renewBroadcastClaim(store, id, owner, clock.now().getTime() + leaseMs),
     }).start();

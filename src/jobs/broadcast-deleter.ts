@@ -92,6 +92,8 @@ export async function deleteExpiredBroadcasts(
     const keeper = new LeaseKeeper({
       what: `broadcast ${id}`,
       periodMs: Math.max(1000, leaseMs / 3),
+      leaseMs,
+      clock: wall,
       logger: ctx.logger,
       renew: () => broadcasts.renewBroadcastClaim(store, id, owner, wall.now().getTime() + leaseMs),
     }).start();

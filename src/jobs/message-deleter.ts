@@ -142,6 +142,8 @@ export async function deleteDueMessages(
     const keeper = new LeaseKeeper({
       what: `${unfinished.size} pending deletions`,
       periodMs: Math.max(500, leaseMs / 3),
+      leaseMs,
+      clock: wall,
       logger: ctx.logger,
       renew: async () => {
         const asked = [...unfinished];

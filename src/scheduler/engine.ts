@@ -234,7 +234,8 @@ export class Engine {
     const job = this.jobs.get(name);
     if (!job) throw new Error(`unknown job "${name}" (known: ${[...this.jobs.keys()].join(', ')})`);
     const p = runManual(job, { ...this.o, owner: this.owner, now: opts.now, dryRun: opts.dryRun ?? false, signal: this.abort.signal }).then((r) => {
-      this.o.onRunFinished?.(r);
+      // An abandoned run was reported by the process that marked it: reporting it here too would count it twice.
+      if (r.status !== 'abandoned') this.o.onRunFinished?.(r);
       return r;
     });
     void this.track(p);
@@ -352,7 +353,7 @@ export class Engine {
       dryRun: false,
       signal: this.abort.signal,
     });
-    this.o.onRunFinished?.(r);
+    if (r.status !== 'abandoned') this.o.onRunFinished?.(r);
     return r;
   }
 }
@@ -395,6 +396,8 @@ async function execute(job: JobDefinition, o: ExecuteOptions): Promise<RunResult
       : new LeaseKeeper({
           what: `run ${runId} of ${job.name}`,
           periodMs: Math.max(1000, o.leaseMs / 3),
+          leaseMs: o.leaseMs,
+          clock: wallClock,
           renew: () => {
             const until = wallClock.now().getTime() + o.leaseMs;
             return runs.renewLease(store.db, job.name, runId, o.owner, until, { lock: o.holdsLock });

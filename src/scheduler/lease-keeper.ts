@@ -3,6 +3,7 @@
  * the row is gone), and stops. The one place lease renewal is written; engine runs, deletion claims, broadcast
  * claims and the broadcast sender all use it.
  */
+import { systemClock, type Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 
 /** Options for {@link LeaseKeeper}. */
@@ -17,6 +18,13 @@ export interface LeaseKeeperOptions {
    */
   renew: () => Promise<boolean>;
   logger: Logger;
+  /**
+   * How long the lease lasts. When renewals keep failing for that long (this process lost the database), the lease
+   * counts as lost: another process may hold it by now. Unset: failures never make it lost.
+   */
+  leaseMs?: number;
+  /** Real time, for `leaseMs` (default the system clock). */
+  clock?: Clock;
   /** Called once when the lease is found lost (after `signal` is aborted). */
   onLost?: () => void;
 }
@@ -27,6 +35,7 @@ export class LeaseKeeper {
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> | null = null;
   private stopped = false;
+  private lastRenewed = 0;
 
   constructor(private readonly o: LeaseKeeperOptions) {}
 
@@ -43,6 +52,7 @@ export class LeaseKeeper {
   /** Starts renewing (idempotent). Returns this, so `new LeaseKeeper(o).start()` reads as one step. */
   start(): this {
     if (this.timer || this.stopped) return this;
+    this.lastRenewed = this.now();
     this.timer = setInterval(() => {
       // One renewal at a time: a slow database must not pile up statements.
       if (this.inFlight || this.stopped) return;
@@ -78,8 +88,18 @@ export class LeaseKeeper {
     if (this.lost || this.stopped) return;
     try {
       if (!(await this.o.renew())) this.markLost('another process holds it now, or it is gone');
+      else this.lastRenewed = this.now();
     } catch (e) {
-      this.o.logger.warn({ lease: this.o.what, err: (e as Error).message }, `could not renew the lease on ${this.o.what}; retrying`);
+      const msg = (e as Error).message;
+      if (this.o.leaseMs !== undefined && this.now() - this.lastRenewed >= this.o.leaseMs) {
+        this.markLost(`no renewal went through for the whole lease (${msg}); another process may hold it now`);
+        return;
+      }
+      this.o.logger.warn({ lease: this.o.what, err: msg }, `could not renew the lease on ${this.o.what}; retrying`);
     }
+  }
+
+  private now(): number {
+    return (this.o.clock ?? systemClock).now().getTime();
   }
 }
