@@ -181,7 +181,8 @@ for (const backend of BACKENDS) {
           });
         }
         const before = await store.db.selectFrom('pending_deletions').selectAll().orderBy('id').execute();
-        const deps: MessageDeleterDeps = { store, telegram: emulatorTelegram(emu), owner: 'a', concurrency: 4 };
+        // Batches of 7: the storm spans batches, and the first batches' held rows must stay untouched too.
+        const deps: MessageDeleterDeps = { store, telegram: emulatorTelegram(emu), owner: 'a', concurrency: 4, batchSize: 7 };
         await assert.rejects(deleteDueMessages(deps, ctx(new FixedClock(T0))), (e: unknown) => {
           assert.ok(e instanceof SetupFaultError);
           assert.match(e.message, /BOT_TOKEN/);

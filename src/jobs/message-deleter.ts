@@ -125,83 +125,94 @@ export async function deleteDueMessages(
   // One watch for the whole run: a storm of "chat not found" across batches is still one storm.
   const watch = new MissingChatWatch<HeldRow>();
   let stop: Error | null = null;
-  while (!ctx.signal.aborted && !stop) {
-    const batch = await deletions.claimDue(store, owner, ctx.clock.now().getTime(), wall.now().getTime(), leaseMs, deps.batchSize ?? 500);
-    if (batch.length === 0) break;
-    const byChat = new Map<number, PendingDeletion[]>();
-    for (const row of batch) {
-      const rows = byChat.get(row.chat_id);
-      if (rows) rows.push(row);
-      else byChat.set(row.chat_id, [row]);
-    }
-    const queue = [...byChat.values()];
-    const unfinished = new Set(batch.map((r) => Number(r.id)));
-    const lost = new Set<number>();
-    // A batch can outlast its lease (a slow Telegram, a busy throttle): keep the claims alive while it is worked;
-    // rows whose claim another process took are left to it.
-    const keeper = new LeaseKeeper({
-      what: `${unfinished.size} pending deletions`,
-      periodMs: Math.max(500, leaseMs / 3),
-      leaseMs,
-      clock: wall,
-      logger: ctx.logger,
-      renew: async () => {
-        const asked = [...unfinished];
-        const held = new Set(await deletions.renewClaims(store, owner, asked, wall.now().getTime() + leaseMs));
-        const gone = asked.filter((id) => !held.has(id) && unfinished.has(id));
-        for (const id of gone) lost.add(id);
-        if (gone.length) ctx.logger.warn({ rows: gone }, `lost the claim on ${gone.length} pending deletions; left to their new owner`);
-        return held.size > 0 || unfinished.size === 0;
-      },
-    }).start();
-    const run: RunState = { ...deps, owner, noticeText, clock: ctx.clock, wall, s, logger: ctx.logger, watch, unfinished };
-    const worker = async () => {
-      for (let rows = queue.shift(); rows; rows = queue.shift()) {
-        for (const row of rows) {
-          if (stop || ctx.signal.aborted) return;
-          if (lost.has(Number(row.id))) continue;
-          try {
-            await processRow(row, run);
-          } catch (e) {
-            if (isSetupFault(e)) {
-              stop ??= e;
-              continue;
-            }
-            // A database error mid-row: keep the row for later with back-off (if the database answers at all).
-            const msg = (e as Error).message;
-            ctx.logger.error({ row: row.id, err: msg }, `Failed to process pending deletion ${row.id}: ${msg}`);
-            const o: Outcome = { kind: 'transient', reason: msg };
-            const kept = await keepForLater(store, row, owner, ctx.clock, o, Boolean(row.messages_deleted)).then(
-              () => true,
-              (err: unknown) => (ctx.logger.debug({ row: row.id, err: (err as Error).message }, 'could not keep row'), false),
-            );
-            if (kept) {
-              s.transient++;
-              unfinished.delete(Number(row.id));
-            }
-          }
-          if (watch.tripped) stop ??= SetupFaultError.missingChats(watch.stormSize);
-        }
-      }
-    };
-    const before = s.messages_deleted;
-    try {
-      await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 32, queue.length) }, worker));
-    } finally {
-      await keeper.stop();
-    }
-    // Feeds the status page's "deleted per hour" chart; a failure here must not fail the deletions.
-    await countDeleted(store, wall.now().getTime(), s.messages_deleted - before).catch((e: unknown) =>
-      ctx.logger.debug({ err: (e as Error).message }, 'could not count deletions for the chart'),
+  // Claimed rows not yet removed or kept, over the whole run: held "chat not found" rows stay claimed across
+  // batches until the run knows what they mean.
+  const unfinished = new Set<number>();
+  const lost = new Set<number>();
+  // A batch can outlast its lease (a slow Telegram, a busy throttle): keep the claims alive while they are worked;
+  // rows whose claim another process took are left to it.
+  const keeper = new LeaseKeeper({
+    what: 'pending deletions',
+    periodMs: Math.max(500, leaseMs / 3),
+    leaseMs,
+    clock: wall,
+    logger: ctx.logger,
+    renew: async () => {
+      const asked = [...unfinished];
+      if (asked.length === 0) return true;
+      const held = new Set(await deletions.renewClaims(store, owner, asked, wall.now().getTime() + leaseMs));
+      const gone = asked.filter((id) => !held.has(id) && unfinished.has(id));
+      for (const id of gone) lost.add(id);
+      if (gone.length) ctx.logger.warn({ rows: gone }, `lost the claim on ${gone.length} pending deletions; left to their new owner`);
+      return held.size > 0;
+    },
+  }).start();
+  const run: RunState = { ...deps, owner, noticeText, clock: ctx.clock, wall, s, logger: ctx.logger, watch, unfinished };
+  const release = async (ids: number[]) => {
+    if (ids.length === 0) return;
+    for (const id of ids) unfinished.delete(id);
+    await deletions.releaseClaims(store, owner, ids).catch((e: unknown) =>
+      ctx.logger.warn({ err: (e as Error).message }, 'could not release deletion claims; they come back when the lease ends'),
     );
-    // Rows not reached (stop, setup fault, database blip) and rows held for a "chat not found" verdict go back now,
-    // untouched, instead of waiting for their lease.
-    if (!stop) await applyHeld(watch.drain(), run);
-    if (unfinished.size) {
-      await deletions.releaseClaims(store, owner, [...unfinished]).catch((e: unknown) =>
-        ctx.logger.warn({ err: (e as Error).message }, 'could not release deletion claims; they come back when the lease ends'),
+  };
+  try {
+    while (!ctx.signal.aborted && !stop && !keeper.lost) {
+      const batch = await deletions.claimDue(store, owner, ctx.clock.now().getTime(), wall.now().getTime(), leaseMs, deps.batchSize ?? 500);
+      if (batch.length === 0) break;
+      const byChat = new Map<number, PendingDeletion[]>();
+      for (const row of batch) {
+        unfinished.add(Number(row.id));
+        const rows = byChat.get(row.chat_id);
+        if (rows) rows.push(row);
+        else byChat.set(row.chat_id, [row]);
+      }
+      const queue = [...byChat.values()];
+      const worker = async () => {
+        for (let rows = queue.shift(); rows; rows = queue.shift()) {
+          for (const row of rows) {
+            if (stop || ctx.signal.aborted) return;
+            if (lost.has(Number(row.id))) continue;
+            try {
+              await processRow(row, run);
+            } catch (e) {
+              if (isSetupFault(e)) {
+                stop ??= e;
+                continue;
+              }
+              // A database error mid-row: keep the row for later with back-off (if the database answers at all).
+              const msg = (e as Error).message;
+              ctx.logger.error({ row: row.id, err: msg }, `Failed to process pending deletion ${row.id}: ${msg}`);
+              const o: Outcome = { kind: 'transient', reason: msg };
+              const kept = await keepForLater(store, row, owner, ctx.clock, o, Boolean(row.messages_deleted)).then(
+                () => true,
+                (err: unknown) => (ctx.logger.debug({ row: row.id, err: (err as Error).message }, 'could not keep row'), false),
+              );
+              if (kept) {
+                s.transient++;
+                unfinished.delete(Number(row.id));
+              }
+            }
+            if (watch.tripped) stop ??= SetupFaultError.missingChats(watch.stormSize);
+          }
+        }
+      };
+      const before = s.messages_deleted;
+      await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 32, queue.length) }, worker));
+      // Feeds the status page's "deleted per hour" chart; a failure here must not fail the deletions.
+      await countDeleted(store, wall.now().getTime(), s.messages_deleted - before).catch((e: unknown) =>
+        ctx.logger.debug({ err: (e as Error).message }, 'could not count deletions for the chart'),
       );
+      // Rows not reached (a stop, a setup fault, a database blip) go back now instead of waiting for their lease;
+      // held rows stay claimed for the next batch.
+      const held = new Set(watch.heldItems().map((h) => Number(h.row.id)));
+      await release([...unfinished].filter((id) => !held.has(id)));
     }
+    // Single "chat not found" answers, now known not to be a storm: done as today. After a storm they go back
+    // untouched.
+    if (!stop && !ctx.signal.aborted) await applyHeld(watch.drain(), run);
+  } finally {
+    await keeper.stop();
+    await release([...unfinished]);
   }
   if (stop) throw stop;
   return s;
