@@ -290,6 +290,31 @@ for (const backend of BACKENDS) {
     });
   });
 
+  describe(`${backend}: held "chat not found" users across a page of recipients`, () => {
+    test('each is asked once and counted once, though the cursor waits behind them', async () => {
+      await withWorld(backend, {}, async (emu, store) => {
+        const users = Array.from({ length: 110 }, (_, i) => 91_000 + i);
+        await addUsers(store, users);
+        const id = await sendingBroadcast(emu, store, T0 + HOUR);
+        // The last ten of the first page of 100 are gone: held until the next page's first copy works.
+        const gone = users.slice(90, 100);
+        for (const u of gone) emu.failChat(u, { kind: 'status', code: 400, description: 'Bad Request: chat not found' });
+        const s = sender(emu, store, new FixedClock(T0));
+        s.start();
+        try {
+          await until(async () => (await broadcastRow(store, id)).status === 'sent', 'the sending to finish');
+        } finally {
+          await s.stop();
+        }
+        const perChat = emu.callsPerChat('copyMessage');
+        assert.deepEqual(users.filter((u) => perChat.get(u) !== 1), [], 'every user asked exactly once');
+        const b = await broadcastRow(store, id);
+        assert.deepEqual([Number(b.sent_count), Number(b.failed_count), Number(b.send_cursor)], [100, 10, users[109]]);
+        assert.deepEqual((await blockedUsers(store)).sort(), gone);
+      });
+    });
+  });
+
   describe(`${backend}: ownership is checked where work completes`, () => {
     test('a pending deletion is removed only by the process that still holds its claim', async () => {
       await withTestDb(backend, async (store) => {

@@ -201,9 +201,11 @@ export class BroadcastSender {
     try {
       // A broadcast imported while it was being sent has no source to copy from.
       if (b.from_chat_id == null || b.message_id == null) return await giveUp('no source message recorded');
-      for (;;) {
-        const page = await recipientsAfter(store, st.cursor, 100);
+      // Pages follow the users asked, not the cursor: the cursor waits behind a held "chat not found".
+      for (let after = st.cursor; ; ) {
+        const page = await recipientsAfter(store, after, 100);
         if (page.length === 0) break;
+        after = page[page.length - 1]!;
         for (const userId of page) {
           if (!this.running || keeper.lost) return;
           if (expired()) return await deadline();
