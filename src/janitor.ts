@@ -22,6 +22,7 @@ import type { Waker } from './scheduler/waker.ts';
 import { createTelegram, instrument, type Telegram } from './telegram/client.ts';
 import { insertDeletion } from './store/deletions.ts';
 import { Bot, type Api, type RawApi } from 'grammy';
+import type { Broadcast } from './store/schema.ts';
 
 export type { ScheduleDeletionInput };
 
@@ -53,6 +54,8 @@ export interface JanitorHooks {
   /** After an on-time wake-up did some work (these runs are not recorded in job_runs). */
   onWakeRun?: (job: JobName, summary: Record<string, unknown>) => void;
   onBroadcastProgress?: (broadcastId: number, left: number) => void;
+  /** When the deleter takes a broadcast whose deadline came while it was still being sent (tell the admin). */
+  onBroadcastCut?: (b: Broadcast) => void;
 }
 
 
@@ -187,7 +190,7 @@ export function buildJobs(
   if (tg) {
     const h = tg.hooks ?? {};
     deleter = { store, telegram: tg.telegram, owner: tg.owner, leaseMs: config.claimLeaseS * 1000, ...(h.onDeletionLateness ? { onLateness: h.onDeletionLateness } : {}) };
-    bdeps = { store, telegram: tg.telegram, owner: tg.owner, leaseMs: config.claimLeaseS * 1000, ...(h.onBroadcastProgress ? { onProgress: h.onBroadcastProgress } : {}) };
+    bdeps = { store, telegram: tg.telegram, owner: tg.owner, leaseMs: config.claimLeaseS * 1000, ...(h.onBroadcastProgress ? { onProgress: h.onBroadcastProgress } : {}), ...(h.onBroadcastCut ? { onSendingCut: h.onBroadcastCut } : {}) };
     jobs.push(messageDeleterJob(deleter, config.schedules['message-deleter']), broadcastDeleterJob(bdeps, config.schedules['broadcast-deleter']));
   }
   jobs.sort((a, b) => JOB_NAMES.indexOf(a.name as JobName) - JOB_NAMES.indexOf(b.name as JobName));

@@ -21,7 +21,7 @@ export interface Metrics {
   /** This instance's own registry (default process metrics + the `tg_janitor_*` series). */
   readonly registry: Registry;
   /** Every {@link JanitorHooks} callback; pass to `createJanitor({ hooks })`. None of them throws. */
-  readonly hooks: Required<JanitorHooks>;
+  readonly hooks: Required<Omit<JanitorHooks, 'onBroadcastCut'>>;
   /** The `Content-Type` to serve {@link Metrics.render}'s text with. */
   readonly contentType: string;
   /** The Prometheus text exposition of every series. */
@@ -145,7 +145,7 @@ export function createMetrics(): Metrics {
       }
     };
 
-  const hooks: Required<JanitorHooks> = {
+  const hooks: Required<Omit<JanitorHooks, 'onBroadcastCut'>> = {
     onRunFinished: guard((r: RunResult) => {
       // A dry run (no run row) changed nothing and is not counted.
       if (r.runId === null) return;

@@ -63,7 +63,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
   const pollTimeoutS = opts.pollTimeoutS ?? Math.max(1, config.telegramTimeoutS - 5);
   const client = { apiRoot: config.botApiRoot, timeoutSeconds: Math.max(config.telegramTimeoutS, pollTimeoutS + 5) };
   const bot = config.botToken ? new Bot<Context>(config.botToken, { client }) : null;
-  const janitor = await createJanitor({ config, store, logger, clock, hooks: metrics.hooks, migrate: false, ...(bot ? { bot } : {}) });
+  const janitor = await createJanitor({ config, store, logger, clock, hooks: { ...metrics.hooks, onBroadcastCut: (b) => void sender?.tellCut(b) }, migrate: false, ...(bot ? { bot } : {}) });
   const username = async () => (janitor.telegram ? janitor.telegram.username() : 'your_bot');
   const statusSource = () => ({ config, store, clock, startedAt, engineRunning: janitor.engine.isRunning, telegram: Boolean(janitor.telegram) });
   const status = () => collectStatus(statusSource());

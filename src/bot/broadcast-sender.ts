@@ -22,7 +22,8 @@ import {
 } from '../telegram/errors.ts';
 import { callsNotAfter, NotSentError } from '../telegram/client.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
-import { underSetupFaultBackoff } from '../jobs/setup-faults.ts';
+import { judgeMissingChats, noteAnswered, underSetupFaultBackoff } from '../jobs/setup-faults.ts';
+import { rememberChats } from '../store/faults.ts';
 
 /** Options for {@link BroadcastSender}. */
 export interface SenderOptions {
@@ -73,6 +74,8 @@ interface SendState {
   /** Outcomes decided but not yet in the cursor (held while a "chat not found" is pending before them). */
   pending: { to: number | null; sent: number; failed: number };
   keeper?: LeaseKeeper;
+  /** Users whose copy worked in this pass (remembered, to probe the setup with later). */
+  goodChats: Set<number>;
 }
 
 /**
@@ -125,13 +128,17 @@ export class BroadcastSender {
       let delay = this.o.pollMs ?? 5000;
       try {
         // After a setup fault the sender rests with the jobs' back-off (recorded, so every process rests).
-        const sent = await underSetupFaultBackoff(gate, async () => {
-          const now = this.o.clock.now().getTime();
-          const b = await broadcasts.claimSendingBroadcast(this.o.store, this.o.owner, now, this.o.leaseMs ?? 60_000);
-          if (b) await this.send(b);
-          return Boolean(b);
-        });
-        if (sent) delay = 0;
+        const pass = await underSetupFaultBackoff(
+          gate,
+          async () => {
+            const now = this.o.clock.now().getTime();
+            const b = await broadcasts.claimSendingBroadcast(this.o.store, this.o.owner, now, this.o.leaseMs ?? 60_000);
+            return b ? { claimed: true, copies: await this.send(b) } : { claimed: false, copies: 0 };
+          },
+          // A pass with a copy made, or nothing to send, shows the setup works again.
+          (r) => !r.claimed || r.copies > 0,
+        );
+        if (pass?.claimed) delay = 0;
         failures = 0;
       } catch (e) {
         failures++;
@@ -151,8 +158,11 @@ export class BroadcastSender {
     }
   }
 
-  /** Sends one claimed broadcast from its cursor to the end, its deadline, a stop, or a lost claim. */
-  private async send(b: Broadcast): Promise<void> {
+  /**
+   * Sends one claimed broadcast from its cursor to the end, its deadline, a stop, or a lost claim; resolves to the
+   * copies made in this pass.
+   */
+  private async send(b: Broadcast): Promise<number> {
     const { store, clock, logger, owner } = this.o;
     const id = Number(b.id);
     const leaseMs = this.o.leaseMs ?? 60_000;
@@ -166,6 +176,7 @@ export class BroadcastSender {
       copyWorked: Number(b.sent_count) > 0,
       watch: new MissingChatWatch<number>(),
       pending: { to: null, sent: 0, failed: 0 },
+      goodChats: new Set(),
     };
     const keeper = new LeaseKeeper({
       what: `broadcast ${id} (sending)`,
@@ -179,20 +190,23 @@ export class BroadcastSender {
     const resume = st.cursor ? ` (resuming after user ${st.cursor})` : '';
     logger.info({ broadcast_id: id, resume_after: st.cursor }, `📢 Sending broadcast ${id}${resume}`);
     let lastProgress = 0;
-    let sourceFailures = 0;
+    /** Users whose copy failed in a row on the source's account, before any copy worked. */
+    const sourceFailed: number[] = [];
     let unknownInRow = 0;
     let sentThisPass = 0;
     const at = formatIn(new Date(b.delete_at), this.o.timezone);
     // Ends the sending for good when the source cannot be copied: what was sent is still deleted on time.
     const giveUp = async (reason: string) => {
-      await this.settle(st);
+      await this.settle(st, false);
+      await this.flush(st);
       await broadcasts.finishSending(store, id, owner);
       logger.error({ broadcast_id: id, sent: st.sent, failed: st.failed, reason }, `❌ Broadcast ${id} stopped: its message cannot be copied (${reason})`);
       await this.progress(b, `❌ Broadcast #${id} stopped: its message cannot be copied (${reason}). Sent to ${st.sent} users; those copies are deleted at ${at} ${this.o.timezone}.`);
     };
     // Its delete_at came first: nobody else gets it, and what was sent is deleted now, as for a sent broadcast.
     const deadline = async () => {
-      await this.settle(st);
+      await this.settle(st, false);
+      await this.flush(st);
       await broadcasts.finishSending(store, id, owner);
       logger.warn({ broadcast_id: id, sent: st.sent, failed: st.failed }, `⏰ Broadcast ${id} reached its deletion time while sending: stopped after ${st.sent} users`);
       await this.progress(b, `⏰ Broadcast #${id} reached its deletion time while sending: it reached ${st.sent} users (${st.failed} failed). Sending stopped; those copies are being deleted now.`);
@@ -200,21 +214,33 @@ export class BroadcastSender {
     const expired = () => clock.now().getTime() >= Number(b.delete_at);
     try {
       // A broadcast imported while it was being sent has no source to copy from.
-      if (b.from_chat_id == null || b.message_id == null) return await giveUp('no source message recorded');
+      if (b.from_chat_id == null || b.message_id == null) {
+        await giveUp('no source message recorded');
+        return sentThisPass;
+      }
       // Pages follow the users asked, not the cursor: the cursor waits behind a held "chat not found".
       for (let after = st.cursor; ; ) {
         const page = await recipientsAfter(store, after, 100);
         if (page.length === 0) break;
         after = page[page.length - 1]!;
         for (const userId of page) {
-          if (!this.running || keeper.lost) return;
-          if (expired()) return await deadline();
+          if (!this.running || keeper.lost) return sentThisPass;
+          if (expired()) {
+            await deadline();
+            return sentThisPass;
+          }
           const result = await callsNotAfter(expired, () => this.deliver(b, userId, keeper));
           // Stopped before the user's copy is known (never asked, or asked with no answer): the cursor stays here,
           // so the next start asks this user again. Counting them as done would skip them for good.
-          if (result.kind === 'stopped') return;
-          if (result.kind === 'lost') return keeper.markLost(`recipient ${userId} could not be reserved under our claim`);
-          if (result.kind === 'later' && expired()) return await deadline();
+          if (result.kind === 'stopped') return sentThisPass;
+          if (result.kind === 'lost') {
+            keeper.markLost(`recipient ${userId} could not be reserved under our claim`);
+            return sentThisPass;
+          }
+          if (result.kind === 'later' && expired()) {
+            await deadline();
+            return sentThisPass;
+          }
           // Telegram kept refusing for now (or could not be reached): this user stays next, the pass ends, and the
           // sender backs off before trying again. An outage delays the broadcast; it fails nobody.
           if (result.kind === 'later') throw new Error(`Telegram is not taking copies (${result.reason}); broadcast ${id} resumes after user ${st.cursor}`);
@@ -222,10 +248,11 @@ export class BroadcastSender {
           if (!fail) {
             st.copyWorked = true;
             sentThisPass++;
+            noteAnswered(st.goodChats, userId);
             // The held "chat not found" answers were those users' own: they are marked now, as single ones.
-            await this.settle(st);
+            await this.settle(st, true);
             st.pending = { to: userId, sent: st.pending.sent + 1, failed: st.pending.failed };
-            if (!(await this.flush(st))) return;
+            if (!(await this.flush(st))) return sentThisPass;
           } else if (fail.failure === 'source' && st.copyWorked && isMissingChat(fail.reason)) {
             // After a copy worked, "chat not found" is the recipient's, unless it comes from too many chats in a
             // row: then it is the setup's, and everyone held stays exactly as they were.
@@ -235,13 +262,26 @@ export class BroadcastSender {
             if (fail.failure === 'recipient') await markBlocked(store, [userId], clock.now().getTime());
             logger.debug({ broadcast_id: id, user_id: userId, failure: fail.failure, reason: fail.reason }, 'broadcast not delivered');
             st.pending = { to: userId, sent: st.pending.sent, failed: st.pending.failed + 1 };
-            if (!(await this.flush(st))) return;
+            // Source failures before any copy worked wait behind the cursor: if they turn out to be the setup's,
+            // those users are asked again once it is fixed.
+            const deferred = fail.failure === 'source' && !st.copyWorked;
+            if (!deferred && !(await this.flush(st))) return sentThisPass;
           }
           // The source message is gone: nobody can get it. An unreadable source chat looks like some recipients'
           // errors, so it ends the sending only when it comes three times in a row before any copy worked.
-          if (fail?.failure === 'missing') return await giveUp(fail.reason);
-          sourceFailures = fail?.failure === 'source' && !st.copyWorked ? sourceFailures + 1 : 0;
-          if (sourceFailures >= SOURCE_FAILURES_TO_STOP && sentThisPass === 0) return await giveUp(fail!.reason);
+          if (fail?.failure === 'missing') {
+            await giveUp(fail.reason);
+            return sentThisPass;
+          }
+          if (fail?.failure === 'source' && !st.copyWorked) sourceFailed.push(userId);
+          else sourceFailed.length = 0;
+          if (sourceFailed.length >= SOURCE_FAILURES_TO_STOP && sentThisPass === 0) {
+            // "chat not found" from the first users could also be the setup (another bot's token): a chat that
+            // answered lately tells which, before the broadcast is given up for good.
+            if (isMissingChat(fail!.reason)) await this.confirmNotSetup(sourceFailed);
+            await giveUp(fail!.reason);
+            return sentThisPass;
+          }
           unknownInRow = fail?.failure === 'unknown' ? unknownInRow + 1 : 0;
           if (unknownInRow >= UNKNOWN_TO_PAUSE) throw new Error(`${unknownInRow} copies in a row not confirmed (${fail!.reason}); broadcast ${id} resumes after user ${st.cursor}`);
           if (clock.now().getTime() - lastProgress >= (this.o.progressEveryMs ?? 2000)) {
@@ -250,16 +290,24 @@ export class BroadcastSender {
           }
         }
       }
-      await this.settle(st);
-      if (!(await broadcasts.finishSending(store, id, owner))) return keeper.markLost('finishing the sending changed nothing');
+      await this.settle(st, false);
+      await this.flush(st);
+      if (!(await broadcasts.finishSending(store, id, owner))) {
+        keeper.markLost('finishing the sending changed nothing');
+        return sentThisPass;
+      }
       await this.progress(b, `✅ Broadcast #${id} sent to ${st.sent} users (${st.failed} failed). It will be deleted at ${at} ${this.o.timezone}.`);
       logger.info({ broadcast_id: id, sent: st.sent, failed: st.failed }, `📢 Broadcast ${id} sent to ${st.sent} users, ${st.failed} failed`);
+      return sentThisPass;
     } catch (e) {
       if (e instanceof SetupFaultError) {
         await this.progress(b, `⚠️ Broadcast #${id} paused after ${st.sent} users: ${e.message}`);
       }
       throw e;
     } finally {
+      await rememberChats(store, st.goodChats, clock.now().getTime()).catch((e: unknown) =>
+        logger.debug({ err: (e as Error).message }, 'could not remember the chats that answered'),
+      );
       await keeper.stop();
       if (!keeper.lost) {
         await broadcasts.releaseBroadcast(store, id, owner).catch((e: unknown) =>
@@ -269,15 +317,43 @@ export class BroadcastSender {
     }
   }
 
-  /** Held "chat not found" users, now known to be single ones: marked blocked and counted as failed. */
-  private async settle(st: SendState): Promise<void> {
+  /**
+   * Settles held "chat not found" users: marked blocked and counted as failed. `confirmed`: a copy just worked, so
+   * they are single ones; otherwise a chat that answered lately is asked first — "not found" too is a setup fault
+   * (thrown; the held users stay as they were), no answer ends the pass for now.
+   */
+  private async settle(st: SendState, confirmed: boolean): Promise<void> {
+    if (st.watch.heldItems().length === 0) return;
+    if (!confirmed) {
+      const held0 = st.watch.heldItems();
+      const verdict = await judgeMissingChats(this.o.store, this.o.api, held0, [...st.goodChats].reverse());
+      if (verdict.kind === 'setup') throw verdict.error;
+      if (verdict.kind === 'unknown') throw new Error(`could not tell whose "chat not found" it is (${verdict.reason}); broadcast ${st.id} resumes after user ${st.cursor}`);
+    }
     const held = st.watch.drain();
-    if (held.length === 0) return;
     await markBlocked(this.o.store, held, this.o.clock.now().getTime());
     // Users come in id order: the cursor moves to whichever decided user is last.
     const to = Math.max(st.pending.to ?? 0, ...held);
     st.pending = { to, sent: st.pending.sent, failed: st.pending.failed + held.length };
     await this.flush(st);
+  }
+
+  /** Before giving a broadcast up over "chat not found": throws a setup fault when a chat that answered lately does. */
+  private async confirmNotSetup(users: number[]): Promise<void> {
+    const verdict = await judgeMissingChats(this.o.store, this.o.api, users);
+    if (verdict.kind === 'setup') throw verdict.error;
+    if (verdict.kind === 'unknown') throw new Error(`could not tell whose "chat not found" it is (${verdict.reason})`);
+  }
+
+  /**
+   * Tells the admin that a broadcast's deadline came before it was fully sent, when no sender held it then (it was
+   * queued or resting): the broadcast deleter calls this as it takes the broadcast.
+   */
+  async tellCut(b: Broadcast): Promise<void> {
+    const text =
+      `⏰ Broadcast #${b.id} reached its deletion time before it was fully sent: it reached ${b.sent_count} users ` +
+      `(${b.failed_count} failed). Sending stopped; those copies are being deleted now.`;
+    await this.progress(b, text);
   }
 
   /**

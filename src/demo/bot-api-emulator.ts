@@ -550,6 +550,11 @@ export class BotApiEmulator {
       supports_inline_queries: false,
     }));
 
+    this.def('getChat', (p) => {
+      this.targetChat(p);
+      return this.chatObject(p.int('chat_id')!);
+    });
+
     this.def('sendMessage', (p) => {
       const chat = this.targetChat(p);
       const text = p.str('text');

@@ -12,7 +12,9 @@ import type { Telegram } from '../telegram/client.ts';
 import { runOwner, type JobDefinition, type RunContext } from '../scheduler/engine.ts';
 import { Waker } from '../scheduler/waker.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
-import { underSetupFaultBackoff } from './setup-faults.ts';
+import { judgeMissingChats, noteAnswered, underSetupFaultBackoff } from './setup-faults.ts';
+import { rememberChats } from '../store/faults.ts';
+import type { Broadcast } from '../store/schema.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 
@@ -53,6 +55,8 @@ export interface BroadcastDeleterDeps {
   concurrency?: number;
   /** Told the recipients left after each page (metrics). */
   onProgress?: (broadcastId: number, left: number) => void;
+  /** Told when a broadcast's deadline came while it was being sent and no sender held it (the admin's message). */
+  onSendingCut?: (b: Broadcast) => void;
 }
 
 /**
@@ -83,37 +87,45 @@ export async function deleteExpiredBroadcasts(
   const seen: number[] = [];
   const wall = ctx.wallClock ?? ctx.clock;
   // One watch for the whole run: a storm of "chat not found" spread over broadcasts is still one storm.
-  const watch = new MissingChatWatch<Held>();
-  while (!ctx.signal.aborted) {
-    const b = await broadcasts.claimDueBroadcast(store, owner, ctx.clock.now().getTime(), wall.now().getTime(), leaseMs, seen);
-    if (!b) break;
-    const id = Number(b.id);
-    seen.push(id);
-    const keeper = new LeaseKeeper({
-      what: `broadcast ${id}`,
-      periodMs: Math.max(1000, leaseMs / 3),
-      leaseMs,
-      clock: wall,
-      logger: ctx.logger,
-      renew: () => broadcasts.renewBroadcastClaim(store, id, owner, wall.now().getTime() + leaseMs),
-    }).start();
-    let kept = 0;
-    try {
-      kept = await deleteOne({ ...deps, owner }, id, ctx, s, keeper, watch);
-    } finally {
-      await keeper.stop();
-      // Recipients that failed for now wait a minute before the broadcast is taken again (the waker would otherwise
-      // retry them every second through a Telegram outage, starving everything else of the shared throttle). After
-      // a setup fault the job's own back-off decides instead.
-      const holdUntil = kept > 0 && !watch.tripped ? wall.now().getTime() + RETRY_HOLD_MS : null;
-      if (!keeper.lost) {
-        await broadcasts.releaseBroadcast(store, id, owner, holdUntil).catch((e: unknown) =>
-          ctx.logger.warn({ broadcast_id: id, err: (e as Error).message }, 'could not release a broadcast; it comes back when the lease ends'),
-        );
+  const run: RunState = { ...deps, owner, s, watch: new MissingChatWatch<number>(), goodChats: new Set(), fault: null };
+  try {
+    while (!ctx.signal.aborted && !run.fault) {
+      const b = await broadcasts.claimDueBroadcast(store, owner, ctx.clock.now().getTime(), wall.now().getTime(), leaseMs, seen);
+      if (!b) break;
+      const id = Number(b.id);
+      seen.push(id);
+      // Its deadline came while it was still being sent, with no sender holding it: the admin learns it here.
+      if (b.was_sending) deps.onSendingCut?.(b);
+      const keeper = new LeaseKeeper({
+        what: `broadcast ${id}`,
+        periodMs: Math.max(1000, leaseMs / 3),
+        leaseMs,
+        clock: wall,
+        logger: ctx.logger,
+        renew: () => broadcasts.renewBroadcastClaim(store, id, owner, wall.now().getTime() + leaseMs),
+      }).start();
+      let kept = 0;
+      try {
+        kept = await deleteOne(run, b, ctx, keeper);
+      } finally {
+        await keeper.stop();
+        // Recipients that failed for now wait a minute before the broadcast is taken again (the waker would
+        // otherwise retry them every second through a Telegram outage, starving everything else of the shared
+        // throttle). After a setup fault the job's own back-off decides instead.
+        const holdUntil = kept > 0 && !run.fault ? wall.now().getTime() + RETRY_HOLD_MS : null;
+        if (!keeper.lost) {
+          await broadcasts.releaseBroadcast(store, id, owner, holdUntil).catch((e: unknown) =>
+            ctx.logger.warn({ broadcast_id: id, err: (e as Error).message }, 'could not release a broadcast; it comes back when the lease ends'),
+          );
+        }
       }
     }
-    if (watch.tripped) throw SetupFaultError.missingChats(watch.stormSize);
+  } finally {
+    await rememberChats(store, run.goodChats, wall.now().getTime()).catch((e: unknown) =>
+      ctx.logger.debug({ err: (e as Error).message }, 'could not remember the chats that answered'),
+    );
   }
+  if (run.fault) throw run.fault;
   // Counted, not summed from this run: recipients another process holds (or a dead one held) are left too.
   if (countRemaining) s.remaining = (await broadcasts.countDueBroadcasts(store, ctx.clock.now().getTime())).recipients;
   return s;
@@ -125,25 +137,36 @@ const PROGRESS_EVERY = 2000;
 /** How long a broadcast with recipients left after a transient failure rests before it is taken again. */
 export const RETRY_HOLD_MS = 60_000;
 
-/** A recipient whose chat answered "chat not found", waiting to learn whether that was the chat's or the setup's. */
-interface Held {
-  broadcastId: number;
-  chatId: number;
+/**
+ * How long after `delete_at` a reserved recipient (a copy asked for, not yet confirmed) is left alone: a sender that
+ * stalled past its lease may still get the copy's answer and record it. After that the copy is taken as never
+ * confirmed.
+ */
+export const RESERVED_GRACE_MS = 5 * 60_000;
+
+/** What one run shares across its broadcasts. */
+interface RunState extends BroadcastDeleterDeps {
+  s: BroadcastDeleterSummary;
+  /** Held recipients' chat ids (of the broadcast in hand: settled or forgotten before the next one). */
+  watch: MissingChatWatch<number>;
+  /** Chats that answered in this run. */
+  goodChats: Set<number>;
+  /** A setup fault that ends the run. */
+  fault: SetupFaultError | null;
 }
 
 /**
  * Deletes one claimed broadcast's recipient messages; returns how many recipients were kept for later (failed for
- * now, or held by a setup fault). Stops when the claim is lost or the run's watch trips.
+ * now, or left by a setup fault). Stops when the claim is lost or the run meets a setup fault.
  */
 async function deleteOne(
-  deps: BroadcastDeleterDeps,
-  id: number,
+  run: RunState,
+  b: Broadcast,
   ctx: Pick<RunContext, 'clock' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
-  s: BroadcastDeleterSummary,
   keeper: LeaseKeeper,
-  watch: MissingChatWatch<Held>,
 ): Promise<number> {
-  const { store, telegram, owner } = deps;
+  const { store, telegram, owner, s, watch } = run;
+  const id = Number(b.id);
   const wall = ctx.wallClock ?? ctx.clock;
   const log = ctx.logger.child({ broadcast_id: id });
   const total = await broadcasts.countRecipients(store, id);
@@ -166,16 +189,16 @@ async function deleteOne(
     keeper.markLost(`recipient ${chatId} could not be removed under our claim`);
     return false;
   };
-  const applyHeld = async (held: Held[]) => {
-    for (const h of held) {
-      if (!(await finish(h.chatId))) return;
+  const applyHeld = async (held: number[]) => {
+    for (const chatId of held) {
+      if (!(await finish(chatId))) return;
       s.unreachable++;
-      blocked.push(h.chatId);
+      blocked.push(chatId);
       done++;
     }
   };
   while (!halted()) {
-    const page = await broadcasts.recipientPage(store, id, after, deps.pageSize ?? 200);
+    const page = await broadcasts.recipientPage(store, id, after, run.pageSize ?? 200);
     if (page.length === 0) break;
     after = page[page.length - 1]!.chat_id;
     let fatal: FatalTelegramError | null = null;
@@ -184,7 +207,11 @@ async function deleteOne(
     const worker = async () => {
       for (let r = queue.shift(); r && !fatal && !halted(); r = queue.shift()) {
         if (Number(r.message_id) === broadcasts.RESERVED) {
-          // A copy was asked for and never confirmed (its process died or lost the answer): no id to delete.
+          // A copy asked for and never confirmed. Left a while: a stalled sender may still record it.
+          if (wall.now().getTime() < Number(b.delete_at) + RESERVED_GRACE_MS) {
+            kept++;
+            continue;
+          }
           log.warn({ chat_id: r.chat_id }, `broadcast ${id}: the copy to chat ${r.chat_id} was never confirmed; nothing known to delete there`);
           if (await finish(r.chat_id)) {
             s.unconfirmed++;
@@ -205,10 +232,13 @@ async function deleteOne(
         }
         if (kind === 'unreachable' && isMissingChat(o.reason)) {
           // Not removed until the run knows whether this chat is gone or the setup is wrong.
-          if (watch.hold(r.chat_id, { broadcastId: id, chatId: r.chat_id })) return;
+          if (watch.hold(r.chat_id, r.chat_id)) return;
           continue;
         }
-        if (kind === 'done' || kind === 'gone') await applyHeld(watch.success());
+        if (kind === 'done' || kind === 'gone') {
+          noteAnswered(run.goodChats, r.chat_id);
+          await applyHeld(watch.success());
+        }
         if (!(await finish(r.chat_id))) return;
         if (kind === 'done' || kind === 'gone') s.messages_deleted++;
         if (kind === 'gone') s.gone++;
@@ -220,21 +250,25 @@ async function deleteOne(
         if (++done % PROGRESS_EVERY === 0) log.info({ done, total }, `📢 Broadcast ${id}: ${done}/${total} recipients done`);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 16, page.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(run.concurrency ?? 16, page.length) }, worker));
     const wallMs = wall.now().getTime();
     if (blocked.length) await markBlocked(store, blocked.splice(0), wallMs);
     await countDeleted(store, wallMs, s.messages_deleted - before).catch((e: unknown) =>
       log.debug({ err: (e as Error).message }, 'could not count deletions for the chart'),
     );
-    deps.onProgress?.(id, total - done);
+    run.onProgress?.(id, total - done);
     if (fatal) throw fatal;
   }
-  if (watch.tripped) return kept + watch.heldItems().length;
-  // This broadcast's single "chat not found" answers are settled before it is left (its claim ends with it).
-  if (!keeper.lost && !ctx.signal.aborted) {
-    await applyHeld(watch.drain());
-    if (blocked.length) await markBlocked(store, blocked.splice(0), wall.now().getTime());
+  if (watch.tripped) run.fault = SetupFaultError.missingChats(watch.stormSize);
+  // Held recipients are this broadcast's: judged before it is left (its claim ends with it), or left untouched.
+  if (watch.heldItems().length > 0 && !run.fault && !keeper.lost && !ctx.signal.aborted) {
+    const verdict = await judgeMissingChats(store, telegram.api, watch.heldItems(), [...run.goodChats].reverse());
+    if (verdict.kind === 'single') await applyHeld(watch.drain());
+    else if (verdict.kind === 'setup') run.fault = verdict.error;
   }
+  kept += watch.forget().length;
+  if (blocked.length) await markBlocked(store, blocked.splice(0), wall.now().getTime());
+  if (run.fault) return kept;
   if (kept === 0 && !halted() && (await broadcasts.countRecipients(store, id)) === 0) {
     await broadcasts.removeBroadcast(store, id);
     s.broadcasts_done++;
@@ -243,6 +277,12 @@ async function deleteOne(
     log.warn({ remaining: kept }, `📢 Broadcast ${id}: ${kept} recipients left for the next run`);
   }
   return kept;
+}
+
+/** Whether a run showed the setup works: a message was deleted, or it had nothing to do. */
+function provedSetup(s: BroadcastDeleterSummary): boolean {
+  const met = s.broadcasts_done + s.messages_deleted + s.undeletable + s.unreachable + s.unconfirmed;
+  return s.messages_deleted > 0 || met === 0;
 }
 
 /** The job definition for the engine (hourly by default). */
@@ -254,7 +294,7 @@ export function broadcastDeleterJob(deps: BroadcastDeleterDeps, schedule: string
     schedule,
     run: async (ctx) => {
       const gate = { store: deps.store, job: 'broadcast-deleter', clock: ctx.wallClock, logger: ctx.logger, trigger: ctx.trigger };
-      return { ...(await underSetupFaultBackoff(gate, () => deleteExpiredBroadcasts(deps, ctx)))! };
+      return { ...(await underSetupFaultBackoff(gate, () => deleteExpiredBroadcasts(deps, ctx), provedSetup))! };
     },
     successLine: (s, at) =>
       s.would_delete !== undefined
@@ -281,7 +321,7 @@ export function broadcastWaker(
     async work(signal) {
       const gate = { store: deps.store, job: 'broadcast-deleter', clock: o.clock, logger: o.logger, trigger: 'wake-up' as const };
       const ctx = { clock: o.clock, dryRun: false, signal, logger: o.logger };
-      const s = await underSetupFaultBackoff(gate, () => deleteExpiredBroadcasts(deps, ctx, { countRemaining: false }));
+      const s = await underSetupFaultBackoff(gate, () => deleteExpiredBroadcasts(deps, ctx, { countRemaining: false }), provedSetup);
       if (s === null) return 0;
       const worked = s.broadcasts_done + s.messages_deleted + s.undeletable + s.unreachable;
       if (worked > 0) o.onRun?.(s);

@@ -28,7 +28,8 @@ import { startLink } from '../telegram/links.ts';
 import { runOwner, type JobDefinition, type RunContext } from '../scheduler/engine.ts';
 import { Waker } from '../scheduler/waker.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
-import { isSetupFault, underSetupFaultBackoff } from './setup-faults.ts';
+import { isSetupFault, judgeMissingChats, noteAnswered, underSetupFaultBackoff } from './setup-faults.ts';
+import { rememberChats } from '../store/faults.ts';
 
 /** The notice sent after a deletion when the `deleted_notice_text` setting is not set. */
 export const DEFAULT_DELETED_NOTICE =
@@ -142,12 +143,17 @@ export async function deleteDueMessages(
       if (asked.length === 0) return true;
       const held = new Set(await deletions.renewClaims(store, owner, asked, wall.now().getTime() + leaseMs));
       const gone = asked.filter((id) => !held.has(id) && unfinished.has(id));
-      for (const id of gone) lost.add(id);
+      for (const id of gone) {
+        lost.add(id);
+        unfinished.delete(id);
+      }
       if (gone.length) ctx.logger.warn({ rows: gone }, `lost the claim on ${gone.length} pending deletions; left to their new owner`);
-      return held.size > 0;
+      // Rows finished while the renewal ran are not lost ones.
+      return held.size > 0 || gone.length === 0;
     },
   }).start();
-  const run: RunState = { ...deps, owner, noticeText, clock: ctx.clock, wall, s, logger: ctx.logger, watch, unfinished };
+  const goodChats = new Set<number>();
+  const run: RunState = { ...deps, owner, noticeText, clock: ctx.clock, wall, s, logger: ctx.logger, watch, unfinished, goodChats };
   const release = async (ids: number[]) => {
     if (ids.length === 0) return;
     for (const id of ids) unfinished.delete(id);
@@ -207,10 +213,12 @@ export async function deleteDueMessages(
       const held = new Set(watch.heldItems().map((h) => Number(h.row.id)));
       await release([...unfinished].filter((id) => !held.has(id)));
     }
-    // Single "chat not found" answers, now known not to be a storm: done as today. After a storm they go back
-    // untouched.
-    if (!stop && !ctx.signal.aborted) await applyHeld(watch.drain(), run);
+    // "chat not found" answers no success came after: a chat that answered lately tells whose fault they are.
+    if (!stop && !ctx.signal.aborted && watch.heldItems().length > 0) stop = await settleHeld(run);
   } finally {
+    await rememberChats(store, goodChats, wall.now().getTime()).catch((e: unknown) =>
+      ctx.logger.debug({ err: (e as Error).message }, 'could not remember the chats that answered'),
+    );
     await keeper.stop();
     await release([...unfinished]);
   }
@@ -253,32 +261,60 @@ interface RunState extends MessageDeleterDeps {
   watch: MissingChatWatch<HeldRow>;
   /** Claimed rows not yet removed or kept (released at the end of the batch). */
   unfinished: Set<number>;
+  /** Chats that answered in this run (remembered for {@link judgeMissingChats}). */
+  goodChats: Set<number>;
 }
 
 /** The chat is gone for good (blocked, deactivated, or a single "chat not found"): mark the user, drop the row. */
 async function dropUnreachable(row: PendingDeletion, o: Outcome, r: RunState): Promise<void> {
   const id = Number(row.id);
-  // Facts about what happened are stamped with real time, whatever instant the run decides at.
+  // Only the row's owner marks the user. Facts are stamped with real time, whatever instant the run decides at.
+  if (!(await remove(row, r))) return;
   await markBlocked(r.store, [row.user_id, row.chat_id], r.wall.now().getTime());
-  await remove(row, r);
   r.s.unreachable++;
   r.logger.info({ row: id, chat_id: row.chat_id, reason: o.reason }, `Chat ${row.chat_id} is unreachable (${o.reason}); user marked, no notice`);
 }
 
-/** Removes a finished row while this run still holds it; a lost claim is logged and the row left to its owner. */
-async function remove(row: PendingDeletion, r: RunState): Promise<void> {
+/**
+ * Removes a finished row while this run still holds it (true); a lost claim is logged and the row left to its
+ * owner (false).
+ */
+async function remove(row: PendingDeletion, r: RunState): Promise<boolean> {
   const id = Number(row.id);
   r.unfinished.delete(id);
   if (await deletions.removeDeletion(r.store, id, r.owner)) {
     r.s.removed++;
-    return;
+    return true;
   }
   r.logger.warn({ row: id, chat_id: row.chat_id }, `pending deletion ${id} was claimed by another process meanwhile (our lease ran out); left to it`);
+  return false;
 }
 
 /** Single "chat not found" answers, now known not to be a storm: done as today (user marked, row dropped). */
 async function applyHeld(held: HeldRow[], r: RunState): Promise<void> {
   for (const h of held) await dropUnreachable(h.row, h.outcome, r);
+}
+
+/**
+ * Settles the held rows at the end of a run: done as single "chat not found" answers when a chat that answered
+ * lately still answers, left untouched (a setup fault, returned) when it is "not found" too, kept for a retry when
+ * it cannot be asked.
+ */
+async function settleHeld(r: RunState): Promise<SetupFaultError | null> {
+  const held0 = r.watch.heldItems().map((h) => h.row.chat_id);
+  const verdict = await judgeMissingChats(r.store, r.telegram.api, held0, [...r.goodChats].reverse());
+  if (verdict.kind === 'setup') return verdict.error;
+  const held = r.watch.drain();
+  if (verdict.kind === 'single') {
+    await applyHeld(held, r);
+    return null;
+  }
+  for (const h of held) {
+    r.unfinished.delete(Number(h.row.id));
+    const o: Outcome = { kind: 'transient', reason: `"chat not found", not confirmed yet: ${verdict.reason}` };
+    if ((await keepForLater(r.store, h.row, r.owner, r.clock, o, Boolean(h.row.messages_deleted))) !== null) r.s.transient++;
+  }
+  return null;
 }
 
 /** A call worked: the chat and the token are fine, so any held "chat not found" was that chat's own. */
@@ -324,7 +360,10 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
   const ask = async (call: () => Promise<unknown>): Promise<Outcome> => {
     const o = await outcomeOf(call);
     if (o.kind === 'fatal') throw new FatalTelegramError(o);
-    if (o.kind === 'done' || o.kind === 'gone') await succeeded(r);
+    if (o.kind === 'done' || o.kind === 'gone') {
+      noteAnswered(r.goodChats, chatId);
+      await succeeded(r);
+    }
     return o;
   };
 
@@ -374,6 +413,9 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
   await remove(row, r);
 }
 
+/** Whether a run showed the setup works: a call worked, or it had nothing to do. */
+const provedSetup = (s: MessageDeleterSummary) => s.rows === 0 || s.messages_deleted + s.notices_sent > 0;
+
 /** The job definition for the engine (every minute by default). */
 export function messageDeleterJob(deps: MessageDeleterDeps, schedule: string): JobDefinition {
   return {
@@ -383,7 +425,7 @@ export function messageDeleterJob(deps: MessageDeleterDeps, schedule: string): J
     schedule,
     run: async (ctx) => {
       const gate = { store: deps.store, job: 'message-deleter', clock: ctx.wallClock, logger: ctx.logger, trigger: ctx.trigger };
-      return { ...(await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx)))! };
+      return { ...(await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx), provedSetup))! };
     },
     successLine: (s, at) =>
       s.would_delete !== undefined
@@ -410,7 +452,7 @@ export function deletionWaker(
     async work(signal) {
       const gate = { store: deps.store, job: 'message-deleter', clock: o.clock, logger: o.logger, trigger: 'wake-up' as const };
       const ctx = { clock: o.clock, dryRun: false, signal, logger: o.logger };
-      const s = await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx));
+      const s = await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx), provedSetup);
       if (s === null) return 0;
       // Reported (logged, counted) by whoever started the waker, as the engine reports its runs.
       if (s.rows > 0) o.onRun?.(s);

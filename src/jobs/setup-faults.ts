@@ -6,8 +6,9 @@
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
-import { clearFault, getFault, recordFault } from '../store/faults.ts';
-import { FatalTelegramError, SetupFaultError } from '../telegram/errors.ts';
+import type { Api, RawApi } from 'grammy';
+import { clearFault, getFault, knownChats, recordFault } from '../store/faults.ts';
+import { FatalTelegramError, isMissingChat, outcomeOf, SetupFaultError } from '../telegram/errors.ts';
 
 /** What started a run: its schedule, an on-time wake-up, or a person (`run`, `/run`, the library's `run`). */
 export type Trigger = 'schedule' | 'wake-up' | 'manual';
@@ -31,9 +32,14 @@ export interface FaultGate {
 /**
  * Runs `work` unless the job is resting after a setup fault. While it rests a scheduled run fails with the fault's
  * message (recorded as `error`) and a wake-up resolves `null` without working; a manual run always works. A setup
- * fault met by `work` is recorded (starting or lengthening the rest) and rethrown; a run that works clears it.
+ * fault met by `work` is recorded (starting or lengthening the rest) and rethrown. A run whose result `proved` the
+ * setup (a call worked, or there was nothing to do) clears the fault it saw — not one another run recorded since.
  */
-export async function underSetupFaultBackoff<S>(g: FaultGate, work: () => Promise<S>): Promise<S | null> {
+export async function underSetupFaultBackoff<S>(
+  g: FaultGate,
+  work: () => Promise<S>,
+  proved: (result: S) => boolean = () => true,
+): Promise<S | null> {
   const fault = await getFault(g.store, g.job);
   const now = g.clock.now().getTime();
   if (fault && fault.retry_at > now && g.trigger !== 'manual') {
@@ -43,7 +49,7 @@ export async function underSetupFaultBackoff<S>(g: FaultGate, work: () => Promis
   }
   try {
     const result = await work();
-    if (fault && (await clearFault(g.store, g.job))) {
+    if (fault && proved(result) && (await clearFault(g.store, g.job, Number(fault.retry_at)))) {
       g.logger.info({ job: g.job }, `✅ ${g.job} works again after a setup fault (${fault.message.slice(0, 80)}…)`);
     }
     return result;
@@ -60,4 +66,39 @@ export async function underSetupFaultBackoff<S>(g: FaultGate, work: () => Promis
     }
     throw e;
   }
+}
+
+/** What a run's unconfirmed "chat not found" answers mean: the chats' own, the setup's, or not known yet. */
+export type MissingChatsVerdict = { kind: 'single' } | { kind: 'setup'; error: SetupFaultError } | { kind: 'unknown'; reason: string };
+
+/**
+ * Judges "chat not found" answers that no success followed (the run ended, or a broadcast did): asks a chat that
+ * answered lately (`known_chats`, not one of `held`) whether it is still there. It answers: the held chats are gone
+ * for good. It is "not found" too, or the token is rejected: the setup is wrong, nothing may be removed. No answer:
+ * not known yet. With no such chat on record (a new database) the answers keep their single meaning.
+ */
+export async function judgeMissingChats(
+  store: Store,
+  api: Api<RawApi>,
+  held: Iterable<number>,
+  /** Chats that answered earlier in this run: asked first. */
+  recent: Iterable<number> = [],
+): Promise<MissingChatsVerdict> {
+  const heldChats = new Set(held);
+  const probe = [...recent, ...(await knownChats(store))].find((c) => !heldChats.has(c));
+  if (probe === undefined) return { kind: 'single' };
+  const o = await outcomeOf(() => api.getChat(probe));
+  if (o.kind === 'fatal' || (o.kind !== 'done' && isMissingChat(o.reason))) {
+    return { kind: 'setup', error: SetupFaultError.probed(heldChats.size, probe, o.reason) };
+  }
+  if (o.kind === 'transient') return { kind: 'unknown', reason: o.reason };
+  // It answered (or refused in its own name, e.g. blocked): this bot knows its chats.
+  return { kind: 'single' };
+}
+
+/** Notes a chat that just answered, keeping only the newest few (a run may meet a million chats). */
+export function noteAnswered(recent: Set<number>, chatId: number, keep = 5): void {
+  recent.delete(chatId);
+  recent.add(chatId);
+  if (recent.size > keep) recent.delete(recent.values().next().value!);
 }

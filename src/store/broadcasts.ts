@@ -12,22 +12,38 @@ import { sha256Key } from './deletions.ts';
  * still `sending` at its `delete_at` is taken too: its deadline ends the sending, and what was sent goes on time.
  * The lease is real time (`wallMs`).
  */
-export async function claimDueBroadcast(store: Store, owner: string, dueMs: number, wallMs: number, leaseMs: number, skip: number[] = []): Promise<Broadcast | undefined> {
-  const due = store.db
-    .selectFrom('broadcasts')
-    .select('id')
-    .where('delete_at', '<=', dueMs)
-    .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', wallMs)]))
-    .$if(skip.length > 0, (qb) => qb.where('id', 'not in', skip))
-    .orderBy('delete_at')
-    .limit(1)
-    .$if(store.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked());
-  return store.db
-    .updateTable('broadcasts')
-    .set({ claimed_by: owner, claim_expires_at: wallMs + leaseMs, status: 'deleting' })
-    .where('id', 'in', due)
-    .returningAll()
-    .executeTakeFirst();
+export async function claimDueBroadcast(
+  store: Store,
+  owner: string,
+  dueMs: number,
+  wallMs: number,
+  leaseMs: number,
+  skip: number[] = [],
+): Promise<(Broadcast & { was_sending: boolean }) | undefined> {
+  // Read, then take it in one conditional update (its status and claim unchanged since): the claim is the update's,
+  // and the caller learns whether the deadline cut a sending (to tell the admin). Another process's win: try the next.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const due = await store.db
+      .selectFrom('broadcasts')
+      .select(['id', 'status'])
+      .where('delete_at', '<=', dueMs)
+      .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', wallMs)]))
+      .$if(skip.length > 0, (qb) => qb.where('id', 'not in', skip))
+      .orderBy('delete_at')
+      .limit(1)
+      .executeTakeFirst();
+    if (!due) return undefined;
+    const row = await store.db
+      .updateTable('broadcasts')
+      .set({ claimed_by: owner, claim_expires_at: wallMs + leaseMs, status: 'deleting' })
+      .where('id', '=', due.id)
+      .where('status', '=', due.status)
+      .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', wallMs)]))
+      .returningAll()
+      .executeTakeFirst();
+    if (row) return { ...row, was_sending: due.status === 'sending' };
+  }
+  return undefined;
 }
 
 /** Claims a broadcast still being sent (status `sending`, before its `delete_at`, not claimed by a live process). */

@@ -48,8 +48,37 @@ export async function recordFault(store: Store, job: string, message: string, no
   return row;
 }
 
-/** Clears the job's fault after a run that worked; true when there was one. */
-export async function clearFault(store: Store, job: string): Promise<boolean> {
-  const r = await store.db.deleteFrom('job_faults').where('job', '=', job).executeTakeFirst();
+/**
+ * Clears the job's fault after a run that proved the setup works (a call succeeded); true when there was one. With
+ * `seenRetryAt`, only the fault that run saw: one another run recorded meanwhile stays.
+ */
+export async function clearFault(store: Store, job: string, seenRetryAt?: number): Promise<boolean> {
+  const r = await store.db
+    .deleteFrom('job_faults')
+    .where('job', '=', job)
+    .$if(seenRetryAt !== undefined, (qb) => qb.where('retry_at', '=', seenRetryAt!))
+    .executeTakeFirst();
   return Number(r.numDeletedRows) > 0;
+}
+
+/** How many recently answering chats are kept to probe the setup with. */
+export const KNOWN_CHATS_KEPT = 5;
+
+/** Remembers chats that just answered a call (once per run, not per call), keeping the newest few. */
+export async function rememberChats(store: Store, chatIds: Iterable<number>, nowMs: number): Promise<void> {
+  const ids = [...new Set(chatIds)].slice(-KNOWN_CHATS_KEPT);
+  if (ids.length === 0) return;
+  await store.db
+    .insertInto('known_chats')
+    .values(ids.map((chat_id) => ({ chat_id, seen_at: nowMs })))
+    .onConflict((oc) => oc.column('chat_id').doUpdateSet({ seen_at: nowMs }))
+    .execute();
+  const keep = store.db.selectFrom('known_chats').select('chat_id').orderBy('seen_at', 'desc').orderBy('chat_id').limit(KNOWN_CHATS_KEPT);
+  await store.db.deleteFrom('known_chats').where('chat_id', 'not in', keep).execute();
+}
+
+/** The chats that answered lately, newest first. */
+export async function knownChats(store: Store): Promise<number[]> {
+  const rows = await store.db.selectFrom('known_chats').select('chat_id').orderBy('seen_at', 'desc').execute();
+  return rows.map((r) => Number(r.chat_id));
 }

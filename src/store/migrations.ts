@@ -181,6 +181,13 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .addColumn('since', 'bigint', (c) => c.notNull())
           .addColumn('retry_at', 'bigint', (c) => c.notNull())
           .execute();
+        // A few chats that answered lately: asked when "chat not found" comes with no success after it, they tell
+        // the chat's fault (they still answer) from the setup's (they are "not found" too).
+        await db.schema
+          .createTable('known_chats')
+          .addColumn('chat_id', 'bigint', (c) => c.primaryKey())
+          .addColumn('seen_at', 'bigint', (c) => c.notNull())
+          .execute();
       },
     },
   };

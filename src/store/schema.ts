@@ -165,6 +165,12 @@ export interface JobFaultsTable {
   retry_at: number;
 }
 
+/** Chats that answered a call lately (at most {@link KNOWN_CHATS_KEPT}), to probe the setup with. */
+export interface KnownChatsTable {
+  chat_id: number;
+  seen_at: number;
+}
+
 export interface Database {
   files: FilesTable;
   token_stats: TokenStatsTable;
@@ -179,6 +185,7 @@ export interface Database {
   job_runs: JobRunsTable;
   job_locks: JobLocksTable;
   job_faults: JobFaultsTable;
+  known_chats: KnownChatsTable;
 }
 
 export type User = Selectable<UsersTable>;

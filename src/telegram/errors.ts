@@ -137,6 +137,16 @@ export class SetupFaultError extends Error {
     this.name = 'SetupFaultError';
   }
 
+  /** The error when a chat that answered lately is "not found" too (or the token is refused). */
+  static probed(chats: number, probe: number, reason: string): SetupFaultError {
+    return new SetupFaultError(
+      `${chats} chat${chats === 1 ? '' : 's'} answered "chat not found", and chat ${probe}, which answered lately, ` +
+        `now answers "${reason}": the bot token or the Bot API server is not the one these chats know. Check ` +
+        `BOT_TOKEN and BOT_API_ROOT. Nothing was removed and no user was marked; the work resumes by itself once ` +
+        `chats answer again.`,
+    );
+  }
+
   /** The error for a storm of "chat not found" answers. */
   static missingChats(chats: number): SetupFaultError {
     return new SetupFaultError(
@@ -188,6 +198,14 @@ export class MissingChatWatch<T> {
   /** The run ended without a storm: what is held is done as single answers (nothing once tripped). */
   drain(): T[] {
     return this.success();
+  }
+
+  /**
+   * Gives back what is held without a verdict (its work stopped: a lost lease); those chats still count toward a
+   * storm.
+   */
+  forget(): T[] {
+    return this.held.splice(0);
   }
 
   /** Everything held, for releasing untouched after a storm. */
