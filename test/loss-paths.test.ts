@@ -93,6 +93,17 @@ function sender(emu: BotApiEmulator, store: Store, clock: Clock, owner = 'sender
   });
 }
 
+/** Runs a sender until the broadcast is `sent` (done, given up, or stopped by its deadline). */
+async function sendAll(emu: BotApiEmulator, store: Store, id: number, clock: Clock = new FixedClock(T0)): Promise<void> {
+  const s = sender(emu, store, clock);
+  s.start();
+  try {
+    await until(async () => (await broadcastRow(store, id)).status === 'sent', 'the sending to finish');
+  } finally {
+    await s.stop();
+  }
+}
+
 for (const backend of BACKENDS) {
   describe(`${backend}: a broadcast's deadline while it is sent`, () => {
     test('the sending stops at delete_at: nobody gets it later, the admin is told how many it reached', async () => {
@@ -102,13 +113,7 @@ for (const backend of BACKENDS) {
         const id = await sendingBroadcast(emu, store, T0 + HOUR);
         // Time passes the deadline once the 4th copy is made (a slow send: 100,000 users at 25/s).
         const clock: Clock = { now: () => new Date(T0 + (emu.callsOf('copyMessage').length >= 4 ? HOUR : 0)) };
-        const s = sender(emu, store, clock);
-        s.start();
-        try {
-          await until(async () => (await broadcastRow(store, id)).status === 'sent', 'the sending to stop');
-        } finally {
-          await s.stop();
-        }
+        await sendAll(emu, store, id, clock);
         assert.equal(emu.callsOf('copyMessage').length, 4, 'no copy after delete_at');
         const b = await broadcastRow(store, id);
         assert.equal(Number(b.sent_count), 4);
@@ -276,13 +281,7 @@ for (const backend of BACKENDS) {
         for (const u of users.slice(1, 4)) {
           emu.failChat(u, { kind: 'status', code: 400, description: 'Bad Request: chat not found' });
         }
-        const s = sender(emu, store, new FixedClock(T0));
-        s.start();
-        try {
-          await until(async () => (await broadcastRow(store, id)).status === 'sent', 'the sending to finish');
-        } finally {
-          await s.stop();
-        }
+        await sendAll(emu, store, id);
         const b = await broadcastRow(store, id);
         assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [7, 3]);
         assert.deepEqual((await blockedUsers(store)).sort(), users.slice(1, 4));
@@ -299,13 +298,7 @@ for (const backend of BACKENDS) {
         // The last ten of the first page of 100 are gone: held until the next page's first copy works.
         const gone = users.slice(90, 100);
         for (const u of gone) emu.failChat(u, { kind: 'status', code: 400, description: 'Bad Request: chat not found' });
-        const s = sender(emu, store, new FixedClock(T0));
-        s.start();
-        try {
-          await until(async () => (await broadcastRow(store, id)).status === 'sent', 'the sending to finish');
-        } finally {
-          await s.stop();
-        }
+        await sendAll(emu, store, id);
         const perChat = emu.callsPerChat('copyMessage');
         assert.deepEqual(users.filter((u) => perChat.get(u) !== 1), [], 'every user asked exactly once');
         const b = await broadcastRow(store, id);
