@@ -4,7 +4,9 @@
  * `cut('blackhole')` destroys every proxied connection and then accepts new ones without ever answering (a network
  * partition: connects "work", nothing comes back; the held sockets are joined to the target on `restore()`, as if
  * the network came back); `cut('refuse')` destroys every proxied connection and resets every new one at once (a
- * database that is down: ECONNRESET). `restore()` proxies again.
+ * database that is down: ECONNRESET). `cutMidRequest()` does the same at the moment a client has just sent
+ * something (a query) and before its answer can come back: the connection dies with a request in flight, as a
+ * database's connections usually do. `restore()` proxies again.
  */
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +19,9 @@ export class TcpProxy {
   private mode: 'open' | CutMode = 'open';
   private readonly pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
   private readonly heldSockets = new Set<net.Socket>();
+  /** Set by cutMidRequest: the next chunk a client sends is forwarded, then everything is cut. */
+  private armed: { mode: CutMode; resolve: (at: number) => void } | null = null;
+  private frozen = false;
 
   private constructor(
     private readonly server: net.Server,
@@ -57,6 +62,16 @@ export class TcpProxy {
       p.upstream.destroy();
     }
     this.pairs.clear();
+  }
+
+  /**
+   * Cuts (as {@link cut}) right after the next chunk any client sends has been passed on, so that request's answer
+   * never arrives. Resolves with the instant of the cut.
+   */
+  cutMidRequest(mode: CutMode = 'blackhole'): Promise<number> {
+    return new Promise((resolve) => {
+      this.armed = { mode, resolve };
+    });
   }
 
   /** Proxies again; connections held by a black hole are joined to the target now (what they sent is delivered). */
@@ -112,8 +127,23 @@ export class TcpProxy {
     client.on('error', end);
     upstream.on('close', end);
     client.on('close', end);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    client.on('data', (chunk: Buffer) => {
+      upstream.write(chunk);
+      const armed = this.armed;
+      if (armed) {
+        this.armed = null;
+        // No answer gets through any more; the cut itself comes after this turn, once the chunk is on its way.
+        this.frozen = true;
+        setImmediate(() => {
+          this.cut(armed.mode);
+          this.frozen = false;
+          armed.resolve(Date.now());
+        });
+      }
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!this.frozen) client.write(chunk);
+    });
     client.resume();
   }
 }
