@@ -133,7 +133,7 @@ describe('a broadcast interrupted by a shutdown', () => {
       assert.equal(b.claimed_by, null, 'a clean stop releases the broadcast');
       svc = await startService(config, logger, { pollTimeoutS: 1 });
       try {
-        await until(async () => (await store.db.selectFrom('broadcasts').select('status').executeTakeFirstOrThrow()).status === 'sent', 'sending to finish');
+        await until(async () => (await store.db.selectFrom('broadcasts').select('status').executeTakeFirstOrThrow()).status === 'sent', 'sending to finish', 20_000);
       } finally {
         await svc.stop();
       }
