@@ -405,12 +405,30 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
     username && row.unique_id
       ? { reply_markup: { inline_keyboard: [[{ text: 'Click Here', url: startLink(username, row.unique_id) }]] } }
       : {};
-  const sent = await ask(() => telegram.api.sendMessage(chatId, r.noticeText, markup));
-  if (sent.kind === 'transient') return keep(sent, true);
-  if (sent.kind === 'unreachable') return unreachable(sent);
-  if (sent.kind === 'done') s.notices_sent++;
-  else logger.warn({ row: id, chat_id: chatId, reason: sent.reason }, `Deleted notice to ${chatId} was refused: ${sent.reason}`);
-  await remove(row, r);
+  // From the moment Telegram has the notice until the row is gone, a kill would send it again on the next try:
+  // one notice at a time per process keeps that to at most one repeated notice per kill.
+  await oneNoticeAtATime(telegram, async () => {
+    const sent = await ask(() => telegram.api.sendMessage(chatId, r.noticeText, markup));
+    if (sent.kind === 'transient') return keep(sent, true);
+    if (sent.kind === 'unreachable') return unreachable(sent);
+    if (sent.kind === 'done') s.notices_sent++;
+    else logger.warn({ row: id, chat_id: chatId, reason: sent.reason }, `Deleted notice to ${chatId} was refused: ${sent.reason}`);
+    await remove(row, r);
+  });
+}
+
+const noticeLanes = new WeakMap<object, Promise<unknown>>();
+
+/** Runs `fn` after every earlier call for the same client has finished (the sweep and the wake-ups share one). */
+async function oneNoticeAtATime(client: object, fn: () => Promise<void>): Promise<void> {
+  const before = noticeLanes.get(client) ?? Promise.resolve();
+  const mine = before.then(fn);
+  // The lane goes on whether this one worked or failed; the caller gets its own outcome.
+  noticeLanes.set(
+    client,
+    mine.catch(() => undefined),
+  );
+  await mine;
 }
 
 /** Whether a run showed the setup works: a call worked, or it had nothing to do. */

@@ -81,8 +81,16 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
     },
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });
-  // A dropped idle connection must not crash the process; the next query gets a fresh one.
-  pool.on('error', () => {});
+  // A dropped connection must not crash the process, idle (the pool's 'error') or checked out with a query in
+  // flight (the client's own 'error', which nothing else listens to): the query fails, the next gets a fresh one.
+  pool.on('error', () => {
+    // Logged by nobody on purpose: the failing query reports it to its caller.
+  });
+  pool.on('connect', (client) => {
+    client.on('error', () => {
+      // As above: the query in flight rejects, and the pool drops this client.
+    });
+  });
   if (schema) {
     const c = await pool.connect();
     try {
