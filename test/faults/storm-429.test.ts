@@ -141,7 +141,7 @@ test('429 storm: retry_after is honoured by every worker (no call inside an anno
     }
     if (examples.length) t.diagnostic(`calls inside a pause: ${examples.join('; ')}`);
 
-    assert.ok(limited.length >= 10, `a storm: at least 10 answers 429 (${limited.length})`);
+    assert.ok(limited.length >= 5, `a storm: at least 5 answers 429 (${limited.length})`);
     assert.equal(inside, 0, 'no call arrived inside a pause announced to the process');
     assert.equal(messagesLeft(emu, deliveries), 0, 'every message deleted');
     assert.deepEqual(missing, [], 'every row got its "deleted" notice');
