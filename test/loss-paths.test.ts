@@ -4,6 +4,14 @@
  * fails on the code before these fixes.
  */
 import { describe, test } from 'node:test';
+import type {
+  KyselyPlugin,
+  PluginTransformQueryArgs,
+  PluginTransformResultArgs,
+  QueryResult,
+  RootOperationNode,
+  UnknownRow,
+} from 'kysely';
 import assert from 'node:assert/strict';
 import { FixedClock, type Clock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
@@ -304,6 +312,37 @@ for (const backend of BACKENDS) {
         const b = await broadcastRow(store, id);
         assert.deepEqual([Number(b.sent_count), Number(b.failed_count), Number(b.send_cursor)], [100, 10, users[109]]);
         assert.deepEqual((await blockedUsers(store)).sort(), gone);
+      });
+    });
+  });
+
+  describe(`${backend}: the database fails mid-run`, () => {
+    test('the run ends at the first row it cannot remove: no notice goes out for rows it could not finish', async () => {
+      await withWorld(backend, {}, async (emu, store) => {
+        const chats = [97_001, 97_002, 97_003, 97_004, 97_005];
+        for (const c of chats) {
+          const ids = [emu.addMessage(c, { text: 'file' })];
+          await deletions.insertDeletion(store, { userId: c, chatId: c, messageIds: ids, deleteAt: T0 - 1, createdAt: T0 - HOUR });
+        }
+        // Removing a row fails from now on, as when the database goes away mid-run.
+        const failing: KyselyPlugin = {
+          transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+            if (args.node.kind === 'DeleteQueryNode' && JSON.stringify(args.node).includes('"pending_deletions"')) {
+              throw new Error('connection terminated unexpectedly');
+            }
+            return args.node;
+          },
+          async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+            return args.result;
+          },
+        };
+        const broken = { ...store, db: store.db.withPlugin(failing) };
+        const deps: MessageDeleterDeps = { store: broken, telegram: emulatorTelegram(emu), owner: 'a', concurrency: 5 };
+        await assert.rejects(deleteDueMessages(deps, ctx(new FixedClock(T0))), /connection terminated/);
+        assert.equal(emu.callsOf('sendMessage').length, 1, 'one notice: the row in hand when the removal failed');
+        const left = await store.db.selectFrom('pending_deletions').select(['id', 'claimed_by']).execute();
+        assert.equal(left.length, 5, 'every row is still there to finish');
+        assert.ok(left.every((r) => r.claimed_by === null), 'and free for the next run');
       });
     });
   });

@@ -153,7 +153,9 @@ export async function deleteDueMessages(
     },
   }).start();
   const goodChats = new Set<number>();
-  const run: RunState = { ...deps, owner, noticeText, clock: ctx.clock, wall, s, logger: ctx.logger, watch, unfinished, goodChats };
+  const halted = () => stop !== null || ctx.signal.aborted;
+  const halt = (e: Error) => void (stop ??= e);
+  const run: RunState = { ...deps, owner, noticeText, clock: ctx.clock, wall, s, logger: ctx.logger, watch, unfinished, goodChats, halted, halt };
   const release = async (ids: number[]) => {
     if (ids.length === 0) return;
     for (const id of ids) unfinished.delete(id);
@@ -185,9 +187,11 @@ export async function deleteDueMessages(
                 stop ??= e;
                 continue;
               }
-              // A database error mid-row: keep the row for later with back-off (if the database answers at all).
+              // A database error mid-row: keep the row for later with back-off (if the database answers at all),
+              // and end the run. Going on would send notices for rows it cannot remove, to be sent again later.
               const msg = (e as Error).message;
               ctx.logger.error({ row: row.id, err: msg }, `Failed to process pending deletion ${row.id}: ${msg}`);
+              halt(e as Error);
               const o: Outcome = { kind: 'transient', reason: msg };
               const kept = await keepForLater(store, row, owner, ctx.clock, o, Boolean(row.messages_deleted)).then(
                 () => true,
@@ -263,6 +267,10 @@ interface RunState extends MessageDeleterDeps {
   unfinished: Set<number>;
   /** Chats that answered in this run (remembered for {@link judgeMissingChats}). */
   goodChats: Set<number>;
+  /** True once the run is ending (a stop, a setup fault, a database error): no notice goes out then. */
+  halted: () => boolean;
+  /** Ends the run with this error (the first one wins). */
+  halt: (e: Error) => void;
 }
 
 /** The chat is gone for good (blocked, deactivated, or a single "chat not found"): mark the user, drop the row. */
@@ -408,12 +416,18 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
   // From the moment Telegram has the notice until the row is gone, a kill would send it again on the next try:
   // one notice at a time per process keeps that to at most one repeated notice per kill.
   await oneNoticeAtATime(telegram, async () => {
+    // The run ended while this row waited its turn: its row stays (claimed, then released), the notice unsent.
+    if (r.halted()) return;
     const sent = await ask(() => telegram.api.sendMessage(chatId, r.noticeText, markup));
     if (sent.kind === 'transient') return keep(sent, true);
     if (sent.kind === 'unreachable') return unreachable(sent);
     if (sent.kind === 'done') s.notices_sent++;
     else logger.warn({ row: id, chat_id: chatId, reason: sent.reason }, `Deleted notice to ${chatId} was refused: ${sent.reason}`);
-    await remove(row, r);
+    // Halted before the lane moves on: the next row's notice must not go out for a row the run cannot remove.
+    await remove(row, r).catch((e: unknown) => {
+      r.halt(e as Error);
+      throw e;
+    });
   });
 }
 
