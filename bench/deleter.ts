@@ -23,17 +23,20 @@ const PER_CHAT = 4;
 export async function benchDeleter(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tgj-bench-'));
   const url = process.env.BENCH_DATABASE_URL ?? `sqlite:${join(dir, 'bench.db')}`;
-  const child = fork(fileURLToPath(new URL('./emulator-process.ts', import.meta.url)), { execArgv: ['--import', 'tsx'] });
+  const child = fork(fileURLToPath(new URL('./emulator-process.ts', import.meta.url)), {
+    execArgv: ['--import', 'tsx'],
+  });
   let seq = 0;
   const waiting = new Map<number, (v: any) => void>();
   const ready = new Promise<{ url: string; token: string }>((resolve) =>
     child.on('message', (m: any) => (m.ready ? resolve(m) : waiting.get(m.id)?.(m))),
   );
-  const ask = (msg: object) => new Promise<any>((resolve) => {
-    const id = ++seq;
-    waiting.set(id, resolve);
-    child.send({ ...msg, id });
-  });
+  const ask = (msg: object) =>
+    new Promise<any>((resolve) => {
+      const id = ++seq;
+      waiting.set(id, resolve);
+      child.send({ ...msg, id });
+    });
   const emu = await ready;
   const store = await openStore(url, { poolSize: 20 });
   try {
@@ -44,12 +47,27 @@ export async function benchDeleter(): Promise<void> {
     const now = Date.now();
     const rows = chats.flatMap((chat, c) =>
       Array.from({ length: PER_CHAT }, (_, k) => ({
-        source_id: null, dedupe_key: `bench:${chat}:${k}`, user_id: chat, chat_id: chat,
-        message_ids: JSON.stringify(ids[c]!.slice(k * 2, k * 2 + 2)), delete_at: now - 1000, unique_id: `f${k}`,
-        created_at: now - 60_000, attempts: 0, next_attempt_at: now - 1000, last_error: null, messages_deleted: 0, claimed_by: null, claim_expires_at: null,
+        source_id: null,
+        dedupe_key: `bench:${chat}:${k}`,
+        user_id: chat,
+        chat_id: chat,
+        message_ids: JSON.stringify(ids[c]!.slice(k * 2, k * 2 + 2)),
+        delete_at: now - 1000,
+        unique_id: `f${k}`,
+        created_at: now - 60_000,
+        attempts: 0,
+        next_attempt_at: now - 1000,
+        last_error: null,
+        messages_deleted: 0,
+        claimed_by: null,
+        claim_expires_at: null,
       })),
     );
-    for (let i = 0; i < rows.length; i += 500) await store.db.insertInto('pending_deletions').values(rows.slice(i, i + 500)).execute();
+    for (let i = 0; i < rows.length; i += 500)
+      await store.db
+        .insertInto('pending_deletions')
+        .values(rows.slice(i, i + 500))
+        .execute();
 
     const telegram = createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0 });
     let peakRss = 0;
@@ -57,14 +75,24 @@ export async function benchDeleter(): Promise<void> {
     const t = performance.now();
     const s = await deleteDueMessages(
       { store, telegram, owner: 'bench', concurrency: 64, batchSize: 1000 },
-      { clock: systemClock, dryRun: false, signal: new AbortController().signal, logger: createLogger({ level: 'warn' }) },
+      {
+        clock: systemClock,
+        dryRun: false,
+        signal: new AbortController().signal,
+        logger: createLogger({ level: 'warn' }),
+      },
     );
     const secs = (performance.now() - t) / 1000;
     clearInterval(sample);
     const { methods } = await ask({ cmd: 'stats' });
-    const calls = (methods.deleteMessages ?? 0) + (methods.deleteMessage ?? 0) + (methods.sendMessage ?? 0) + (methods.getMe ?? 0);
-    console.log(`message-deleter on ${store.dialect}: ${s.rows} rows, ${s.messages_deleted} messages, ${s.notices_sent} notices in ${secs.toFixed(2)} s`);
-    console.log(`  ${(s.rows / secs).toFixed(0)} rows/s, ${(calls / s.rows).toFixed(2)} calls/row (${JSON.stringify(methods)}), peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB`);
+    const calls =
+      (methods.deleteMessages ?? 0) + (methods.deleteMessage ?? 0) + (methods.sendMessage ?? 0) + (methods.getMe ?? 0);
+    console.log(
+      `message-deleter on ${store.dialect}: ${s.rows} rows, ${s.messages_deleted} messages, ${s.notices_sent} notices in ${secs.toFixed(2)} s`,
+    );
+    console.log(
+      `  ${(s.rows / secs).toFixed(0)} rows/s, ${(calls / s.rows).toFixed(2)} calls/row (${JSON.stringify(methods)}), peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB`,
+    );
     if (s.rows !== ROWS) throw new Error(`expected ${ROWS} rows, worked ${s.rows}`);
   } finally {
     await store.close();

@@ -20,7 +20,12 @@ console.log(`token-cleanup ${cleanup.status}: ${JSON.stringify(cleanup.summary)}
 console.log(`token-count-reset ${reset.status}: ${JSON.stringify(reset.summary)}`);
 
 // A bot schedules a deletion when it delivers a file (the message deleter removes it and sends "Click Here"):
-const id = await janitor.scheduleDeletion({ chatId: 123456789, messageIds: [10, 11], afterMinutes: 30, uniqueId: 'file-abc' });
+const id = await janitor.scheduleDeletion({
+  chatId: 123456789,
+  messageIds: [10, 11],
+  afterMinutes: 30,
+  uniqueId: 'file-abc',
+});
 console.log(`scheduled deletion ${id}`);
 
 await janitor.start(); // every scheduler on its cron, in the configured time zone

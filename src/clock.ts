@@ -33,7 +33,9 @@ export function offsetClock(at: Date, base: Clock = systemClock): Clock {
 /** The calendar day (`YYYY-MM-DD`) of `at` in time zone `tz`. */
 export function dayIn(at: Date, tz: string): string {
   // en-CA formats as YYYY-MM-DD.
-  return new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' }).format(at);
+  return new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' }).format(
+    at,
+  );
 }
 
 /** `at` as local wall time in `tz`, `YYYY-MM-DD HH:MM:SS`, for logs and the status page. */
@@ -52,7 +54,8 @@ export function formatIn(at: Date, tz: string): string {
   return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')}:${get('second')}`;
 }
 
-const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+const ISO =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
 
 /** Days in month `m` (1–12) of year `y`, leap years counted; 0 for a month out of range. */
 export function daysIn(y: number, m: number): number {
@@ -64,7 +67,14 @@ export function daysIn(y: number, m: number): number {
 export function parseIso(s: string): number | null {
   const m = ISO.exec(s);
   if (!m) return null;
-  const [y, mo, d, h, mi, se] = [m[1], m[2], m[3], m[4], m[5], m[6]].map((x) => Number(x ?? 0)) as [number, number, number, number, number, number];
+  const [y, mo, d, h, mi, se] = [m[1], m[2], m[3], m[4], m[5], m[6]].map((x) => Number(x ?? 0)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   if (mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || se > 59) return null;
   // Digits past milliseconds (Python writes microseconds) are dropped, not rounded, so a round trip is stable.
   const ms = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));

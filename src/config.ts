@@ -80,20 +80,36 @@ const int = (min: number, max: number) =>
     .string()
     .regex(/^-?\d+$/, { message: `a whole number from ${min} to ${max}` })
     .transform(Number)
-    .pipe(z.number().int().min(min, { message: `at least ${min}` }).max(max, { message: `at most ${max}` }));
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, { message: `at least ${min}` })
+        .max(max, { message: `at most ${max}` }),
+    );
 
 const num = (min: number, max: number) =>
   z
     .string()
     .regex(/^\d+(\.\d+)?$/, { message: `a number from ${min} to ${max}` })
     .transform(Number)
-    .pipe(z.number().min(min, { message: `at least ${min}` }).max(max, { message: `at most ${max}` }));
+    .pipe(
+      z
+        .number()
+        .min(min, { message: `at least ${min}` })
+        .max(max, { message: `at most ${max}` }),
+    );
 
-const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'true or false' }).transform((v) => ['true', '1', 'yes'].includes(v));
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'true or false' })
+  .transform((v) => ['true', '1', 'yes'].includes(v));
 
 const intList = (min: number, max: number, what: string) =>
   z.string().transform((s, ctx) => {
-    const parts = s.split(',').map((p) => p.trim()).filter(Boolean);
+    const parts = s
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
     const out: number[] = [];
     for (const p of parts) {
       const n = Number(p);
@@ -121,7 +137,10 @@ const schedule = z.string().transform((s, ctx) => {
   if (v.toLowerCase() === 'off') return 'off' as const;
   const err = validateCron(v);
   if (err) {
-    ctx.addIssue({ code: 'custom', message: `a cron expression ("m h dom mon dow", optional seconds first) or "off": ${err}` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `a cron expression ("m h dom mon dow", optional seconds first) or "off": ${err}`,
+    });
     return z.NEVER;
   }
   return v;
@@ -132,17 +151,37 @@ const envSchema = z.object({
   DATABASE_URL: z
     .string()
     .default('sqlite:./data/tg-janitor.db')
-    .refine(validDatabaseUrl, 'sqlite:<path> or postgres://user:password@host:port/db (optionally ?schema=name, lower-case letters, digits and _)'),
-  TIMEZONE: z.string().default('UTC').refine(isValidTimeZone, 'an IANA time zone name such as UTC, Europe/Berlin or Asia/Kolkata'),
+    .refine(
+      validDatabaseUrl,
+      'sqlite:<path> or postgres://user:password@host:port/db (optionally ?schema=name, lower-case letters, digits and _)',
+    ),
+  TIMEZONE: z
+    .string()
+    .default('UTC')
+    .refine(isValidTimeZone, 'an IANA time zone name such as UTC, Europe/Berlin or Asia/Kolkata'),
   TOKEN_EXPIRY_DAYS: num(0.001, 365).default(2),
-  TOKEN_CLEANUP_HOURS: intList(0, 23, 'hours 0-23').default([0, 12]).refine((a) => a.length > 0, 'at least one hour 0-23'),
-  TOKEN_GENERATION_LIMIT: int(SETTING_RANGES.token_generation_limit.min, SETTING_RANGES.token_generation_limit.max).default(15),
-  DELETE_AFTER_MINUTES: int(SETTING_RANGES.delete_after_minutes.min, SETTING_RANGES.delete_after_minutes.max).default(30),
+  TOKEN_CLEANUP_HOURS: intList(0, 23, 'hours 0-23')
+    .default([0, 12])
+    .refine((a) => a.length > 0, 'at least one hour 0-23'),
+  TOKEN_GENERATION_LIMIT: int(
+    SETTING_RANGES.token_generation_limit.min,
+    SETTING_RANGES.token_generation_limit.max,
+  ).default(15),
+  DELETE_AFTER_MINUTES: int(SETTING_RANGES.delete_after_minutes.min, SETTING_RANGES.delete_after_minutes.max).default(
+    30,
+  ),
   MEDIA_ACCESS_COUNT: int(SETTING_RANGES.media_access_count.min, SETTING_RANGES.media_access_count.max).default(5),
-  BOT_TOKEN: z.string().regex(/^\d+:[A-Za-z0-9_-]+$/, 'a bot token from @BotFather, like 123456:ABC-DEF').optional(),
+  BOT_TOKEN: z
+    .string()
+    .regex(/^\d+:[A-Za-z0-9_-]+$/, 'a bot token from @BotFather, like 123456:ABC-DEF')
+    .optional(),
   BOT_API_ROOT: url('the Bot API server').default('https://api.telegram.org'),
   ADMIN_IDS: intList(1, Number.MAX_SAFE_INTEGER, 'Telegram user ids').default([]),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      message: 'one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .default('info'),
   LOG_FORMAT: z.enum(['pretty', 'json'], { message: 'pretty or json' }).optional(),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   HTTP_PORT: int(0, 65535).default(8080),
@@ -158,18 +197,38 @@ const envSchema = z.object({
   TELEGRAM_RATE: num(0, 10_000).default(25),
   TELEGRAM_RETRIES: int(0, 10).default(2),
   TELEGRAM_TIMEOUT_S: int(1, 600).default(30),
-  STORAGE_CHANNEL_ID: z.string().regex(/^-100\d{5,}$/, 'a channel id like -1001234567890').transform(Number).optional(),
+  STORAGE_CHANNEL_ID: z
+    .string()
+    .regex(/^-100\d{5,}$/, 'a channel id like -1001234567890')
+    .transform(Number)
+    .optional(),
   PUBLIC_URL: url('where users reach this service, e.g. https://files.example.com').optional(),
-  SHORTENER_API_URL: url('a shortener API URL template').refine((s) => s.includes('{url}'), 'a URL template containing {url}').optional(),
+  SHORTENER_API_URL: url('a shortener API URL template')
+    .refine((s) => s.includes('{url}'), 'a URL template containing {url}')
+    .optional(),
   SHORTENER_DOMAINS: z
     .string()
-    .transform((s) => s.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean))
-    .refine((a) => a.every((d) => /^[a-z0-9.-]+\.[a-z]{2,}$/.test(d)), 'a comma-separated list of domains like gplinks.co')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((d) => d.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .refine(
+      (a) => a.every((d) => /^[a-z0-9.-]+\.[a-z]{2,}$/.test(d)),
+      'a comma-separated list of domains like gplinks.co',
+    )
     .default([]),
   BYPASS_MIN_SECONDS: int(0, 86_400).default(120),
-  ADMIN_BOT_TOKEN: z.string().regex(/^\d+:[A-Za-z0-9_-]+$/, 'a bot token from @BotFather, like 123456:ABC-DEF').optional(),
+  ADMIN_BOT_TOKEN: z
+    .string()
+    .regex(/^\d+:[A-Za-z0-9_-]+$/, 'a bot token from @BotFather, like 123456:ABC-DEF')
+    .optional(),
   WEBHOOK_URL: url('the public HTTPS URL Telegram posts updates to').optional(),
-  WEBHOOK_SECRET: z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, '1-256 characters A-Z, a-z, 0-9, _ and -').optional(),
+  WEBHOOK_SECRET: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,256}$/, '1-256 characters A-Z, a-z, 0-9, _ and -')
+    .optional(),
   STATUS_TOKEN: z.string().min(8, 'at least 8 characters').optional(),
   STATUS_REFRESH_S: int(2, 3600).default(15),
 });
@@ -253,12 +312,24 @@ export function tokenCleanupSchedule(hours: readonly number[]): string {
 const RESERVED_PATHS = ['/', '/verify', '/healthz', '/metrics', '/status.json'];
 
 /** The secret values of a configuration, as the logger must scrub them (trimmed, as the config holds them). */
-export function secretsOf(c: Pick<Config, 'botToken' | 'adminBotToken' | 'statusToken' | 'webhookSecret' | 'shortenerApiUrl'>): string[] {
-  return [c.botToken, c.adminBotToken, c.statusToken, c.webhookSecret, c.shortenerApiUrl].filter((v): v is string => Boolean(v));
+export function secretsOf(
+  c: Pick<Config, 'botToken' | 'adminBotToken' | 'statusToken' | 'webhookSecret' | 'shortenerApiUrl'>,
+): string[] {
+  return [c.botToken, c.adminBotToken, c.statusToken, c.webhookSecret, c.shortenerApiUrl].filter((v): v is string =>
+    Boolean(v),
+  );
 }
 
 /** Variables whose values are secret (or may hold a secret): errors never echo them. */
-const SECRET_VARS = new Set(['BOT_TOKEN', 'DATABASE_URL', 'ADMIN_BOT_TOKEN', 'STATUS_TOKEN', 'WEBHOOK_SECRET', 'WEBHOOK_URL', 'SHORTENER_API_URL']);
+const SECRET_VARS = new Set([
+  'BOT_TOKEN',
+  'DATABASE_URL',
+  'ADMIN_BOT_TOKEN',
+  'STATUS_TOKEN',
+  'WEBHOOK_SECRET',
+  'WEBHOOK_URL',
+  'SHORTENER_API_URL',
+]);
 
 /**
  * Validates `env` and returns the configuration. Empty strings count as unset.

@@ -1,13 +1,37 @@
 /** tg-janitor's library API: the background schedulers of a token-gated Telegram file bot. */
-export { createJanitor, Janitor, buildJobs, type JanitorOptions, type JanitorHooks, type RunOptions, type ScheduleDeletionInput } from './janitor.ts';
+export {
+  createJanitor,
+  Janitor,
+  buildJobs,
+  type JanitorOptions,
+  type JanitorHooks,
+  type RunOptions,
+  type ScheduleDeletionInput,
+} from './janitor.ts';
 export { loadConfig, ConfigError, JOB_NAMES, type Config, type JobName } from './config.ts';
 export { systemClock, FixedClock, offsetClock, dayIn, type Clock } from './clock.ts';
 export { createLogger, type Logger } from './log.ts';
 export { openStore, type Store, type Dialect } from './store/db.ts';
 export { migrateToLatest } from './store/migrations.ts';
-export { Engine, runManual, type JobDefinition, type RunContext, type RunResult, type Summary, type EngineOptions } from './scheduler/engine.ts';
+export {
+  Engine,
+  runManual,
+  type JobDefinition,
+  type RunContext,
+  type RunResult,
+  type Summary,
+  type EngineOptions,
+} from './scheduler/engine.ts';
 export { nextFire, describeSchedule } from './scheduler/schedule.ts';
-export { classifyCopyError, classifyError, classifyResponse, FatalTelegramError, type CopyFailure, type Outcome, type OutcomeKind } from './telegram/errors.ts';
+export {
+  classifyCopyError,
+  classifyError,
+  classifyResponse,
+  FatalTelegramError,
+  type CopyFailure,
+  type Outcome,
+  type OutcomeKind,
+} from './telegram/errors.ts';
 export { createMetrics, type Metrics } from './metrics.ts';
 export { createTelegram, instrument, type Telegram, type TelegramOptions } from './telegram/client.ts';
 export { cleanupExpiredTokens } from './jobs/token-cleanup.ts';

@@ -16,7 +16,12 @@ import { migrateToLatest } from './store/migrations.ts';
 import { Engine, newOwnerId, type JobDefinition, type RunResult } from './scheduler/engine.ts';
 import { tokenCleanupJob } from './jobs/token-cleanup.ts';
 import { tokenCountResetJob } from './jobs/token-count-reset.ts';
-import { deletionWaker, messageDeleterJob, type MessageDeleterDeps, type ScheduleDeletionInput } from './jobs/message-deleter.ts';
+import {
+  deletionWaker,
+  messageDeleterJob,
+  type MessageDeleterDeps,
+  type ScheduleDeletionInput,
+} from './jobs/message-deleter.ts';
 import { broadcastDeleterJob, broadcastWaker, type BroadcastDeleterDeps } from './jobs/broadcast-deleter.ts';
 import type { Waker } from './scheduler/waker.ts';
 import { createTelegram, instrument, type Telegram } from './telegram/client.ts';
@@ -57,7 +62,6 @@ export interface JanitorHooks {
   /** When the deleter takes a broadcast whose deadline came while it was still being sent (tell the admin). */
   onBroadcastCut?: (b: Broadcast) => void;
 }
-
 
 /** Options of a one-off run. */
 export interface RunOptions {
@@ -104,20 +108,28 @@ export class Janitor {
     const reporter = (name: JobName) => (s: object) => {
       const job = built.jobs.find((j) => j.name === name)!;
       const summary = { ...s } as Record<string, unknown>;
-      logger.info({ job: name, trigger: 'wake-up', ...summary }, job.successLine(summary, formatIn(clock.now(), config.timezone)));
+      logger.info(
+        { job: name, trigger: 'wake-up', ...summary },
+        job.successLine(summary, formatIn(clock.now(), config.timezone)),
+      );
       hooks.onWakeRun?.(name, summary);
     };
     if (built.deleter && config.schedules['message-deleter'] !== 'off') {
-      this.wakers.push(deletionWaker(built.deleter, { clock, logger, stopTimeoutMs, onRun: reporter('message-deleter') }));
+      this.wakers.push(
+        deletionWaker(built.deleter, { clock, logger, stopTimeoutMs, onRun: reporter('message-deleter') }),
+      );
     }
     if (built.broadcasts && config.schedules['broadcast-deleter'] !== 'off') {
-      this.wakers.push(broadcastWaker(built.broadcasts, { clock, logger, stopTimeoutMs, onRun: reporter('broadcast-deleter') }));
+      this.wakers.push(
+        broadcastWaker(built.broadcasts, { clock, logger, stopTimeoutMs, onRun: reporter('broadcast-deleter') }),
+      );
     }
   }
 
   /** Starts every enabled scheduler, and the on-time deletion wake-ups when Telegram is configured. */
   async start(): Promise<void> {
-    if (!this.telegram) this.logger.warn('Telegram jobs (message-deleter, broadcast-deleter) are off until BOT_TOKEN is set');
+    if (!this.telegram)
+      this.logger.warn('Telegram jobs (message-deleter, broadcast-deleter) are off until BOT_TOKEN is set');
     await this.engine.start();
     for (const w of this.wakers) w.start();
   }
@@ -132,7 +144,8 @@ export class Janitor {
   /** Runs one job now, recorded as a manual run (a dry run records nothing). */
   async run(job: JobName | string, opts: RunOptions = {}): Promise<RunResult> {
     const known = this.engine.definitions.some((d) => d.name === job);
-    if (!known && (JOB_NAMES as readonly string[]).includes(job)) throw new Error(`${job} talks to Telegram: set BOT_TOKEN (or pass a bot)`);
+    if (!known && (JOB_NAMES as readonly string[]).includes(job))
+      throw new Error(`${job} talks to Telegram: set BOT_TOKEN (or pass a bot)`);
     return this.engine.runNow(job, opts);
   }
 
@@ -171,7 +184,14 @@ export class Janitor {
     if (!d.deleteAt && !(minutes > 0)) throw new TypeError('scheduleDeletion: afterMinutes must be positive');
     const deleteAt = d.deleteAt ? d.deleteAt.getTime() : now + minutes * 60_000;
     if (!Number.isFinite(deleteAt)) throw new TypeError('scheduleDeletion: deleteAt is not a valid date');
-    return insertDeletion(this.store, { userId: d.userId ?? d.chatId, chatId: d.chatId, messageIds: d.messageIds, deleteAt, uniqueId: d.uniqueId ?? null, createdAt: now });
+    return insertDeletion(this.store, {
+      userId: d.userId ?? d.chatId,
+      chatId: d.chatId,
+      messageIds: d.messageIds,
+      deleteAt,
+      uniqueId: d.uniqueId ?? null,
+      createdAt: now,
+    });
   }
 }
 
@@ -189,9 +209,25 @@ export function buildJobs(
   let bdeps: BroadcastDeleterDeps | null = null;
   if (tg) {
     const h = tg.hooks ?? {};
-    deleter = { store, telegram: tg.telegram, owner: tg.owner, leaseMs: config.claimLeaseS * 1000, ...(h.onDeletionLateness ? { onLateness: h.onDeletionLateness } : {}) };
-    bdeps = { store, telegram: tg.telegram, owner: tg.owner, leaseMs: config.claimLeaseS * 1000, ...(h.onBroadcastProgress ? { onProgress: h.onBroadcastProgress } : {}), ...(h.onBroadcastCut ? { onSendingCut: h.onBroadcastCut } : {}) };
-    jobs.push(messageDeleterJob(deleter, config.schedules['message-deleter']), broadcastDeleterJob(bdeps, config.schedules['broadcast-deleter']));
+    deleter = {
+      store,
+      telegram: tg.telegram,
+      owner: tg.owner,
+      leaseMs: config.claimLeaseS * 1000,
+      ...(h.onDeletionLateness ? { onLateness: h.onDeletionLateness } : {}),
+    };
+    bdeps = {
+      store,
+      telegram: tg.telegram,
+      owner: tg.owner,
+      leaseMs: config.claimLeaseS * 1000,
+      ...(h.onBroadcastProgress ? { onProgress: h.onBroadcastProgress } : {}),
+      ...(h.onBroadcastCut ? { onSendingCut: h.onBroadcastCut } : {}),
+    };
+    jobs.push(
+      messageDeleterJob(deleter, config.schedules['message-deleter']),
+      broadcastDeleterJob(bdeps, config.schedules['broadcast-deleter']),
+    );
   }
   jobs.sort((a, b) => JOB_NAMES.indexOf(a.name as JobName) - JOB_NAMES.indexOf(b.name as JobName));
   return { jobs, deleter, broadcasts: bdeps };
@@ -208,12 +244,21 @@ export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor>
   const logger = opts.logger ?? createLogger({ level: config.logLevel, format: 'json', secrets: secretsOf(config) });
   const store = opts.store ?? (await openStore(config.databaseUrl));
   if (opts.migrate !== false) await migrateToLatest(store);
-  const tgOpts = { rate: config.telegramRate, retries: config.telegramRetries, ...(opts.hooks?.onTelegramCall ? { onCall: opts.hooks.onTelegramCall } : {}) };
+  const tgOpts = {
+    rate: config.telegramRate,
+    retries: config.telegramRetries,
+    ...(opts.hooks?.onTelegramCall ? { onCall: opts.hooks.onTelegramCall } : {}),
+  };
   const api = opts.bot instanceof Bot ? opts.bot.api : opts.bot;
   const telegram = api
     ? instrument(api, tgOpts)
     : config.botToken
-      ? createTelegram({ token: config.botToken, apiRoot: config.botApiRoot, timeoutSeconds: config.telegramTimeoutS, ...tgOpts })
+      ? createTelegram({
+          token: config.botToken,
+          apiRoot: config.botApiRoot,
+          timeoutSeconds: config.telegramTimeoutS,
+          ...tgOpts,
+        })
       : null;
   return new Janitor(config, store, opts.clock ?? systemClock, logger, !opts.store, telegram, opts.hooks);
 }

@@ -30,7 +30,12 @@ export function createLogger(opts: LogOptions = {}): Logger {
   const scrub = { write: (line: string) => void target.write(redact(line, secrets)) };
   const target: { write(s: string): unknown } =
     opts.format === 'pretty'
-      ? pretty({ destination: 2, colorize: process.stderr.isTTY, translateTime: 'SYS:standard', ignore: 'pid,hostname' })
+      ? pretty({
+          destination: 2,
+          colorize: process.stderr.isTTY,
+          translateTime: 'SYS:standard',
+          ignore: 'pid,hostname',
+        })
       : (opts.destination ?? process.stderr);
   return pino({ level: opts.level ?? 'info', base: undefined }, scrub);
 }

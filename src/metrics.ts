@@ -34,7 +34,9 @@ export interface Metrics {
 }
 
 /** Run-duration buckets, 1 ms … 10 min. */
-export const RUN_DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+export const RUN_DURATION_BUCKETS = [
+  0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+];
 /** Deletion-lateness buckets, 50 ms … 5 min. */
 export const LATENESS_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300];
 
@@ -100,7 +102,7 @@ export function createMetrics(): Metrics {
 
   const lateness = new Histogram({
     name: 'tg_janitor_deletion_lateness_seconds',
-    help: 'Seconds between a deletion\'s delete_at and when its messages were deleted.',
+    help: "Seconds between a deletion's delete_at and when its messages were deleted.",
     buckets: LATENESS_BUCKETS,
     registers,
   });

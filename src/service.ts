@@ -63,9 +63,24 @@ export async function startService(config: Config, logger: Logger, opts: Service
   const pollTimeoutS = opts.pollTimeoutS ?? Math.max(1, config.telegramTimeoutS - 5);
   const client = { apiRoot: config.botApiRoot, timeoutSeconds: Math.max(config.telegramTimeoutS, pollTimeoutS + 5) };
   const bot = config.botToken ? new Bot<Context>(config.botToken, { client }) : null;
-  const janitor = await createJanitor({ config, store, logger, clock, hooks: { ...metrics.hooks, onBroadcastCut: (b) => void sender?.tellCut(b) }, migrate: false, ...(bot ? { bot } : {}) });
+  const janitor = await createJanitor({
+    config,
+    store,
+    logger,
+    clock,
+    hooks: { ...metrics.hooks, onBroadcastCut: (b) => void sender?.tellCut(b) },
+    migrate: false,
+    ...(bot ? { bot } : {}),
+  });
   const username = async () => (janitor.telegram ? janitor.telegram.username() : 'your_bot');
-  const statusSource = () => ({ config, store, clock, startedAt, engineRunning: janitor.engine.isRunning, telegram: Boolean(janitor.telegram) });
+  const statusSource = () => ({
+    config,
+    store,
+    clock,
+    startedAt,
+    engineRunning: janitor.engine.isRunning,
+    telegram: Boolean(janitor.telegram),
+  });
   const status = () => collectStatus(statusSource());
 
   // One health check at a time: while the database hangs, /healthz requests wait on the same one instead of each
@@ -107,11 +122,24 @@ export async function startService(config: Config, logger: Logger, opts: Service
       statusPage: async () => renderStatusPage(await status(), { refreshSeconds: config.statusRefreshS }),
       statusJson: status,
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
-      ...(bot ? { verify: (token: string | null, referer: string | undefined) => handleVerify({ store, config, clock, botUsername: username }, token, referer) } : {}),
+      ...(bot
+        ? {
+            verify: (token: string | null, referer: string | undefined) =>
+              handleVerify({ store, config, clock, botUsername: username }, token, referer),
+          }
+        : {}),
       // A slow update (a 429 wait, a retried write) is answered 200 after grammY's time-out and finishes in the
       // background: answering 500 would make Telegram deliver it again and run it twice.
       ...(bot && config.webhookUrl
-        ? { webhook: { path: new URL(config.webhookUrl).pathname, handler: webhookCallback(bot, 'http', { ...(config.webhookSecret ? { secretToken: config.webhookSecret } : {}), onTimeout: 'return' }) } }
+        ? {
+            webhook: {
+              path: new URL(config.webhookUrl).pathname,
+              handler: webhookCallback(bot, 'http', {
+                ...(config.webhookSecret ? { secretToken: config.webhookSecret } : {}),
+                onTimeout: 'return',
+              }),
+            },
+          }
         : {}),
     },
   }).catch(async (e: unknown) => {
@@ -119,16 +147,24 @@ export async function startService(config: Config, logger: Logger, opts: Service
     throw e;
   });
   localUrl = http.url;
-  logger.info({ url: http.url }, `🌐 HTTP server on ${http.url} (status page, /healthz, /metrics${bot ? ', /verify' : ''})`);
+  logger.info(
+    { url: http.url },
+    `🌐 HTTP server on ${http.url} (status page, /healthz, /metrics${bot ? ', /verify' : ''})`,
+  );
 
   let sender: BroadcastSender | null = null;
   let adminOnly: Bot<Context> | null = null;
   const receivers: Bot<Context>[] = [];
   if (bot && janitor.telegram) {
-    if (!config.publicUrl) logger.warn(`PUBLIC_URL is not set: verify links use ${localUrl}, which only works on this machine`);
-    if (!config.storageChannelId) logger.warn('STORAGE_CHANNEL_ID is not set: /link and file delivery need the storage channel');
+    if (!config.publicUrl)
+      logger.warn(`PUBLIC_URL is not set: verify links use ${localUrl}, which only works on this machine`);
+    if (!config.storageChannelId)
+      logger.warn('STORAGE_CHANNEL_ID is not set: /link and file delivery need the storage channel');
     const adminDeps = {
-      store, config, clock, logger,
+      store,
+      config,
+      clock,
+      logger,
       userBotUsername: username,
       runJob: (job: string) => janitor.run(job),
       status,
@@ -137,13 +173,20 @@ export async function startService(config: Config, logger: Logger, opts: Service
     // Handlers run inside an error boundary: a failed update is logged and answered (a webhook gets 200, so Telegram
     // does not deliver it again), and an error never escapes as an unhandled rejection.
     const boundary = (name: string) => (err: BotError<Context>) =>
-      logger.error({ err: err.message, update_id: err.ctx.update.update_id }, `${name}: update ${err.ctx.update.update_id} failed: ${err.message}`);
+      logger.error(
+        { err: err.message, update_id: err.ctx.update.update_id },
+        `${name}: update ${err.ctx.update.update_id} failed: ${err.message}`,
+      );
     const userSide = bot.errorBoundary(boundary('user bot'));
     userSide.use(registration({ store, clock }));
     if (config.adminBotToken) {
       adminOnly = new Bot<Context>(config.adminBotToken, { client });
       // Telegram's limits are per bot: the admin bot has a throttle of its own, and its calls count in the metrics.
-      instrument(adminOnly.api, { rate: config.telegramRate, retries: config.telegramRetries, onCall: metrics.hooks.onTelegramCall });
+      instrument(adminOnly.api, {
+        rate: config.telegramRate,
+        retries: config.telegramRetries,
+        onCall: metrics.hooks.onTelegramCall,
+      });
       adminOnly.errorBoundary(boundary('admin bot')).use(adminBot({ ...adminDeps, separateAdminBot: true }));
       receivers.push(adminOnly);
     } else {
@@ -151,9 +194,26 @@ export async function startService(config: Config, logger: Logger, opts: Service
     }
     // The progress message lives in the chat of whichever bot took the /broadcast command.
     sender = new BroadcastSender({
-      store, api: bot.api, progressApi: (adminOnly ?? bot).api, clock, logger, owner: janitor.engine.owner, timezone: config.timezone, leaseMs: config.claimLeaseS * 1000, stopGraceMs: config.shutdownTimeoutS * 1000,
+      store,
+      api: bot.api,
+      progressApi: (adminOnly ?? bot).api,
+      clock,
+      logger,
+      owner: janitor.engine.owner,
+      timezone: config.timezone,
+      leaseMs: config.claimLeaseS * 1000,
+      stopGraceMs: config.shutdownTimeoutS * 1000,
     });
-    userSide.use(userBot({ store, config, clock, logger, scheduleDeletion: (d) => janitor.scheduleDeletion(d), localUrl: () => localUrl }));
+    userSide.use(
+      userBot({
+        store,
+        config,
+        clock,
+        logger,
+        scheduleDeletion: (d) => janitor.scheduleDeletion(d),
+        localUrl: () => localUrl,
+      }),
+    );
     receivers.unshift(bot);
   }
 
@@ -168,16 +228,28 @@ export async function startService(config: Config, logger: Logger, opts: Service
 
   let stopped: Promise<void> | null = null;
   return {
-    config, store, janitor, metrics, http, startedAt, status,
+    config,
+    store,
+    janitor,
+    metrics,
+    http,
+    startedAt,
+    status,
     stop() {
       stopped ??= (async () => {
         stopping.abort();
         // The bots, the sender and the schedulers stop side by side, each within SHUTDOWN_TIMEOUT_S, so the whole
         // stop stays near that bound (one after another they could take three times it, past a supervisor's patience).
         const bots = (async () => {
-          await Promise.race([Promise.allSettled(receivers.map((b) => b.stop())), sleep(5000, undefined, { ref: false })]);
+          await Promise.race([
+            Promise.allSettled(receivers.map((b) => b.stop())),
+            sleep(5000, undefined, { ref: false }),
+          ]);
           // A poll stuck in its first getMe (Telegram unreachable) must not hold the shutdown past its time-out.
-          await Promise.race([Promise.allSettled(polling), sleep(config.shutdownTimeoutS * 1000, undefined, { ref: false })]);
+          await Promise.race([
+            Promise.allSettled(polling),
+            sleep(config.shutdownTimeoutS * 1000, undefined, { ref: false }),
+          ]);
         })();
         await Promise.allSettled([bots, sender?.stop(), janitor.stop()]);
         await http.close();
@@ -195,20 +267,33 @@ const ALLOWED_UPDATES = ['message', 'my_chat_member'] as const;
  * Long polling that outlives Telegram outages: a failed start is retried with back-off until stopped. A rejected
  * token stops it for good, loudly; a 409 means another instance polls this bot, and this one waits its turn.
  */
-async function poll(bot: Bot<Context>, logger: Logger, timeout: number, name: string, signal: AbortSignal): Promise<void> {
+async function poll(
+  bot: Bot<Context>,
+  logger: Logger,
+  timeout: number,
+  name: string,
+  signal: AbortSignal,
+): Promise<void> {
   for (let attempt = 0; !signal.aborted; attempt++) {
     try {
-      await bot.start({ timeout, allowed_updates: ALLOWED_UPDATES, onStart: (me) => logger.info({ bot: me.username }, `🤖 ${name} @${me.username} is polling for updates`) });
+      await bot.start({
+        timeout,
+        allowed_updates: ALLOWED_UPDATES,
+        onStart: (me) => logger.info({ bot: me.username }, `🤖 ${name} @${me.username} is polling for updates`),
+      });
       return;
     } catch (e) {
       if (signal.aborted) return;
       const code = e instanceof GrammyError ? e.error_code : undefined;
       if (code === 401 || code === 404) {
-        logger.error(`❌ ${name}: Telegram rejected the bot token (${code}); it receives no updates until BOT_TOKEN is fixed and the service restarted`);
+        logger.error(
+          `❌ ${name}: Telegram rejected the bot token (${code}); it receives no updates until BOT_TOKEN is fixed and the service restarted`,
+        );
         return;
       }
       const wait = code === 409 ? 60_000 : Math.min(60_000, 1000 * 2 ** Math.min(attempt, 6));
-      const why = code === 409 ? 'another instance is polling this bot; the schedulers here keep running' : (e as Error).message;
+      const why =
+        code === 409 ? 'another instance is polling this bot; the schedulers here keep running' : (e as Error).message;
       logger.error({ err: (e as Error).message, retry_in_ms: wait }, `❌ ${name} could not poll: ${why}`);
       await sleep(wait, undefined, { signal }).catch(() => {});
     }
@@ -220,12 +305,18 @@ async function receiveByWebhook(bot: Bot<Context>, config: Config, logger: Logge
   for (let attempt = 0; !signal.aborted; attempt++) {
     try {
       await bot.init();
-      await bot.api.setWebhook(config.webhookUrl!, { allowed_updates: ALLOWED_UPDATES, ...(config.webhookSecret ? { secret_token: config.webhookSecret } : {}) });
+      await bot.api.setWebhook(config.webhookUrl!, {
+        allowed_updates: ALLOWED_UPDATES,
+        ...(config.webhookSecret ? { secret_token: config.webhookSecret } : {}),
+      });
       logger.info({ bot: bot.botInfo.username }, `🤖 user bot @${bot.botInfo.username} receives updates by webhook`);
       return;
     } catch (e) {
       const wait = Math.min(60_000, 1000 * 2 ** Math.min(attempt, 6));
-      logger.error({ err: (e as Error).message, retry_in_ms: wait }, `❌ could not set the webhook: ${(e as Error).message}`);
+      logger.error(
+        { err: (e as Error).message, retry_in_ms: wait },
+        `❌ could not set the webhook: ${(e as Error).message}`,
+      );
       await sleep(wait, undefined, { signal }).catch(() => {});
     }
   }

@@ -19,7 +19,8 @@ async function call(emu: BotApiEmulator, method: string, params: object = {}, to
 }
 
 /** Resolves once the emulator has received `n` calls of `method` (polls the log; no fixed sleeps). */
-const received = (emu: BotApiEmulator, method: string, n = 1) => until(() => emu.callsOf(method).length >= n, `${n} ${method} call(s)`, 2000);
+const received = (emu: BotApiEmulator, method: string, n = 1) =>
+  until(() => emu.callsOf(method).length >= n, `${n} ${method} call(s)`, 2000);
 
 async function grammyError(p: Promise<unknown>): Promise<GrammyError> {
   try {
@@ -218,7 +219,11 @@ describe('BotApiEmulator', () => {
     assert.equal(e500.description, 'Internal Server Error');
     assert.equal((await api.sendMessage(7001, 'x')).text, 'x'); // only the next one failed
 
-    emu.failNext('deleteMessages', { kind: 'status', code: 429, description: 'Too Many Requests: retry after 7', retryAfter: 7 }, 2);
+    emu.failNext(
+      'deleteMessages',
+      { kind: 'status', code: 429, description: 'Too Many Requests: retry after 7', retryAfter: 7 },
+      2,
+    );
     for (let i = 0; i < 2; i++) {
       const e = await grammyError(api.deleteMessages(7001, [1]));
       assert.equal(e.error_code, 429);
@@ -226,7 +231,12 @@ describe('BotApiEmulator', () => {
     }
     assert.equal(await api.deleteMessages(7001, [1]), true);
 
-    emu.failNext('getMe', { kind: 'status', code: 502, description: 'Bad Gateway', rawBody: '<html>502 Bad Gateway</html>' });
+    emu.failNext('getMe', {
+      kind: 'status',
+      code: 502,
+      description: 'Bad Gateway',
+      rawBody: '<html>502 Bad Gateway</html>',
+    });
     await assert.rejects(api.getMe(), HttpError);
 
     emu.failChat(7002, { kind: 'status', code: 400, description: 'Bad Request: chat not found' });
@@ -234,7 +244,14 @@ describe('BotApiEmulator', () => {
     assert.equal((await grammyError(api.deleteMessage(7002, 1))).error_code, 400);
     emu.failChat(7002, null);
     assert.equal((await api.sendMessage(7002, 'x')).chat.id, 7002);
-    assert.deepEqual(emu.callsPerChat('sendMessage'), new Map([[7001, 2], [7002, 2]]), 'failed calls count too');
+    assert.deepEqual(
+      emu.callsPerChat('sendMessage'),
+      new Map([
+        [7001, 2],
+        [7002, 2],
+      ]),
+      'failed calls count too',
+    );
     assert.deepEqual(emu.callsPerChat('getMe'), new Map(), 'calls without a chat_id are left out');
   });
 
@@ -259,7 +276,10 @@ describe('BotApiEmulator', () => {
     emu.failNext('sendMessage', { kind: 'slow', ms: 300 });
     const pending = api.sendMessage(77, 'late answer');
     await received(emu, 'sendMessage');
-    assert.ok(emu.messages(77).some((m) => m.text === 'late answer'), 'stored before the answer');
+    assert.ok(
+      emu.messages(77).some((m) => m.text === 'late answer'),
+      'stored before the answer',
+    );
     assert.equal(emu.callsOf('sendMessage').at(-1)?.status, 0, 'not answered yet');
     assert.equal((await pending).text, 'late answer');
     assert.equal(emu.callsOf('sendMessage').at(-1)?.status, 200);
@@ -428,7 +448,10 @@ describe('BotApiEmulator throughput', () => {
       );
       assert.equal(emu.messages(chat).length, 0);
       assert.equal(emu.callsOf('deleteMessages').length, n);
-      assert.ok(emu.callsOf('deleteMessages').every((c) => c.status === 200), 'every call answered 200');
+      assert.ok(
+        emu.callsOf('deleteMessages').every((c) => c.status === 200),
+        'every call answered 200',
+      );
     } finally {
       await emu.close();
     }
@@ -442,7 +465,12 @@ describe('BotApiEmulator fault knobs', () => {
       const api = new Api(emu.token, { apiRoot: emu.url });
       emu.addMessage(5001);
       emu.failAll({ kind: 'status', code: 502, description: 'Bad Gateway' });
-      for (const p of [api.getMe(), api.sendMessage(5001, 'x'), api.deleteMessages(5001, [1]), api.getUpdates({ timeout: 0 })]) {
+      for (const p of [
+        api.getMe(),
+        api.sendMessage(5001, 'x'),
+        api.deleteMessages(5001, [1]),
+        api.getUpdates({ timeout: 0 }),
+      ]) {
         assert.equal((await grammyError(p)).error_code, 502);
       }
       assert.equal((await call(emu, 'getMe', {}, '1:wrong')).status, 401);
@@ -452,7 +480,10 @@ describe('BotApiEmulator fault knobs', () => {
         { kind: 'status', code: 503, description: 'Service Unavailable' },
       ]);
       assert.equal((await grammyError(api.sendMessage(5001, 'a'))).error_code, 500);
-      await assert.rejects(call(emu, 'sendMessage', { chat_id: 5001, text: 'b' }, emu.token, AbortSignal.timeout(100)), (err: Error) => err.name === 'TimeoutError');
+      await assert.rejects(
+        call(emu, 'sendMessage', { chat_id: 5001, text: 'b' }, emu.token, AbortSignal.timeout(100)),
+        (err: Error) => err.name === 'TimeoutError',
+      );
       assert.equal((await grammyError(api.sendMessage(5001, 'c'))).error_code, 503);
       assert.equal((await grammyError(api.sendMessage(5001, 'd'))).error_code, 500, 'the list starts over');
       assert.equal(emu.messages(5001).length, 1, 'nothing was done during the outage');
@@ -482,7 +513,7 @@ describe('BotApiEmulator fault knobs', () => {
       assert.ok(emu.hasMessage(6001, m));
       emu.failAllChats(null);
       assert.equal(await api.deleteMessages(6001, [m]), true);
-      assert.equal((await grammyError(api.sendMessage(6003, 'x'))).error_code, 500, 'the chat\'s own failure stays');
+      assert.equal((await grammyError(api.sendMessage(6003, 'x'))).error_code, 500, "the chat's own failure stays");
     } finally {
       await emu.close();
     }
@@ -501,7 +532,7 @@ describe('BotApiEmulator fault knobs', () => {
       assert.equal((await call(emu, 'getMe')).body.parameters.retry_after, 2);
       emu.setRateLimit(1, { retryAfter: 0 });
       assert.equal((await call(emu, 'getMe')).status, 200);
-      assert.equal((await call(emu, 'getMe')).body.parameters.retry_after, 1, 'back to the window\'s own wait');
+      assert.equal((await call(emu, 'getMe')).body.parameters.retry_after, 1, "back to the window's own wait");
     } finally {
       await emu.close();
     }

@@ -60,7 +60,8 @@ for (const backend of BACKENDS) {
       }
       throw new Error(`no answer to "${text}" from the bot`);
     }
-    const user = (id: number) => svc.store.db.selectFrom('users').selectAll().where('user_id', '=', id).executeTakeFirst();
+    const user = (id: number) =>
+      svc.store.db.selectFrom('users').selectAll().where('user_id', '=', id).executeTakeFirst();
     const verifyUrl = (m: EmulatedMessage) => m.reply_markup.inline_keyboard[0][0].url as string;
 
     let fileUid = '';
@@ -77,13 +78,28 @@ for (const backend of BACKENDS) {
       emu.sendUserMessage({ id: 1001 }, '/setdeletetime 5');
       emu.sendUserMessage({ id: 1001 }, '/help');
       await until(() => botMessages(1001).length === 1, 'the answer to /help');
-      assert.match(botMessages(1001)[0]!.text ?? '', /Open a file link/, 'the only answer is to /help: /setdeletetime from a non-admin got silence');
+      assert.match(
+        botMessages(1001)[0]!.text ?? '',
+        /Open a file link/,
+        'the only answer is to /help: /setdeletetime from a non-admin got silence',
+      );
     });
 
     test('a file gone from the storage channel: a clear answer, the access kept, the user not marked blocked', async () => {
       const link = await ask(ADMIN, '/link 99999');
       const uid = /start=([A-Za-z0-9]+)/.exec(link.text ?? '')![1]!;
-      await svc.store.db.insertInto('users').values({ user_id: 1005, username: null, first_name: 'U', joined_at: 0, is_banned: 0, user_access_count: 1, blocked_at: null }).execute();
+      await svc.store.db
+        .insertInto('users')
+        .values({
+          user_id: 1005,
+          username: null,
+          first_name: 'U',
+          joined_at: 0,
+          is_banned: 0,
+          user_access_count: 1,
+          blocked_at: null,
+        })
+        .execute();
       const r = await ask(1005, `/start ${uid}`);
       assert.match(r.text ?? '', /no longer available/);
       const u = (await user(1005))!;
@@ -93,7 +109,18 @@ for (const backend of BACKENDS) {
 
     test('delivery failures: an unreadable channel, a 429 and a 5xx each get their own answer; only the 5xx keeps the access', async () => {
       const uid = /start=([A-Za-z0-9]+)/.exec((await ask(ADMIN, `/link ${fileMessages[0]}`)).text ?? '')![1]!;
-      await svc.store.db.insertInto('users').values({ user_id: 1007, username: null, first_name: 'U', joined_at: 0, is_banned: 0, user_access_count: 1, blocked_at: null }).execute();
+      await svc.store.db
+        .insertInto('users')
+        .values({
+          user_id: 1007,
+          username: null,
+          first_name: 'U',
+          joined_at: 0,
+          is_banned: 0,
+          user_access_count: 1,
+          blocked_at: null,
+        })
+        .execute();
       const access = async () => (await user(1007))!.user_access_count;
       const copies = () => emu.callsOf('copyMessages').filter((c) => Number(c.params.chat_id) === 1007).length;
 
@@ -101,9 +128,14 @@ for (const backend of BACKENDS) {
       emu.failNext('copyMessages', { kind: 'status', code: 400, description: 'Bad Request: chat not found' });
       assert.match((await ask(1007, `/start ${uid}`)).text ?? '', /operator has been told/);
       assert.equal(await access(), 1, 'refunded');
-      assert.equal((await user(1007))!.blocked_at, null, 'the channel\'s fault is not the user\'s block');
+      assert.equal((await user(1007))!.blocked_at, null, "the channel's fault is not the user's block");
 
-      emu.failNext('copyMessages', { kind: 'status', code: 429, description: 'Too Many Requests: retry after 1', retryAfter: 1 });
+      emu.failNext('copyMessages', {
+        kind: 'status',
+        code: 429,
+        description: 'Too Many Requests: retry after 1',
+        retryAfter: 1,
+      });
       assert.match((await ask(1007, `/start ${uid}`)).text ?? '', /busy/);
       assert.equal(await access(), 1, 'refused: nothing sent, refunded');
 
@@ -119,7 +151,11 @@ for (const backend of BACKENDS) {
       assert.match(offer.text ?? '', /Here is a new verification link/);
       const head = await fetch(verifyUrl(offer), { method: 'HEAD' });
       assert.equal(head.status, 200);
-      const t = await svc.store.db.selectFrom('tokens').select('status').where('created_by', '=', 1006).executeTakeFirstOrThrow();
+      const t = await svc.store.db
+        .selectFrom('tokens')
+        .select('status')
+        .where('created_by', '=', 1006)
+        .executeTakeFirstOrThrow();
       assert.equal(t.status, 'not_used');
       await svc.store.db.deleteFrom('tokens').where('created_by', '=', 1006).execute();
       await svc.store.db.deleteFrom('token_generator_count').where('user_id', '=', 1006).execute();
@@ -136,10 +172,17 @@ for (const backend of BACKENDS) {
       const back = /href="(https:\/\/t\.me\/janitor_test_bot\?start=(verify_[A-Za-z0-9]+_1001))"/.exec(html);
       assert.ok(back, 'the page links back to the bot (works without JavaScript)');
       const tokens = await svc.store.db.selectFrom('tokens').selectAll().execute();
-      assert.deepEqual(tokens.map((t) => t.status), ['bypassed']);
+      assert.deepEqual(
+        tokens.map((t) => t.status),
+        ['bypassed'],
+      );
       const explained = await ask(1001, `/start ${back[2]}`);
       assert.match(explained.text ?? '', /bypassed/);
-      assert.equal(explained.reply_markup.inline_keyboard[0][0].url, `https://t.me/janitor_test_bot?start=${fileUid}`, 'a way back to the file');
+      assert.equal(
+        explained.reply_markup.inline_keyboard[0][0].url,
+        `https://t.me/janitor_test_bot?start=${fileUid}`,
+        'a way back to the file',
+      );
       assert.equal((await user(1001))!.user_access_count, 0);
       const again = await fetch(url);
       assert.equal(again.status, 410, 'a used link is gone');
@@ -150,7 +193,11 @@ for (const backend of BACKENDS) {
       const offer = await ask(1001, `/start ${fileUid}`);
       const url = verifyUrl(offer);
       clock.advance(121_000);
-      const noReferer = await svc.store.db.selectFrom('tokens').select('status').where('status', '=', 'not_used').execute();
+      const noReferer = await svc.store.db
+        .selectFrom('tokens')
+        .select('status')
+        .where('status', '=', 'not_used')
+        .execute();
       assert.equal(noReferer.length, 1);
       const res = await fetch(url, { headers: { referer: 'https://go.short.example/abc' } });
       assert.equal(res.status, 200);
@@ -163,29 +210,42 @@ for (const backend of BACKENDS) {
       assert.match(ok.text ?? '', /Verified! You now have 5 file accesses/);
       await until(() => botMessages(1001).length >= before + 4, 'the delivered file and its notice');
       const delivered = botMessages(1001).slice(before + 1);
-      assert.deepEqual(delivered.slice(0, 2).map((m) => m.text), ['part 1', 'part 2']);
+      assert.deepEqual(
+        delivered.slice(0, 2).map((m) => m.text),
+        ['part 1', 'part 2'],
+      );
       assert.match(delivered[2]!.text ?? '', /deleted in 30 minutes/);
       assert.equal((await user(1001))!.user_access_count, 4);
-      assert.equal((await svc.store.db.selectFrom('tokens').select('token').where('status', '=', 'verified').execute()).length, 0, 'the used token is deleted');
+      assert.equal(
+        (await svc.store.db.selectFrom('tokens').select('token').where('status', '=', 'verified').execute()).length,
+        0,
+        'the used token is deleted',
+      );
       // The deletion is recorded just after the notice goes out: wait for it rather than race it.
       const pending = () => svc.store.db.selectFrom('pending_deletions').selectAll().execute();
-      await until(async () => (await pending()).length > 0, 'the delivery\'s pending deletion');
+      await until(async () => (await pending()).length > 0, "the delivery's pending deletion");
       const rows = await pending();
       assert.equal(rows.length, 1, 'one pending deletion for the files and the notice');
-      assert.deepEqual(JSON.parse(rows[0]!.message_ids), delivered.slice(0, 3).map((m) => m.message_id));
+      assert.deepEqual(
+        JSON.parse(rows[0]!.message_ids),
+        delivered.slice(0, 3).map((m) => m.message_id),
+      );
       assert.equal(rows[0]!.delete_at, clock.now().getTime() + 30 * MIN);
       assert.equal(rows[0]!.unique_id, fileUid);
     });
 
     test('the message deleter removes the delivery on time and sends "Click Here"', async () => {
-      const row = (await svc.store.db.selectFrom('pending_deletions').selectAll().executeTakeFirstOrThrow());
+      const row = await svc.store.db.selectFrom('pending_deletions').selectAll().executeTakeFirstOrThrow();
       const ids = JSON.parse(row.message_ids) as number[];
       clock.set(row.delete_at - 1000);
       await new Promise((r) => setTimeout(r, 300));
       assert.ok(emu.hasMessage(1001, ids[0]!), 'not before delete_at');
       clock.set(row.delete_at);
       await until(() => ids.every((id) => !emu.hasMessage(1001, id)), 'the deletion');
-      await until(async () => (await svc.store.db.selectFrom('pending_deletions').select('id').execute()).length === 0, 'the row to go');
+      await until(
+        async () => (await svc.store.db.selectFrom('pending_deletions').select('id').execute()).length === 0,
+        'the row to go',
+      );
       const notice = botMessages(1001).at(-1)!;
       assert.equal(notice.reply_markup.inline_keyboard[0][0].text, 'Click Here');
       assert.equal(notice.reply_markup.inline_keyboard[0][0].url, `https://t.me/janitor_test_bot?start=${fileUid}`);
@@ -194,7 +254,10 @@ for (const backend of BACKENDS) {
     test('the (limit+1)-th token of a day is refused; the count resets after midnight in TIMEZONE', async () => {
       // User 1001 made two tokens today (the limit is 2).
       const refused = await ask(1001, '/create_new_token');
-      assert.match(refused.text ?? '', /Daily limit reached: you can create 2 verification links a day\. It resets at 00:00 UTC/);
+      assert.match(
+        refused.text ?? '',
+        /Daily limit reached: you can create 2 verification links a day\. It resets at 00:00 UTC/,
+      );
       clock.set('2026-11-30T00:00:01Z');
       const r = await svc.janitor.run('token-count-reset');
       assert.equal(r.summary.deleted, 1);
@@ -205,7 +268,10 @@ for (const backend of BACKENDS) {
     test('an admin changes settings with checked arguments', async () => {
       assert.match((await ask(ADMIN, '/setdeletetime 5000')).text ?? '', /not valid.*1–2880/s);
       assert.match((await ask(ADMIN, '/setdeletetime')).text ?? '', /deleted 30 minutes after delivery/);
-      assert.match((await ask(ADMIN, '/setdeletetime 5')).text ?? '', /✅ Files are deleted 5 minutes after delivery\. \(was 30\)/);
+      assert.match(
+        (await ask(ADMIN, '/setdeletetime 5')).text ?? '',
+        /✅ Files are deleted 5 minutes after delivery\. \(was 30\)/,
+      );
       assert.match((await ask(ADMIN, '/run token-cleanup')).text ?? '', /Running token-cleanup/);
       await until(() => /token-cleanup ok: deleted=/.test(botMessages(ADMIN).at(-1)?.text ?? ''), 'the /run result');
       assert.match((await ask(ADMIN, '/run nothing')).text ?? '', /Usage: \/run <job>/);
@@ -223,11 +289,19 @@ for (const backend of BACKENDS) {
       const progress = await ask(ADMIN, '/broadcast 1', { reply_to_message: source.message });
       // The progress message may already be edited by the time we look.
       assert.match(progress.text ?? '', /Broadcast/);
-      await until(() => /✅ Broadcast #\d+ sent to/.test(emu.message(ADMIN, progress.message_id)?.text ?? ''), 'the progress message to finish');
+      await until(
+        () => /✅ Broadcast #\d+ sent to/.test(emu.message(ADMIN, progress.message_id)?.text ?? ''),
+        'the progress message to finish',
+      );
       const b = await svc.store.db.selectFrom('broadcasts').selectAll().executeTakeFirstOrThrow();
       assert.equal(b.status, 'sent');
-      const recipients = (await svc.store.db.selectFrom('broadcast_messages').selectAll().orderBy('chat_id').execute()).map((r) => r.chat_id);
-      assert.deepEqual(recipients, [ADMIN, 1001, 1002, 1005, 1006, 1007].sort((x, y) => x - y));
+      const recipients = (
+        await svc.store.db.selectFrom('broadcast_messages').selectAll().orderBy('chat_id').execute()
+      ).map((r) => r.chat_id);
+      assert.deepEqual(
+        recipients,
+        [ADMIN, 1001, 1002, 1005, 1006, 1007].sort((x, y) => x - y),
+      );
       assert.ok((await user(1003))!.blocked_at, 'the user who blocked the bot is marked');
       assert.equal(emu.messages(1004).filter((m) => m.text === 'Big news!').length, 0, 'banned users get nothing');
       for (const c of [1001, 1002]) assert.equal(emu.messages(c).at(-1)!.text, 'Big news!');

@@ -15,7 +15,13 @@ const HOUR = 3600_000;
 
 let seq = 0;
 /** A broadcast sent to `chats` (each gets its own message in the emulator) at `sentAt`, due at `deleteAt`. */
-async function broadcast(store: Store, emu: BotApiEmulator, chats: number[], sentAt: number, deleteAt: number): Promise<number> {
+async function broadcast(
+  store: Store,
+  emu: BotApiEmulator,
+  chats: number[],
+  sentAt: number,
+  deleteAt: number,
+): Promise<number> {
   const row = await store.db
     .insertInto('broadcasts')
     .values({
@@ -41,7 +47,9 @@ async function broadcast(store: Store, emu: BotApiEmulator, chats: number[], sen
     .executeTakeFirstOrThrow();
   const id = Number(row.id);
   for (let i = 0; i < chats.length; i += 500) {
-    const values = chats.slice(i, i + 500).map((c) => ({ broadcast_id: id, chat_id: c, message_id: emu.addMessage(c, { text: 'hello', sentAt }) }));
+    const values = chats
+      .slice(i, i + 500)
+      .map((c) => ({ broadcast_id: id, chat_id: c, message_id: emu.addMessage(c, { text: 'hello', sentAt }) }));
     await store.db.insertInto('broadcast_messages').values(values).execute();
   }
   return id;
@@ -74,9 +82,22 @@ for (const backend of BACKENDS) {
       emu.resetCalls();
     });
 
-    test('deletes each recipient\'s own message; blocked users are marked; a failing chat stays for the next run', async () => {
+    test("deletes each recipient's own message; blocked users are marked; a failing chat stays for the next run", async () => {
       const chats = range(10_000, 50);
-      await store.db.insertInto('users').values(chats.map((c) => ({ user_id: c, username: null, first_name: null, joined_at: T0, is_banned: 0, user_access_count: 0, blocked_at: null }))).execute();
+      await store.db
+        .insertInto('users')
+        .values(
+          chats.map((c) => ({
+            user_id: c,
+            username: null,
+            first_name: null,
+            joined_at: T0,
+            is_banned: 0,
+            user_access_count: 0,
+            blocked_at: null,
+          })),
+        )
+        .execute();
       const id = await broadcast(store, emu, chats, T0 - 2 * HOUR, T0 - 1);
       const notDue = await broadcast(store, emu, range(20_000, 3), T0 - HOUR, T0 + HOUR);
       emu.blockUser(10_001);
@@ -87,10 +108,25 @@ for (const backend of BACKENDS) {
       assert.equal(s1.unreachable, 2);
       assert.equal(s1.remaining, 1);
       assert.equal(s1.broadcasts_done, 0);
-      const blocked = await store.db.selectFrom('users').select('user_id').where('blocked_at', 'is not', null).orderBy('user_id').execute();
-      assert.deepEqual(blocked.map((u) => u.user_id), [10_001, 10_002]);
-      const left = await store.db.selectFrom('broadcast_messages').select('chat_id').where('broadcast_id', '=', id).execute();
-      assert.deepEqual(left.map((r) => r.chat_id), [10_003]);
+      const blocked = await store.db
+        .selectFrom('users')
+        .select('user_id')
+        .where('blocked_at', 'is not', null)
+        .orderBy('user_id')
+        .execute();
+      assert.deepEqual(
+        blocked.map((u) => u.user_id),
+        [10_001, 10_002],
+      );
+      const left = await store.db
+        .selectFrom('broadcast_messages')
+        .select('chat_id')
+        .where('broadcast_id', '=', id)
+        .execute();
+      assert.deepEqual(
+        left.map((r) => r.chat_id),
+        [10_003],
+      );
       assert.equal(emu.messages(10_000).length, 0);
 
       emu.resetCalls();
@@ -103,23 +139,40 @@ for (const backend of BACKENDS) {
       assert.equal(s2.messages_deleted, 1);
       assert.equal(s2.broadcasts_done, 1);
       assert.equal(emu.callsOf('deleteMessage').length, 1, 'finished recipients are not redone');
-      assert.equal(await store.db.selectFrom('broadcasts').select('id').where('id', '=', id).executeTakeFirst(), undefined);
-      assert.ok(await store.db.selectFrom('broadcasts').select('id').where('id', '=', notDue).executeTakeFirst(), 'a broadcast not yet due stays');
+      assert.equal(
+        await store.db.selectFrom('broadcasts').select('id').where('id', '=', id).executeTakeFirst(),
+        undefined,
+      );
+      assert.ok(
+        await store.db.selectFrom('broadcasts').select('id').where('id', '=', notDue).executeTakeFirst(),
+        'a broadcast not yet due stays',
+      );
     });
 
     test('stopped midway, a run resumes where it stopped and redoes no finished recipient', async () => {
       const chats = range(30_000, 600);
       await broadcast(store, emu, chats, T0 - HOUR, T0);
       const stop = new AbortController();
-      const d = { ...deps, pageSize: 50, concurrency: 4, onProgress: (_id: number, left: number) => left <= 400 && stop.abort() };
+      const d = {
+        ...deps,
+        pageSize: 50,
+        concurrency: 4,
+        onProgress: (_id: number, left: number) => left <= 400 && stop.abort(),
+      };
       const s1 = await deleteExpiredBroadcasts(d, ctx(new FixedClock(T0), stop.signal));
-      assert.ok(s1.messages_deleted >= 200 && s1.messages_deleted < 600, `first run stopped midway (${s1.messages_deleted})`);
+      assert.ok(
+        s1.messages_deleted >= 200 && s1.messages_deleted < 600,
+        `first run stopped midway (${s1.messages_deleted})`,
+      );
       const s2 = await deleteExpiredBroadcasts(d, ctx(new FixedClock(T0)));
       assert.equal(s1.messages_deleted + s2.messages_deleted, 600);
       assert.equal(s2.broadcasts_done, 1);
       const perChat = emu.callsPerChat('deleteMessage');
       assert.equal(perChat.size, 600);
-      assert.ok([...perChat.values()].every((n) => n === 1), 'every recipient deleted exactly once');
+      assert.ok(
+        [...perChat.values()].every((n) => n === 1),
+        'every recipient deleted exactly once',
+      );
       assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
     });
 
@@ -154,12 +207,18 @@ for (const backend of BACKENDS) {
         try {
           // Wait for the whole run, the record's removal included: stopping between the last delete and the removal
           // would (rightly) leave the record for the next run.
-          await until(async () => (await store.db.selectFrom('broadcasts').select('id').execute()).length === 0, 'the broadcast to be deleted');
+          await until(
+            async () => (await store.db.selectFrom('broadcasts').select('id').execute()).length === 0,
+            'the broadcast to be deleted',
+          );
         } finally {
           await waker.stop();
         }
         assert.ok(chats.every((c) => wemu.messages(c).length === 0));
-        assert.ok(wemu.callsOf('deleteMessage').every((c) => c.at >= now + 500), 'not before delete_at');
+        assert.ok(
+          wemu.callsOf('deleteMessage').every((c) => c.at >= now + 500),
+          'not before delete_at',
+        );
         assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
       } finally {
         await wemu.close();

@@ -1,7 +1,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
+import type {
+  KyselyPlugin,
+  PluginTransformQueryArgs,
+  PluginTransformResultArgs,
+  QueryResult,
+  RootOperationNode,
+  UnknownRow,
+} from 'kysely';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BroadcastSender, type SenderOptions } from '../src/bot/broadcast-sender.ts';
@@ -22,7 +29,8 @@ function onReservation(onInsert: (n: number) => void): KyselyPlugin {
   let n = 0;
   return {
     transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-      if (args.node.kind === 'InsertQueryNode' && JSON.stringify(args.node).includes('"broadcast_messages"')) onInsert(++n);
+      if (args.node.kind === 'InsertQueryNode' && JSON.stringify(args.node).includes('"broadcast_messages"'))
+        onInsert(++n);
       return args.node;
     },
     async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
@@ -34,15 +42,45 @@ function onReservation(onInsert: (n: number) => void): KyselyPlugin {
 /** Ten users and a broadcast in `sending`; `sender(store)` makes a sender on this emulator. */
 async function setup(emu: BotApiEmulator, store: Store, log = logger) {
   const users = Array.from({ length: 10 }, (_, i) => 30_000 + i);
-  await store.db.insertInto('users').values(users.map((u) => ({ user_id: u, username: null, first_name: null, joined_at: 0, is_banned: 0, user_access_count: 0, blocked_at: null }))).execute();
+  await store.db
+    .insertInto('users')
+    .values(
+      users.map((u) => ({
+        user_id: u,
+        username: null,
+        first_name: null,
+        joined_at: 0,
+        is_banned: 0,
+        user_access_count: 0,
+        blocked_at: null,
+      })),
+    )
+    .execute();
   const source = emu.sendUserMessage({ id: ADMIN }, 'News') as { message: { message_id: number } };
   const id = await insertBroadcast(store, {
-    fromChatId: ADMIN, messageId: source.message.message_id, text: 'News', caption: null, fileId: null, durationHours: 1,
-    createdAt: Date.now(), progressChatId: null, progressMessageId: null,
+    fromChatId: ADMIN,
+    messageId: source.message.message_id,
+    text: 'News',
+    caption: null,
+    fileId: null,
+    durationHours: 1,
+    createdAt: Date.now(),
+    progressChatId: null,
+    progressMessageId: null,
   });
   // The service's own client: its retry rules are part of what is tested.
   const { api } = createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0 });
-  const sender = (s: Store, extra: Partial<Pick<SenderOptions, 'stopGraceMs' | 'api'>> = {}) => new BroadcastSender({ api, clock: systemClock, logger: log, owner: 'test', timezone: 'UTC', pollMs: 50, store: s, ...extra });
+  const sender = (s: Store, extra: Partial<Pick<SenderOptions, 'stopGraceMs' | 'api'>> = {}) =>
+    new BroadcastSender({
+      api,
+      clock: systemClock,
+      logger: log,
+      owner: 'test',
+      timezone: 'UTC',
+      pollMs: 50,
+      store: s,
+      ...extra,
+    });
   const row = () => store.db.selectFrom('broadcasts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   /** Runs a fresh sender until the broadcast is `sent` (done or given up). */
   const sendAll = async () => {
@@ -59,9 +97,17 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
     await sendAll();
     const perChat = emu.callsPerChat('copyMessage');
     assert.deepEqual([...perChat.keys()].sort(), users, 'every user was asked');
-    assert.deepEqual(users.map((u) => perChat.get(u)), users.map(copies), 'copies per user');
+    assert.deepEqual(
+      users.map((u) => perChat.get(u)),
+      users.map(copies),
+      'copies per user',
+    );
     assert.equal(Number((await row()).sent_count), 10);
-    assert.equal((await store.db.selectFrom('broadcast_messages').select('chat_id').where('broadcast_id', '=', id).execute()).length, 10);
+    assert.equal(
+      (await store.db.selectFrom('broadcast_messages').select('chat_id').where('broadcast_id', '=', id).execute())
+        .length,
+      10,
+    );
   };
   return { users, id, sender, row, finish, sendAll };
 }
@@ -85,7 +131,14 @@ for (const backend of BACKENDS) {
         // Telegram, where a stop used to count the user as sent without a copy.
         let first: BroadcastSender | null = null;
         let stopping: Promise<void> | null = null;
-        first = sender({ ...store, db: store.db.withPlugin(onReservation((n) => { if (n === 5) stopping = first!.stop(); })) });
+        first = sender({
+          ...store,
+          db: store.db.withPlugin(
+            onReservation((n) => {
+              if (n === 5) stopping = first!.stop();
+            }),
+          ),
+        });
         first.start();
         await until(() => stopping !== null, 'the 5th reservation');
         await stopping;
@@ -111,7 +164,11 @@ for (const backend of BACKENDS) {
         assert.equal(Number(b.sent_count), 1);
         assert.equal(Number(b.send_cursor), users[0]);
         const rec = await store.db.selectFrom('broadcast_messages').selectAll().execute();
-        assert.deepEqual(rec.map((r) => [Number(r.chat_id), Number(r.message_id)]), [[users[0], emu.messages(users[0]!).find((m) => m.text === 'News')!.message_id]], 'the copy is recorded for the deleter');
+        assert.deepEqual(
+          rec.map((r) => [Number(r.chat_id), Number(r.message_id)]),
+          [[users[0], emu.messages(users[0]!).find((m) => m.text === 'News')!.message_id]],
+          'the copy is recorded for the deleter',
+        );
         await finish();
       });
     });
@@ -119,7 +176,10 @@ for (const backend of BACKENDS) {
     test('a copy that hangs past the grace is cut, logged with its chat, and asked again on the next start', async () => {
       const lines: string[] = [];
       await withWorld(backend, async (emu, store) => {
-        const log = createLogger({ level: 'info', destination: new Writable({ write: (chunk, _e, cb) => (lines.push(String(chunk)), cb()) }) });
+        const log = createLogger({
+          level: 'info',
+          destination: new Writable({ write: (chunk, _e, cb) => (lines.push(String(chunk)), cb()) }),
+        });
         const { users, sender, row, finish } = await setup(emu, store, log);
         emu.failNext('copyMessage', { kind: 'timeout' });
         const first = sender(store, { stopGraceMs: 200 });
@@ -129,7 +189,10 @@ for (const backend of BACKENDS) {
         const b = await row();
         assert.equal(Number(b.sent_count), 0);
         assert.equal(Number(b.send_cursor), 0, 'the cursor stays before the user whose copy is unknown');
-        assert.ok(lines.some((l) => l.includes(`chat ${users[0]}`) && /"level":50/.test(l)), 'an error names the chat');
+        assert.ok(
+          lines.some((l) => l.includes(`chat ${users[0]}`) && /"level":50/.test(l)),
+          'an error names the chat',
+        );
         // The first copy never reached the emulator's store (it hung before the work): asked again, once more.
         await finish((u) => (u === users[0] ? 2 : 1));
       });
@@ -143,8 +206,12 @@ for (const backend of BACKENDS) {
         assert.equal(emu.callsOf('copyMessage').length, 3, 'three tries, not one per user');
         const b = await row();
         assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [0, 3]);
-        const blocked = await store.db.selectFrom('users').select('user_id').where('blocked_at', 'is not', null).execute();
-        assert.deepEqual(blocked, [], 'the source\'s fault is nobody\'s block');
+        const blocked = await store.db
+          .selectFrom('users')
+          .select('user_id')
+          .where('blocked_at', 'is not', null)
+          .execute();
+        assert.deepEqual(blocked, [], "the source's fault is nobody's block");
       });
     });
 
@@ -155,8 +222,15 @@ for (const backend of BACKENDS) {
         await sendAll();
         const b = await row();
         assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [9, 1]);
-        const blocked = await store.db.selectFrom('users').select('user_id').where('blocked_at', 'is not', null).execute();
-        assert.deepEqual(blocked.map((r) => Number(r.user_id)), [users[2]]);
+        const blocked = await store.db
+          .selectFrom('users')
+          .select('user_id')
+          .where('blocked_at', 'is not', null)
+          .execute();
+        assert.deepEqual(
+          blocked.map((r) => Number(r.user_id)),
+          [users[2]],
+        );
       });
     });
 
@@ -164,12 +238,24 @@ for (const backend of BACKENDS) {
       await withWorld(backend, async (emu, store) => {
         const { users, row, sendAll } = await setup(emu, store);
         emu.failChat(users[1]!, { kind: 'status', code: 502, description: 'Bad Gateway' });
-        emu.failNext('copyMessage', { kind: 'status', code: 429, description: 'Too Many Requests: retry after 1', retryAfter: 1 }, 3);
+        emu.failNext(
+          'copyMessage',
+          { kind: 'status', code: 429, description: 'Too Many Requests: retry after 1', retryAfter: 1 },
+          3,
+        );
         await sendAll();
-        assert.equal(emu.callsPerChat('copyMessage').get(users[1]!), 1, 'the 502 was neither retried by the client nor by the sender');
+        assert.equal(
+          emu.callsPerChat('copyMessage').get(users[1]!),
+          1,
+          'the 502 was neither retried by the client nor by the sender',
+        );
         const b = await row();
         assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [9, 1]);
-        assert.equal(emu.messages(users[0]!).filter((m) => m.text === 'News').length, 1, 'the 429s were retried and it arrived once');
+        assert.equal(
+          emu.messages(users[0]!).filter((m) => m.text === 'News').length,
+          1,
+          'the 429s were retried and it arrived once',
+        );
       });
     });
   });
@@ -188,10 +274,13 @@ async function freePort(): Promise<number> {
 async function forward(port: number, target: string): Promise<http.Server> {
   const to = new URL(target);
   const server = http.createServer((req, res) => {
-    const fwd = http.request({ host: to.hostname, port: to.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode!, r.headers);
-      r.pipe(res);
-    });
+    const fwd = http.request(
+      { host: to.hostname, port: to.port, path: req.url, method: req.method, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode!, r.headers);
+        r.pipe(res);
+      },
+    );
     fwd.on('error', () => res.destroy());
     req.pipe(fwd);
   });
@@ -202,7 +291,10 @@ async function forward(port: number, target: string): Promise<http.Server> {
 test('an outage (Telegram unreachable) delays a broadcast and fails nobody', async () => {
   await withWorld('sqlite', async (emu, store) => {
     const lines: string[] = [];
-    const log = createLogger({ level: 'error', destination: new Writable({ write: (chunk, _e, cb) => (lines.push(String(chunk)), cb()) }) });
+    const log = createLogger({
+      level: 'error',
+      destination: new Writable({ write: (chunk, _e, cb) => (lines.push(String(chunk)), cb()) }),
+    });
     const { users, sender, row } = await setup(emu, store, log);
     const port = await freePort();
     const { api } = createTelegram({ token: emu.token, apiRoot: `http://127.0.0.1:${port}`, rate: 0 });
@@ -210,9 +302,17 @@ test('an outage (Telegram unreachable) delays a broadcast and fails nobody', asy
     let telegram: http.Server | null = null;
     s.start();
     try {
-      await until(() => lines.some((l) => /not taking copies/.test(l)), 'the sender to end a pass on refused connections', 10_000);
+      await until(
+        () => lines.some((l) => /not taking copies/.test(l)),
+        'the sender to end a pass on refused connections',
+        10_000,
+      );
       const during = await row();
-      assert.deepEqual([during.status, Number(during.sent_count), Number(during.failed_count), Number(during.send_cursor)], ['sending', 0, 0, 0], 'nobody failed, nobody skipped');
+      assert.deepEqual(
+        [during.status, Number(during.sent_count), Number(during.failed_count), Number(during.send_cursor)],
+        ['sending', 0, 0, 0],
+        'nobody failed, nobody skipped',
+      );
       telegram = await forward(port, emu.url);
       await until(async () => (await row()).status === 'sent', 'sending to finish once Telegram is back', 15_000);
     } finally {
@@ -223,6 +323,10 @@ test('an outage (Telegram unreachable) delays a broadcast and fails nobody', asy
     const b = await row();
     assert.deepEqual([Number(b.sent_count), Number(b.failed_count)], [10, 0]);
     const perChat = emu.callsPerChat('copyMessage');
-    assert.deepEqual(users.map((u) => perChat.get(u)), users.map(() => 1), 'everyone got it once');
+    assert.deepEqual(
+      users.map((u) => perChat.get(u)),
+      users.map(() => 1),
+      'everyone got it once',
+    );
   });
 });

@@ -18,13 +18,24 @@ test('the status page in headless Chromium: jobs table, charts, and it refreshes
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     headless: true,
     viewport: { width: 1100, height: 1400 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = await browser.newPage();
     // Wait until the schedulers have something to show: a message-deleter run and some deletions.
     for (let i = 0; i < 60; i++) {
-      const s = (await (await fetch(`${demo.url}status.json`)).json()) as { jobs: { last_run: unknown }[]; deleted_per_hour: { messages: number }[] };
+      const s = (await (await fetch(`${demo.url}status.json`)).json()) as {
+        jobs: { last_run: unknown }[];
+        deleted_per_hour: { messages: number }[];
+      };
       if (s.jobs.filter((j) => j.last_run).length >= 2 && s.deleted_per_hour.some((h) => h.messages > 0)) break;
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -40,7 +51,9 @@ test('the status page in headless Chromium: jobs table, charts, and it refreshes
     assert.ok(await page.locator('#chart-deleted-per-hour').isVisible());
     // It refreshes itself: the generated-at time moves on without anyone clicking.
     const first = await page.locator('#generated-at').getAttribute('datetime');
-    await page.waitForFunction((t) => document.getElementById('generated-at')?.getAttribute('datetime') !== t, first, { timeout: 10_000 });
+    await page.waitForFunction((t) => document.getElementById('generated-at')?.getAttribute('datetime') !== t, first, {
+      timeout: 10_000,
+    });
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'status-page.png'), fullPage: true });
     // Readable on a phone: the page is no wider than the screen.

@@ -59,7 +59,10 @@ describe('tg-janitor CLI basics', () => {
         assert.match(r.stderr, re);
       }
       assert.equal(existsSync(join(dir, 'data')), false, 'nothing ran');
-      const secret = await runCliHere(['migrate'], { BOT_TOKEN: 'not a token 123:SECRETVALUE', DATABASE_URL: `sqlite:${join(dir, 'data', 'db.sqlite')}` });
+      const secret = await runCliHere(['migrate'], {
+        BOT_TOKEN: 'not a token 123:SECRETVALUE',
+        DATABASE_URL: `sqlite:${join(dir, 'data', 'db.sqlite')}`,
+      });
       assert.equal(secret.code, 2);
       assert.match(secret.stderr, /BOT_TOKEN/);
       assert.doesNotMatch(secret.stderr, /SECRETVALUE/, 'a secret is never echoed');
@@ -83,12 +86,15 @@ describe('tg-janitor CLI basics', () => {
     }
   });
 
-  test('--now without an offset is UTC, never the host\'s zone; an impossible date is refused', async () => {
+  test("--now without an offset is UTC, never the host's zone; an impossible date is refused", async () => {
     const dir = tmp();
     try {
       const env = { DATABASE_URL: `sqlite:${join(dir, 'db.sqlite')}`, TIMEZONE: 'Asia/Kolkata' };
       // A real process with TZ=UTC+14: read in the host's zone, 20:00 would be 06:00Z, the 28th in Kolkata.
-      const spaced = await runCli(['run', 'token-count-reset', '--now', '2026-11-28 20:00:00', '--dry-run', '--json'], { ...env, TZ: 'Pacific/Kiritimati' });
+      const spaced = await runCli(['run', 'token-count-reset', '--now', '2026-11-28 20:00:00', '--dry-run', '--json'], {
+        ...env,
+        TZ: 'Pacific/Kiritimati',
+      });
       assert.equal(spaced.code, 0, spaced.stderr);
       assert.equal((JSON.parse(spaced.stdout) as { today: string }).today, '2026-11-29');
       const impossible = await runCliHere(['run', 'token-count-reset', '--now', '2026-02-31T00:00:00Z'], env);
@@ -113,7 +119,9 @@ describe('tg-janitor CLI basics', () => {
       url.searchParams.set('schema', name);
       const r = await runCli(['migrate'], { DATABASE_URL: url.toString() });
       assert.equal(r.code, 0, r.stderr);
-      const t = await admin.query('SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1', [name]);
+      const t = await admin.query('SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1', [
+        name,
+      ]);
       assert.ok(t.rows[0].n > 10, `tables in ${name}: ${t.rows[0].n}`);
     } finally {
       await admin.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`).catch(() => {});
@@ -145,18 +153,35 @@ for (const backend of BACKENDS) {
         const day = 86400_000;
         const t = new Date('2026-11-29T12:00:00Z').getTime();
         const tok = (token: string, status: 'not_used' | 'verified' | 'bypassed', expiresAt: number) => ({
-          token, unique_id: token, created_by: 1, status, created_at: expiresAt - 2 * day, expires_at: expiresAt, file_unique_id: null,
+          token,
+          unique_id: token,
+          created_by: 1,
+          status,
+          created_at: expiresAt - 2 * day,
+          expires_at: expiresAt,
+          file_unique_id: null,
         });
-        await store.db.insertInto('tokens').values([
-          tok('a', 'verified', t - 1), tok('b', 'bypassed', t - day), tok('c', 'not_used', t - day), tok('d', 'verified', t + 1), tok('e', 'verified', t),
-        ]).execute();
+        await store.db
+          .insertInto('tokens')
+          .values([
+            tok('a', 'verified', t - 1),
+            tok('b', 'bypassed', t - day),
+            tok('c', 'not_used', t - day),
+            tok('d', 'verified', t + 1),
+            tok('e', 'verified', t),
+          ])
+          .execute();
         const dry = await runCli(['run', 'token-cleanup', '--now', '2026-11-29T12:00:00Z', '--dry-run', '--json'], env);
         assert.equal(dry.code, 0, dry.stderr);
         const dj = JSON.parse(dry.stdout);
         assert.equal(dj.would_delete, 2);
         assert.equal(dj.dry_run, true);
         assert.equal((await store.db.selectFrom('tokens').select('token').execute()).length, 5);
-        assert.equal((await store.db.selectFrom('job_runs').select('id').execute()).length, 0, 'a dry run records nothing');
+        assert.equal(
+          (await store.db.selectFrom('job_runs').select('id').execute()).length,
+          0,
+          'a dry run records nothing',
+        );
         const real = await runCli(['run', 'token-cleanup', '--now', '2026-11-29T12:00:00Z', '--json'], env);
         assert.equal(real.code, 0, real.stderr);
         const lines = real.stdout.trim().split('\n');
@@ -167,7 +192,9 @@ for (const backend of BACKENDS) {
         assert.equal(j.deleted, 2);
         assert.equal(j.evaluated_at.slice(0, 19), '2026-11-29T12:00:00', 'decided as if at --now');
         assert.ok(Math.abs(new Date(j.started_at).getTime() - Date.now()) < 60_000, 'recorded at the real time it ran');
-        const left = (await store.db.selectFrom('tokens').select('token').orderBy('token').execute()).map((r) => r.token);
+        const left = (await store.db.selectFrom('tokens').select('token').orderBy('token').execute()).map(
+          (r) => r.token,
+        );
         assert.deepEqual(left, ['c', 'd', 'e']);
         const runs = await store.db.selectFrom('job_runs').selectAll().execute();
         assert.equal(runs.length, 1);
@@ -182,18 +209,27 @@ for (const backend of BACKENDS) {
       const tdb = await createTestDb(backend);
       try {
         const store = await tdb.open();
-        await store.db.insertInto('token_generator_count').values([
-          { user_id: 1, date: '2026-11-27', token_generated: 3 },
-          { user_id: 1, date: '2026-11-28', token_generated: 5 },
-          { user_id: 1, date: '2026-11-29', token_generated: 1 },
-        ]).execute();
-        const r = await runCli(['run', 'token-count-reset', '--now', '2026-11-28T20:00:00Z', '--json'], { DATABASE_URL: tdb.url, TIMEZONE: 'Asia/Kolkata' });
+        await store.db
+          .insertInto('token_generator_count')
+          .values([
+            { user_id: 1, date: '2026-11-27', token_generated: 3 },
+            { user_id: 1, date: '2026-11-28', token_generated: 5 },
+            { user_id: 1, date: '2026-11-29', token_generated: 1 },
+          ])
+          .execute();
+        const r = await runCli(['run', 'token-count-reset', '--now', '2026-11-28T20:00:00Z', '--json'], {
+          DATABASE_URL: tdb.url,
+          TIMEZONE: 'Asia/Kolkata',
+        });
         assert.equal(r.code, 0, r.stderr);
         const j = JSON.parse(r.stdout);
         assert.equal(j.today, '2026-11-29');
         assert.equal(j.deleted, 2);
         const left = await store.db.selectFrom('token_generator_count').select('date').execute();
-        assert.deepEqual(left.map((x) => x.date), ['2026-11-29']);
+        assert.deepEqual(
+          left.map((x) => x.date),
+          ['2026-11-29'],
+        );
       } finally {
         await tdb.drop();
       }
@@ -203,10 +239,19 @@ for (const backend of BACKENDS) {
       const tdb = await createTestDb(backend);
       try {
         await tdb.open(); // migrated before the race, like an operator's first `migrate`
-        const env = { DATABASE_URL: tdb.url, SCHEDULE_TOKEN_CLEANUP: '*/2 * * * * *', SCHEDULE_MESSAGE_DELETER: 'off', SCHEDULE_BROADCAST_DELETER: 'off', SCHEDULE_TOKEN_COUNT_RESET: 'off' };
+        const env = {
+          DATABASE_URL: tdb.url,
+          SCHEDULE_TOKEN_CLEANUP: '*/2 * * * * *',
+          SCHEDULE_MESSAGE_DELETER: 'off',
+          SCHEDULE_BROADCAST_DELETER: 'off',
+          SCHEDULE_TOKEN_COUNT_RESET: 'off',
+        };
         const a = new CliProcess(['start'], env);
         const b = new CliProcess(['start'], env);
-        await Promise.all([a.waitFor(/Token Cleanup Scheduler started \(runs every 2 seconds\)/), b.waitFor(/Token Cleanup Scheduler started/)]);
+        await Promise.all([
+          a.waitFor(/Token Cleanup Scheduler started \(runs every 2 seconds\)/),
+          b.waitFor(/Token Cleanup Scheduler started/),
+        ]);
         const from = Date.now();
         await new Promise((r) => setTimeout(r, 7000));
         const to = Date.now();
@@ -215,12 +260,21 @@ for (const backend of BACKENDS) {
         assert.deepEqual(eb, { code: 0, signal: null }, b.stderr.slice(-2000));
         assert.match(a.stderr, /tg-janitor stopped/);
         const store = await tdb.open();
-        const runs = await store.db.selectFrom('job_runs').selectAll().where('job', '=', 'token-cleanup').orderBy('scheduled_for').execute();
+        const runs = await store.db
+          .selectFrom('job_runs')
+          .selectAll()
+          .where('job', '=', 'token-cleanup')
+          .orderBy('scheduled_for')
+          .execute();
         const ticks = runs.map((r) => r.scheduled_for!);
         assert.equal(new Set(ticks).size, ticks.length, 'no tick ran twice');
-        assert.ok(runs.every((r) => r.status === 'ok'), JSON.stringify(runs.map((r) => r.status)));
+        assert.ok(
+          runs.every((r) => r.status === 'ok'),
+          JSON.stringify(runs.map((r) => r.status)),
+        );
         // Every even second inside the window has its one run.
-        for (let t = Math.ceil(from / 2000) * 2000 + 2000; t < to - 1000; t += 2000) assert.ok(ticks.includes(t), `tick ${new Date(t).toISOString()} ran`);
+        for (let t = Math.ceil(from / 2000) * 2000 + 2000; t < to - 1000; t += 2000)
+          assert.ok(ticks.includes(t), `tick ${new Date(t).toISOString()} ran`);
       } finally {
         await tdb.drop();
       }

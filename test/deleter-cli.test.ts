@@ -26,9 +26,33 @@ for (const backend of BACKENDS) {
         const small = [emu.addMessage(222), emu.addMessage(222)];
         const later = [emu.addMessage(333)];
         const docs = [
-          { _id: { $oid: '65f000000000000000000001' }, user_id: 111, chat_id: 111, message_ids: big, delete_at: { $date: new Date(now - 5000).toISOString() }, unique_id: 'AbC123', created_at: { $date: { $numberLong: String(now - 60_000) } } },
-          { _id: { $oid: '65f000000000000000000002' }, user_id: 222, chat_id: 222, message_ids: small, delete_at: now - 1000, unique_id: 'XyZ', created_at: now - 60_000 },
-          { _id: { $oid: '65f000000000000000000003' }, user_id: 333, chat_id: 333, message_ids: later, delete_at: now + 3600_000, unique_id: 'later', created_at: now },
+          {
+            _id: { $oid: '65f000000000000000000001' },
+            user_id: 111,
+            chat_id: 111,
+            message_ids: big,
+            delete_at: { $date: new Date(now - 5000).toISOString() },
+            unique_id: 'AbC123',
+            created_at: { $date: { $numberLong: String(now - 60_000) } },
+          },
+          {
+            _id: { $oid: '65f000000000000000000002' },
+            user_id: 222,
+            chat_id: 222,
+            message_ids: small,
+            delete_at: now - 1000,
+            unique_id: 'XyZ',
+            created_at: now - 60_000,
+          },
+          {
+            _id: { $oid: '65f000000000000000000003' },
+            user_id: 333,
+            chat_id: 333,
+            message_ids: later,
+            delete_at: now + 3600_000,
+            unique_id: 'later',
+            created_at: now,
+          },
         ];
         const imp = await runCli(['import', 'pending_deletions', '-'], env, { stdin: jsonl(docs) });
         assert.equal(imp.code, 0, imp.stderr);
@@ -48,8 +72,18 @@ for (const backend of BACKENDS) {
         assert.equal(notice.reply_markup.inline_keyboard[0][0].url, `https://t.me/${emu.botUsername}?start=AbC123`);
         assert.ok(emu.hasMessage(333, later[0]!));
         const exp = await runCli(['export', 'pending_deletions'], env);
-        assert.deepEqual(exp.stdout.trim().split('\n').map((l) => JSON.parse(l)._id), ['65f000000000000000000003']);
-        assert.doesNotMatch(r.stderr + r.stdout, new RegExp(emu.token.split(':')[1]!), 'the token never appears in output');
+        assert.deepEqual(
+          exp.stdout
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l)._id),
+          ['65f000000000000000000003'],
+        );
+        assert.doesNotMatch(
+          r.stderr + r.stdout,
+          new RegExp(emu.token.split(':')[1]!),
+          'the token never appears in output',
+        );
       } finally {
         await tdb.drop();
       }
@@ -70,9 +104,18 @@ for (const backend of BACKENDS) {
       const t0 = Date.now();
       const rows = Array.from({ length: 10 }, (_, i) => {
         const chat = 5000 + i;
-        return { user_id: chat, chat_id: chat, message_ids: [emu.addMessage(chat), emu.addMessage(chat)], delete_at: t0 + 3000 + i * 1000, unique_id: `u${i}` };
+        return {
+          user_id: chat,
+          chat_id: chat,
+          message_ids: [emu.addMessage(chat), emu.addMessage(chat)],
+          delete_at: t0 + 3000 + i * 1000,
+          unique_id: `u${i}`,
+        };
       });
-      assert.equal((await runCli(['import', 'pending_deletions', '-'], env, { stdin: jsonl(rows.slice(0, 5)) })).code, 0);
+      assert.equal(
+        (await runCli(['import', 'pending_deletions', '-'], env, { stdin: jsonl(rows.slice(0, 5)) })).code,
+        0,
+      );
       // Wake-ups only: the sweep is set to once a year, so these deletions can only come from the waker.
       const svc = new CliProcess(['start'], { ...env, SCHEDULE_MESSAGE_DELETER: '0 0 1 1 *' });
       try {
@@ -80,7 +123,8 @@ for (const backend of BACKENDS) {
         const imp = await runCli(['import', 'pending_deletions', '-'], env, { stdin: jsonl(rows.slice(5)) });
         assert.equal(imp.code, 0, imp.stderr);
         const last = rows.at(-1)!.delete_at;
-        while (Date.now() < last + 5000 && rows.some((r) => emu.hasMessage(r.chat_id, r.message_ids[0]!))) await new Promise((r) => setTimeout(r, 100));
+        while (Date.now() < last + 5000 && rows.some((r) => emu.hasMessage(r.chat_id, r.message_ids[0]!)))
+          await new Promise((r) => setTimeout(r, 100));
         const lateness: number[] = [];
         for (const r of rows) {
           const call = emu.callsOf('deleteMessages').find((c) => Number(c.params.chat_id) === r.chat_id);
@@ -103,11 +147,26 @@ for (const backend of BACKENDS) {
       const tdb = await createTestDb(backend);
       try {
         // A short claim lease, so the second run may take over the killed run's broadcast within seconds.
-        const env = { DATABASE_URL: tdb.url, BOT_TOKEN: emu.token, BOT_API_ROOT: emu.url, TELEGRAM_RATE: '1500', CLAIM_LEASE_S: '5' };
+        const env = {
+          DATABASE_URL: tdb.url,
+          BOT_TOKEN: emu.token,
+          BOT_API_ROOT: emu.url,
+          TELEGRAM_RATE: '1500',
+          CLAIM_LEASE_S: '5',
+        };
         const now = Date.now();
         const chats = Array.from({ length: 3000 }, (_, i) => 100_000 + i);
         const messages = chats.map((c) => ({ chat_id: c, message_id: emu.addMessage(c, { text: 'broadcast' }) }));
-        const doc = { _id: 'bc-1', message_id: 9, text: 'Hello all', duration_hours: 1, created_at: now - 3600_000, delete_at: now - 1000, status: 'sent', messages };
+        const doc = {
+          _id: 'bc-1',
+          message_id: 9,
+          text: 'Hello all',
+          duration_hours: 1,
+          created_at: now - 3600_000,
+          delete_at: now - 1000,
+          status: 'sent',
+          messages,
+        };
         assert.equal((await runCli(['import', 'broadcasts', '-'], env, { stdin: jsonl([doc]) })).code, 0);
         emu.resetCalls();
         const first = new CliProcess(['run', 'broadcast-deleter', '--json'], env);
@@ -118,19 +177,30 @@ for (const backend of BACKENDS) {
         const killed = await first.kill('SIGKILL');
         assert.equal(killed.signal, 'SIGKILL');
         const store = await tdb.open();
-        const left = new Set((await store.db.selectFrom('broadcast_messages').select('chat_id').execute()).map((r) => r.chat_id));
+        const left = new Set(
+          (await store.db.selectFrom('broadcast_messages').select('chat_id').execute()).map((r) => r.chat_id),
+        );
         assert.ok(left.size > 0 && left.size < 3000, `killed midway (${left.size} left)`);
         const callsBefore = emu.callsOf('deleteMessage').length;
         // The killed run's claim must expire before another run may take the broadcast: wait for its lease's end.
-        const claim = await store.db.selectFrom('broadcasts').select(['claimed_by', 'claim_expires_at']).executeTakeFirstOrThrow();
+        const claim = await store.db
+          .selectFrom('broadcasts')
+          .select(['claimed_by', 'claim_expires_at'])
+          .executeTakeFirstOrThrow();
         assert.ok(claim.claimed_by && claim.claim_expires_at, 'the killed run still holds the broadcast');
-        await until(() => Date.now() > claim.claim_expires_at! + 50, 'the killed run\'s lease to end', 15_000);
+        await until(() => Date.now() > claim.claim_expires_at! + 50, "the killed run's lease to end", 15_000);
         const second = await runCli(['run', 'broadcast-deleter', '--json'], env);
         const j = JSON.parse(second.stdout);
         assert.equal(j.broadcasts_done, 1, JSON.stringify(j));
-        const redone = emu.callsOf('deleteMessage').slice(callsBefore).filter((c) => !left.has(Number(c.params.chat_id)));
+        const redone = emu
+          .callsOf('deleteMessage')
+          .slice(callsBefore)
+          .filter((c) => !left.has(Number(c.params.chat_id)));
         assert.equal(redone.length, 0, 'no finished recipient was redone');
-        assert.ok(chats.every((c) => emu.messages(c).length === 0), 'every message deleted');
+        assert.ok(
+          chats.every((c) => emu.messages(c).length === 0),
+          'every message deleted',
+        );
         assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
         assert.equal((await store.db.selectFrom('broadcast_messages').select('chat_id').execute()).length, 0);
       } finally {

@@ -8,8 +8,15 @@ import { CliProcess } from './support/cli.ts';
 test('npx tg-janitor demo: a URL, then every job runs and deletions happen; Ctrl-C ends it and removes its database', async () => {
   // A .env and environment that would break a normal start: the demo must ignore them.
   const cwd = mkdtempSync(join(tmpdir(), 'tgj-demo-cwd-'));
-  writeFileSync(join(cwd, '.env'), 'DATABASE_URL=postgres://nobody@127.0.0.1:1/nothing\nBOT_TOKEN=1:bad\nTIMEZONE=Not/AZone\n');
-  const demo = new CliProcess(['demo'], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nothing', BOT_TOKEN: 'garbage', LOG_LEVEL: 'warn' }, cwd);
+  writeFileSync(
+    join(cwd, '.env'),
+    'DATABASE_URL=postgres://nobody@127.0.0.1:1/nothing\nBOT_TOKEN=1:bad\nTIMEZONE=Not/AZone\n',
+  );
+  const demo = new CliProcess(
+    ['demo'],
+    { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nothing', BOT_TOKEN: 'garbage', LOG_LEVEL: 'warn' },
+    cwd,
+  );
   try {
     const deadline = Date.now() + 15_000;
     while (!/Status page: (\S+)/.test(demo.stdout)) {
@@ -25,11 +32,15 @@ test('npx tg-janitor demo: a URL, then every job runs and deletions happen; Ctrl
       const allRan = s.jobs.every((j: any) => j.last_run?.status === 'ok');
       const deleted = s.deleted_per_hour.reduce((a: number, h: any) => a + h.messages, 0);
       if (allRan && deleted > 0 && s.deletions.total === 0) break;
-      assert.ok(Date.now() < until, `not every job ran within 60 s: ${JSON.stringify(s.jobs.map((j: any) => [j.name, j.last_run?.status]))}`);
+      assert.ok(
+        Date.now() < until,
+        `not every job ran within 60 s: ${JSON.stringify(s.jobs.map((j: any) => [j.name, j.last_run?.status]))}`,
+      );
       await new Promise((r) => setTimeout(r, 1000));
     }
     const page = await (await fetch(url)).text();
-    for (const job of ['token-cleanup', 'message-deleter', 'broadcast-deleter', 'token-count-reset']) assert.match(page, new RegExp(`data-job="${job}"`));
+    for (const job of ['token-cleanup', 'message-deleter', 'broadcast-deleter', 'token-count-reset'])
+      assert.match(page, new RegExp(`data-job="${job}"`));
     const dbDir = dirname(s.database.replace(/^sqlite:/, ''));
     assert.ok(existsSync(dbDir));
     const exit = await demo.kill('SIGINT');

@@ -40,10 +40,23 @@ async function runsOf(store: Store, job: string) {
 async function leftRunning(store: Store, r: { job: string; owner: string; startedAt: number; leaseEnds: number }) {
   const run = await store.db
     .insertInto('job_runs')
-    .values({ job: r.job, scheduled_for: r.startedAt, started_at: r.startedAt, status: 'running', owner: r.owner, lease_expires_at: r.leaseEnds, finished_at: null, summary: null, error: null })
+    .values({
+      job: r.job,
+      scheduled_for: r.startedAt,
+      started_at: r.startedAt,
+      status: 'running',
+      owner: r.owner,
+      lease_expires_at: r.leaseEnds,
+      finished_at: null,
+      summary: null,
+      error: null,
+    })
     .returning('id')
     .executeTakeFirstOrThrow();
-  await store.db.insertInto('job_locks').values({ job: r.job, owner: r.owner, run_id: run.id, lease_expires_at: r.leaseEnds }).execute();
+  await store.db
+    .insertInto('job_locks')
+    .values({ job: r.job, owner: r.owner, run_id: run.id, lease_expires_at: r.leaseEnds })
+    .execute();
 }
 
 function deferred() {
@@ -89,7 +102,10 @@ for (const backend of BACKENDS) {
         clock.set('2026-01-01T00:02:00Z');
         await settle(e.tick());
         const rows = await runsOf(store, 'flaky');
-        assert.deepEqual(rows.map((r) => r.status), ['error', 'ok']);
+        assert.deepEqual(
+          rows.map((r) => r.status),
+          ['error', 'ok'],
+        );
         assert.equal(rows[0]!.error, 'boom');
         assert.ok(e.isRunning);
         await e.stop();
@@ -111,7 +127,10 @@ for (const backend of BACKENDS) {
         hold.resolve();
         await settle(first);
         const rows = await runsOf(store, 'slow');
-        assert.deepEqual(rows.map((r) => r.status), ['ok', 'skipped']);
+        assert.deepEqual(
+          rows.map((r) => r.status),
+          ['ok', 'skipped'],
+        );
         assert.equal(p.calls.length, 1);
         await e.stop();
       }));
@@ -133,7 +152,10 @@ for (const backend of BACKENDS) {
         hold.resolve();
         await stopping;
         const rows = await runsOf(store, 'held');
-        assert.deepEqual(rows.map((r) => r.status), ['ok']);
+        assert.deepEqual(
+          rows.map((r) => r.status),
+          ['ok'],
+        );
       }));
 
     test('a run left running by a dead process is marked abandoned and the job is free again', () =>
@@ -147,7 +169,10 @@ for (const backend of BACKENDS) {
         clock.set(t0 + 120_000);
         await settle(e.tick());
         const rows = await runsOf(store, 'orphan');
-        assert.deepEqual(rows.map((r) => r.status), ['abandoned', 'ok']);
+        assert.deepEqual(
+          rows.map((r) => r.status),
+          ['abandoned', 'ok'],
+        );
         assert.equal(p.calls.length, 1);
         await e.stop();
       }));
@@ -163,7 +188,10 @@ for (const backend of BACKENDS) {
         clock.set(t0 + 60_000);
         await settle(e.tick());
         const rows = await runsOf(store, 'busy');
-        assert.deepEqual(rows.map((r) => r.status), ['running', 'skipped']);
+        assert.deepEqual(
+          rows.map((r) => r.status),
+          ['running', 'skipped'],
+        );
         assert.equal(p.calls.length, 0);
         await e.stop();
       }));
@@ -173,7 +201,17 @@ for (const backend of BACKENDS) {
         const t0 = new Date('2026-01-01T00:00:00Z').getTime();
         await store.db
           .insertInto('job_runs')
-          .values({ job: 'reset', scheduled_for: t0, started_at: t0, finished_at: t0 + 10, status: 'ok', owner: 'old', lease_expires_at: null, summary: null, error: null })
+          .values({
+            job: 'reset',
+            scheduled_for: t0,
+            started_at: t0,
+            finished_at: t0 + 10,
+            status: 'ok',
+            owner: 'old',
+            lease_expires_at: null,
+            summary: null,
+            error: null,
+          })
           .execute();
         // Down for three days and a bit: three midnights passed, one catch-up run.
         const clock = new FixedClock(t0 + 3 * 86400_000 + 5 * 3600_000);
@@ -200,7 +238,12 @@ for (const backend of BACKENDS) {
       withTestDb(backend, async (store) => {
         const hold = deferred();
         const p = probe('manual', '0 0 1 1 *', { hold: hold.promise });
-        const run = runManual(p.job, { store, clock: { now: () => new Date() }, now: new Date('2020-01-01T00:00:00Z'), logger });
+        const run = runManual(p.job, {
+          store,
+          clock: { now: () => new Date() },
+          now: new Date('2020-01-01T00:00:00Z'),
+          logger,
+        });
         await until(() => p.calls.length > 0, 'the run to start');
         const live = new Engine({ store, clock: { now: () => new Date() }, logger, jobs: [], catchUpMissed: false });
         await live.start({ timers: false });
@@ -229,28 +272,63 @@ for (const backend of BACKENDS) {
         const results = await settle(fired);
         assert.equal(results.find((r) => r)?.status, 'ok');
         assert.equal(p.calls.length, 1);
-        assert.equal(new Date((await runsOf(store, 'blip'))[0]!.scheduled_for!).toISOString(), '2026-01-01T00:01:00.000Z');
+        assert.equal(
+          new Date((await runsOf(store, 'blip'))[0]!.scheduled_for!).toISOString(),
+          '2026-01-01T00:01:00.000Z',
+        );
         await e.stop();
       }));
 
-    test('old finished runs are pruned, keeping each job\'s latest and anything running', () =>
+    test("old finished runs are pruned, keeping each job's latest and anything running", () =>
       withTestDb(backend, async (store) => {
         const t0 = new Date('2026-01-01T00:00:00Z').getTime();
         const day = 86400_000;
         const row = (job: string, at: number, status: 'ok' | 'running') => ({
-          job, scheduled_for: at, started_at: at, finished_at: status === 'ok' ? at + 10 : null, status, owner: 'o', lease_expires_at: status === 'running' ? t0 + 40 * day : null, summary: null, error: null,
+          job,
+          scheduled_for: at,
+          started_at: at,
+          finished_at: status === 'ok' ? at + 10 : null,
+          status,
+          owner: 'o',
+          lease_expires_at: status === 'running' ? t0 + 40 * day : null,
+          summary: null,
+          error: null,
         });
         const manual = { ...row('m', t0 + 5 * day, 'ok'), scheduled_for: null };
         await store.db
           .insertInto('job_runs')
-          .values([row('a', t0, 'ok'), row('a', t0 + day, 'ok'), row('a', t0 + 29 * day, 'ok'), row('b', t0 + 2 * day, 'ok'), row('c', t0 + 3 * day, 'running'), row('m', t0 + 4 * day, 'ok'), manual])
+          .values([
+            row('a', t0, 'ok'),
+            row('a', t0 + day, 'ok'),
+            row('a', t0 + 29 * day, 'ok'),
+            row('b', t0 + 2 * day, 'ok'),
+            row('c', t0 + 3 * day, 'running'),
+            row('m', t0 + 4 * day, 'ok'),
+            manual,
+          ])
           .execute();
-        const e = new Engine({ store, clock: new FixedClock(t0 + 30 * day), logger, jobs: [], catchUpMissed: false, keepRunsDays: 14 });
+        const e = new Engine({
+          store,
+          clock: new FixedClock(t0 + 30 * day),
+          logger,
+          jobs: [],
+          catchUpMissed: false,
+          keepRunsDays: 14,
+        });
         await e.start({ timers: false });
         await e.stop();
         const left = await store.db.selectFrom('job_runs').select(['job', 'scheduled_for']).orderBy('id').execute();
         // m's tick is older than a later manual run of m, but it is m's latest tick: catch-up needs it.
-        assert.deepEqual(left.map((r) => [r.job, r.scheduled_for === null ? 'manual' : (r.scheduled_for - t0) / day]), [['a', 29], ['b', 2], ['c', 3], ['m', 4], ['m', 'manual']]);
+        assert.deepEqual(
+          left.map((r) => [r.job, r.scheduled_for === null ? 'manual' : (r.scheduled_for - t0) / day]),
+          [
+            ['a', 29],
+            ['b', 2],
+            ['c', 3],
+            ['m', 4],
+            ['m', 'manual'],
+          ],
+        );
       }));
 
     test('the timer loop fires on its own and coalesces a clock jump', () =>

@@ -34,12 +34,22 @@ test('a per-second schedule with a long pause: walked up to the cap, then probed
 });
 
 /** A scheduled run of `job` as the engine records it. */
-async function insertRun(store: Store, r: { job: string; tick: number; status: RunStatus; finishedAt?: number; leaseUntil?: number }) {
+async function insertRun(
+  store: Store,
+  r: { job: string; tick: number; status: RunStatus; finishedAt?: number; leaseUntil?: number },
+) {
   await store.db
     .insertInto('job_runs')
     .values({
-      job: r.job, scheduled_for: r.tick, started_at: r.tick, status: r.status, owner: 'engine-1', summary: null, error: null,
-      finished_at: r.finishedAt ?? null, lease_expires_at: r.leaseUntil ?? null,
+      job: r.job,
+      scheduled_for: r.tick,
+      started_at: r.tick,
+      status: r.status,
+      owner: 'engine-1',
+      summary: null,
+      error: null,
+      finished_at: r.finishedAt ?? null,
+      lease_expires_at: r.leaseUntil ?? null,
     })
     .execute();
 }
@@ -51,28 +61,52 @@ for (const backend of BACKENDS) {
         const config = loadConfig({ TOKEN_CLEANUP_HOURS: '0,6', SCHEDULE_TOKEN_COUNT_RESET: 'off' });
         assert.equal(config.schedules['token-cleanup'], '0 0,6 * * *');
         const clock = new FixedClock('2026-11-29T20:00:00Z');
-        const src = { config, store, clock, startedAt: at('2026-11-29T00:00:00Z'), engineRunning: true, telegram: false };
+        const src = {
+          config,
+          store,
+          clock,
+          startedAt: at('2026-11-29T00:00:00Z'),
+          engineRunning: true,
+          telegram: false,
+        };
         const six = Date.parse('2026-11-29T06:00:00Z');
         await insertRun(store, { job: 'token-cleanup', tick: six, status: 'ok', finishedAt: six + 1000 });
-        assert.deepEqual(await checkHealth(src), { ok: true, problems: [], failing: [] }, '14 h after the 06:00 run, waiting for 00:00');
+        assert.deepEqual(
+          await checkHealth(src),
+          { ok: true, problems: [], failing: [] },
+          '14 h after the 06:00 run, waiting for 00:00',
+        );
         clock.set('2026-11-29T23:59:59Z');
         assert.equal((await checkHealth(src)).ok, true);
         // 00:00 and 06:00 failed; 36 h after the last success it is stale.
         clock.set('2026-11-30T18:00:02Z');
         const h = await checkHealth(src);
         assert.equal(h.ok, false);
-        assert.match(h.problems.join('\n'), /^token-cleanup: no successful run for 129601 s \(expected within 129600 s\)$/);
+        assert.match(
+          h.problems.join('\n'),
+          /^token-cleanup: no successful run for 129601 s \(expected within 129600 s\)$/,
+        );
         assert.deepEqual(h.failing, ['token-cleanup']);
       }));
 
     test('a message deleter working a long backlog is healthy while its run renews its lease; an expired lease is not', () =>
       withTestDb(backend, async (store) => {
         const config = loadConfig({
-          SCHEDULE_TOKEN_CLEANUP: 'off', SCHEDULE_TOKEN_COUNT_RESET: 'off', SCHEDULE_BROADCAST_DELETER: 'off', SCHEDULE_MESSAGE_DELETER: '* * * * *',
+          SCHEDULE_TOKEN_CLEANUP: 'off',
+          SCHEDULE_TOKEN_COUNT_RESET: 'off',
+          SCHEDULE_BROADCAST_DELETER: 'off',
+          SCHEDULE_MESSAGE_DELETER: '* * * * *',
         });
         const now = Date.parse('2026-11-29T12:10:30Z');
         const clock = new FixedClock(now);
-        const src = { config, store, clock, startedAt: at('2026-11-29T11:00:00Z'), engineRunning: true, telegram: true };
+        const src = {
+          config,
+          store,
+          clock,
+          startedAt: at('2026-11-29T11:00:00Z'),
+          engineRunning: true,
+          telegram: true,
+        };
         const t0 = Date.parse('2026-11-29T12:00:00Z');
         await insertRun(store, { job: 'message-deleter', tick: t0 - 60_000, status: 'ok', finishedAt: t0 - 59_000 });
         // The 12:00 run has been deleting for ten minutes; later ticks were skipped; its lease was renewed.

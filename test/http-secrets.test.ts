@@ -26,14 +26,21 @@ interface Answer {
 }
 
 /** GET with a deadline: a server that does not answer fails the test instead of hanging it. */
-function get(url: string, opts: { from?: string; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Answer> {
+function get(
+  url: string,
+  opts: { from?: string; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { ...(opts.from ? { localAddress: opts.from } : {}), headers: opts.headers ?? {} }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
-    });
+    const req = http.get(
+      url,
+      { ...(opts.from ? { localAddress: opts.from } : {}), headers: opts.headers ?? {} },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
+      },
+    );
     req.setTimeout(opts.timeoutMs ?? 10_000, () => req.destroy(new Error(`no answer from ${url}`)));
     req.on('error', reject);
   });
@@ -52,7 +59,11 @@ describe('the status token: a cookie instead of a token in the address', () => {
   const seen: boolean[] = [];
   before(async () => {
     srv = await startHttpServer({
-      host: '127.0.0.1', port: 0, logger, isLocal, statusToken: SECRET,
+      host: '127.0.0.1',
+      port: 0,
+      logger,
+      isLocal,
+      statusToken: SECRET,
       routes: {
         statusPage: async () => '<p>the page</p>',
         statusJson: async () => ({ fine: true }),
@@ -71,7 +82,10 @@ describe('the status token: a cookie instead of a token in the address', () => {
     assert.equal(r.headers.location, '/');
     const c = setCookie(r);
     assert.ok(c.pair.startsWith(`${STATUS_COOKIE}=`));
-    assert.ok(!c.pair.includes(SECRET) && !c.pair.includes(encodeURIComponent(SECRET)), 'the cookie does not carry the token');
+    assert.ok(
+      !c.pair.includes(SECRET) && !c.pair.includes(encodeURIComponent(SECRET)),
+      'the cookie does not carry the token',
+    );
     for (const attr of ['httponly', 'samesite=strict', 'path=/']) assert.ok(c.attrs.includes(attr), attr);
     assert.ok(!c.attrs.includes('secure'), 'plain HTTP: a Secure cookie would never come back');
     assert.doesNotMatch(r.body, new RegExp(SECRET));
@@ -80,7 +94,10 @@ describe('the status token: a cookie instead of a token in the address', () => {
     assert.equal(page.status, 200);
     assert.equal(page.body, '<p>the page</p>');
     // Behind an HTTPS proxy the cookie is Secure; other query parameters stay.
-    const https = await get(`${srv.url}/status.json?x=1&token=${SECRET}`, { from: REMOTE, headers: { 'x-forwarded-proto': 'https' } });
+    const https = await get(`${srv.url}/status.json?x=1&token=${SECRET}`, {
+      from: REMOTE,
+      headers: { 'x-forwarded-proto': 'https' },
+    });
     assert.equal(https.status, 303);
     assert.equal(https.headers.location, '/status.json?x=1');
     assert.ok(setCookie(https).attrs.includes('secure'));
@@ -94,9 +111,15 @@ describe('the status token: a cookie instead of a token in the address', () => {
       assert.equal(r.status, 401);
       assert.equal(r.headers['set-cookie'], undefined);
     }
-    assert.equal((await get(`${srv.url}/`, { from: REMOTE, headers: { cookie: `${STATUS_COOKIE}=${SECRET}` } })).status, 401);
+    assert.equal(
+      (await get(`${srv.url}/`, { from: REMOTE, headers: { cookie: `${STATUS_COOKIE}=${SECRET}` } })).status,
+      401,
+    );
     assert.equal((await get(`${srv.url}/`, { from: REMOTE, headers: { cookie: `${STATUS_COOKIE}=x` } })).status, 401);
-    assert.equal((await get(`${srv.url}/`, { from: REMOTE, headers: { authorization: `Bearer ${SECRET}` } })).status, 200);
+    assert.equal(
+      (await get(`${srv.url}/`, { from: REMOTE, headers: { authorization: `Bearer ${SECRET}` } })).status,
+      200,
+    );
   });
 
   test('/healthz gives details to this machine, the bearer token or the cookie only; it never reads ?token=', async () => {
@@ -117,8 +140,11 @@ describe('/healthz on the service', () => {
   test('the public answer names the failed check, not the database error; this machine and the token see it', async () => {
     const tdb = await createTestDb('sqlite');
     const env = {
-      DATABASE_URL: tdb.url, HTTP_PORT: '0', STATUS_TOKEN: SECRET,
-      SCHEDULE_TOKEN_CLEANUP: '0 0 1 1 *', SCHEDULE_TOKEN_COUNT_RESET: 'off',
+      DATABASE_URL: tdb.url,
+      HTTP_PORT: '0',
+      STATUS_TOKEN: SECRET,
+      SCHEDULE_TOKEN_CLEANUP: '0 0 1 1 *',
+      SCHEDULE_TOKEN_COUNT_RESET: 'off',
     };
     const svc = await startService(loadConfig(env), logger, { clock: new FixedClock('2026-11-29T10:00:00Z'), isLocal });
     try {
@@ -148,8 +174,17 @@ describe('/healthz on the service', () => {
 
   test('it answers 503 naming the database within its time-out when the database hangs', async () => {
     const tdb = await createTestDb('postgres');
-    const env = { DATABASE_URL: tdb.url, HTTP_PORT: '0', SCHEDULE_TOKEN_CLEANUP: '0 0 1 1 *', SCHEDULE_TOKEN_COUNT_RESET: 'off' };
-    const svc = await startService(loadConfig(env), logger, { clock: new FixedClock('2026-11-29T10:00:00Z'), isLocal, healthTimeoutMs: 300 });
+    const env = {
+      DATABASE_URL: tdb.url,
+      HTTP_PORT: '0',
+      SCHEDULE_TOKEN_CLEANUP: '0 0 1 1 *',
+      SCHEDULE_TOKEN_COUNT_RESET: 'off',
+    };
+    const svc = await startService(loadConfig(env), logger, {
+      clock: new FixedClock('2026-11-29T10:00:00Z'),
+      isLocal,
+      healthTimeoutMs: 300,
+    });
     // Another session holds job_runs locked: the health query waits like one sent into a TCP black hole.
     const blocker = new pg.Client({ connectionString: PG_URL });
     await blocker.connect();

@@ -16,18 +16,24 @@ const REMOTE = '127.0.0.2';
 /** 127.0.0.2 plays a client on another machine: the server is told it is not local. */
 const isLocal = (a: string | undefined) => isLoopback(a) && a?.replace(/^::ffff:/, '') !== REMOTE;
 
-function get(url: string, opts: { from?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function get(
+  url: string,
+  opts: { from?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { ...(opts.from ? { localAddress: opts.from } : {}), headers: opts.headers ?? {} }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
-    });
+    const req = http.get(
+      url,
+      { ...(opts.from ? { localAddress: opts.from } : {}), headers: opts.headers ?? {} },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
+      },
+    );
     req.on('error', reject);
   });
 }
-
 
 describe('HTTP: /healthz, /metrics, the status page and who may see them', () => {
   let emu: BotApiEmulator;
@@ -41,8 +47,17 @@ describe('HTTP: /healthz, /metrics, the status page and who may see them', () =>
     tdb = await createTestDb('sqlite');
     svc = await startService(
       loadConfig({
-        DATABASE_URL: tdb.url, BOT_TOKEN: emu.token, BOT_API_ROOT: emu.url, HTTP_PORT: '0', STATUS_TOKEN: SECRET, TELEGRAM_RATE: '0', TELEGRAM_RETRIES: '0',
-        SCHEDULE_TOKEN_CLEANUP: '* * * * *', SCHEDULE_MESSAGE_DELETER: '0 0 1 1 *', SCHEDULE_BROADCAST_DELETER: 'off', SCHEDULE_TOKEN_COUNT_RESET: 'off',
+        DATABASE_URL: tdb.url,
+        BOT_TOKEN: emu.token,
+        BOT_API_ROOT: emu.url,
+        HTTP_PORT: '0',
+        STATUS_TOKEN: SECRET,
+        TELEGRAM_RATE: '0',
+        TELEGRAM_RETRIES: '0',
+        SCHEDULE_TOKEN_CLEANUP: '* * * * *',
+        SCHEDULE_MESSAGE_DELETER: '0 0 1 1 *',
+        SCHEDULE_BROADCAST_DELETER: 'off',
+        SCHEDULE_TOKEN_COUNT_RESET: 'off',
       }),
       logger,
       { clock, pollTimeoutS: 1, isLocal },
@@ -75,8 +90,18 @@ describe('HTTP: /healthz, /metrics, the status page and who may see them', () =>
 
   test('/metrics carries the series operators alert on', async () => {
     const chat = 4242;
-    await insertDeletion(svc.store, { userId: chat, chatId: chat, messageIds: [emu.addMessage(chat)], deleteAt: clock.now().getTime(), uniqueId: 'm1', createdAt: clock.now().getTime() });
-    await until(async () => (await svc.store.db.selectFrom('pending_deletions').select('id').execute()).length === 0, 'the deletion');
+    await insertDeletion(svc.store, {
+      userId: chat,
+      chatId: chat,
+      messageIds: [emu.addMessage(chat)],
+      deleteAt: clock.now().getTime(),
+      uniqueId: 'm1',
+      createdAt: clock.now().getTime(),
+    });
+    await until(
+      async () => (await svc.store.db.selectFrom('pending_deletions').select('id').execute()).length === 0,
+      'the deletion',
+    );
     const m = await get(`${svc.http.url}/metrics`);
     assert.equal(m.status, 200);
     assert.match(m.headers['content-type'] ?? '', /text\/plain/);
@@ -93,7 +118,8 @@ describe('HTTP: /healthz, /metrics, the status page and who may see them', () =>
       'tg_janitor_broadcast_recipients_remaining',
       'tg_janitor_messages_deleted_total 1',
       'process_cpu_user_seconds_total',
-    ]) assert.ok(m.body.includes(series), `missing ${series}`);
+    ])
+      assert.ok(m.body.includes(series), `missing ${series}`);
   });
 
   test('the status page and /metrics need the token from a non-loopback address; X-Forwarded-For is not trusted', async () => {
@@ -115,13 +141,26 @@ describe('HTTP: /healthz, /metrics, the status page and who may see them', () =>
     const viaCookie = await get(`${svc.http.url}/`, { from: REMOTE, headers: { cookie } });
     assert.equal(viaCookie.status, 200);
     assert.doesNotMatch(viaCookie.body, new RegExp(`token=|${SECRET}`), 'no link or refresh carries the token');
-    assert.equal((await get(`${svc.http.url}/metrics`, { from: REMOTE, headers: { authorization: `Bearer ${SECRET}` } })).status, 200);
+    assert.equal(
+      (await get(`${svc.http.url}/metrics`, { from: REMOTE, headers: { authorization: `Bearer ${SECRET}` } })).status,
+      200,
+    );
     assert.equal((await get(`${svc.http.url}/healthz`, { from: REMOTE })).status, 200, '/healthz is public');
-    assert.equal((await get(`${svc.http.url}/verify?token=unknown-token-x`, { from: REMOTE })).status, 404, '/verify is public');
+    assert.equal(
+      (await get(`${svc.http.url}/verify?token=unknown-token-x`, { from: REMOTE })).status,
+      404,
+      '/verify is public',
+    );
   });
 
   test('without STATUS_TOKEN only this machine sees the status page', async () => {
-    const srv = await startHttpServer({ host: '127.0.0.1', port: 0, logger, isLocal, routes: { statusPage: async () => 'page', healthz: async () => ({ ok: true, body: {} }) } });
+    const srv = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      logger,
+      isLocal,
+      routes: { statusPage: async () => 'page', healthz: async () => ({ ok: true, body: {} }) },
+    });
     try {
       assert.equal((await get(`${srv.url}/`, { from: REMOTE })).status, 403);
       assert.equal((await get(`${srv.url}/`)).status, 200);

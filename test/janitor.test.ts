@@ -9,7 +9,11 @@ test('a manual run that cannot be recorded rejects, started or not (it never res
   const tdb = await createTestDb('sqlite');
   try {
     const store = await tdb.open();
-    const janitor = await createJanitor({ store, logger: createLogger({ level: 'silent' }), config: { schedules: { 'token-cleanup': 'off', 'token-count-reset': 'off' } } });
+    const janitor = await createJanitor({
+      store,
+      logger: createLogger({ level: 'silent' }),
+      config: { schedules: { 'token-cleanup': 'off', 'token-count-reset': 'off' } },
+    });
     assert.equal((await janitor.run('token-cleanup')).status, 'ok');
     await sql`drop table job_runs`.execute(store.db);
     await assert.rejects(janitor.run('token-cleanup'), /job_runs/, 'not started');

@@ -102,7 +102,12 @@ function sender(emu: BotApiEmulator, store: Store, clock: Clock, owner = 'sender
 }
 
 /** Runs a sender until the broadcast is `sent` (done, given up, or stopped by its deadline). */
-async function sendAll(emu: BotApiEmulator, store: Store, id: number, clock: Clock = new FixedClock(T0)): Promise<void> {
+async function sendAll(
+  emu: BotApiEmulator,
+  store: Store,
+  id: number,
+  clock: Clock = new FixedClock(T0),
+): Promise<void> {
   const s = sender(emu, store, clock);
   s.start();
   try {
@@ -149,7 +154,11 @@ for (const backend of BACKENDS) {
       await withWorld(backend, {}, async (emu, store) => {
         const late = await sendingBroadcast(emu, store, T0 - 1);
         assert.equal(await broadcasts.claimSendingBroadcast(store, 'x', T0, 60_000), undefined);
-        await store.db.updateTable('broadcasts').set({ delete_at: T0 + 1 }).where('id', '=', late).execute();
+        await store.db
+          .updateTable('broadcasts')
+          .set({ delete_at: T0 + 1 })
+          .where('id', '=', late)
+          .execute();
         assert.equal(Number((await broadcasts.claimSendingBroadcast(store, 'x', T0, 60_000))?.id), late);
       });
     });
@@ -195,7 +204,13 @@ for (const backend of BACKENDS) {
         }
         const before = await store.db.selectFrom('pending_deletions').selectAll().orderBy('id').execute();
         // Batches of 7: the storm spans batches, and the first batches' held rows must stay untouched too.
-        const deps: MessageDeleterDeps = { store, telegram: emulatorTelegram(emu), owner: 'a', concurrency: 4, batchSize: 7 };
+        const deps: MessageDeleterDeps = {
+          store,
+          telegram: emulatorTelegram(emu),
+          owner: 'a',
+          concurrency: 4,
+          batchSize: 7,
+        };
         await assert.rejects(deleteDueMessages(deps, ctx(new FixedClock(T0))), (e: unknown) => {
           assert.ok(e instanceof SetupFaultError);
           assert.match(e.message, /BOT_TOKEN/);
@@ -278,14 +293,18 @@ for (const backend of BACKENDS) {
   });
 
   describe(`${backend}: a recipient's "chat not found" after a copy worked`, () => {
-    test('is the recipient\'s: marked, and the others still get it (three at the head of a resumed pass)', async () => {
+    test("is the recipient's: marked, and the others still get it (three at the head of a resumed pass)", async () => {
       await withWorld(backend, {}, async (emu, store) => {
         const users = Array.from({ length: 10 }, (_, i) => 90_000 + i);
         await addUsers(store, users);
         const id = await sendingBroadcast(emu, store, T0 + HOUR);
         // An earlier pass reached the first user; this pass starts at three users whose chats are gone.
         await broadcasts.addRecipient(store, id, users[0]!, emu.addMessage(users[0]!, { text: 'News' }));
-        await store.db.updateTable('broadcasts').set({ send_cursor: users[0]!, sent_count: 1 }).where('id', '=', id).execute();
+        await store.db
+          .updateTable('broadcasts')
+          .set({ send_cursor: users[0]!, sent_count: 1 })
+          .where('id', '=', id)
+          .execute();
         for (const u of users.slice(1, 4)) {
           emu.failChat(u, { kind: 'status', code: 400, description: 'Bad Request: chat not found' });
         }
@@ -305,10 +324,15 @@ for (const backend of BACKENDS) {
         const id = await sendingBroadcast(emu, store, T0 + HOUR);
         // The last ten of the first page of 100 are gone: held until the next page's first copy works.
         const gone = users.slice(90, 100);
-        for (const u of gone) emu.failChat(u, { kind: 'status', code: 400, description: 'Bad Request: chat not found' });
+        for (const u of gone)
+          emu.failChat(u, { kind: 'status', code: 400, description: 'Bad Request: chat not found' });
         await sendAll(emu, store, id);
         const perChat = emu.callsPerChat('copyMessage');
-        assert.deepEqual(users.filter((u) => perChat.get(u) !== 1), [], 'every user asked exactly once');
+        assert.deepEqual(
+          users.filter((u) => perChat.get(u) !== 1),
+          [],
+          'every user asked exactly once',
+        );
         const b = await broadcastRow(store, id);
         assert.deepEqual([Number(b.sent_count), Number(b.failed_count), Number(b.send_cursor)], [100, 10, users[109]]);
         assert.deepEqual((await blockedUsers(store)).sort(), gone);
@@ -322,7 +346,13 @@ for (const backend of BACKENDS) {
         const chats = [97_001, 97_002, 97_003, 97_004, 97_005];
         for (const c of chats) {
           const ids = [emu.addMessage(c, { text: 'file' })];
-          await deletions.insertDeletion(store, { userId: c, chatId: c, messageIds: ids, deleteAt: T0 - 1, createdAt: T0 - HOUR });
+          await deletions.insertDeletion(store, {
+            userId: c,
+            chatId: c,
+            messageIds: ids,
+            deleteAt: T0 - 1,
+            createdAt: T0 - HOUR,
+          });
         }
         // Removing a row fails from now on, as when the database goes away mid-run.
         const failing: KyselyPlugin = {
@@ -342,7 +372,10 @@ for (const backend of BACKENDS) {
         assert.equal(emu.callsOf('sendMessage').length, 1, 'one notice: the row in hand when the removal failed');
         const left = await store.db.selectFrom('pending_deletions').select(['id', 'claimed_by']).execute();
         assert.equal(left.length, 5, 'every row is still there to finish');
-        assert.ok(left.every((r) => r.claimed_by === null), 'and free for the next run');
+        assert.ok(
+          left.every((r) => r.claimed_by === null),
+          'and free for the next run',
+        );
       });
     });
   });
@@ -361,17 +394,20 @@ for (const backend of BACKENDS) {
         // a's lease runs out; b takes the row.
         assert.equal((await deletions.claimDue(store, 'b', T0, T0 + 5000, 1000, 10)).length, 1);
         assert.equal(await deletions.removeDeletion(store, id, 'a'), false);
-        assert.equal((await store.db.selectFrom('pending_deletions').select('claimed_by').executeTakeFirst())?.claimed_by, 'b');
+        assert.equal(
+          (await store.db.selectFrom('pending_deletions').select('claimed_by').executeTakeFirst())?.claimed_by,
+          'b',
+        );
         assert.equal(await deletions.removeDeletion(store, id, 'b'), true);
       });
     });
 
-    test('a broadcast recipient is removed and the cursor moved only under the broadcast\'s claim', async () => {
+    test("a broadcast recipient is removed and the cursor moved only under the broadcast's claim", async () => {
       await withWorld(backend, {}, async (emu, store) => {
         const id = await sendingBroadcast(emu, store, T0 + HOUR);
         await broadcasts.addRecipient(store, id, 7, 70);
         assert.ok(await broadcasts.claimSendingBroadcast(store, 'a', T0, 1000));
-        assert.ok(await broadcasts.claimSendingBroadcast(store, 'b', T0 + 5000, 1000), 'b takes it after a\'s lease');
+        assert.ok(await broadcasts.claimSendingBroadcast(store, 'b', T0 + 5000, 1000), "b takes it after a's lease");
         assert.equal(await broadcasts.removeRecipient(store, id, 7, 'a'), false);
         assert.equal(await broadcasts.advanceSend(store, id, 'a', 7, 1, 0), false);
         const b = await broadcastRow(store, id);
@@ -396,17 +432,21 @@ for (const backend of BACKENDS) {
         try {
           await until(async () => (await broadcastRow(store, id)).status === 'sent', 'b to finish', 10_000);
           const all = () => store.db.selectFrom('broadcast_messages').select('message_id').execute();
-          await until(async () => (await all()).every((r) => Number(r.message_id) > 0), 'a\'s late copy to be recorded');
+          await until(async () => (await all()).every((r) => Number(r.message_id) > 0), "a's late copy to be recorded");
         } finally {
           await Promise.all([a.stop(), b.stop()]);
         }
         const perChat = emu.callsPerChat('copyMessage');
-        assert.deepEqual(users.map((u) => perChat.get(u) ?? 0), [1, 1, 1], 'one copy per user');
+        assert.deepEqual(
+          users.map((u) => perChat.get(u) ?? 0),
+          [1, 1, 1],
+          'one copy per user',
+        );
         const recorded = await store.db.selectFrom('broadcast_messages').selectAll().orderBy('chat_id').execute();
         assert.deepEqual(
           recorded.map((r) => Number(r.chat_id)),
           users,
-          'a\'s late copy is recorded too (its reservation is its own), so the deleter removes it',
+          "a's late copy is recorded too (its reservation is its own), so the deleter removes it",
         );
         assert.ok(recorded.every((r) => Number(r.message_id) > 0));
       });

@@ -21,7 +21,18 @@ function ctx(clock: FixedClock | { now(): Date }) {
 }
 
 async function addUser(store: Store, id: number) {
-  await store.db.insertInto('users').values({ user_id: id, username: null, first_name: 'U', joined_at: T0, is_banned: 0, user_access_count: 0, blocked_at: null }).execute();
+  await store.db
+    .insertInto('users')
+    .values({
+      user_id: id,
+      username: null,
+      first_name: 'U',
+      joined_at: T0,
+      is_banned: 0,
+      user_access_count: 0,
+      blocked_at: null,
+    })
+    .execute();
 }
 
 function sendMessages(emu: BotApiEmulator, chat: number, n: number): number[] {
@@ -55,9 +66,30 @@ for (const backend of BACKENDS) {
       const big = sendMessages(emu, 1001, 150);
       const small = sendMessages(emu, 1002, 3);
       const later = sendMessages(emu, 1003, 2);
-      await insertDeletion(store, { userId: 1001, chatId: 1001, messageIds: big, deleteAt: T0 - 1000, uniqueId: 'fileA', createdAt: T0 - 60_000 });
-      await insertDeletion(store, { userId: 1002, chatId: 1002, messageIds: small, deleteAt: T0, uniqueId: 'fileB', createdAt: T0 - 60_000 });
-      await insertDeletion(store, { userId: 1003, chatId: 1003, messageIds: later, deleteAt: T0 + 1, uniqueId: 'fileC', createdAt: T0 - 60_000 });
+      await insertDeletion(store, {
+        userId: 1001,
+        chatId: 1001,
+        messageIds: big,
+        deleteAt: T0 - 1000,
+        uniqueId: 'fileA',
+        createdAt: T0 - 60_000,
+      });
+      await insertDeletion(store, {
+        userId: 1002,
+        chatId: 1002,
+        messageIds: small,
+        deleteAt: T0,
+        uniqueId: 'fileB',
+        createdAt: T0 - 60_000,
+      });
+      await insertDeletion(store, {
+        userId: 1003,
+        chatId: 1003,
+        messageIds: later,
+        deleteAt: T0 + 1,
+        uniqueId: 'fileC',
+        createdAt: T0 - 60_000,
+      });
       const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
       assert.equal(s.rows, 2);
       assert.equal(s.messages_deleted, 153);
@@ -71,17 +103,31 @@ for (const backend of BACKENDS) {
       assert.equal(notice.reply_markup.inline_keyboard[0][0].text, 'Click Here');
       assert.equal(notice.reply_markup.inline_keyboard[0][0].url, `https://t.me/${emu.botUsername}?start=fileA`);
       const left = await store.db.selectFrom('pending_deletions').select(['chat_id']).execute();
-      assert.deepEqual(left.map((r) => r.chat_id), [1003]);
+      assert.deepEqual(
+        left.map((r) => r.chat_id),
+        [1003],
+      );
     });
 
     test('a chat failing with 5xx keeps its row (attempts 1, back-off 30 s) and completes on a later run', async () => {
       const ids = sendMessages(emu, 2001, 2);
-      await insertDeletion(store, { userId: 2001, chatId: 2001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      await insertDeletion(store, {
+        userId: 2001,
+        chatId: 2001,
+        messageIds: ids,
+        deleteAt: T0,
+        uniqueId: 'f',
+        createdAt: T0,
+      });
       emu.failChat(2001, { kind: 'status', code: 502, description: 'Bad Gateway' });
       const clock = new FixedClock(T0 + 5000);
       const s1 = await deleteDueMessages(deps, ctx(clock));
       assert.equal(s1.transient, 1);
-      const row = await store.db.selectFrom('pending_deletions').selectAll().where('chat_id', '=', 2001).executeTakeFirstOrThrow();
+      const row = await store.db
+        .selectFrom('pending_deletions')
+        .selectAll()
+        .where('chat_id', '=', 2001)
+        .executeTakeFirstOrThrow();
       assert.equal(row.attempts, 1);
       assert.equal(row.next_attempt_at, T0 + 5000 + 30_000);
       assert.match(row.last_error ?? '', /502/);
@@ -94,14 +140,24 @@ for (const backend of BACKENDS) {
       const s2 = await deleteDueMessages(deps, ctx(clock));
       assert.equal(s2.rows, 1);
       assert.equal(s2.notices_sent, 1);
-      assert.equal(await store.db.selectFrom('pending_deletions').select('id').where('chat_id', '=', 2001).executeTakeFirst(), undefined);
+      assert.equal(
+        await store.db.selectFrom('pending_deletions').select('id').where('chat_id', '=', 2001).executeTakeFirst(),
+        undefined,
+      );
       for (const id of ids) assert.equal(emu.hasMessage(2001, id), false);
     });
 
     test('a chat that blocked the bot gets no notice, its row goes, its user is marked', async () => {
       await addUser(store, 3001);
       const ids = sendMessages(emu, 3001, 2);
-      await insertDeletion(store, { userId: 3001, chatId: 3001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      await insertDeletion(store, {
+        userId: 3001,
+        chatId: 3001,
+        messageIds: ids,
+        deleteAt: T0,
+        uniqueId: 'f',
+        createdAt: T0,
+      });
       emu.blockUser(3001);
       const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
       assert.equal(s.unreachable, 1);
@@ -114,7 +170,14 @@ for (const backend of BACKENDS) {
     test('messages older than 48 h are found one by one, reported undeletable, and not retried', async () => {
       const old = emu.addMessage(4001, { sentAt: T0 - 49 * 3600_000 });
       const fresh = emu.addMessage(4001, { sentAt: T0 - 60_000 });
-      await insertDeletion(store, { userId: 4001, chatId: 4001, messageIds: [old, fresh, 999], deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      await insertDeletion(store, {
+        userId: 4001,
+        chatId: 4001,
+        messageIds: [old, fresh, 999],
+        deleteAt: T0,
+        uniqueId: 'f',
+        createdAt: T0,
+      });
       const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
       // deleteMessages deletes what it can, then fails for the old one; asked one by one, the fresh and the
       // missing ids are gone, the old one is undeletable.
@@ -127,7 +190,14 @@ for (const backend of BACKENDS) {
 
     test('a failed notice is retried alone: the delete is not repeated', async () => {
       const ids = sendMessages(emu, 5001, 2);
-      await insertDeletion(store, { userId: 5001, chatId: 5001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      await insertDeletion(store, {
+        userId: 5001,
+        chatId: 5001,
+        messageIds: ids,
+        deleteAt: T0,
+        uniqueId: 'f',
+        createdAt: T0,
+      });
       emu.failNext('sendMessage', { kind: 'status', code: 500, description: 'Internal Server Error' });
       const clock = new FixedClock(T0);
       const s1 = await deleteDueMessages(deps, ctx(clock));
@@ -144,7 +214,14 @@ for (const backend of BACKENDS) {
 
     test('a rejected token stops the run loudly and keeps every row unclaimed', async () => {
       const ids = sendMessages(emu, 6001, 1);
-      await insertDeletion(store, { userId: 6001, chatId: 6001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      await insertDeletion(store, {
+        userId: 6001,
+        chatId: 6001,
+        messageIds: ids,
+        deleteAt: T0,
+        uniqueId: 'f',
+        createdAt: T0,
+      });
       const bad = { ...deps, telegram: emulatorTelegram(emu, { token: '999:wrong-token-abcdefghijklmnopqrs' }) };
       await assert.rejects(deleteDueMessages(bad, ctx(new FixedClock(T0))), (e: Error) => {
         assert.match(e.message, /rejected the bot token/);
@@ -159,7 +236,15 @@ for (const backend of BACKENDS) {
 
     test('two deleters working the same rows never delete one row twice', async () => {
       const chats = Array.from({ length: 40 }, (_, i) => 7000 + i);
-      for (const c of chats) await insertDeletion(store, { userId: c, chatId: c, messageIds: sendMessages(emu, c, 3), deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      for (const c of chats)
+        await insertDeletion(store, {
+          userId: c,
+          chatId: c,
+          messageIds: sendMessages(emu, c, 3),
+          deleteAt: T0,
+          uniqueId: 'f',
+          createdAt: T0,
+        });
       const other = await tdb.open();
       const [a, b] = await Promise.all([
         deleteDueMessages({ ...deps, batchSize: 7 }, ctx(new FixedClock(T0))),
@@ -173,13 +258,29 @@ for (const backend of BACKENDS) {
 
     test('a batch that outlasts its claim lease keeps its claims: a second runner (same process) takes none of them', async () => {
       const chats = Array.from({ length: 30 }, (_, i) => 7500 + i);
-      for (const c of chats) await insertDeletion(store, { userId: c, chatId: c, messageIds: sendMessages(emu, c, 1), deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      for (const c of chats)
+        await insertDeletion(store, {
+          userId: c,
+          chatId: c,
+          messageIds: sendMessages(emu, c, 1),
+          deleteAt: T0,
+          uniqueId: 'f',
+          createdAt: T0,
+        });
       // 60 calls at 20/s take 3 s; the lease is 1 s, so it must be renewed while the batch is worked.
       const slow = { ...deps, leaseMs: 1000, telegram: emulatorTelegram(emu, { rate: 20 }) };
       const wall = { now: () => new Date() };
       const first = deleteDueMessages(slow, { ...ctx(new FixedClock(T0)), wallClock: wall });
       // The second runner comes once the lease first taken has run out, with the batch still being worked (~1 s of 3 s).
-      const claimedUntil = async () => Number((await store.db.selectFrom('pending_deletions').select((eb) => eb.fn.max('claim_expires_at').as('t')).executeTakeFirstOrThrow()).t ?? 0);
+      const claimedUntil = async () =>
+        Number(
+          (
+            await store.db
+              .selectFrom('pending_deletions')
+              .select((eb) => eb.fn.max('claim_expires_at').as('t'))
+              .executeTakeFirstOrThrow()
+          ).t ?? 0,
+        );
       let firstLease = 0;
       await until(async () => (firstLease = await claimedUntil()) > 0, 'the batch to be claimed');
       await until(() => Date.now() > firstLease, 'the first lease to run out');
@@ -192,7 +293,14 @@ for (const backend of BACKENDS) {
 
     test('a dry run counts due rows and changes nothing', async () => {
       const ids = sendMessages(emu, 8001, 4);
-      await insertDeletion(store, { userId: 8001, chatId: 8001, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      await insertDeletion(store, {
+        userId: 8001,
+        chatId: 8001,
+        messageIds: ids,
+        deleteAt: T0,
+        uniqueId: 'f',
+        createdAt: T0,
+      });
       const s = await deleteDueMessages(deps, { ...ctx(new FixedClock(T0)), dryRun: true });
       assert.equal(s.would_delete, 1);
       assert.equal(s.would_delete_messages, 4);
@@ -202,20 +310,43 @@ for (const backend of BACKENDS) {
 
     test('a 429 is waited out as Telegram asks (retry_after) and the row completes in the same run', async () => {
       const ids = sendMessages(emu, 9101, 2);
-      await insertDeletion(store, { userId: 9101, chatId: 9101, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
-      emu.failNext('deleteMessages', { kind: 'status', code: 429, description: 'Too Many Requests: retry after 1', retryAfter: 1 });
+      await insertDeletion(store, {
+        userId: 9101,
+        chatId: 9101,
+        messageIds: ids,
+        deleteAt: T0,
+        uniqueId: 'f',
+        createdAt: T0,
+      });
+      emu.failNext('deleteMessages', {
+        kind: 'status',
+        code: 429,
+        description: 'Too Many Requests: retry after 1',
+        retryAfter: 1,
+      });
       const patient = { ...deps, telegram: emulatorTelegram(emu, { retries: 1 }) };
       const s = await deleteDueMessages(patient, ctx(new FixedClock(T0)));
       assert.equal(s.transient, 0);
       assert.equal(s.notices_sent, 1);
       const calls = emu.callsOf('deleteMessages');
-      assert.deepEqual(calls.map((c) => c.status), [429, 200]);
+      assert.deepEqual(
+        calls.map((c) => c.status),
+        [429, 200],
+      );
       assert.ok(calls[1]!.at - calls[0]!.at >= 1000, 'the retry waited retry_after seconds');
     });
 
     test('the shared throttle keeps a run under a Bot API rate limit: no 429 at all', async () => {
       const chats = Array.from({ length: 30 }, (_, i) => 9200 + i);
-      for (const c of chats) await insertDeletion(store, { userId: c, chatId: c, messageIds: sendMessages(emu, c, 1), deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      for (const c of chats)
+        await insertDeletion(store, {
+          userId: c,
+          chatId: c,
+          messageIds: sendMessages(emu, c, 1),
+          deleteAt: T0,
+          uniqueId: 'f',
+          createdAt: T0,
+        });
       emu.setRateLimit(25);
       try {
         const throttled = { ...deps, telegram: emulatorTelegram(emu, { rate: 20 }) };
@@ -233,23 +364,48 @@ for (const backend of BACKENDS) {
       const sink = new Writable({ write: (chunk, _e, cb) => (lines.push(String(chunk)), cb()) });
       const log = createLogger({ level: 'trace', destination: sink, secrets: [emu.token] });
       const ids = sendMessages(emu, 9301, 1);
-      await insertDeletion(store, { userId: 9301, chatId: 9301, messageIds: ids, deleteAt: T0, uniqueId: 'f', createdAt: T0 });
+      await insertDeletion(store, {
+        userId: 9301,
+        chatId: 9301,
+        messageIds: ids,
+        deleteAt: T0,
+        uniqueId: 'f',
+        createdAt: T0,
+      });
       emu.failChat(9301, { kind: 'timeout' });
       const quick = { ...deps, telegram: emulatorTelegram(emu, { timeoutSeconds: 1 }) };
       const s = await deleteDueMessages(quick, { ...ctx(new FixedClock(T0)), logger: log });
       emu.failChat(9301, null);
       assert.equal(s.transient, 1);
-      const row = await store.db.selectFrom('pending_deletions').selectAll().where('chat_id', '=', 9301).executeTakeFirstOrThrow();
+      const row = await store.db
+        .selectFrom('pending_deletions')
+        .selectAll()
+        .where('chat_id', '=', 9301)
+        .executeTakeFirstOrThrow();
       const secret = emu.token.split(':')[1]!;
       assert.ok(lines.length > 0);
-      for (const text of [...lines, JSON.stringify(s), row.last_error ?? '']) assert.ok(!text.includes(secret), `token in: ${text}`);
+      for (const text of [...lines, JSON.stringify(s), row.last_error ?? ''])
+        assert.ok(!text.includes(secret), `token in: ${text}`);
     });
 
-    test('the library\'s run(job, { now }) decides as if at that instant', async () => {
+    test("the library's run(job, { now }) decides as if at that instant", async () => {
       const ids = sendMessages(emu, 9401, 1);
       const inAnHour = Date.now() + 3600_000;
-      await insertDeletion(store, { userId: 9401, chatId: 9401, messageIds: ids, deleteAt: inAnHour, uniqueId: 'f', createdAt: Date.now() });
-      const janitor = await createJanitor({ store, bot: new Api(emu.token, { apiRoot: emu.url }), config: { telegramRate: 0 }, logger, migrate: false });
+      await insertDeletion(store, {
+        userId: 9401,
+        chatId: 9401,
+        messageIds: ids,
+        deleteAt: inAnHour,
+        uniqueId: 'f',
+        createdAt: Date.now(),
+      });
+      const janitor = await createJanitor({
+        store,
+        bot: new Api(emu.token, { apiRoot: emu.url }),
+        config: { telegramRate: 0 },
+        logger,
+        migrate: false,
+      });
       const early = await janitor.run('message-deleter');
       assert.equal(early.summary.rows, 0);
       const later = await janitor.run('message-deleter', { now: new Date(inAnHour + 3600_000) });
@@ -266,9 +422,16 @@ for (const backend of BACKENDS) {
       try {
         const ids = sendMessages(emu, 9001, 2);
         const deleteAt = Date.now() + 600;
-        await insertDeletion(store, { userId: 9001, chatId: 9001, messageIds: ids, deleteAt, uniqueId: 'f', createdAt: Date.now() });
+        await insertDeletion(store, {
+          userId: 9001,
+          chatId: 9001,
+          messageIds: ids,
+          deleteAt,
+          uniqueId: 'f',
+          createdAt: Date.now(),
+        });
         emu.resetCalls();
-        await until(() => emu.callsOf('sendMessage').length > 0, 'the waker\'s notice');
+        await until(() => emu.callsOf('sendMessage').length > 0, "the waker's notice");
         const call = emu.callsOf('deleteMessages')[0];
         assert.ok(call, 'the waker deleted the messages');
         assert.ok(call.at >= deleteAt, `deleted ${deleteAt - call.at} ms before delete_at`);

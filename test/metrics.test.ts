@@ -6,8 +6,23 @@ import type { RunResult } from '../src/scheduler/engine.ts';
 
 const T0 = new Date('2025-03-10T12:00:00.000Z');
 
-function result(job: string, status: RunResult['status'], durationMs: number, summary: Record<string, unknown> = {}, runId: number | null = 1): RunResult {
-  return { job, runId, status, scheduledFor: T0, startedAt: T0, finishedAt: new Date(T0.getTime() + durationMs), evaluatedAt: T0, summary };
+function result(
+  job: string,
+  status: RunResult['status'],
+  durationMs: number,
+  summary: Record<string, unknown> = {},
+  runId: number | null = 1,
+): RunResult {
+  return {
+    job,
+    runId,
+    status,
+    scheduledFor: T0,
+    startedAt: T0,
+    finishedAt: new Date(T0.getTime() + durationMs),
+    evaluatedAt: T0,
+    summary,
+  };
 }
 
 /** The sample line's value for an exact series (name plus label string as prom-client prints it). */
@@ -48,8 +63,14 @@ test('job runs: counter by job and status, duration histogram, last success, mes
   assert.equal(sample(text, 'tg_janitor_job_run_duration_seconds_count{job="broadcast-deleter"}'), 1);
 
   assert.match(text, /# TYPE tg_janitor_job_last_success_timestamp_seconds gauge/);
-  assert.equal(sample(text, 'tg_janitor_job_last_success_timestamp_seconds{job="token-cleanup"}'), (T0.getTime() + 2500) / 1000);
-  assert.equal(sample(text, 'tg_janitor_job_last_success_timestamp_seconds{job="message-deleter"}'), (T0.getTime() + 900) / 1000);
+  assert.equal(
+    sample(text, 'tg_janitor_job_last_success_timestamp_seconds{job="token-cleanup"}'),
+    (T0.getTime() + 2500) / 1000,
+  );
+  assert.equal(
+    sample(text, 'tg_janitor_job_last_success_timestamp_seconds{job="message-deleter"}'),
+    (T0.getTime() + 900) / 1000,
+  );
 
   // From message-deleter runs (ok and error both report what they deleted).
   assert.equal(sample(text, 'tg_janitor_messages_deleted_total'), 11);
@@ -134,7 +155,15 @@ test('pending deletions are read from the source at scrape time, once per scrape
 
 test('hooks never throw, whatever they are fed', () => {
   const m = createMetrics();
-  const bad = { job: 'x', runId: 1, status: 'ok', scheduledFor: null, startedAt: new Date(NaN), finishedAt: new Date(NaN), summary: null } as unknown as RunResult;
+  const bad = {
+    job: 'x',
+    runId: 1,
+    status: 'ok',
+    scheduledFor: null,
+    startedAt: new Date(NaN),
+    finishedAt: new Date(NaN),
+    summary: null,
+  } as unknown as RunResult;
   assert.doesNotThrow(() => m.hooks.onRunFinished(bad));
   assert.doesNotThrow(() => m.hooks.onRunFinished(null as unknown as RunResult));
   assert.doesNotThrow(() => m.hooks.onDeletionLateness(NaN));

@@ -37,7 +37,8 @@ function deferred() {
   return { promise, resolve };
 }
 
-const aborted = (signal: AbortSignal) => new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+const aborted = (signal: AbortSignal) =>
+  new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
 const firstRun = async (ps: Promise<RunResult | null>[]) => (await Promise.all(ps)).find((r) => r !== null);
 const rowsOf = (store: Store, name: string) =>
   store.db.selectFrom('job_runs').selectAll().where('job', '=', name).orderBy('id').execute();
@@ -58,9 +59,19 @@ for (const backend of BACKENDS) {
         const fired = e1.tick();
         await until(() => p.contexts.length === 1, 'the run to start');
         // This process stalls (a GC pause, a database outage) past the lease; another engine's clock is there.
-        const e2 = new Engine({ store: await tdb.open(), clock: new FixedClock('2026-01-01T00:02:01Z'), logger, jobs: [], catchUpMissed: false });
+        const e2 = new Engine({
+          store: await tdb.open(),
+          clock: new FixedClock('2026-01-01T00:02:01Z'),
+          logger,
+          jobs: [],
+          catchUpMissed: false,
+        });
         await e2.start({ timers: false });
-        assert.deepEqual((await rowsOf(store, 'long')).map((r) => r.status), ['abandoned'], 'the other engine gave up on it');
+        assert.deepEqual(
+          (await rowsOf(store, 'long')).map((r) => r.status),
+          ['abandoned'],
+          'the other engine gave up on it',
+        );
         hold.resolve();
         const r = await firstRun(fired);
         assert.equal(r?.status, 'abandoned', 'the result says what the database says');
@@ -95,7 +106,10 @@ for (const backend of BACKENDS) {
         await until(() => p.contexts[0]!.signal.aborted, 'the first run to be told its lease is lost');
         const r = await firstRun(fired);
         assert.equal(r?.status, 'abandoned');
-        assert.deepEqual((await rowsOf(store, 'taken')).map((x) => x.status), ['abandoned', 'ok']);
+        assert.deepEqual(
+          (await rowsOf(store, 'taken')).map((x) => x.status),
+          ['abandoned', 'ok'],
+        );
         await Promise.all([e1.stop(), e2.stop()]);
       }));
 
@@ -112,7 +126,11 @@ for (const backend of BACKENDS) {
         const fired = e.tick();
         await until(() => p.contexts.length === 1, 'the run to start');
         // The lock expired and another process's run took it; the run row itself is still ours.
-        await store.db.updateTable('job_locks').set({ owner: 'other:1', run_id: 999_999 }).where('job', '=', 'locked').execute();
+        await store.db
+          .updateTable('job_locks')
+          .set({ owner: 'other:1', run_id: 999_999 })
+          .where('job', '=', 'locked')
+          .execute();
         await until(() => p.contexts[0]!.signal.aborted, 'the run to be told its lock is lost');
         assert.equal((await firstRun(fired))?.status, 'ok', 'its row was still its own, so its end is recorded');
         assert.equal(e.isRunning, true, 'the engine itself was not stopped');

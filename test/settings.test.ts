@@ -30,12 +30,24 @@ test('importing settings checks the values the bots read, as the admin commands 
   try {
     const store = await tdb.open();
     const cases: [string, RegExp][] = [
-      ['{"key":"delete_after_minutes","value":"30"}', /line 2: field "value": expected a whole number 1–2880 for delete_after_minutes, got "30"/],
-      ['{"key":"media_access_count","value":1001}', /line 2: field "value": expected a whole number 1–1000 for media_access_count, got 1001/],
-      ['{"key":"deleted_notice_text","value":42}', /line 2: field "value": expected a string for deleted_notice_text, got 42/],
+      [
+        '{"key":"delete_after_minutes","value":"30"}',
+        /line 2: field "value": expected a whole number 1–2880 for delete_after_minutes, got "30"/,
+      ],
+      [
+        '{"key":"media_access_count","value":1001}',
+        /line 2: field "value": expected a whole number 1–1000 for media_access_count, got 1001/,
+      ],
+      [
+        '{"key":"deleted_notice_text","value":42}',
+        /line 2: field "value": expected a string for deleted_notice_text, got 42/,
+      ],
     ];
     for (const [bad, message] of cases) {
-      await assert.rejects(importCollection(store, 'settings', `{"key":"welcome","value":"hi"}\n${bad}`, { now: new Date() }), (e: Error) => e instanceof ImportError && message.test(e.message));
+      await assert.rejects(
+        importCollection(store, 'settings', `{"key":"welcome","value":"hi"}\n${bad}`, { now: new Date() }),
+        (e: Error) => e instanceof ImportError && message.test(e.message),
+      );
       assert.equal((await store.db.selectFrom('settings').select('key').execute()).length, 0, 'nothing was imported');
     }
     const ok = await importCollection(
@@ -45,7 +57,11 @@ test('importing settings checks the values the bots read, as the admin commands 
       { now: new Date() },
     );
     assert.equal(ok.inserted, 4, 'valid values, unknown keys (even "constructor") and mongoexport numbers are kept');
-    const stored = await store.db.selectFrom('settings').select('value').where('key', '=', 'media_access_count').executeTakeFirstOrThrow();
+    const stored = await store.db
+      .selectFrom('settings')
+      .select('value')
+      .where('key', '=', 'media_access_count')
+      .executeTakeFirstOrThrow();
     assert.equal(stored.value, '7', 'stored as the plain number the bots read');
   } finally {
     await tdb.drop();

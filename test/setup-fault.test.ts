@@ -25,7 +25,13 @@ for (const backend of BACKENDS) {
         await withTestDb(backend, async (store) => {
           const chats = Array.from({ length: 30 }, (_, i) => 40_000 + i);
           for (const c of chats) {
-            await insertDeletion(store, { userId: c, chatId: c, messageIds: [1], deleteAt: T0 - 1000, createdAt: T0 - 1 });
+            await insertDeletion(store, {
+              userId: c,
+              chatId: c,
+              messageIds: [1],
+              deleteAt: T0 - 1000,
+              createdAt: T0 - 1,
+            });
           }
           // Started a second before a tick, so the first tick is at T0.
           const clock = new FixedClock(T0 - 1000);
@@ -47,16 +53,29 @@ for (const backend of BACKENDS) {
             return runs.find((r) => r?.job === 'message-deleter');
           };
           const health = () =>
-            checkHealth({ config: janitor.config, store, clock, startedAt: new Date(T0), engineRunning: true, telegram: true });
+            checkHealth({
+              config: janitor.config,
+              store,
+              clock,
+              startedAt: new Date(T0),
+              engineRunning: true,
+              telegram: true,
+            });
           try {
             const first = await tick();
             assert.equal(first?.status, 'error');
             assert.match(first?.error ?? '', /chat not found.*BOT_TOKEN.*BOT_API_ROOT/s);
             const fault = await store.db.selectFrom('job_faults').selectAll().executeTakeFirstOrThrow();
-            assert.deepEqual([fault.job, Number(fault.count), Number(fault.retry_at)], ['message-deleter', 1, T0 + 60_000]);
+            assert.deepEqual(
+              [fault.job, Number(fault.count), Number(fault.retry_at)],
+              ['message-deleter', 1, T0 + 60_000],
+            );
             const h = await health();
             assert.equal(h.ok, false);
-            assert.ok(h.problems.some((p) => p.startsWith('message-deleter') && /setup fault/.test(p)), h.problems.join('; '));
+            assert.ok(
+              h.problems.some((p) => p.startsWith('message-deleter') && /setup fault/.test(p)),
+              h.problems.join('; '),
+            );
 
             // 20 s later: the scheduled run waits for the rest to end, and asks Telegram nothing.
             emu.resetCalls();

@@ -40,7 +40,10 @@ async function withWorld(backend: Backend, fn: (emu: BotApiEmulator, store: Stor
 
 async function addUser(store: Store, id: number): Promise<void> {
   const u = { user_id: id, username: null, first_name: 'U', joined_at: T0, is_banned: 0, user_access_count: 0 };
-  await store.db.insertInto('users').values({ ...u, blocked_at: null }).execute();
+  await store.db
+    .insertInto('users')
+    .values({ ...u, blocked_at: null })
+    .execute();
 }
 
 const blocked = async (store: Store) =>
@@ -106,7 +109,14 @@ for (const backend of BACKENDS) {
         await rememberChats(store, [KNOWN], T0 - HOUR);
         const ids = [];
         for (let b = 0; b < 3; b++) {
-          ids.push(await broadcastTo(emu, store, Array.from({ length: 10 }, (_, i) => 600 + 10 * b + i), T0 - 1000));
+          ids.push(
+            await broadcastTo(
+              emu,
+              store,
+              Array.from({ length: 10 }, (_, i) => 600 + 10 * b + i),
+              T0 - 1000,
+            ),
+          );
           await broadcasts.finishSending(store, ids[b]!);
         }
         const telegram = emulatorTelegram(emu);
@@ -126,10 +136,21 @@ for (const backend of BACKENDS) {
         for (const u of [701, 702, 703, 704]) await addUser(store, u);
         const id = await broadcastTo(emu, store, [], T0 + HOUR);
         const { api } = emulatorTelegram(emu);
-        const sender = new BroadcastSender({ store, api, clock: new FixedClock(T0), logger, owner: 's', timezone: 'UTC', pollMs: 20 });
+        const sender = new BroadcastSender({
+          store,
+          api,
+          clock: new FixedClock(T0),
+          logger,
+          owner: 's',
+          timezone: 'UTC',
+          pollMs: 20,
+        });
         sender.start();
         try {
-          await until(async () => (await store.db.selectFrom('job_faults').select('job').execute()).length === 1, 'the fault');
+          await until(
+            async () => (await store.db.selectFrom('job_faults').select('job').execute()).length === 1,
+            'the fault',
+          );
         } finally {
           await sender.stop();
         }
@@ -158,14 +179,30 @@ for (const backend of BACKENDS) {
         const id = await broadcastTo(emu, store, [], T0);
         await broadcasts.addRecipient(store, id, 801, emu.addMessage(801, { text: 'News' }));
         // 802's copy was asked for by a sender that has not answered yet.
-        await store.db.insertInto('broadcast_messages').values({ broadcast_id: id, chat_id: 802, message_id: 0 }).execute();
+        await store.db
+          .insertInto('broadcast_messages')
+          .values({ broadcast_id: id, chat_id: 802, message_id: 0 })
+          .execute();
         const cut: Broadcast[] = [];
-        const deps = { store, telegram: emulatorTelegram(emu), owner: 'd', onSendingCut: (b: Broadcast) => cut.push(b) };
+        const deps = {
+          store,
+          telegram: emulatorTelegram(emu),
+          owner: 'd',
+          onSendingCut: (b: Broadcast) => cut.push(b),
+        };
         const s1 = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0 + 60_000)));
-        assert.deepEqual(cut.map((b) => Number(b.id)), [id], 'told once, as it was taken from sending');
+        assert.deepEqual(
+          cut.map((b) => Number(b.id)),
+          [id],
+          'told once, as it was taken from sending',
+        );
         assert.equal(s1.messages_deleted, 1);
         const left = await store.db.selectFrom('broadcast_messages').select(['chat_id', 'message_id']).execute();
-        assert.deepEqual(left.map((r) => [Number(r.chat_id), Number(r.message_id)]), [[802, 0]], 'the reservation waits');
+        assert.deepEqual(
+          left.map((r) => [Number(r.chat_id), Number(r.message_id)]),
+          [[802, 0]],
+          'the reservation waits',
+        );
         await store.db.updateTable('broadcasts').set({ claim_expires_at: null }).execute();
         const s2 = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0 + RESERVED_GRACE_MS + 1)));
         assert.equal(s2.unconfirmed, 1);

@@ -9,7 +9,14 @@ import type { JobView, RunView } from '../src/jobs/overview.ts';
 const GENERATED = '2025-03-10T12:00:00.000Z'; // 17:30:00 in Asia/Kolkata (+05:30)
 const at = (offsetS: number) => new Date(Date.parse(GENERATED) + offsetS * 1000).toISOString();
 
-function run(id: number, status: string, startedOffsetS: number, durationMs: number | null, summary: Record<string, unknown> | null, error: string | null = null): RunView {
+function run(
+  id: number,
+  status: string,
+  startedOffsetS: number,
+  durationMs: number | null,
+  summary: Record<string, unknown> | null,
+  error: string | null = null,
+): RunView {
   return {
     id,
     status,
@@ -62,17 +69,42 @@ function fixture(): StatusSnapshot {
         run(20, 'ok', -120, 850, { rows: 2, messages_deleted: 5, notices_sent: 2 }),
         run(19, 'skipped', -180, 0, { reason: 'the previous run is still running' }),
       ]),
-      job('broadcast-deleter', '0 * * * *', 'every hour', 1800, [run(30, 'running', -30, null, null), run(29, 'abandoned', -3600, 0, null)]),
+      job('broadcast-deleter', '0 * * * *', 'every hour', 1800, [
+        run(30, 'running', -30, null, null),
+        run(29, 'abandoned', -3600, 0, null),
+      ]),
       job('token-count-reset', 'off', 'off', null, []),
     ],
     deletions: { total: 17, overdue: 3, due_next_hour: 9, next_due_at: at(-20) },
     broadcasts: [
-      { id: 7, status: 'deleting', text: 'Sale <b>today</b> & "tomorrow"', created_at: at(-86400), delete_at: at(-60), sent_count: 120, failed_count: 4, recipients_left: 37 },
-      { id: 8, status: 'sent', text: null, created_at: at(-3600), delete_at: at(7200), sent_count: 10, failed_count: 0, recipients_left: 10 },
+      {
+        id: 7,
+        status: 'deleting',
+        text: 'Sale <b>today</b> & "tomorrow"',
+        created_at: at(-86400),
+        delete_at: at(-60),
+        sent_count: 120,
+        failed_count: 4,
+        recipients_left: 37,
+      },
+      {
+        id: 8,
+        status: 'sent',
+        text: null,
+        created_at: at(-3600),
+        delete_at: at(7200),
+        sent_count: 10,
+        failed_count: 0,
+        recipients_left: 10,
+      },
     ],
     deleted_per_hour: HOURS,
     tokens_per_day: DAYS,
-    health: { ok: false, problems: ['3 pending deletions are overdue', 'message-deleter last run failed: <oops>'], failing: ['message-deleter'] },
+    health: {
+      ok: false,
+      problems: ['3 pending deletions are overdue', 'message-deleter last run failed: <oops>'],
+      failing: ['message-deleter'],
+    },
   };
 }
 
@@ -126,7 +158,11 @@ test('helpers: escaping, local time, relative time, durations, summaries', () =>
   assert.equal(formatDuration(null), '—');
   assert.equal(formatSummary({ deleted: 3, rows: 2, nested: { a: 1 }, skip: null }), 'deleted=3 rows=2 nested={"a":1}');
   assert.equal(formatSummary(null), '');
-  assert.equal(formatSummary({ ids: 'x'.repeat(80) }, 60), `ids=${'x'.repeat(59)}…`, 'the status page cuts long values');
+  assert.equal(
+    formatSummary({ ids: 'x'.repeat(80) }, 60),
+    `ids=${'x'.repeat(59)}…`,
+    'the status page cuts long values',
+  );
   assert.equal(formatSummary({ ids: 'x'.repeat(80) }), `ids=${'x'.repeat(80)}`, 'the CLI shows them whole');
 });
 
@@ -216,7 +252,10 @@ test('everything user-derived is escaped', () => {
 test('pending deletions and broadcasts', () => {
   const html = renderStatusPage(fixture());
   assert.match(html, /id="deletions-total"><div class="muted">Total<\/div><div class="v">17</);
-  assert.match(html, /class="card stat warn" id="deletions-overdue"><div class="muted">Overdue<\/div><div class="v">3</);
+  assert.match(
+    html,
+    /class="card stat warn" id="deletions-overdue"><div class="muted">Overdue<\/div><div class="v">3</,
+  );
   assert.match(html, /id="deletions-next-hour"><div class="muted">Due in the next hour<\/div><div class="v">9</);
   assert.match(html, /id="deletions-next">[\s\S]*?17:29:40[\s\S]*?20 s ago/);
   const b = /<table id="broadcasts">[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
@@ -250,7 +289,10 @@ test('chart 1: 48 hourly bars with tooltips, hour labels in the zone, max label'
 
 test('chart 2: stacked tokens per day, zero segments left out, legend', () => {
   const svg = svgById(renderStatusPage(fixture()), 'chart-tokens-per-day');
-  assert.match(svg, /role="img" aria-label="Tokens created per day over the last 14 days: \d+ verified, 14 bypassed, 65 not used"/);
+  assert.match(
+    svg,
+    /role="img" aria-label="Tokens created per day over the last 14 days: \d+ verified, 14 bypassed, 65 not used"/,
+  );
   const stacks = group(svg, 'stacks');
   assert.equal(NONZERO_SEGMENTS, 29);
   assert.equal(count(stacks, /<rect /g), NONZERO_SEGMENTS);
@@ -259,7 +301,10 @@ test('chart 2: stacked tokens per day, zero segments left out, legend', () => {
   assert.equal(count(stacks, /class="seg seg-not-used"/g), 13);
   assert.match(stacks, /<title>2025-02-26: 2 verified \(of 9\)<\/title>/);
   const legend = group(svg, 'legend');
-  assert.deepEqual([...legend.matchAll(/<text[^>]*>([^<]+)<\/text>/g)].map((m) => m[1]), ['verified', 'bypassed', 'not used']);
+  assert.deepEqual(
+    [...legend.matchAll(/<text[^>]*>([^<]+)<\/text>/g)].map((m) => m[1]),
+    ['verified', 'bypassed', 'not used'],
+  );
   assert.equal(count(group(svg, 'x-labels'), /<text /g), 14);
   // Stacked: each day's segments touch, bottom segment sits on the baseline (y + height = 198).
   const first = /<rect class="seg seg-not-used" x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"/.exec(stacks);

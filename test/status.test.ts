@@ -16,10 +16,21 @@ for (const backend of BACKENDS) {
       const store = await tdb.open();
       const config = loadConfig({ DATABASE_URL: tdb.url });
       const src = { config, store, clock: new FixedClock(NOW), startedAt: null, telegram: false };
-      assert.deepEqual((await collectStatus(src)).deletions, { total: 0, overdue: 0, due_next_hour: 0, next_due_at: null }, 'an empty table');
+      assert.deepEqual(
+        (await collectStatus(src)).deletions,
+        { total: 0, overdue: 0, due_next_hour: 0, next_due_at: null },
+        'an empty table',
+      );
       const offsets = [-30 * MIN, -1 * MIN, 0, 1, 60 * MIN, 60 * MIN + 1, 5 * 60 * MIN];
       for (const [i, off] of offsets.entries()) {
-        await insertDeletion(store, { userId: 1, chatId: 1, messageIds: [i + 1], deleteAt: NOW + off, uniqueId: null, createdAt: NOW - 3600_000 });
+        await insertDeletion(store, {
+          userId: 1,
+          chatId: 1,
+          messageIds: [i + 1],
+          deleteAt: NOW + off,
+          uniqueId: null,
+          createdAt: NOW - 3600_000,
+        });
       }
       assert.deepEqual((await collectStatus(src)).deletions, {
         total: 7,

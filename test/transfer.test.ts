@@ -37,11 +37,12 @@ const FIXTURES: Record<Collection, string> = {
     `{"_id":"b-1","message_id":100,"text":"hello","caption":null,"file_id":null,"duration_hours":24,"channel_message_id":5,"created_at":{"$date":"2024-05-31T00:00:00Z"},"delete_at":{"$date":"2024-06-01T00:00:00Z"},"status":"sent","messages":[{"chat_id":42,"message_id":1000},{"chat_id":7,"message_id":1001},{"chat_id":${CHANNEL},"message_id":{"$numberLong":"77"}}]}`,
     `{"message_id":101,"caption":"pic","file_id":"AgAC","duration_hours":1.5,"created_at":"2024-05-31T12:00:00Z","delete_at":"2024-05-31T13:30:00Z"}`,
   ].join('\n'),
-  settings: [
-    `{"key":"token_generation_limit","value":20}`,
-    `{"key":"welcome","value":"hi \\"there\\" ✓"}`,
-    `{"key":"obj","value":{"b":[1,2.5,{"c":null}],"a":true}}`,
-  ].join('\n') + '\n',
+  settings:
+    [
+      `{"key":"token_generation_limit","value":20}`,
+      `{"key":"welcome","value":"hi \\"there\\" ✓"}`,
+      `{"key":"obj","value":{"b":[1,2.5,{"c":null}],"a":true}}`,
+    ].join('\n') + '\n',
 };
 
 async function dump(store: Store, collection: Collection): Promise<string> {
@@ -67,7 +68,10 @@ async function importError(p: Promise<unknown>): Promise<ImportError> {
 }
 
 test('COLLECTIONS and isCollection', () => {
-  assert.deepEqual([...COLLECTIONS], ['users', 'tokens', 'token_generator_count', 'pending_deletions', 'broadcasts', 'settings']);
+  assert.deepEqual(
+    [...COLLECTIONS],
+    ['users', 'tokens', 'token_generator_count', 'pending_deletions', 'broadcasts', 'settings'],
+  );
   assert.equal(isCollection('tokens'), true);
   assert.equal(isCollection('job_runs'), false);
 });
@@ -78,9 +82,33 @@ test('Extended JSON dates and ids, ISO without offset as UTC, exported as ISO UT
     assert.deepEqual(r, { read: 3, inserted: 3, updated: 0, unchanged: 0 });
     const rows = await store.db.selectFrom('users').selectAll().orderBy('user_id').execute();
     assert.deepEqual(rows, [
-      { user_id: 7, username: null, first_name: null, joined_at: 1704067200000, is_banned: 0, user_access_count: 0, blocked_at: null },
-      { user_id: 42, username: null, first_name: 'Ann ✓', joined_at: Date.UTC(2024, 0, 2, 3, 4, 5), is_banned: 1, user_access_count: 0, blocked_at: Date.UTC(2024, 1, 1) },
-      { user_id: MAX, username: 'big', first_name: 'Big', joined_at: 1700000000000, is_banned: 0, user_access_count: 3, blocked_at: null },
+      {
+        user_id: 7,
+        username: null,
+        first_name: null,
+        joined_at: 1704067200000,
+        is_banned: 0,
+        user_access_count: 0,
+        blocked_at: null,
+      },
+      {
+        user_id: 42,
+        username: null,
+        first_name: 'Ann ✓',
+        joined_at: Date.UTC(2024, 0, 2, 3, 4, 5),
+        is_banned: 1,
+        user_access_count: 0,
+        blocked_at: Date.UTC(2024, 1, 1),
+      },
+      {
+        user_id: MAX,
+        username: 'big',
+        first_name: 'Big',
+        joined_at: 1700000000000,
+        is_banned: 0,
+        user_access_count: 3,
+        blocked_at: null,
+      },
     ]);
     assert.equal(
       await dump(store, 'users'),
@@ -92,7 +120,11 @@ test('Extended JSON dates and ids, ISO without offset as UTC, exported as ISO UT
       ].join('\n'),
     );
     await importCollection(store, 'tokens', FIXTURES.tokens, { now: NOW });
-    const tokens = await store.db.selectFrom('tokens').select(['token', 'created_at', 'expires_at']).orderBy('token').execute();
+    const tokens = await store.db
+      .selectFrom('tokens')
+      .select(['token', 'created_at', 'expires_at'])
+      .orderBy('token')
+      .execute();
     assert.deepEqual(tokens, [
       { token: 'Tok-b', created_at: Date.UTC(2024, 4, 1, 10), expires_at: Date.UTC(2024, 4, 3, 8) },
       { token: '_z', created_at: 1714557600000, expires_at: Date.UTC(2024, 4, 3, 4, 30, 0, 500) },
@@ -112,7 +144,9 @@ test('token_generator_count: "YYYY-MM-DD" kept, an instant becomes its UTC day, 
         '{"user_id":42,"date":"2024-05-03","token_generated":1}\n',
     );
     await importCollection(store, 'token_generator_count', '{"user_id":1,"date":"2024-02-29"}', { now: NOW });
-    const e = await importError(importCollection(store, 'token_generator_count', '{"user_id":1,"date":"2023-02-29"}', { now: NOW }));
+    const e = await importError(
+      importCollection(store, 'token_generator_count', '{"user_id":1,"date":"2023-02-29"}', { now: NOW }),
+    );
     assert.equal(e.message, 'line 1: field "date": expected a real calendar date "YYYY-MM-DD", got "2023-02-29"');
   });
 });
@@ -138,7 +172,10 @@ for (const kind of BACKENDS) {
   test(`${kind}: a database error mid-way rolls the whole import back`, async () => {
     await withTestDb(kind, async (store) => {
       // Refuse user 7 at the database (validation cannot see it), in the second chunk of writes.
-      if (kind === 'sqlite') await sql`create trigger no7 before insert on users when new.user_id = 7 begin select raise(abort, 'no 7'); end`.execute(store.db);
+      if (kind === 'sqlite')
+        await sql`create trigger no7 before insert on users when new.user_id = 7 begin select raise(abort, 'no 7'); end`.execute(
+          store.db,
+        );
       else await sql`alter table users add constraint no7 check (user_id <> 7)`.execute(store.db);
       const lines = Array.from({ length: 600 }, (_, i) => JSON.stringify({ user_id: 1000 + i, joined_at: 0 }));
       lines.push('{"user_id":7,"joined_at":0}');
@@ -155,8 +192,16 @@ for (const kind of BACKENDS) {
         const exported = await dump(store, c);
         // Later: the same file again, and the export of it, with a different "now".
         const later = new Date(NOW.getTime() + 3_600_000);
-        assert.deepEqual(await importCollection(store, c, FIXTURES[c], { now: later }), { read: first.read, inserted: 0, updated: 0, unchanged: first.read }, c);
-        assert.deepEqual(await importCollection(store, c, exported, { now: later }), { read: first.read, inserted: 0, updated: 0, unchanged: first.read }, c);
+        assert.deepEqual(
+          await importCollection(store, c, FIXTURES[c], { now: later }),
+          { read: first.read, inserted: 0, updated: 0, unchanged: first.read },
+          c,
+        );
+        assert.deepEqual(
+          await importCollection(store, c, exported, { now: later }),
+          { read: first.read, inserted: 0, updated: 0, unchanged: first.read },
+          c,
+        );
         assert.equal(await dump(store, c), exported, c);
       }
       assert.equal(await rowCount(store, 'broadcast_messages'), 3);
@@ -166,10 +211,21 @@ for (const kind of BACKENDS) {
 
 test('upserts replace fields; a missing joined_at keeps the existing one; pending state is never reset', async () => {
   await withTestDb('postgres', async (store) => {
-    await importCollection(store, 'users', '{"user_id":5,"username":"a","joined_at":"2020-01-01T00:00:00Z"}', { now: NOW });
-    const r = await importCollection(store, 'users', '{"user_id":5,"username":"b"}\n{"user_id":6}\n{"user_id":6,"is_banned":true}', { now: NOW });
+    await importCollection(store, 'users', '{"user_id":5,"username":"a","joined_at":"2020-01-01T00:00:00Z"}', {
+      now: NOW,
+    });
+    const r = await importCollection(
+      store,
+      'users',
+      '{"user_id":5,"username":"b"}\n{"user_id":6}\n{"user_id":6,"is_banned":true}',
+      { now: NOW },
+    );
     assert.deepEqual(r, { read: 3, inserted: 1, updated: 2, unchanged: 0 });
-    const users = await store.db.selectFrom('users').select(['user_id', 'username', 'joined_at', 'is_banned']).orderBy('user_id').execute();
+    const users = await store.db
+      .selectFrom('users')
+      .select(['user_id', 'username', 'joined_at', 'is_banned'])
+      .orderBy('user_id')
+      .execute();
     assert.deepEqual(users, [
       { user_id: 5, username: 'b', joined_at: Date.UTC(2020, 0, 1), is_banned: 0 },
       { user_id: 6, username: null, joined_at: NOW.getTime(), is_banned: 1 },
@@ -177,13 +233,32 @@ test('upserts replace fields; a missing joined_at keeps the existing one; pendin
 
     await importCollection(store, 'pending_deletions', FIXTURES.pending_deletions, { now: NOW });
     await store.db.updateTable('pending_deletions').set({ attempts: 5, messages_deleted: 1 }).execute();
-    assert.equal((await importCollection(store, 'pending_deletions', FIXTURES.pending_deletions, { now: NOW })).unchanged, 2);
-    const pend = await store.db.selectFrom('pending_deletions').select(['source_id', 'dedupe_key', 'attempts', 'next_attempt_at', 'created_at']).orderBy('id').execute();
+    assert.equal(
+      (await importCollection(store, 'pending_deletions', FIXTURES.pending_deletions, { now: NOW })).unchanged,
+      2,
+    );
+    const pend = await store.db
+      .selectFrom('pending_deletions')
+      .select(['source_id', 'dedupe_key', 'attempts', 'next_attempt_at', 'created_at'])
+      .orderBy('id')
+      .execute();
     assert.deepEqual(pend, [
-      { source_id: '6650a1b2c3d4e5f6a7b8c9d0', dedupe_key: '_id:6650a1b2c3d4e5f6a7b8c9d0', attempts: 5, next_attempt_at: Date.UTC(2024, 5, 1, 0, 30), created_at: Date.UTC(2024, 5, 1) },
+      {
+        source_id: '6650a1b2c3d4e5f6a7b8c9d0',
+        dedupe_key: '_id:6650a1b2c3d4e5f6a7b8c9d0',
+        attempts: 5,
+        next_attempt_at: Date.UTC(2024, 5, 1, 0, 30),
+        created_at: Date.UTC(2024, 5, 1),
+      },
       {
         source_id: null,
-        dedupe_key: pendingDeletionDedupeKey({ user_id: MAX, chat_id: CHANNEL, message_ids: [5], delete_at: Date.UTC(2024, 5, 1, 1), unique_id: null }),
+        dedupe_key: pendingDeletionDedupeKey({
+          user_id: MAX,
+          chat_id: CHANNEL,
+          message_ids: [5],
+          delete_at: Date.UTC(2024, 5, 1, 1),
+          unique_id: null,
+        }),
         attempts: 5,
         next_attempt_at: Date.UTC(2024, 5, 1, 1, 5),
         created_at: NOW.getTime(),
@@ -205,13 +280,33 @@ test('broadcasts with recipients round trip; recipients missing from an existing
       out.split('\n')[1],
       '{"message_id":101,"text":null,"caption":"pic","file_id":"AgAC","duration_hours":1.5,"channel_message_id":null,"created_at":"2024-05-31T12:00:00.000Z","delete_at":"2024-05-31T13:30:00.000Z","status":"sent","messages":[]}',
     );
-    const second = await store.db.selectFrom('broadcasts').select('dedupe_key').where('message_id', '=', 101).executeTakeFirstOrThrow();
-    const key = broadcastDedupeKey({ message_id: 101, caption: 'pic', file_id: 'AgAC', created_at: Date.UTC(2024, 4, 31, 12), delete_at: Date.UTC(2024, 4, 31, 13, 30) });
+    const second = await store.db
+      .selectFrom('broadcasts')
+      .select('dedupe_key')
+      .where('message_id', '=', 101)
+      .executeTakeFirstOrThrow();
+    const key = broadcastDedupeKey({
+      message_id: 101,
+      caption: 'pic',
+      file_id: 'AgAC',
+      created_at: Date.UTC(2024, 4, 31, 12),
+      delete_at: Date.UTC(2024, 4, 31, 13, 30),
+    });
     assert.equal(second.dedupe_key, key);
 
-    const more = '{"_id":"b-1","delete_at":0,"messages":[{"chat_id":42,"message_id":1},{"chat_id":8,"message_id":1002},{"chat_id":8,"message_id":9}]}';
-    assert.deepEqual(await importCollection(store, 'broadcasts', more, { now: NOW }), { read: 1, inserted: 0, updated: 1, unchanged: 0 });
-    const msgs = await store.db.selectFrom('broadcast_messages').select(['chat_id', 'message_id']).orderBy('chat_id').execute();
+    const more =
+      '{"_id":"b-1","delete_at":0,"messages":[{"chat_id":42,"message_id":1},{"chat_id":8,"message_id":1002},{"chat_id":8,"message_id":9}]}';
+    assert.deepEqual(await importCollection(store, 'broadcasts', more, { now: NOW }), {
+      read: 1,
+      inserted: 0,
+      updated: 1,
+      unchanged: 0,
+    });
+    const msgs = await store.db
+      .selectFrom('broadcast_messages')
+      .select(['chat_id', 'message_id'])
+      .orderBy('chat_id')
+      .execute();
     assert.deepEqual(msgs, [
       { chat_id: CHANNEL, message_id: 77 },
       { chat_id: 7, message_id: 1001 },
@@ -225,9 +320,16 @@ test('a broadcast without _id and created_at: importing it twice, or its own exp
   await withTestDb('sqlite', async (store) => {
     const doc = '{"text":"no id","duration_hours":2,"delete_at":"2024-06-01T10:00:00Z"}';
     assert.equal((await importCollection(store, 'broadcasts', doc, { now: NOW })).inserted, 1);
-    assert.equal((await importCollection(store, 'broadcasts', doc, { now: new Date('2025-01-01T00:00:00Z') })).inserted, 0);
+    assert.equal(
+      (await importCollection(store, 'broadcasts', doc, { now: new Date('2025-01-01T00:00:00Z') })).inserted,
+      0,
+    );
     const exported = await dump(store, 'broadcasts');
-    assert.match(exported, /"created_at":"2024-06-01T08:00:00.000Z"/, 'created_at derived from delete_at and the duration');
+    assert.match(
+      exported,
+      /"created_at":"2024-06-01T08:00:00.000Z"/,
+      'created_at derived from delete_at and the duration',
+    );
     assert.equal((await importCollection(store, 'broadcasts', exported, { now: NOW })).inserted, 0);
     assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 1);
   });
@@ -236,7 +338,17 @@ test('a broadcast without _id and created_at: importing it twice, or its own exp
 test('a broadcast the bot made: importing its export again adds nothing', async () => {
   await withTestDb('sqlite', async (store) => {
     const created = Date.parse('2024-06-01T08:00:00.123Z');
-    await insertBroadcast(store, { fromChatId: -100777, messageId: 42, text: 'news', caption: null, fileId: null, durationHours: 2, createdAt: created, progressChatId: null, progressMessageId: null });
+    await insertBroadcast(store, {
+      fromChatId: -100777,
+      messageId: 42,
+      text: 'news',
+      caption: null,
+      fileId: null,
+      durationHours: 2,
+      createdAt: created,
+      progressChatId: null,
+      progressMessageId: null,
+    });
     await finishSending(store, (await store.db.selectFrom('broadcasts').select('id').executeTakeFirstOrThrow()).id);
     const exported = await dump(store, 'broadcasts');
     assert.equal((await importCollection(store, 'broadcasts', exported, { now: NOW })).inserted, 0);
@@ -246,7 +358,8 @@ test('a broadcast the bot made: importing its export again adds nothing', async 
 
 test('a token sent the direct link (shortener down) keeps that mark across export and import', async () => {
   await withTestDb('sqlite', async (store) => {
-    const line = '{"token":"tok-direct","unique_id":"u1","created_by":5,"status":"not_used","created_at":"2024-05-31T00:00:00.000Z","expires_at":"2024-06-02T00:00:00.000Z","direct_link":true}';
+    const line =
+      '{"token":"tok-direct","unique_id":"u1","created_by":5,"status":"not_used","created_at":"2024-05-31T00:00:00.000Z","expires_at":"2024-06-02T00:00:00.000Z","direct_link":true}';
     await importCollection(store, 'tokens', line, { now: NOW });
     assert.equal((await store.db.selectFrom('tokens').select('direct_link').executeTakeFirstOrThrow()).direct_link, 1);
     assert.equal((await dump(store, 'tokens')).trim(), line);
@@ -262,7 +375,12 @@ test('settings values of any JSON type round trip', async () => {
       await dump(store, 'settings'),
       '{"key":"obj","value":{"b":[1,2.5,{"c":null}],"a":true}}\n{"key":"token_generation_limit","value":20}\n{"key":"welcome","value":"hi \\"there\\" ✓"}\n',
     );
-    const r = await importCollection(store, 'settings', '{"key":"welcome","value":"bye"}\n{"key":"welcome","value":"bye"}', { now: NOW });
+    const r = await importCollection(
+      store,
+      'settings',
+      '{"key":"welcome","value":"bye"}\n{"key":"welcome","value":"bye"}',
+      { now: NOW },
+    );
     assert.deepEqual(r, { read: 2, inserted: 0, updated: 1, unchanged: 1 });
   });
 });
@@ -272,17 +390,41 @@ test('invalid lines: JSON syntax, unsafe or fractional ids, missing fields, bad 
     const cases: [Collection, string, string][] = [
       ['users', '{"user_id":1}\n\n{"user_id":2,}', 'line 3: not valid JSON: '],
       ['users', '[1]', 'line 1: expected a JSON object, got [1]'],
-      ['users', '{"user_id":9007199254740993}', `line 1: field "user_id": expected a positive safe integer (at most ${MAX}), got 9007199254740992`],
-      ['users', '{"user_id":{"$numberLong":"9007199254740993"}}', 'line 1: field "user_id": expected a positive safe integer'],
+      [
+        'users',
+        '{"user_id":9007199254740993}',
+        `line 1: field "user_id": expected a positive safe integer (at most ${MAX}), got 9007199254740992`,
+      ],
+      [
+        'users',
+        '{"user_id":{"$numberLong":"9007199254740993"}}',
+        'line 1: field "user_id": expected a positive safe integer',
+      ],
       ['users', '{"user_id":1.5}', 'line 1: field "user_id": expected a positive safe integer'],
       ['users', '{"user_id":"12"}', 'line 1: field "user_id": expected a positive safe integer'],
       ['users', '{"username":"x"}', 'line 1: field "user_id": is required'],
       ['users', '{"user_id":1,"joined_at":"2024-13-01"}', 'line 1: field "joined_at": expected a date'],
       ['users', '{"user_id":1,"joined_at":"yesterday"}', 'line 1: field "joined_at": expected a date'],
-      ['users', '{"user_id":1,"is_banned":"yes"}', 'line 1: field "is_banned": expected true, false, 0 or 1, got "yes"'],
-      ['pending_deletions', '{"user_id":1,"chat_id":1,"message_ids":[1,-2],"delete_at":0}', 'line 1: field "message_ids[1]": expected a positive safe integer'],
-      ['broadcasts', '{"delete_at":0,"messages":[{"chat_id":1}]}', 'line 1: field "messages[0].message_id": is required'],
-      ['broadcasts', '{"delete_at":0,"status":"active"}', 'line 1: field "status": expected one of sending, sent, deleting, got "active"'],
+      [
+        'users',
+        '{"user_id":1,"is_banned":"yes"}',
+        'line 1: field "is_banned": expected true, false, 0 or 1, got "yes"',
+      ],
+      [
+        'pending_deletions',
+        '{"user_id":1,"chat_id":1,"message_ids":[1,-2],"delete_at":0}',
+        'line 1: field "message_ids[1]": expected a positive safe integer',
+      ],
+      [
+        'broadcasts',
+        '{"delete_at":0,"messages":[{"chat_id":1}]}',
+        'line 1: field "messages[0].message_id": is required',
+      ],
+      [
+        'broadcasts',
+        '{"delete_at":0,"status":"active"}',
+        'line 1: field "status": expected one of sending, sent, deleting, got "active"',
+      ],
       ['settings', '{"key":"a"}', 'line 1: field "value": is required'],
       ['tokens', '{"token":"a\\u0000b"}', 'line 1: field "token": contains a NUL character'],
     ];
@@ -295,41 +437,78 @@ test('invalid lines: JSON syntax, unsafe or fractional ids, missing fields, bad 
 });
 
 test('cross-backend round trip: SQLite → PostgreSQL → SQLite exports byte-identical lines', async () => {
-  await withTestDb('sqlite', (sa) => withTestDb('postgres', (pb) => withTestDb('sqlite', async (sc) => {
-    // A linguistic collation on PostgreSQL ("_z" < "tok-a" < "Tok-b") must not change the export's byte order.
-    const icu = await sql<{ n: number }>`select 1 as n from pg_collation where collname = 'en-x-icu'`.execute(pb.db);
-    if (icu.rows.length > 0) {
-      await sql`alter table tokens alter column token type text collate "en-x-icu"`.execute(pb.db);
-      await sql`alter table settings alter column key type text collate "en-x-icu"`.execute(pb.db);
-    }
-    for (const col of COLLECTIONS) await importCollection(sa, col, FIXTURES[col], { now: NOW });
-    for (const col of COLLECTIONS) {
-      const first = await dump(sa, col);
-      assert.ok(first.length > 0, col);
-      await importCollection(pb, col, first);
-      const second = await dump(pb, col);
-      assert.equal(second, first, `${col}: PostgreSQL export differs`);
-      await importCollection(sc, col, second);
-      assert.equal(await dump(sc, col), first, `${col}: SQLite re-export differs`);
-    }
-    assert.match(await dump(pb, 'users'), new RegExp(`"user_id":${MAX}`));
-    assert.match(await dump(pb, 'pending_deletions'), new RegExp(`"chat_id":${CHANNEL}`));
-  })));
+  await withTestDb('sqlite', (sa) =>
+    withTestDb('postgres', (pb) =>
+      withTestDb('sqlite', async (sc) => {
+        // A linguistic collation on PostgreSQL ("_z" < "tok-a" < "Tok-b") must not change the export's byte order.
+        const icu = await sql<{ n: number }>`select 1 as n from pg_collation where collname = 'en-x-icu'`.execute(
+          pb.db,
+        );
+        if (icu.rows.length > 0) {
+          await sql`alter table tokens alter column token type text collate "en-x-icu"`.execute(pb.db);
+          await sql`alter table settings alter column key type text collate "en-x-icu"`.execute(pb.db);
+        }
+        for (const col of COLLECTIONS) await importCollection(sa, col, FIXTURES[col], { now: NOW });
+        for (const col of COLLECTIONS) {
+          const first = await dump(sa, col);
+          assert.ok(first.length > 0, col);
+          await importCollection(pb, col, first);
+          const second = await dump(pb, col);
+          assert.equal(second, first, `${col}: PostgreSQL export differs`);
+          await importCollection(sc, col, second);
+          assert.equal(await dump(sc, col), first, `${col}: SQLite re-export differs`);
+        }
+        assert.match(await dump(pb, 'users'), new RegExp(`"user_id":${MAX}`));
+        assert.match(await dump(pb, 'pending_deletions'), new RegExp(`"chat_id":${CHANNEL}`));
+      }),
+    ),
+  );
 });
 
 test('export pages through more rows than one page, in key order', async () => {
   for (const kind of BACKENDS) {
     await withTestDb(kind, async (store) => {
-      const lines = Array.from({ length: 2500 }, (_, i) => JSON.stringify({ token: `t${String(2500 - i).padStart(5, '0')}`, unique_id: 'u', created_by: 1, status: 'not_used', created_at: 0, expires_at: 0 }));
+      const lines = Array.from({ length: 2500 }, (_, i) =>
+        JSON.stringify({
+          token: `t${String(2500 - i).padStart(5, '0')}`,
+          unique_id: 'u',
+          created_by: 1,
+          status: 'not_used',
+          created_at: 0,
+          expires_at: 0,
+        }),
+      );
       await importCollection(store, 'tokens', lines.join('\n'), { now: NOW });
       const out = (await dump(store, 'tokens')).trimEnd().split('\n');
       assert.equal(out.length, 2500, kind);
-      assert.deepEqual(out, [...lines].reverse().map((l) => JSON.stringify({ ...JSON.parse(l), created_at: '1970-01-01T00:00:00.000Z', expires_at: '1970-01-01T00:00:00.000Z' })), kind);
+      assert.deepEqual(
+        out,
+        [...lines]
+          .reverse()
+          .map((l) =>
+            JSON.stringify({
+              ...JSON.parse(l),
+              created_at: '1970-01-01T00:00:00.000Z',
+              expires_at: '1970-01-01T00:00:00.000Z',
+            }),
+          ),
+        kind,
+      );
       // A composite key (user_id, date) across pages.
-      const counts = Array.from({ length: 1200 }, (_, i) => ({ user_id: 3 - (i % 3), date: new Date(Date.UTC(2020, 0, 1 + Math.floor(i / 3))).toISOString().slice(0, 10), token_generated: i }));
-      await importCollection(store, 'token_generator_count', counts.map((d) => JSON.stringify(d)).join('\n'), { now: NOW });
+      const counts = Array.from({ length: 1200 }, (_, i) => ({
+        user_id: 3 - (i % 3),
+        date: new Date(Date.UTC(2020, 0, 1 + Math.floor(i / 3))).toISOString().slice(0, 10),
+        token_generated: i,
+      }));
+      await importCollection(store, 'token_generator_count', counts.map((d) => JSON.stringify(d)).join('\n'), {
+        now: NOW,
+      });
       const sorted = [...counts].sort((x, y) => x.user_id - y.user_id || (x.date < y.date ? -1 : 1));
-      assert.equal(await dump(store, 'token_generator_count'), sorted.map((d) => `${JSON.stringify(d)}\n`).join(''), kind);
+      assert.equal(
+        await dump(store, 'token_generator_count'),
+        sorted.map((d) => `${JSON.stringify(d)}\n`).join(''),
+        kind,
+      );
     });
   }
 });

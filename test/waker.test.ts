@@ -9,7 +9,9 @@ import { until } from './support/wait.ts';
 /** A logger whose JSON lines land in `lines`. */
 function capture(): { lines: Record<string, unknown>[]; logger: ReturnType<typeof createLogger> } {
   const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({ write: (chunk, _e, cb) => (lines.push(JSON.parse(String(chunk)) as Record<string, unknown>), cb()) });
+  const destination = new Writable({
+    write: (chunk, _e, cb) => (lines.push(JSON.parse(String(chunk)) as Record<string, unknown>), cb()),
+  });
   return { lines, logger: createLogger({ level: 'error', destination }) };
 }
 
@@ -17,7 +19,10 @@ test('work that keeps failing backs off, doubling, even though finding due work 
   const { lines, logger } = capture();
   let calls = 0;
   const w = new Waker({
-    name: 'test', clock: systemClock, logger, pollMs: 1,
+    name: 'test',
+    clock: systemClock,
+    logger,
+    pollMs: 1,
     earliest: async (now) => now, // always due
     work: async () => {
       calls++;
@@ -30,7 +35,10 @@ test('work that keeps failing backs off, doubling, even though finding due work 
   } finally {
     await w.stop();
   }
-  assert.deepEqual(lines.slice(0, 5).map((l) => l.retry_in_ms), [2, 4, 8, 16, 32]);
+  assert.deepEqual(
+    lines.slice(0, 5).map((l) => l.retry_in_ms),
+    [2, 4, 8, 16, 32],
+  );
   assert.ok(calls >= 5);
 });
 
@@ -40,7 +48,9 @@ test('a stop during the search for due work waits for it and starts no work afte
   let asked = 0;
   let worked = 0;
   const w = new Waker({
-    name: 'test', clock: systemClock, logger,
+    name: 'test',
+    clock: systemClock,
+    logger,
     earliest: () => {
       asked++;
       return new Promise<number>((r) => (answer = r));

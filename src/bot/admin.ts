@@ -72,15 +72,18 @@ const range = (k: NumberSettingKey) => `${SETTING_RANGES[k].min}–${SETTING_RAN
 /** The commands that change a numeric setting (ranges in `SETTING_RANGES`, the fallback in store/settings.ts). */
 const SETTING_COMMANDS: Record<string, { key: NumberSettingKey; what: string; describe: (n: number) => string }> = {
   setdeletetime: {
-    key: 'delete_after_minutes', what: `minutes (${range('delete_after_minutes')}: Telegram deletes nothing older than 48 h)`,
+    key: 'delete_after_minutes',
+    what: `minutes (${range('delete_after_minutes')}: Telegram deletes nothing older than 48 h)`,
     describe: (n) => `Files are deleted ${n} minutes after delivery.`,
   },
   settokenlimit: {
-    key: 'token_generation_limit', what: `tokens per user per day (${range('token_generation_limit')})`,
+    key: 'token_generation_limit',
+    what: `tokens per user per day (${range('token_generation_limit')})`,
     describe: (n) => `Users may create ${n} verification links a day.`,
   },
   setaccesscount: {
-    key: 'media_access_count', what: `file accesses per verification (${range('media_access_count')})`,
+    key: 'media_access_count',
+    what: `file accesses per verification (${range('media_access_count')})`,
     describe: (n) => `One verification grants ${n} file accesses.`,
   },
 };
@@ -96,7 +99,8 @@ export function parseWhole(text: string, min: number, max: number): number | nul
 /** Parses `/link` arguments: `<id>` or `<first>-<last>` (at most 100 messages). */
 export function parseLinkRange(text: string): number[] | string {
   const m = /^\s*(\d{1,10})\s*(?:-\s*(\d{1,10}))?\s*$/.exec(text);
-  if (!m) return 'Usage: /link <message_id>, /link <first>-<last>, or reply /link to a message forwarded from the storage channel.';
+  if (!m)
+    return 'Usage: /link <message_id>, /link <first>-<last>, or reply /link to a message forwarded from the storage channel.';
   const a = Number(m[1]);
   const b = m[2] ? Number(m[2]) : a;
   if (a < 1 || b < a) return 'The range must be <first>-<last> with first ≤ last.';
@@ -115,7 +119,10 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
       const current = await numberSetting(store, config, s.key);
       if (!ctx.match.trim()) return void (await ctx.reply(`${s.describe(current)}\nUsage: /${command} <${s.what}>`));
       const n = parseWhole(ctx.match, SETTING_RANGES[s.key].min, SETTING_RANGES[s.key].max);
-      if (n === null) return void (await ctx.reply(`❌ "${ctx.match.trim().slice(0, 40)}" is not valid: give ${s.what}.\nNothing changed: ${s.describe(current)}`));
+      if (n === null)
+        return void (await ctx.reply(
+          `❌ "${ctx.match.trim().slice(0, 40)}" is not valid: give ${s.what}.\nNothing changed: ${s.describe(current)}`,
+        ));
       await setSetting(store, s.key, n);
       logger.info({ setting: s.key, value: n, admin: ctx.from.id }, `setting ${s.key} = ${n}`);
       await ctx.reply(`✅ ${s.describe(n)} (was ${current})`);
@@ -123,7 +130,10 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
   }
 
   admin.command('link', async (ctx) => {
-    if (!config.storageChannelId) return void (await ctx.reply('❌ STORAGE_CHANNEL_ID is not set: files live in a storage channel the bot administers.'));
+    if (!config.storageChannelId)
+      return void (await ctx.reply(
+        '❌ STORAGE_CHANNEL_ID is not set: files live in a storage channel the bot administers.',
+      ));
     let ids: number[] | string;
     const origin = ctx.message.reply_to_message?.forward_origin;
     if (!ctx.match.trim() && origin) {
@@ -134,9 +144,17 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
     } else ids = parseLinkRange(ctx.match);
     if (typeof ids === 'string') return void (await ctx.reply(`❌ ${ids}`));
     const uniqueId = randomId(12);
-    await createFile(store, { uniqueId, channelId: config.storageChannelId, messageIds: ids, createdBy: ctx.from.id, createdAt: clock.now().getTime() });
+    await createFile(store, {
+      uniqueId,
+      channelId: config.storageChannelId,
+      messageIds: ids,
+      createdBy: ctx.from.id,
+      createdAt: clock.now().getTime(),
+    });
     const link = startLink(await deps.userBotUsername(), uniqueId);
-    await ctx.reply(`🔗 Share link for ${ids.length === 1 ? `message ${ids[0]}` : `messages ${ids[0]}–${ids[ids.length - 1]}`}:\n${link}`);
+    await ctx.reply(
+      `🔗 Share link for ${ids.length === 1 ? `message ${ids[0]}` : `messages ${ids[0]}–${ids[ids.length - 1]}`}:\n${link}`,
+    );
   });
 
   admin.command('broadcast', async (ctx) => {
@@ -152,24 +170,45 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
     let messageId = source.message_id;
     if (deps.separateAdminBot) {
       // One bot cannot copy another bot's chat: the admin bot puts the content in the storage channel first.
-      if (!config.storageChannelId) return void (await ctx.reply('❌ STORAGE_CHANNEL_ID is not set: a separate admin bot sends broadcasts through it.'));
+      if (!config.storageChannelId)
+        return void (await ctx.reply(
+          '❌ STORAGE_CHANNEL_ID is not set: a separate admin bot sends broadcasts through it.',
+        ));
       try {
         messageId = (await ctx.api.copyMessage(config.storageChannelId, ctx.chat.id, source.message_id)).message_id;
         fromChatId = config.storageChannelId;
       } catch (e) {
-        return void (await ctx.reply(`❌ Could not copy the message to the storage channel: ${classifyError(e).reason}`));
+        return void (await ctx.reply(
+          `❌ Could not copy the message to the storage channel: ${classifyError(e).reason}`,
+        ));
       }
     }
     const recipients = await countAudience(store);
     const progress = await ctx.reply(`📢 Broadcast: sending to ${recipients} users…`);
     const text = 'text' in source ? (source.text ?? null) : null;
     const caption = 'caption' in source ? (source.caption ?? null) : null;
-    const fileId = source.photo?.at(-1)?.file_id ?? source.video?.file_id ?? source.document?.file_id ?? source.audio?.file_id ?? null;
+    const fileId =
+      source.photo?.at(-1)?.file_id ??
+      source.video?.file_id ??
+      source.document?.file_id ??
+      source.audio?.file_id ??
+      null;
     const id = await insertBroadcast(store, {
-      fromChatId, messageId, text, caption, fileId, durationHours: hours, createdAt: clock.now().getTime(), progressChatId: ctx.chat.id, progressMessageId: progress.message_id,
+      fromChatId,
+      messageId,
+      text,
+      caption,
+      fileId,
+      durationHours: hours,
+      createdAt: clock.now().getTime(),
+      progressChatId: ctx.chat.id,
+      progressMessageId: progress.message_id,
     });
     const after = formatMinutes(duration.minutes);
-    logger.info({ broadcast_id: id, minutes: duration.minutes, recipients, admin: ctx.from.id }, `📢 Broadcast ${id} queued for ${recipients} users, deleted after ${after}`);
+    logger.info(
+      { broadcast_id: id, minutes: duration.minutes, recipients, admin: ctx.from.id },
+      `📢 Broadcast ${id} queued for ${recipients} users, deleted after ${after}`,
+    );
     deps.kickSender();
   });
 
@@ -178,17 +217,25 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
     const tz = s.timezone;
     const lines = [`📊 Status (${tz})${s.health.ok ? '' : `\n⚠️ ${s.health.problems.join('; ')}`}`, ''];
     for (const j of s.jobs) {
-      const last = j.last_run ? `${j.last_run.status} ${j.last_run.finished_at ? formatIn(new Date(j.last_run.finished_at), tz) : ''}` : 'never';
+      const last = j.last_run
+        ? `${j.last_run.status} ${j.last_run.finished_at ? formatIn(new Date(j.last_run.finished_at), tz) : ''}`
+        : 'never';
       lines.push(`• ${j.name}: next ${j.next_run_local ?? 'off'}; last ${last}`);
     }
-    lines.push('', `🗑️ Pending deletions: ${s.deletions.total} (${s.deletions.overdue} overdue, ${s.deletions.due_next_hour} due within an hour)`);
-    lines.push(`📢 Broadcasts: ${s.broadcasts.length ? s.broadcasts.map((b) => `#${b.id} ${b.status}, ${b.sent_count} sent, ${b.recipients_left} left`).join('; ') : 'none'}`);
+    lines.push(
+      '',
+      `🗑️ Pending deletions: ${s.deletions.total} (${s.deletions.overdue} overdue, ${s.deletions.due_next_hour} due within an hour)`,
+    );
+    lines.push(
+      `📢 Broadcasts: ${s.broadcasts.length ? s.broadcasts.map((b) => `#${b.id} ${b.status}, ${b.sent_count} sent, ${b.recipients_left} left`).join('; ') : 'none'}`,
+    );
     await ctx.reply(lines.join('\n'));
   });
 
   admin.command('run', async (ctx) => {
     const job = ctx.match.trim();
-    if (!(JOB_NAMES as readonly string[]).includes(job)) return void (await ctx.reply(`❌ Usage: /run <job>, one of ${JOB_NAMES.join(', ')}.`));
+    if (!(JOB_NAMES as readonly string[]).includes(job))
+      return void (await ctx.reply(`❌ Usage: /run <job>, one of ${JOB_NAMES.join(', ')}.`));
     await ctx.reply(`⏳ Running ${job}…`);
     // In the background: a long run must not hold up the bot's updates (or time out a webhook, which Telegram
     // would then deliver again and run the job twice).
@@ -196,7 +243,9 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
       try {
         const r = await deps.runJob(job);
         const counts = formatSummary(r.summary);
-        await ctx.reply(`${r.status === 'ok' ? '✅' : '❌'} ${job} ${r.status}${counts ? `: ${counts}` : ''}${r.error ? `\n${r.error}` : ''}`);
+        await ctx.reply(
+          `${r.status === 'ok' ? '✅' : '❌'} ${job} ${r.status}${counts ? `: ${counts}` : ''}${r.error ? `\n${r.error}` : ''}`,
+        );
       } catch (e) {
         await ctx.reply(`❌ ${job}: ${(e as Error).message}`).catch(() => {});
       }
@@ -205,4 +254,3 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
 
   return c;
 }
-

@@ -123,7 +123,13 @@ export class BroadcastSender {
 
   private async run(): Promise<void> {
     let failures = 0;
-    const gate = { store: this.o.store, job: SENDER_JOB, clock: this.o.clock, logger: this.o.logger, trigger: 'wake-up' as const };
+    const gate = {
+      store: this.o.store,
+      job: SENDER_JOB,
+      clock: this.o.clock,
+      logger: this.o.logger,
+      trigger: 'wake-up' as const,
+    };
     while (this.running) {
       let delay = this.o.pollMs ?? 5000;
       try {
@@ -200,16 +206,28 @@ export class BroadcastSender {
       await this.settle(st, false);
       await this.flush(st);
       await broadcasts.finishSending(store, id, owner);
-      logger.error({ broadcast_id: id, sent: st.sent, failed: st.failed, reason }, `❌ Broadcast ${id} stopped: its message cannot be copied (${reason})`);
-      await this.progress(b, `❌ Broadcast #${id} stopped: its message cannot be copied (${reason}). Sent to ${st.sent} users; those copies are deleted at ${at} ${this.o.timezone}.`);
+      logger.error(
+        { broadcast_id: id, sent: st.sent, failed: st.failed, reason },
+        `❌ Broadcast ${id} stopped: its message cannot be copied (${reason})`,
+      );
+      await this.progress(
+        b,
+        `❌ Broadcast #${id} stopped: its message cannot be copied (${reason}). Sent to ${st.sent} users; those copies are deleted at ${at} ${this.o.timezone}.`,
+      );
     };
     // Its delete_at came first: nobody else gets it, and what was sent is deleted now, as for a sent broadcast.
     const deadline = async () => {
       await this.settle(st, false);
       await this.flush(st);
       await broadcasts.finishSending(store, id, owner);
-      logger.warn({ broadcast_id: id, sent: st.sent, failed: st.failed }, `⏰ Broadcast ${id} reached its deletion time while sending: stopped after ${st.sent} users`);
-      await this.progress(b, `⏰ Broadcast #${id} reached its deletion time while sending: it reached ${st.sent} users (${st.failed} failed). Sending stopped; those copies are being deleted now.`);
+      logger.warn(
+        { broadcast_id: id, sent: st.sent, failed: st.failed },
+        `⏰ Broadcast ${id} reached its deletion time while sending: stopped after ${st.sent} users`,
+      );
+      await this.progress(
+        b,
+        `⏰ Broadcast #${id} reached its deletion time while sending: it reached ${st.sent} users (${st.failed} failed). Sending stopped; those copies are being deleted now.`,
+      );
     };
     const expired = () => clock.now().getTime() >= Number(b.delete_at);
     try {
@@ -219,7 +237,7 @@ export class BroadcastSender {
         return sentThisPass;
       }
       // Pages follow the users asked, not the cursor: the cursor waits behind a held "chat not found".
-      for (let after = st.cursor; ; ) {
+      for (let after = st.cursor; ;) {
         const page = await recipientsAfter(store, after, 100);
         if (page.length === 0) break;
         after = page[page.length - 1]!;
@@ -243,7 +261,10 @@ export class BroadcastSender {
           }
           // Telegram kept refusing for now (or could not be reached): this user stays next, the pass ends, and the
           // sender backs off before trying again. An outage delays the broadcast; it fails nobody.
-          if (result.kind === 'later') throw new Error(`Telegram is not taking copies (${result.reason}); broadcast ${id} resumes after user ${st.cursor}`);
+          if (result.kind === 'later')
+            throw new Error(
+              `Telegram is not taking copies (${result.reason}); broadcast ${id} resumes after user ${st.cursor}`,
+            );
           const fail = result.kind === 'failed' ? result : null;
           if (!fail) {
             st.copyWorked = true;
@@ -260,7 +281,10 @@ export class BroadcastSender {
           } else {
             // Only the recipient's own refusal marks them: a source the bot cannot read must not mark everyone.
             if (fail.failure === 'recipient') await markBlocked(store, [userId], clock.now().getTime());
-            logger.debug({ broadcast_id: id, user_id: userId, failure: fail.failure, reason: fail.reason }, 'broadcast not delivered');
+            logger.debug(
+              { broadcast_id: id, user_id: userId, failure: fail.failure, reason: fail.reason },
+              'broadcast not delivered',
+            );
             st.pending = { to: userId, sent: st.pending.sent, failed: st.pending.failed + 1 };
             // Source failures before any copy worked wait behind the cursor: if they turn out to be the setup's,
             // those users are asked again once it is fixed.
@@ -283,7 +307,10 @@ export class BroadcastSender {
             return sentThisPass;
           }
           unknownInRow = fail?.failure === 'unknown' ? unknownInRow + 1 : 0;
-          if (unknownInRow >= UNKNOWN_TO_PAUSE) throw new Error(`${unknownInRow} copies in a row not confirmed (${fail!.reason}); broadcast ${id} resumes after user ${st.cursor}`);
+          if (unknownInRow >= UNKNOWN_TO_PAUSE)
+            throw new Error(
+              `${unknownInRow} copies in a row not confirmed (${fail!.reason}); broadcast ${id} resumes after user ${st.cursor}`,
+            );
           if (clock.now().getTime() - lastProgress >= (this.o.progressEveryMs ?? 2000)) {
             lastProgress = clock.now().getTime();
             await this.progress(b, `📢 Broadcast #${id}: sending… ${st.sent} sent, ${st.failed} failed`);
@@ -296,8 +323,14 @@ export class BroadcastSender {
         keeper.markLost('finishing the sending changed nothing');
         return sentThisPass;
       }
-      await this.progress(b, `✅ Broadcast #${id} sent to ${st.sent} users (${st.failed} failed). It will be deleted at ${at} ${this.o.timezone}.`);
-      logger.info({ broadcast_id: id, sent: st.sent, failed: st.failed }, `📢 Broadcast ${id} sent to ${st.sent} users, ${st.failed} failed`);
+      await this.progress(
+        b,
+        `✅ Broadcast #${id} sent to ${st.sent} users (${st.failed} failed). It will be deleted at ${at} ${this.o.timezone}.`,
+      );
+      logger.info(
+        { broadcast_id: id, sent: st.sent, failed: st.failed },
+        `📢 Broadcast ${id} sent to ${st.sent} users, ${st.failed} failed`,
+      );
       return sentThisPass;
     } catch (e) {
       if (e instanceof SetupFaultError) {
@@ -310,9 +343,14 @@ export class BroadcastSender {
       );
       await keeper.stop();
       if (!keeper.lost) {
-        await broadcasts.releaseBroadcast(store, id, owner).catch((e: unknown) =>
-          logger.warn({ broadcast_id: id, err: (e as Error).message }, 'could not release a broadcast; it comes back when its lease ends'),
-        );
+        await broadcasts
+          .releaseBroadcast(store, id, owner)
+          .catch((e: unknown) =>
+            logger.warn(
+              { broadcast_id: id, err: (e as Error).message },
+              'could not release a broadcast; it comes back when its lease ends',
+            ),
+          );
       }
     }
   }
@@ -328,7 +366,10 @@ export class BroadcastSender {
       const held0 = st.watch.heldItems();
       const verdict = await judgeMissingChats(this.o.store, this.o.api, held0, [...st.goodChats].reverse());
       if (verdict.kind === 'setup') throw verdict.error;
-      if (verdict.kind === 'unknown') throw new Error(`could not tell whose "chat not found" it is (${verdict.reason}); broadcast ${st.id} resumes after user ${st.cursor}`);
+      if (verdict.kind === 'unknown')
+        throw new Error(
+          `could not tell whose "chat not found" it is (${verdict.reason}); broadcast ${st.id} resumes after user ${st.cursor}`,
+        );
     }
     const held = st.watch.drain();
     await markBlocked(this.o.store, held, this.o.clock.now().getTime());
@@ -388,7 +429,10 @@ export class BroadcastSender {
     if (reserved === 'taken') {
       const m = await broadcasts.recipientMessage(store, id, userId);
       if (m !== broadcasts.RESERVED) return { kind: 'sent' };
-      logger.warn({ broadcast_id: id, chat_id: userId }, `broadcast ${id} to chat ${userId} was asked for before without an answer: not asked again`);
+      logger.warn(
+        { broadcast_id: id, chat_id: userId },
+        `broadcast ${id} to chat ${userId} was asked for before without an answer: not asked again`,
+      );
       return { kind: 'failed', failure: 'unknown', reason: 'asked before, never confirmed' };
     }
     for (let attempt = 0; ; attempt++) {
@@ -439,9 +483,14 @@ export class BroadcastSender {
 
   /** Gives a reservation back (nothing was copied); a database error leaves it, so the user is not asked again. */
   private async unreserve(id: number, userId: number): Promise<void> {
-    await broadcasts.dropReservation(this.o.store, id, userId).catch((e: unknown) =>
-      this.o.logger.warn({ broadcast_id: id, chat_id: userId, err: (e as Error).message }, 'could not give a reservation back; that user will not be asked again'),
-    );
+    await broadcasts
+      .dropReservation(this.o.store, id, userId)
+      .catch((e: unknown) =>
+        this.o.logger.warn(
+          { broadcast_id: id, chat_id: userId, err: (e as Error).message },
+          'could not give a reservation back; that user will not be asked again',
+        ),
+      );
   }
 
   /**
@@ -467,7 +516,10 @@ export class BroadcastSender {
           return false;
         }
         const wait = Math.min(30_000, 250 * 2 ** attempt);
-        this.o.logger.warn({ broadcast_id: broadcastId, err: (e as Error).message, retry_in_ms: wait }, 'could not record a broadcast copy; retrying');
+        this.o.logger.warn(
+          { broadcast_id: broadcastId, err: (e as Error).message, retry_in_ms: wait },
+          'could not record a broadcast copy; retrying',
+        );
         await sleep(wait, undefined, { signal: this.calls.signal }).catch(() => {
           // Cut by the end of stop()'s grace: the next attempt reports it.
         });
@@ -485,4 +537,3 @@ export class BroadcastSender {
     }
   }
 }
-

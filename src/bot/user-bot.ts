@@ -40,13 +40,19 @@ export function registration(deps: Pick<UserBotDeps, 'store' | 'clock'>): Compos
   const c = new Composer<Context>();
   c.on('my_chat_member', async (ctx, next) => {
     const status = ctx.myChatMember.new_chat_member.status;
-    if (ctx.chat.type === 'private' && status === 'kicked') await markBlocked(store, [ctx.chat.id], clock.now().getTime());
+    if (ctx.chat.type === 'private' && status === 'kicked')
+      await markBlocked(store, [ctx.chat.id], clock.now().getTime());
     else if (ctx.chat.type === 'private' && status === 'member') await markUnblocked(store, ctx.chat.id);
     await next();
   });
   c.chatType('private').on('message', async (ctx, next) => {
     if (ctx.from.is_bot) return;
-    const user = await upsertUser(store, { userId: ctx.from.id, username: ctx.from.username ?? null, firstName: ctx.from.first_name ?? null, nowMs: clock.now().getTime() });
+    const user = await upsertUser(store, {
+      userId: ctx.from.id,
+      username: ctx.from.username ?? null,
+      firstName: ctx.from.first_name ?? null,
+      nowMs: clock.now().getTime(),
+    });
     if (user.is_banned) return;
     users.set(ctx, user);
     await next();
@@ -66,7 +72,9 @@ export function userBot(deps: UserBotDeps): Composer<Context> {
     if (req.kind === 'verify') return finishVerification(ctx, deps, req.tokenUniqueId, req.userId);
     if (req.kind === 'invalid') return void (await ctx.reply('❌ This link is not valid. Ask for a new one.'));
     const user = users.get(ctx) ?? (await getUser(store, ctx.from.id));
-    await ctx.reply(`👋 Welcome, ${user?.first_name ?? 'there'}!\n\nOpen a file link to receive the file. You have ${user?.user_access_count ?? 0} file accesses left.`);
+    await ctx.reply(
+      `👋 Welcome, ${user?.first_name ?? 'there'}!\n\nOpen a file link to receive the file. You have ${user?.user_access_count ?? 0} file accesses left.`,
+    );
   });
 
   priv.command('create_new_token', (ctx) => offerToken(ctx, deps, null, 'asked'));
@@ -103,8 +111,13 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
     if (failure === 'unknown') {
       // No answer does not mean nothing was copied: no refund, and the operator is told, since files may be in
       // the chat with no deletion scheduled.
-      logger.error({ user_id: userId, chat_id: chatId, file: uniqueId, reason }, `❌ delivery of file ${uniqueId} to ${chatId} may have arrived without a scheduled deletion: ${reason}`);
-      return void (await ctx.reply('⚠️ Telegram did not confirm the delivery. If the file did not arrive, open the link again in a minute.').catch(() => {}));
+      logger.error(
+        { user_id: userId, chat_id: chatId, file: uniqueId, reason },
+        `❌ delivery of file ${uniqueId} to ${chatId} may have arrived without a scheduled deletion: ${reason}`,
+      );
+      return void (await ctx
+        .reply('⚠️ Telegram did not confirm the delivery. If the file did not arrive, open the link again in a minute.')
+        .catch(() => {}));
     }
     // Telegram refused: nothing was delivered, the access goes back.
     await grantAccess(store, userId, 1);
@@ -114,12 +127,22 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
       return void (await ctx.reply('❌ This file is no longer available.'));
     }
     if (failure === 'refused') {
-      logger.warn({ user_id: userId, file: uniqueId, reason }, `Telegram asked to slow down; file ${uniqueId} not sent to ${chatId}`);
-      return void (await ctx.reply('⚠️ Telegram is busy right now. Please open the link again in a minute.').catch(() => {}));
+      logger.warn(
+        { user_id: userId, file: uniqueId, reason },
+        `Telegram asked to slow down; file ${uniqueId} not sent to ${chatId}`,
+      );
+      return void (await ctx
+        .reply('⚠️ Telegram is busy right now. Please open the link again in a minute.')
+        .catch(() => {}));
     }
     // fatal or source: the token or the storage channel (wrong STORAGE_CHANNEL_ID, the bot not its admin), the operator's to fix.
-    logger.error({ file: uniqueId, channel: file.channel_id, reason }, `❌ cannot copy file ${uniqueId} from the storage channel: ${reason}`);
-    return void (await ctx.reply('⚠️ The file cannot be sent right now; the bot\'s operator has been told. Please try again later.'));
+    logger.error(
+      { file: uniqueId, channel: file.channel_id, reason },
+      `❌ cannot copy file ${uniqueId} from the storage channel: ${reason}`,
+    );
+    return void (await ctx.reply(
+      "⚠️ The file cannot be sent right now; the bot's operator has been told. Please try again later.",
+    ));
   }
   if (copied.length === 0) {
     // copyMessages skips messages it cannot find: none copied means the file is gone from the channel.
@@ -131,10 +154,15 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
   // Telegram deletes nothing older than 48 h: a 2,880-minute setting still deletes a little before that.
   const effective = Math.min(minutes, MAX_DELETE_MINUTES);
   try {
-    const notice = await ctx.reply(`⏳ This file will be deleted in ${effective} minute${effective === 1 ? '' : 's'}. Forward it to your Saved Messages to keep it.`);
+    const notice = await ctx.reply(
+      `⏳ This file will be deleted in ${effective} minute${effective === 1 ? '' : 's'}. Forward it to your Saved Messages to keep it.`,
+    );
     ids.push(notice.message_id);
   } catch (e) {
-    logger.warn({ user_id: userId, err: (e as Error).message }, 'could not send the deletion notice; the files are scheduled anyway');
+    logger.warn(
+      { user_id: userId, err: (e as Error).message },
+      'could not send the deletion notice; the files are scheduled anyway',
+    );
   }
   await scheduleOrUndo(ctx, deps, { chatId, userId, messageIds: ids, afterMinutes: effective, uniqueId });
 }
@@ -146,10 +174,20 @@ export const MAX_DELETE_MINUTES = 48 * 60 - 2;
  * Schedules a delivery's deletion, retrying a database blip; if it still cannot be recorded, the files are deleted
  * at once (and the access refunded) rather than left in the chat with nothing to remove them.
  */
-async function scheduleOrUndo(ctx: Context, deps: UserBotDeps, d: ScheduleDeletionInput & { userId: number; afterMinutes: number }): Promise<void> {
+async function scheduleOrUndo(
+  ctx: Context,
+  deps: UserBotDeps,
+  d: ScheduleDeletionInput & { userId: number; afterMinutes: number },
+): Promise<void> {
   // One instant for every attempt: a retry after a lost answer finds the same row instead of adding a second one.
   const deleteAt = new Date(deps.clock.now().getTime() + d.afterMinutes * 60_000);
-  const row = { chatId: d.chatId, userId: d.userId, messageIds: d.messageIds, deleteAt, ...(d.uniqueId ? { uniqueId: d.uniqueId } : {}) };
+  const row = {
+    chatId: d.chatId,
+    userId: d.userId,
+    messageIds: d.messageIds,
+    deleteAt,
+    ...(d.uniqueId ? { uniqueId: d.uniqueId } : {}),
+  };
   let last: unknown;
   for (let attempt = 0; attempt < 4; attempt++) {
     try {
@@ -160,7 +198,10 @@ async function scheduleOrUndo(ctx: Context, deps: UserBotDeps, d: ScheduleDeleti
       await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
     }
   }
-  deps.logger.error({ user_id: d.userId, err: (last as Error)?.message }, 'could not schedule a delivery\'s deletion; deleting the files now');
+  deps.logger.error(
+    { user_id: d.userId, err: (last as Error)?.message },
+    "could not schedule a delivery's deletion; deleting the files now",
+  );
   for (let attempt = 0; ; attempt++) {
     try {
       await ctx.api.deleteMessages(d.chatId, d.messageIds);
@@ -177,15 +218,26 @@ async function scheduleOrUndo(ctx: Context, deps: UserBotDeps, d: ScheduleDeleti
     }
   }
   await grantAccess(deps.store, d.userId, 1).catch(() => {});
-  await ctx.reply('⚠️ Something went wrong on our side; the file was withdrawn and your access given back. Please try the link again in a minute.').catch(() => {});
+  await ctx
+    .reply(
+      '⚠️ Something went wrong on our side; the file was withdrawn and your access given back. Please try the link again in a minute.',
+    )
+    .catch(() => {});
 }
 
 /** Offers a new verification token (or says the daily limit is reached); `why` picks the wording. */
-export async function offerToken(ctx: Context, deps: UserBotDeps, fileUniqueId: string | null, why: 'no_access' | 'asked'): Promise<void> {
+export async function offerToken(
+  ctx: Context,
+  deps: UserBotDeps,
+  fileUniqueId: string | null,
+  why: 'no_access' | 'asked',
+): Promise<void> {
   const { store, config } = deps;
   const r = await newToken(deps, ctx.from!.id, fileUniqueId);
   if (r.kind === 'limit') {
-    return void (await ctx.reply(`⛔ Daily limit reached: you can create ${r.limit} verification links a day. It resets at 00:00 ${config.timezone}.`));
+    return void (await ctx.reply(
+      `⛔ Daily limit reached: you can create ${r.limit} verification links a day. It resets at 00:00 ${config.timezone}.`,
+    ));
   }
   const n = await numberSetting(store, config, 'media_access_count');
   await ctx.reply(
@@ -195,15 +247,30 @@ export async function offerToken(ctx: Context, deps: UserBotDeps, fileUniqueId: 
 }
 
 /** `/start verify_<token unique id>_<user id>`: grants access for a verified token, explains anything else. */
-export async function finishVerification(ctx: Context, deps: UserBotDeps, tokenUniqueId: string, userId: number): Promise<void> {
+export async function finishVerification(
+  ctx: Context,
+  deps: UserBotDeps,
+  tokenUniqueId: string,
+  userId: number,
+): Promise<void> {
   const { store, config } = deps;
-  if (ctx.from!.id !== userId) return void (await ctx.reply('❌ This verification link belongs to another user. Use /create_new_token for your own.'));
+  if (ctx.from!.id !== userId)
+    return void (await ctx.reply(
+      '❌ This verification link belongs to another user. Use /create_new_token for your own.',
+    ));
   const token = await getTokenByUniqueId(store.db, tokenUniqueId, userId);
-  if (!token) return void (await ctx.reply('❌ This verification link is unknown or was already used. Use /create_new_token for a new one.'));
+  if (!token)
+    return void (await ctx.reply(
+      '❌ This verification link is unknown or was already used. Use /create_new_token for a new one.',
+    ));
   if (token.status === 'bypassed') {
     // A new token made from the file link remembers the file, so the user still gets what they came for.
     const again = token.file_unique_id
-      ? { reply_markup: { inline_keyboard: [[{ text: '🔁 Try again', url: startLink(ctx.me.username, token.file_unique_id) }]] } }
+      ? {
+          reply_markup: {
+            inline_keyboard: [[{ text: '🔁 Try again', url: startLink(ctx.me.username, token.file_unique_id) }]],
+          },
+        }
       : {};
     return void (await ctx.reply(
       `⚠️ This verification was bypassed: the link was opened too quickly or not through the verification page. No access was granted.\n\n${token.file_unique_id ? 'Tap "Try again" for a new verification link' : 'Use /create_new_token'} and complete the verification.`,
@@ -213,14 +280,17 @@ export async function finishVerification(ctx: Context, deps: UserBotDeps, tokenU
   if (token.status === 'not_used') {
     const link = await verifyLink(config, token.token, deps.localUrl(), deps.logger);
     if (link.direct) await markDirectLink(store.db, token.token);
-    return void (await ctx.reply('⏳ Finish the verification first: open the link, complete it, and you will be sent back here.', {
-      reply_markup: { inline_keyboard: [[{ text: '✅ Verify', url: link.url }]] },
-    }));
+    return void (await ctx.reply(
+      '⏳ Finish the verification first: open the link, complete it, and you will be sent back here.',
+      {
+        reply_markup: { inline_keyboard: [[{ text: '✅ Verify', url: link.url }]] },
+      },
+    ));
   }
   const n = await numberSetting(store, config, 'media_access_count');
   const left = await redeemVerifiedToken(store, token.token, userId, n);
-  if (left === null) return void (await ctx.reply('❌ This verification link was already used. Use /create_new_token for a new one.'));
+  if (left === null)
+    return void (await ctx.reply('❌ This verification link was already used. Use /create_new_token for a new one.'));
   await ctx.reply(`✅ Verified! You now have ${left} file accesses.`);
   if (token.file_unique_id) await sendFile(ctx, deps, token.file_unique_id);
 }
-

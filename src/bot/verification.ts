@@ -12,7 +12,9 @@ import { countTokenEvent } from '../store/stats.ts';
 import { randomId } from '../telegram/links.ts';
 
 /** What asking for a token gave. */
-export type NewToken = { kind: 'created'; token: string; uniqueId: string; link: string; expiresAt: Date } | { kind: 'limit'; limit: number };
+export type NewToken =
+  | { kind: 'created'; token: string; uniqueId: string; link: string; expiresAt: Date }
+  | { kind: 'limit'; limit: number };
 
 /** Creates a token for `userId` (remembering the file asked for) unless today's limit is reached. */
 export async function newToken(
@@ -30,7 +32,13 @@ export async function newToken(
   const expiresAt = new Date(now.getTime() + config.tokenExpiryDays * 86400_000);
   const link = await verifyLink(config, token, deps.localUrl(), deps.logger);
   await insertToken(store.db, {
-    token, unique_id: uniqueId, created_by: userId, created_at: now.getTime(), expires_at: expiresAt.getTime(), file_unique_id: fileUniqueId, direct_link: link.direct ? 1 : 0,
+    token,
+    unique_id: uniqueId,
+    created_by: userId,
+    created_at: now.getTime(),
+    expires_at: expiresAt.getTime(),
+    file_unique_id: fileUniqueId,
+    direct_link: link.direct ? 1 : 0,
   });
   await countTokenEvent(store, day, 'created').catch(() => {});
   return { kind: 'created', token, uniqueId, link: link.url, expiresAt };
@@ -40,7 +48,12 @@ export async function newToken(
  * The verify link for a token: through the shortener when one is set and answers, else direct. `direct` is true
  * when a shortener was configured but failed: that user cannot come from the shortener, so no referer is expected.
  */
-export async function verifyLink(config: Config, token: string, localUrl: string, logger: Logger): Promise<{ url: string; direct: boolean }> {
+export async function verifyLink(
+  config: Config,
+  token: string,
+  localUrl: string,
+  logger: Logger,
+): Promise<{ url: string; direct: boolean }> {
   const url = `${config.publicUrl ?? localUrl}/verify?token=${encodeURIComponent(token)}`;
   if (!config.shortenerApiUrl) return { url, direct: false };
   try {
@@ -56,7 +69,9 @@ export async function verifyLink(config: Config, token: string, localUrl: string
  * link as `shortenedUrl`, `shorturl`, `short_url` or `url`.
  */
 export async function shorten(template: string, url: string, timeoutMs = 5000): Promise<string> {
-  const res = await fetch(template.replace('{url}', encodeURIComponent(url)), { signal: AbortSignal.timeout(timeoutMs) });
+  const res = await fetch(template.replace('{url}', encodeURIComponent(url)), {
+    signal: AbortSignal.timeout(timeoutMs),
+  });
   if (!res.ok) throw new Error(`shortener answered HTTP ${res.status}`);
   const body = (await res.json()) as Record<string, unknown>;
   for (const key of ['shortenedUrl', 'shorturl', 'short_url', 'url']) {

@@ -20,7 +20,12 @@ import type { Command } from './main.ts';
  * and the service keeps running; an uncaught exception is logged the same way before the process ends.
  */
 function guardProcess(logger: Logger): void {
-  process.on('unhandledRejection', (e) => logger.error({ err: e instanceof Error ? e.message : String(e) }, `❌ unhandled rejection (the service keeps running): ${e instanceof Error ? e.message : String(e)}`));
+  process.on('unhandledRejection', (e) =>
+    logger.error(
+      { err: e instanceof Error ? e.message : String(e) },
+      `❌ unhandled rejection (the service keeps running): ${e instanceof Error ? e.message : String(e)}`,
+    ),
+  );
   process.on('uncaughtException', (e) => {
     logger.fatal({ err: e.message }, `❌ uncaught exception: ${e.message}`);
     process.exit(1);
@@ -61,7 +66,8 @@ function write(out: NodeJS.WritableStream, s: string): Promise<void> {
 const start: Command = {
   name: 'start',
   summary: 'run the service: schedulers, bots, HTTP server; stays up until SIGINT/SIGTERM',
-  usage: 'Usage: tg-janitor start\n\nMigrates the database, starts the schedulers (and, with BOT_TOKEN, the bots), serves the status page,\n/healthz, /metrics and /verify, and runs until SIGINT or SIGTERM, then stops cleanly (exit 0).',
+  usage:
+    'Usage: tg-janitor start\n\nMigrates the database, starts the schedulers (and, with BOT_TOKEN, the bots), serves the status page,\n/healthz, /metrics and /verify, and runs until SIGINT or SIGTERM, then stops cleanly (exit 0).',
   options: {},
   async run(ctx) {
     const config = ctx.config();
@@ -69,7 +75,15 @@ const start: Command = {
     guardProcess(logger);
     const stopped = untilSignal();
     const service = await startService(config, logger);
-    logger.info({ database: service.store.describe, timezone: config.timezone, owner: service.janitor.engine.owner, url: service.http.url }, '🟢 tg-janitor started');
+    logger.info(
+      {
+        database: service.store.describe,
+        timezone: config.timezone,
+        owner: service.janitor.engine.owner,
+        url: service.http.url,
+      },
+      '🟢 tg-janitor started',
+    );
     const signal = await stopped;
     logger.info({ signal }, `🛑 ${signal} received, stopping`);
     await service.stop();
@@ -100,7 +114,8 @@ const importCmd: Command = {
   async run(ctx, { positionals }) {
     const [collection, file, ...extra] = positionals;
     if (!collection || !file || extra.length) throw new UsageError('expected <collection> and <file|->', this.usage);
-    if (!isCollection(collection)) throw new UsageError(`unknown collection "${collection}" (one of ${COLLECTIONS.join(', ')})`, this.usage);
+    if (!isCollection(collection))
+      throw new UsageError(`unknown collection "${collection}" (one of ${COLLECTIONS.join(', ')})`, this.usage);
     const config = ctx.config();
     let text: string;
     try {
@@ -110,7 +125,9 @@ const importCmd: Command = {
     }
     try {
       const r = await withStore(config, (store) => importCollection(store, collection, text));
-      ctx.stderr.write(`imported ${collection}: ${r.read} read, ${r.inserted} inserted, ${r.updated} updated, ${r.unchanged} unchanged\n`);
+      ctx.stderr.write(
+        `imported ${collection}: ${r.read} read, ${r.inserted} inserted, ${r.updated} updated, ${r.unchanged} unchanged\n`,
+      );
       return 0;
     } catch (e) {
       if (e instanceof ImportError) throw new CliError(`${file}: ${e.message}; nothing was imported`, 2);
@@ -127,7 +144,8 @@ const exportCmd: Command = {
   async run(ctx, { positionals }) {
     const [collection, ...extra] = positionals;
     if (!collection || extra.length) throw new UsageError('expected <collection>', this.usage);
-    if (!isCollection(collection)) throw new UsageError(`unknown collection "${collection}" (one of ${COLLECTIONS.join(', ')})`, this.usage);
+    if (!isCollection(collection))
+      throw new UsageError(`unknown collection "${collection}" (one of ${COLLECTIONS.join(', ')})`, this.usage);
     const config = ctx.config();
     await withStore(config, (store) => exportCollection(store, collection, (line) => write(ctx.stdout, `${line}\n`)));
     return 0;
@@ -150,11 +168,15 @@ const run: Command = {
   async run(ctx, { values, positionals }) {
     const [job, ...extra] = positionals;
     if (!job || extra.length) throw new UsageError('expected one <job>', this.usage);
-    if (!(JOB_NAMES as readonly string[]).includes(job)) throw new UsageError(`unknown job "${job}" (one of ${JOB_NAMES.join(', ')})`, this.usage);
+    if (!(JOB_NAMES as readonly string[]).includes(job))
+      throw new UsageError(`unknown job "${job}" (one of ${JOB_NAMES.join(', ')})`, this.usage);
     const now = parseNow(values.now);
     const config = ctx.config();
     if ((job === 'message-deleter' || job === 'broadcast-deleter') && !config.botToken) {
-      throw new CliError(`BOT_TOKEN is not set: ${job} talks to Telegram (set BOT_TOKEN, and BOT_API_ROOT for a local Bot API server)`, 2);
+      throw new CliError(
+        `BOT_TOKEN is not set: ${job} talks to Telegram (set BOT_TOKEN, and BOT_API_ROOT for a local Bot API server)`,
+        2,
+      );
     }
     const logger = ctx.logger(config);
     const janitor = await createJanitor({ config, logger });
@@ -173,7 +195,10 @@ const run: Command = {
       if (values.json) await write(ctx.stdout, `${JSON.stringify(out)}\n`);
       else {
         const counts = formatSummary(r.summary);
-        await write(ctx.stdout, `${r.job} ${r.status}${counts ? `: ${counts}` : ''}${r.error ? ` (${r.error})` : ''} in ${r.finishedAt.getTime() - r.startedAt.getTime()} ms\n`);
+        await write(
+          ctx.stdout,
+          `${r.job} ${r.status}${counts ? `: ${counts}` : ''}${r.error ? ` (${r.error})` : ''} in ${r.finishedAt.getTime() - r.startedAt.getTime()} ms\n`,
+        );
       }
       return r.status === 'ok' ? 0 : 1;
     } finally {
@@ -185,7 +210,8 @@ const run: Command = {
 const jobs: Command = {
   name: 'jobs',
   summary: 'list the jobs with their schedules, next and last runs',
-  usage: 'Usage: tg-janitor jobs [--json]\n\nEvery job with its schedule (cron and in words), next run in TIMEZONE and last run.',
+  usage:
+    'Usage: tg-janitor jobs [--json]\n\nEvery job with its schedule (cron and in words), next run in TIMEZONE and last run.',
   options: { json: { type: 'boolean' } },
   async run(ctx, { values }) {
     const config = ctx.config();
@@ -198,7 +224,9 @@ const jobs: Command = {
       j.name,
       `${j.schedule} (${j.schedule_words})`,
       j.next_run_local ? `${j.next_run_local} ${config.timezone}` : '-',
-      j.last_run ? `${j.last_run.status} ${formatIn(new Date(j.last_run.finished_at ?? j.last_run.started_at), config.timezone)}` : 'never',
+      j.last_run
+        ? `${j.last_run.status} ${formatIn(new Date(j.last_run.finished_at ?? j.last_run.started_at), config.timezone)}`
+        : 'never',
     ]);
     await write(ctx.stdout, `${table(['JOB', 'SCHEDULE', 'NEXT RUN', 'LAST RUN'], rows).join('\n')}\n`);
     return 0;
@@ -208,11 +236,14 @@ const jobs: Command = {
 const status: Command = {
   name: 'status',
   summary: 'jobs, recent runs, pending deletions, broadcasts and health, from the database',
-  usage: 'Usage: tg-janitor status [--json]\n\nThe facts of the status page in the terminal (--json: the whole snapshot). Exit 0 when healthy, 1 when not.',
+  usage:
+    'Usage: tg-janitor status [--json]\n\nThe facts of the status page in the terminal (--json: the whole snapshot). Exit 0 when healthy, 1 when not.',
   options: { json: { type: 'boolean' } },
   async run(ctx, { values }) {
     const config = ctx.config();
-    const s = await withStore(config, (store) => collectStatus({ config, store, clock: systemClock, startedAt: null, telegram: Boolean(config.botToken) }));
+    const s = await withStore(config, (store) =>
+      collectStatus({ config, store, clock: systemClock, startedAt: null, telegram: Boolean(config.botToken) }),
+    );
     if (values.json) await write(ctx.stdout, `${JSON.stringify(s)}\n`);
     else await write(ctx.stdout, formatStatus(s));
     return s.health.ok ? 0 : 1;
@@ -222,17 +253,30 @@ const status: Command = {
 const demo: Command = {
   name: 'demo',
   summary: 'the whole service against a built-in Bot API emulator and a temporary database (no Telegram needed)',
-  usage: 'Usage: tg-janitor demo\n\nStarts the service with seeded users, tokens, deletions due within seconds and a short broadcast, with\nschedules compressed to seconds, and prints the status page URL. Uses HTTP_PORT when set, else a free port;\nignores DATABASE_URL, BOT_TOKEN and .env. Ctrl-C stops it and removes the temporary database.',
+  usage:
+    'Usage: tg-janitor demo\n\nStarts the service with seeded users, tokens, deletions due within seconds and a short broadcast, with\nschedules compressed to seconds, and prints the status page URL. Uses HTTP_PORT when set, else a free port;\nignores DATABASE_URL, BOT_TOKEN and .env. Ctrl-C stops it and removes the temporary database.',
   options: {},
   async run(ctx) {
     // The demo's own settings: nothing from .env, and only the HTTP, time zone and log variables of the environment.
     const env = ctx.processEnv;
-    const config = loadConfig({ LOG_LEVEL: env.LOG_LEVEL, LOG_FORMAT: env.LOG_FORMAT, TIMEZONE: env.TIMEZONE, HTTP_PORT: env.HTTP_PORT, HTTP_HOST: env.HTTP_HOST }, { isTTY: Boolean((ctx.stderr as NodeJS.WriteStream).isTTY) });
+    const config = loadConfig(
+      {
+        LOG_LEVEL: env.LOG_LEVEL,
+        LOG_FORMAT: env.LOG_FORMAT,
+        TIMEZONE: env.TIMEZONE,
+        HTTP_PORT: env.HTTP_PORT,
+        HTTP_HOST: env.HTTP_HOST,
+      },
+      { isTTY: Boolean((ctx.stderr as NodeJS.WriteStream).isTTY) },
+    );
     const logger = ctx.logger(config);
     guardProcess(logger);
     const stopped = untilSignal();
     const d = await startDemo(env, logger);
-    await write(ctx.stdout, `tg-janitor demo is running. Status page: ${d.url}\nPress Ctrl-C to stop (the temporary database is removed).\n`);
+    await write(
+      ctx.stdout,
+      `tg-janitor demo is running. Status page: ${d.url}\nPress Ctrl-C to stop (the temporary database is removed).\n`,
+    );
     await stopped;
     await d.stop();
     await write(ctx.stdout, 'demo stopped\n');

@@ -14,21 +14,44 @@ export function formatStatus(s: StatusSnapshot): string {
   const rows = s.jobs.map((j) => {
     const last = j.last_run;
     const counts = formatSummary(last?.summary);
-    return [j.name, j.schedule_words, j.next_run_local ?? 'off', last ? `${last.status} ${local(last.finished_at ?? last.started_at)}` : 'never', counts + (last?.error ? ` error: ${last.error}` : '')];
+    return [
+      j.name,
+      j.schedule_words,
+      j.next_run_local ?? 'off',
+      last ? `${last.status} ${local(last.finished_at ?? last.started_at)}` : 'never',
+      counts + (last?.error ? ` error: ${last.error}` : ''),
+    ];
   });
   out.push(...table(['JOB', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'LAST SUMMARY'], rows).map((l) => `  ${l}`));
   const d = s.deletions;
-  out.push('', `pending deletions: ${d.total} (${d.overdue} overdue, ${d.due_next_hour} due within an hour; next ${local(d.next_due_at)})`);
+  out.push(
+    '',
+    `pending deletions: ${d.total} (${d.overdue} overdue, ${d.due_next_hour} due within an hour; next ${local(d.next_due_at)})`,
+  );
   out.push(`broadcasts in progress: ${s.broadcasts.length ? '' : 'none'}`);
-  for (const b of s.broadcasts) out.push(`  #${b.id} ${b.status}: ${b.sent_count} sent, ${b.failed_count} failed, ${b.recipients_left} to delete at ${local(b.delete_at)}`);
+  for (const b of s.broadcasts)
+    out.push(
+      `  #${b.id} ${b.status}: ${b.sent_count} sent, ${b.failed_count} failed, ${b.recipients_left} to delete at ${local(b.delete_at)}`,
+    );
   const deleted = s.deleted_per_hour.reduce((a, h) => a + h.messages, 0);
-  const t = s.tokens_per_day.reduce((a, d) => ({ v: a.v + d.verified, b: a.b + d.bypassed, n: a.n + d.not_used }), { v: 0, b: 0, n: 0 });
-  out.push(`messages deleted in 48 h: ${deleted}; tokens in 14 days: ${t.v} verified, ${t.b} bypassed, ${t.n} not used`);
+  const t = s.tokens_per_day.reduce((a, d) => ({ v: a.v + d.verified, b: a.b + d.bypassed, n: a.n + d.not_used }), {
+    v: 0,
+    b: 0,
+    n: 0,
+  });
+  out.push(
+    `messages deleted in 48 h: ${deleted}; tokens in 14 days: ${t.v} verified, ${t.b} bypassed, ${t.n} not used`,
+  );
   return `${out.join('\n')}\n`;
 }
 
 /** Rows under a header, columns padded to their widest cell. */
 export function table(head: string[], rows: string[][]): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  return [head, ...rows].map((r) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd(),
+  );
 }

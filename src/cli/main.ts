@@ -42,7 +42,7 @@ function mainUsage(): string {
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Run `tg-janitor <command> --help` for a command\'s options. Configuration comes from the environment and .env;',
+    "Run `tg-janitor <command> --help` for a command's options. Configuration comes from the environment and .env;",
     'see the README.',
   ].join('\n');
 }
@@ -50,7 +50,12 @@ function mainUsage(): string {
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function main(
   argv: string[],
-  io: { stdout?: NodeJS.WritableStream; stderr?: NodeJS.WritableStream; stdin?: NodeJS.ReadableStream; env?: Record<string, string | undefined> } = {},
+  io: {
+    stdout?: NodeJS.WritableStream;
+    stderr?: NodeJS.WritableStream;
+    stdin?: NodeJS.ReadableStream;
+    env?: Record<string, string | undefined>;
+  } = {},
 ): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
@@ -71,9 +76,16 @@ export async function main(
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: rest,
+      options: { ...cmd.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
-    say(`tg-janitor ${cmd.name}: ${(e as Error).message.replace(/\. To specify a positional.*$/s, '')}\n\n${cmd.usage}`);
+    say(
+      `tg-janitor ${cmd.name}: ${(e as Error).message.replace(/\. To specify a positional.*$/s, '')}\n\n${cmd.usage}`,
+    );
     return 2;
   }
   if (parsed.values.help) {

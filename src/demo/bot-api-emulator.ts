@@ -425,7 +425,11 @@ export class BotApiEmulator {
    * Simulates a user writing to the bot in their private chat: stores the message in chat `from.id` and pushes a
    * `message` update (with a bot_command entity for /commands). `extra` is merged into the message. Returns the update.
    */
-  sendUserMessage(from: { id: number; first_name?: string; username?: string }, text: string, extra: object = {}): object {
+  sendUserMessage(
+    from: { id: number; first_name?: string; username?: string },
+    text: string,
+    extra: object = {},
+  ): object {
     const firstName = from.first_name ?? 'User';
     const chat = this.chat(from.id);
     chat.firstName = firstName;
@@ -683,7 +687,11 @@ export class BotApiEmulator {
   }
 
   /** Updates a getUpdates call would return (after dropping the ones `offset` confirms). */
-  private pendingFor(offset: number | undefined, limit: number, allowed: string[] | undefined): Array<Record<string, unknown>> {
+  private pendingFor(
+    offset: number | undefined,
+    limit: number,
+    allowed: string[] | undefined,
+  ): Array<Record<string, unknown>> {
     if (offset !== undefined && offset !== 0) {
       if (offset < 0) {
         this.updates = this.updates.slice(offset);
@@ -717,7 +725,10 @@ export class BotApiEmulator {
       this.reply(
         prev.res,
         prev.record,
-        errorBody(409, 'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running'),
+        errorBody(
+          409,
+          'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running',
+        ),
         409,
       );
     }

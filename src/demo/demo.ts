@@ -79,7 +79,17 @@ async function seed(store: Store, emu: BotApiEmulator, tz: string): Promise<void
   const users = Array.from({ length: 24 }, (_, i) => 5_000_001 + i);
   await store.db
     .insertInto('users')
-    .values(users.map((u, i) => ({ user_id: u, username: `demo_user_${i + 1}`, first_name: `Demo ${i + 1}`, joined_at: now - (i + 1) * DAY, is_banned: 0, user_access_count: i % 5, blocked_at: null })))
+    .values(
+      users.map((u, i) => ({
+        user_id: u,
+        username: `demo_user_${i + 1}`,
+        first_name: `Demo ${i + 1}`,
+        joined_at: now - (i + 1) * DAY,
+        is_banned: 0,
+        user_access_count: i % 5,
+        blocked_at: null,
+      })),
+    )
     .execute();
   emu.blockUser(users[3]!);
 
@@ -88,38 +98,81 @@ async function seed(store: Store, emu: BotApiEmulator, tz: string): Promise<void
     .insertInto('tokens')
     .values(
       Array.from({ length: 18 }, (_, i) => ({
-        token: `demo-token-${i}`, unique_id: `demo${i}`, created_by: users[i % users.length]!, status: statuses[i % 3]!,
-        created_at: now - 3 * DAY + i * 3600_000, expires_at: i < 12 ? now - DAY + i * 60_000 : now + DAY, file_unique_id: null,
+        token: `demo-token-${i}`,
+        unique_id: `demo${i}`,
+        created_by: users[i % users.length]!,
+        status: statuses[i % 3]!,
+        created_at: now - 3 * DAY + i * 3600_000,
+        expires_at: i < 12 ? now - DAY + i * 60_000 : now + DAY,
+        file_unique_id: null,
       })),
     )
     .execute();
   const yesterday = dayIn(new Date(now - DAY), tz);
   const today = dayIn(new Date(now), tz);
-  await store.db.insertInto('token_generator_count').values(users.slice(0, 8).map((u, i) => ({ user_id: u, date: i < 6 ? yesterday : today, token_generated: 1 + (i % 4) }))).execute();
+  await store.db
+    .insertInto('token_generator_count')
+    .values(
+      users.slice(0, 8).map((u, i) => ({ user_id: u, date: i < 6 ? yesterday : today, token_generated: 1 + (i % 4) })),
+    )
+    .execute();
   // Two weeks of token history, so the chart has a shape from the start.
   await store.db
     .insertInto('token_stats')
-    .values(Array.from({ length: 14 }, (_, i) => dayIn(new Date(now - (13 - i) * DAY), tz)).filter((d, i, a) => a.indexOf(d) === i).map((day, i) => ({ day, created: 20 + ((i * 7) % 13), verified: 12 + ((i * 5) % 7), bypassed: 2 + (i % 3) })))
+    .values(
+      Array.from({ length: 14 }, (_, i) => dayIn(new Date(now - (13 - i) * DAY), tz))
+        .filter((d, i, a) => a.indexOf(d) === i)
+        .map((day, i) => ({ day, created: 20 + ((i * 7) % 13), verified: 12 + ((i * 5) % 7), bypassed: 2 + (i % 3) })),
+    )
     .execute();
 
   // Deliveries that delete themselves 2 to 18 seconds from now (one to the user who blocked the bot).
   for (let i = 0; i < 14; i++) {
     const chat = users[i]!;
     const ids = Array.from({ length: 1 + (i % 3) }, () => emu.addMessage(chat, { text: `demo file ${i + 1}` }));
-    await insertDeletion(store, { userId: chat, chatId: chat, messageIds: ids, deleteAt: now + 2000 + i * 1200, uniqueId: `demoFile${i + 1}`, createdAt: now });
+    await insertDeletion(store, {
+      userId: chat,
+      chatId: chat,
+      messageIds: ids,
+      deleteAt: now + 2000 + i * 1200,
+      uniqueId: `demoFile${i + 1}`,
+      createdAt: now,
+    });
   }
 
   const b = await store.db
     .insertInto('broadcasts')
     .values({
-      source_id: null, dedupe_key: `demo:${now}`, message_id: 1, text: 'Demo broadcast: deleted 12 seconds after it was sent', caption: null, file_id: null, duration_hours: 12 / 3600,
-      channel_message_id: null, created_at: now, delete_at: now + 12_000, status: 'sent', from_chat_id: 1, send_cursor: null, sent_count: users.length, failed_count: 0,
-      claimed_by: null, claim_expires_at: null, progress_chat_id: null, progress_message_id: null,
+      source_id: null,
+      dedupe_key: `demo:${now}`,
+      message_id: 1,
+      text: 'Demo broadcast: deleted 12 seconds after it was sent',
+      caption: null,
+      file_id: null,
+      duration_hours: 12 / 3600,
+      channel_message_id: null,
+      created_at: now,
+      delete_at: now + 12_000,
+      status: 'sent',
+      from_chat_id: 1,
+      send_cursor: null,
+      sent_count: users.length,
+      failed_count: 0,
+      claimed_by: null,
+      claim_expires_at: null,
+      progress_chat_id: null,
+      progress_message_id: null,
     })
     .returning('id')
     .executeTakeFirstOrThrow();
   await store.db
     .insertInto('broadcast_messages')
-    .values(users.map((u) => ({ broadcast_id: Number(b.id), chat_id: u, message_id: emu.addMessage(u, { text: 'Demo broadcast' }) })))
+    .values(
+      users.map((u) => ({
+        broadcast_id: Number(b.id),
+        chat_id: u,
+        message_id: emu.addMessage(u, { text: 'Demo broadcast' }),
+      })),
+    )
     .execute();
 }

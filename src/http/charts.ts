@@ -6,7 +6,6 @@
 import { formatIn } from '../clock.ts';
 import { escapeHtml } from './html.ts';
 
-
 /** `tz` when this Node.js knows it, else `UTC` (so a bad zone never breaks the page). */
 export function safeTimeZone(tz: string): string {
   try {
@@ -58,10 +57,16 @@ function frame(max: number, unit: string): string {
   parts.push(`<text class="tick" x="${PAD.left - 6}" y="${BASE_Y + 4}" text-anchor="end">0</text>`);
   if (max > 0) {
     parts.push(`<line class="grid" x1="${PAD.left}" y1="${PAD.top}" x2="${W - PAD.right}" y2="${PAD.top}"/>`);
-    parts.push(`<text class="tick max-label" x="${PAD.left - 6}" y="${PAD.top + 4}" text-anchor="end">${escapeHtml(formatCount(max))}</text>`);
-    parts.push(`<text class="tick" x="${PAD.left}" y="${PAD.top - 8}">max ${escapeHtml(formatCount(max))} ${escapeHtml(unit)}</text>`);
+    parts.push(
+      `<text class="tick max-label" x="${PAD.left - 6}" y="${PAD.top + 4}" text-anchor="end">${escapeHtml(formatCount(max))}</text>`,
+    );
+    parts.push(
+      `<text class="tick" x="${PAD.left}" y="${PAD.top - 8}">max ${escapeHtml(formatCount(max))} ${escapeHtml(unit)}</text>`,
+    );
   } else {
-    parts.push(`<text class="empty" x="${PAD.left + PLOT_W / 2}" y="${PAD.top + PLOT_H / 2}" text-anchor="middle">no data yet</text>`);
+    parts.push(
+      `<text class="empty" x="${PAD.left + PLOT_W / 2}" y="${PAD.top + PLOT_H / 2}" text-anchor="middle">no data yet</text>`,
+    );
   }
   return parts.join('');
 }
@@ -99,7 +104,16 @@ export function deletedPerHourChart(data: { hour: string; messages: number }[], 
     const h = max > 0 ? (v / max) * PLOT_H : 0;
     const x = PAD.left + i * slot + (slot - bw) / 2;
     const local = formatLocal(d.hour, zone);
-    bars.push(rect({ x, w: bw, y: BASE_Y - h, h, cls: 'bar', title: `${local.slice(0, 16)}: ${formatCount(v)} message${v === 1 ? '' : 's'} deleted` }));
+    bars.push(
+      rect({
+        x,
+        w: bw,
+        y: BASE_Y - h,
+        h,
+        cls: 'bar',
+        title: `${local.slice(0, 16)}: ${formatCount(v)} message${v === 1 ? '' : 's'} deleted`,
+      }),
+    );
     const at = new Date(d.hour);
     if (!Number.isNaN(at.getTime()) && localHour(at, zone) % 6 === 0) labelled.push(i);
   });
@@ -113,7 +127,9 @@ export function deletedPerHourChart(data: { hour: string; messages: number }[], 
     const text = midnight ? local.slice(5, 10) : local.slice(11, 16);
     const x = PAD.left + i * slot + slot / 2;
     labels.push(`<line class="tickmark" x1="${r1(x)}" y1="${BASE_Y}" x2="${r1(x)}" y2="${BASE_Y + 4}"/>`);
-    labels.push(`<text class="tick${midnight ? ' day' : ''}" x="${r1(x)}" y="${BASE_Y + 16}" text-anchor="middle">${escapeHtml(text)}</text>`);
+    labels.push(
+      `<text class="tick${midnight ? ' day' : ''}" x="${r1(x)}" y="${BASE_Y + 16}" text-anchor="middle">${escapeHtml(text)}</text>`,
+    );
   }
   const total = values.reduce((a, b) => a + b, 0);
   const label = `Messages deleted per hour over the last 48 hours (${tz}): ${formatCount(total)} in total, at most ${formatCount(max)} in one hour`;
@@ -139,7 +155,9 @@ export const TOKEN_SERIES = [
  * inside `<g class="stacks">`. Zero-height segments are left out, so the chart has exactly one `<rect>` per
  * non-zero value. A legend sits above the plot.
  */
-export function tokensPerDayChart(data: { day: string; verified: number; bypassed: number; not_used: number }[]): string {
+export function tokensPerDayChart(
+  data: { day: string; verified: number; bypassed: number; not_used: number }[],
+): string {
   const num = (v: number) => (Number.isFinite(v) && v > 0 ? v : 0);
   const totals = data.map((d) => num(d.verified) + num(d.bypassed) + num(d.not_used));
   const max = Math.max(0, ...totals);
@@ -156,10 +174,21 @@ export function tokensPerDayChart(data: { day: string; verified: number; bypasse
       if (v === 0 || max === 0) continue;
       const h = (v / max) * PLOT_H;
       y -= h;
-      segs.push(rect({ x, w: bw, y, h, cls: `seg ${s.cls}`, title: `${d.day}: ${formatCount(v)} ${s.label} (of ${formatCount(totals[i] ?? 0)})` }));
+      segs.push(
+        rect({
+          x,
+          w: bw,
+          y,
+          h,
+          cls: `seg ${s.cls}`,
+          title: `${d.day}: ${formatCount(v)} ${s.label} (of ${formatCount(totals[i] ?? 0)})`,
+        }),
+      );
     }
     const cx = PAD.left + i * slot + slot / 2;
-    labels.push(`<text class="tick" x="${r1(cx)}" y="${BASE_Y + 16}" text-anchor="middle">${escapeHtml(d.day.slice(5))}</text>`);
+    labels.push(
+      `<text class="tick" x="${r1(cx)}" y="${BASE_Y + 16}" text-anchor="middle">${escapeHtml(d.day.slice(5))}</text>`,
+    );
   });
   const legend = TOKEN_SERIES.map((s, i) => {
     const x = W - PAD.right - (TOKEN_SERIES.length - i) * 96;
@@ -172,6 +201,9 @@ export function tokensPerDayChart(data: { day: string; verified: number; bypasse
   return svg(
     'chart-tokens-per-day',
     label,
-    frame(max, 'tokens') + `<g class="stacks">${segs.join('')}</g>` + `<g class="x-labels">${labels.join('')}</g>` + `<g class="legend">${legend}</g>`,
+    frame(max, 'tokens') +
+      `<g class="stacks">${segs.join('')}</g>` +
+      `<g class="x-labels">${labels.join('')}</g>` +
+      `<g class="legend">${legend}</g>`,
   );
 }

@@ -8,8 +8,14 @@ export function escapeHtml(value: unknown): string {
 }
 
 /** A complete small page: title, body HTML (already escaped), optional meta refresh. Works without JavaScript. */
-export function page(title: string, bodyHtml: string, opts: { refresh?: { seconds: number; url: string } } = {}): string {
-  const refresh = opts.refresh ? `<meta http-equiv="refresh" content="${opts.refresh.seconds};url=${escapeHtml(opts.refresh.url)}">` : '';
+export function page(
+  title: string,
+  bodyHtml: string,
+  opts: { refresh?: { seconds: number; url: string } } = {},
+): string {
+  const refresh = opts.refresh
+    ? `<meta http-equiv="refresh" content="${opts.refresh.seconds};url=${escapeHtml(opts.refresh.url)}">`
+    : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">${refresh}
 <title>${escapeHtml(title)}</title>

@@ -103,11 +103,25 @@ function viaHttps(req: http.IncomingMessage): boolean {
 export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
   const { routes, logger } = o;
   const send = (res: http.ServerResponse, a: HttpAnswer) => {
-    res.writeHead(a.status, { 'content-type': a.contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...a.headers });
+    res.writeHead(a.status, {
+      'content-type': a.contentType,
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      ...a.headers,
+    });
     res.end(a.body);
   };
-  const html = (status: number, body: string, headers?: Record<string, string>): HttpAnswer => ({ status, contentType: 'text/html; charset=utf-8', body, ...(headers ? { headers } : {}) });
-  const json = (status: number, body: unknown): HttpAnswer => ({ status, contentType: 'application/json', body: JSON.stringify(body) });
+  const html = (status: number, body: string, headers?: Record<string, string>): HttpAnswer => ({
+    status,
+    contentType: 'text/html; charset=utf-8',
+    body,
+    ...(headers ? { headers } : {}),
+  });
+  const json = (status: number, body: unknown): HttpAnswer => ({
+    status,
+    contentType: 'application/json',
+    body: JSON.stringify(body),
+  });
 
   /** Whether the client is this machine: loopback and not relayed by a proxy. */
   const isLocalClient = (req: http.IncomingMessage): boolean => {
@@ -148,8 +162,9 @@ export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
     return hasToken(req) ? null : needToken();
   };
   const needToken = (): HttpAnswer => {
-    const how = 'add <code>?token=…</code> to the address once (it is swapped for a cookie) or send '
-      + '<code>Authorization: Bearer …</code>';
+    const how =
+      'add <code>?token=…</code> to the address once (it is swapped for a cookie) or send ' +
+      '<code>Authorization: Bearer …</code>';
     const body = page('Token required', `<p>This page needs the status token: ${how}.</p>`);
     return html(401, body, { 'www-authenticate': 'Bearer' });
   };
@@ -175,7 +190,11 @@ export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
       const h = await routes.healthz({ detailed: isLocalClient(req) || hasToken(req) });
       return send(res, json(h.ok ? 200 : 503, h.body));
     }
-    if ((path === '/' && routes.statusPage) || (path === '/status.json' && routes.statusJson) || (path === '/metrics' && routes.metrics)) {
+    if (
+      (path === '/' && routes.statusPage) ||
+      (path === '/status.json' && routes.statusJson) ||
+      (path === '/metrics' && routes.metrics)
+    ) {
       const refused = guard(req, url);
       if (refused) return send(res, refused);
       if (path === '/metrics') {
@@ -191,7 +210,17 @@ export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
   const server = http.createServer((req, res) => {
     handle(req, res).catch((e) => {
       logger.error({ err: (e as Error).message, path: req.url?.split('?')[0] }, 'HTTP request failed');
-      if (!res.headersSent) send(res, html(500, page('Something went wrong', '<p>The service could not answer this request. Please try again in a minute.</p>')));
+      if (!res.headersSent)
+        send(
+          res,
+          html(
+            500,
+            page(
+              'Something went wrong',
+              '<p>The service could not answer this request. Please try again in a minute.</p>',
+            ),
+          ),
+        );
       else res.destroy();
     });
   });

@@ -52,7 +52,6 @@ export function formatDuration(ms: number | null | undefined): string {
   return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}`;
 }
 
-
 const KNOWN_STATUSES = new Set(['ok', 'error', 'skipped', 'abandoned', 'running', 'sending', 'sent', 'deleting']);
 
 /** A coloured status badge (ok green, error red, skipped grey, abandoned orange, running blue). */
@@ -144,7 +143,11 @@ function jobRow(j: JobView, s: StatusSnapshot): string {
   const last = r
     ? `${badge(r.status)}${r.manual ? ' <small class="muted">manual</small>' : ''}<br><small class="muted">${escapeHtml(relativeTime(r.finished_at ?? r.started_at, s.generated_at))}</small>`
     : '<span class="muted">never ran</span>';
-  const duration = r ? (r.finished_at === null ? `running ${relativeTime(r.started_at, s.generated_at).replace(/ ago$/, '')}` : formatDuration(r.duration_ms)) : '—';
+  const duration = r
+    ? r.finished_at === null
+      ? `running ${relativeTime(r.started_at, s.generated_at).replace(/ ago$/, '')}`
+      : formatDuration(r.duration_ms)
+    : '—';
   const next = j.next_run ? when(j.next_run, s) : '<span class="muted">off</span>';
   const schedule = `${escapeHtml(j.schedule_words)}<br><code class="muted">${escapeHtml(j.schedule)}</code>`;
   const runs =
@@ -197,7 +200,8 @@ function broadcastRow(b: BroadcastView, s: StatusSnapshot): string {
 }
 
 function broadcasts(s: StatusSnapshot): string {
-  if (s.broadcasts.length === 0) return '<h2>Broadcasts in progress</h2>\n<p class="card muted" id="broadcasts">none</p>';
+  if (s.broadcasts.length === 0)
+    return '<h2>Broadcasts in progress</h2>\n<p class="card muted" id="broadcasts">none</p>';
   return `<h2>Broadcasts in progress</h2>
 <div class="scroll"><table id="broadcasts"><thead><tr><th>#</th><th>Status</th><th>Text</th><th>Created</th><th>Delete at</th><th>Sent</th><th>Failed</th><th>Left to delete</th></tr></thead>
 <tbody>${s.broadcasts.map((b) => broadcastRow(b, s)).join('\n')}</tbody></table></div>`;

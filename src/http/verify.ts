@@ -28,13 +28,19 @@ export function refererAllowed(referer: string | undefined, domains: readonly st
 }
 
 /** Pure: what opening the page at `nowMs` with this `referer` does to `token`. */
-export function decide(token: Token | undefined, nowMs: number, referer: string | undefined, o: { bypassMinSeconds: number; shortenerDomains: readonly string[] }): VerifyDecision {
+export function decide(
+  token: Token | undefined,
+  nowMs: number,
+  referer: string | undefined,
+  o: { bypassMinSeconds: number; shortenerDomains: readonly string[] },
+): VerifyDecision {
   if (!token) return 'unknown';
   if (token.status !== 'not_used') return 'used';
   if (token.expires_at < nowMs) return 'expired';
   if (nowMs - token.created_at < o.bypassMinSeconds * 1000) return 'bypassed';
   // A user sent the direct link (the shortener was down) cannot come from the shortener.
-  if (o.shortenerDomains.length > 0 && !token.direct_link && !refererAllowed(referer, o.shortenerDomains)) return 'bypassed';
+  if (o.shortenerDomains.length > 0 && !token.direct_link && !refererAllowed(referer, o.shortenerDomains))
+    return 'bypassed';
   return 'verified';
 }
 
@@ -48,11 +54,16 @@ export interface VerifyDeps {
 }
 
 /** Handles one request; returns the status and the HTML page. */
-export async function handleVerify(deps: VerifyDeps, tokenParam: string | null, referer: string | undefined): Promise<{ status: number; html: string }> {
+export async function handleVerify(
+  deps: VerifyDeps,
+  tokenParam: string | null,
+  referer: string | undefined,
+): Promise<{ status: number; html: string }> {
   const { store, config } = deps;
   const bot = await deps.botUsername();
   const back = `https://t.me/${bot}`;
-  const token = tokenParam && /^[A-Za-z0-9_-]{8,128}$/.test(tokenParam) ? await getToken(store.db, tokenParam) : undefined;
+  const token =
+    tokenParam && /^[A-Za-z0-9_-]{8,128}$/.test(tokenParam) ? await getToken(store.db, tokenParam) : undefined;
   const nowMs = deps.clock.now().getTime();
   let decision = decide(token, nowMs, referer, config);
   if ((decision === 'verified' || decision === 'bypassed') && token) {
@@ -63,11 +74,29 @@ export async function handleVerify(deps: VerifyDeps, tokenParam: string | null, 
   }
   switch (decision) {
     case 'unknown':
-      return { status: 404, html: page('Link not found', `<p>This verification link is not known.</p><p>Open the bot and use /create_new_token for a new one.</p><p><a class="btn" href="${escapeHtml(back)}">Back to the bot</a></p>`) };
+      return {
+        status: 404,
+        html: page(
+          'Link not found',
+          `<p>This verification link is not known.</p><p>Open the bot and use /create_new_token for a new one.</p><p><a class="btn" href="${escapeHtml(back)}">Back to the bot</a></p>`,
+        ),
+      };
     case 'used':
-      return { status: 410, html: page('Link already used', `<p>This verification link was already used.</p><p>Open the bot and use /create_new_token for a new one.</p><p><a class="btn" href="${escapeHtml(back)}">Back to the bot</a></p>`) };
+      return {
+        status: 410,
+        html: page(
+          'Link already used',
+          `<p>This verification link was already used.</p><p>Open the bot and use /create_new_token for a new one.</p><p><a class="btn" href="${escapeHtml(back)}">Back to the bot</a></p>`,
+        ),
+      };
     case 'expired':
-      return { status: 410, html: page('Link expired', `<p>This verification link has expired.</p><p>Open the bot and use /create_new_token for a new one.</p><p><a class="btn" href="${escapeHtml(back)}">Back to the bot</a></p>`) };
+      return {
+        status: 410,
+        html: page(
+          'Link expired',
+          `<p>This verification link has expired.</p><p>Open the bot and use /create_new_token for a new one.</p><p><a class="btn" href="${escapeHtml(back)}">Back to the bot</a></p>`,
+        ),
+      };
     default: {
       const target = startLink(bot, verifyPayload(token!.unique_id, token!.created_by));
       const ok = decision === 'verified';
@@ -75,7 +104,10 @@ export async function handleVerify(deps: VerifyDeps, tokenParam: string | null, 
 <p class="count">Opening the bot in <span id="n">3</span> s…</p>
 <p><a class="btn" href="${escapeHtml(target)}">Open the bot now</a></p>
 <script>let n=3;const e=document.getElementById('n');setInterval(()=>{n=Math.max(0,n-1);e.textContent=n;if(n===0)location.href=${JSON.stringify(target)}},1000)</script>`;
-      return { status: 200, html: page(ok ? 'Verified' : 'Verification bypassed', body, { refresh: { seconds: 3, url: target } }) };
+      return {
+        status: 200,
+        html: page(ok ? 'Verified' : 'Verification bypassed', body, { refresh: { seconds: 3, url: target } }),
+      };
     }
   }
 }

@@ -90,7 +90,14 @@ export async function deleteExpiredBroadcasts(
   const run: RunState = { ...deps, owner, s, watch: new MissingChatWatch<number>(), goodChats: new Set(), fault: null };
   try {
     while (!ctx.signal.aborted && !run.fault) {
-      const b = await broadcasts.claimDueBroadcast(store, owner, ctx.clock.now().getTime(), wall.now().getTime(), leaseMs, seen);
+      const b = await broadcasts.claimDueBroadcast(
+        store,
+        owner,
+        ctx.clock.now().getTime(),
+        wall.now().getTime(),
+        leaseMs,
+        seen,
+      );
       if (!b) break;
       const id = Number(b.id);
       seen.push(id);
@@ -114,9 +121,14 @@ export async function deleteExpiredBroadcasts(
         // throttle). After a setup fault the job's own back-off decides instead.
         const holdUntil = kept > 0 && !run.fault ? wall.now().getTime() + RETRY_HOLD_MS : null;
         if (!keeper.lost) {
-          await broadcasts.releaseBroadcast(store, id, owner, holdUntil).catch((e: unknown) =>
-            ctx.logger.warn({ broadcast_id: id, err: (e as Error).message }, 'could not release a broadcast; it comes back when the lease ends'),
-          );
+          await broadcasts
+            .releaseBroadcast(store, id, owner, holdUntil)
+            .catch((e: unknown) =>
+              ctx.logger.warn(
+                { broadcast_id: id, err: (e as Error).message },
+                'could not release a broadcast; it comes back when the lease ends',
+              ),
+            );
         }
       }
     }
@@ -174,7 +186,9 @@ async function deleteOne(
     await broadcasts.removeBroadcast(store, id);
     s.without_recipients++;
     s.broadcasts_done++;
-    log.warn(`📢 Broadcast ${id} has no recipient records (imported from the original bot, or its deadline came before it was sent): nothing to delete per recipient; record removed`);
+    log.warn(
+      `📢 Broadcast ${id} has no recipient records (imported from the original bot, or its deadline came before it was sent): nothing to delete per recipient; record removed`,
+    );
     return 0;
   }
   log.info({ recipients: total }, `📢 Deleting broadcast ${id} from ${total} chats`);
@@ -212,7 +226,10 @@ async function deleteOne(
             kept++;
             continue;
           }
-          log.warn({ chat_id: r.chat_id }, `broadcast ${id}: the copy to chat ${r.chat_id} was never confirmed; nothing known to delete there`);
+          log.warn(
+            { chat_id: r.chat_id },
+            `broadcast ${id}: the copy to chat ${r.chat_id} was never confirmed; nothing known to delete there`,
+          );
           if (await finish(r.chat_id)) {
             s.unconfirmed++;
             done++;
@@ -226,7 +243,10 @@ async function deleteOne(
           return;
         }
         if (kind === 'transient') {
-          log.warn({ chat_id: r.chat_id, reason: o.reason }, `Failed to delete broadcast message in ${r.chat_id}: ${o.reason} (will retry)`);
+          log.warn(
+            { chat_id: r.chat_id, reason: o.reason },
+            `Failed to delete broadcast message in ${r.chat_id}: ${o.reason} (will retry)`,
+          );
           kept++;
           continue;
         }
@@ -247,7 +267,8 @@ async function deleteOne(
           s.unreachable++;
           blocked.push(r.chat_id);
         }
-        if (++done % PROGRESS_EVERY === 0) log.info({ done, total }, `📢 Broadcast ${id}: ${done}/${total} recipients done`);
+        if (++done % PROGRESS_EVERY === 0)
+          log.info({ done, total }, `📢 Broadcast ${id}: ${done}/${total} recipients done`);
       }
     };
     await Promise.all(Array.from({ length: Math.min(run.concurrency ?? 16, page.length) }, worker));
@@ -293,7 +314,13 @@ export function broadcastDeleterJob(deps: BroadcastDeleterDeps, schedule: string
     label: 'broadcast deletion',
     schedule,
     run: async (ctx) => {
-      const gate = { store: deps.store, job: 'broadcast-deleter', clock: ctx.wallClock, logger: ctx.logger, trigger: ctx.trigger };
+      const gate = {
+        store: deps.store,
+        job: 'broadcast-deleter',
+        clock: ctx.wallClock,
+        logger: ctx.logger,
+        trigger: ctx.trigger,
+      };
       return { ...(await underSetupFaultBackoff(gate, () => deleteExpiredBroadcasts(deps, ctx), provedSetup))! };
     },
     successLine: (s, at) =>
@@ -309,7 +336,13 @@ export function broadcastDeleterJob(deps: BroadcastDeleterDeps, schedule: string
  */
 export function broadcastWaker(
   deps: BroadcastDeleterDeps,
-  o: { clock: Clock; logger: Logger; pollMs?: number; stopTimeoutMs?: number; onRun?: (s: BroadcastDeleterSummary) => void },
+  o: {
+    clock: Clock;
+    logger: Logger;
+    pollMs?: number;
+    stopTimeoutMs?: number;
+    onRun?: (s: BroadcastDeleterSummary) => void;
+  },
 ): Waker {
   return new Waker({
     name: 'broadcast deletion',
@@ -319,9 +352,19 @@ export function broadcastWaker(
     ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
     earliest: (nowMs) => broadcasts.earliestDueBroadcast(deps.store, nowMs),
     async work(signal) {
-      const gate = { store: deps.store, job: 'broadcast-deleter', clock: o.clock, logger: o.logger, trigger: 'wake-up' as const };
+      const gate = {
+        store: deps.store,
+        job: 'broadcast-deleter',
+        clock: o.clock,
+        logger: o.logger,
+        trigger: 'wake-up' as const,
+      };
       const ctx = { clock: o.clock, dryRun: false, signal, logger: o.logger };
-      const s = await underSetupFaultBackoff(gate, () => deleteExpiredBroadcasts(deps, ctx, { countRemaining: false }), provedSetup);
+      const s = await underSetupFaultBackoff(
+        gate,
+        () => deleteExpiredBroadcasts(deps, ctx, { countRemaining: false }),
+        provedSetup,
+      );
       if (s === null) return 0;
       const worked = s.broadcasts_done + s.messages_deleted + s.undeletable + s.unreachable;
       if (worked > 0) o.onRun?.(s);

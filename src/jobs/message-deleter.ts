@@ -95,7 +95,6 @@ export interface MessageDeleterDeps {
   onLateness?: (seconds: number) => void;
 }
 
-
 /** Deletes the due messages at the run's clock. The seed's `delete_due_messages()`. */
 export async function deleteDueMessages(
   deps: MessageDeleterDeps,
@@ -147,7 +146,8 @@ export async function deleteDueMessages(
         lost.add(id);
         unfinished.delete(id);
       }
-      if (gone.length) ctx.logger.warn({ rows: gone }, `lost the claim on ${gone.length} pending deletions; left to their new owner`);
+      if (gone.length)
+        ctx.logger.warn({ rows: gone }, `lost the claim on ${gone.length} pending deletions; left to their new owner`);
       // Rows finished while the renewal ran are not lost ones.
       return held.size > 0 || gone.length === 0;
     },
@@ -155,17 +155,42 @@ export async function deleteDueMessages(
   const goodChats = new Set<number>();
   const halted = () => stop !== null || ctx.signal.aborted;
   const halt = (e: Error) => void (stop ??= e);
-  const run: RunState = { ...deps, owner, noticeText, clock: ctx.clock, wall, s, logger: ctx.logger, watch, unfinished, goodChats, halted, halt };
+  const run: RunState = {
+    ...deps,
+    owner,
+    noticeText,
+    clock: ctx.clock,
+    wall,
+    s,
+    logger: ctx.logger,
+    watch,
+    unfinished,
+    goodChats,
+    halted,
+    halt,
+  };
   const release = async (ids: number[]) => {
     if (ids.length === 0) return;
     for (const id of ids) unfinished.delete(id);
-    await deletions.releaseClaims(store, owner, ids).catch((e: unknown) =>
-      ctx.logger.warn({ err: (e as Error).message }, 'could not release deletion claims; they come back when the lease ends'),
-    );
+    await deletions
+      .releaseClaims(store, owner, ids)
+      .catch((e: unknown) =>
+        ctx.logger.warn(
+          { err: (e as Error).message },
+          'could not release deletion claims; they come back when the lease ends',
+        ),
+      );
   };
   try {
     while (!ctx.signal.aborted && !stop && !keeper.lost) {
-      const batch = await deletions.claimDue(store, owner, ctx.clock.now().getTime(), wall.now().getTime(), leaseMs, deps.batchSize ?? 500);
+      const batch = await deletions.claimDue(
+        store,
+        owner,
+        ctx.clock.now().getTime(),
+        wall.now().getTime(),
+        leaseMs,
+        deps.batchSize ?? 500,
+      );
       if (batch.length === 0) break;
       const byChat = new Map<number, PendingDeletion[]>();
       for (const row of batch) {
@@ -195,7 +220,10 @@ export async function deleteDueMessages(
               const o: Outcome = { kind: 'transient', reason: msg };
               const kept = await keepForLater(store, row, owner, ctx.clock, o, Boolean(row.messages_deleted)).then(
                 () => true,
-                (err: unknown) => (ctx.logger.debug({ row: row.id, err: (err as Error).message }, 'could not keep row'), false),
+                (err: unknown) => (
+                  ctx.logger.debug({ row: row.id, err: (err as Error).message }, 'could not keep row'),
+                  false
+                ),
               );
               if (kept) {
                 s.transient++;
@@ -244,7 +272,12 @@ async function keepForLater(
 ): Promise<number | null> {
   const attempts = row.attempts + 1;
   const next = clock.now().getTime() + Math.max(backoffMs(attempts), (o.retryAfter ?? 0) * 1000);
-  const kept = await deletions.retryDeletion(store, Number(row.id), owner, { attempts, nextAttemptAt: next, lastError: o.reason, messagesDeleted });
+  const kept = await deletions.retryDeletion(store, Number(row.id), owner, {
+    attempts,
+    nextAttemptAt: next,
+    lastError: o.reason,
+    messagesDeleted,
+  });
   return kept ? next : null;
 }
 
@@ -280,7 +313,10 @@ async function dropUnreachable(row: PendingDeletion, o: Outcome, r: RunState): P
   if (!(await remove(row, r))) return;
   await markBlocked(r.store, [row.user_id, row.chat_id], r.wall.now().getTime());
   r.s.unreachable++;
-  r.logger.info({ row: id, chat_id: row.chat_id, reason: o.reason }, `Chat ${row.chat_id} is unreachable (${o.reason}); user marked, no notice`);
+  r.logger.info(
+    { row: id, chat_id: row.chat_id, reason: o.reason },
+    `Chat ${row.chat_id} is unreachable (${o.reason}); user marked, no notice`,
+  );
 }
 
 /**
@@ -294,7 +330,10 @@ async function remove(row: PendingDeletion, r: RunState): Promise<boolean> {
     r.s.removed++;
     return true;
   }
-  r.logger.warn({ row: id, chat_id: row.chat_id }, `pending deletion ${id} was claimed by another process meanwhile (our lease ran out); left to it`);
+  r.logger.warn(
+    { row: id, chat_id: row.chat_id },
+    `pending deletion ${id} was claimed by another process meanwhile (our lease ran out); left to it`,
+  );
   return false;
 }
 
@@ -320,7 +359,8 @@ async function settleHeld(r: RunState): Promise<SetupFaultError | null> {
   for (const h of held) {
     r.unfinished.delete(Number(h.row.id));
     const o: Outcome = { kind: 'transient', reason: `"chat not found", not confirmed yet: ${verdict.reason}` };
-    if ((await keepForLater(r.store, h.row, r.owner, r.clock, o, Boolean(h.row.messages_deleted))) !== null) r.s.transient++;
+    if ((await keepForLater(r.store, h.row, r.owner, r.clock, o, Boolean(h.row.messages_deleted))) !== null)
+      r.s.transient++;
   }
   return null;
 }
@@ -352,7 +392,13 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
     }
     s.transient++;
     logger.warn(
-      { row: id, chat_id: chatId, attempts: row.attempts + 1, next_attempt_at: new Date(next).toISOString(), reason: o.reason },
+      {
+        row: id,
+        chat_id: chatId,
+        attempts: row.attempts + 1,
+        next_attempt_at: new Date(next).toISOString(),
+        reason: o.reason,
+      },
       `Failed to delete message ${id}: ${o.reason} (will retry)`,
     );
   };
@@ -396,7 +442,10 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
           if (one.kind === 'gone') s.gone++;
           if (one.kind === 'undeletable') {
             s.undeletable++;
-            logger.warn({ row: id, chat_id: chatId, message_id: m, reason: one.reason }, `Failed to delete message ${m}: ${one.reason} (not retried)`);
+            logger.warn(
+              { row: id, chat_id: chatId, message_id: m, reason: one.reason },
+              `Failed to delete message ${m}: ${one.reason} (not retried)`,
+            );
           }
         }
       }
@@ -422,7 +471,11 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
     if (sent.kind === 'transient') return keep(sent, true);
     if (sent.kind === 'unreachable') return unreachable(sent);
     if (sent.kind === 'done') s.notices_sent++;
-    else logger.warn({ row: id, chat_id: chatId, reason: sent.reason }, `Deleted notice to ${chatId} was refused: ${sent.reason}`);
+    else
+      logger.warn(
+        { row: id, chat_id: chatId, reason: sent.reason },
+        `Deleted notice to ${chatId} was refused: ${sent.reason}`,
+      );
     // Halted before the lane moves on: the next row's notice must not go out for a row the run cannot remove.
     await remove(row, r).catch((e: unknown) => {
       r.halt(e as Error);
@@ -456,7 +509,13 @@ export function messageDeleterJob(deps: MessageDeleterDeps, schedule: string): J
     label: 'message deletion',
     schedule,
     run: async (ctx) => {
-      const gate = { store: deps.store, job: 'message-deleter', clock: ctx.wallClock, logger: ctx.logger, trigger: ctx.trigger };
+      const gate = {
+        store: deps.store,
+        job: 'message-deleter',
+        clock: ctx.wallClock,
+        logger: ctx.logger,
+        trigger: ctx.trigger,
+      };
       return { ...(await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx), provedSetup))! };
     },
     successLine: (s, at) =>
@@ -472,7 +531,13 @@ export function messageDeleterJob(deps: MessageDeleterDeps, schedule: string): J
  */
 export function deletionWaker(
   deps: MessageDeleterDeps,
-  o: { clock: Clock; logger: Logger; pollMs?: number; stopTimeoutMs?: number; onRun?: (s: MessageDeleterSummary) => void },
+  o: {
+    clock: Clock;
+    logger: Logger;
+    pollMs?: number;
+    stopTimeoutMs?: number;
+    onRun?: (s: MessageDeleterSummary) => void;
+  },
 ): Waker {
   return new Waker({
     name: 'message deletion',
@@ -482,7 +547,13 @@ export function deletionWaker(
     ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
     earliest: (nowMs) => deletions.earliestWorkable(deps.store, nowMs),
     async work(signal) {
-      const gate = { store: deps.store, job: 'message-deleter', clock: o.clock, logger: o.logger, trigger: 'wake-up' as const };
+      const gate = {
+        store: deps.store,
+        job: 'message-deleter',
+        clock: o.clock,
+        logger: o.logger,
+        trigger: 'wake-up' as const,
+      };
       const ctx = { clock: o.clock, dryRun: false, signal, logger: o.logger };
       const s = await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx), provedSetup);
       if (s === null) return 0;

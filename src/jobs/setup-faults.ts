@@ -61,7 +61,10 @@ export async function underSetupFaultBackoff<S>(
       });
       if (f) {
         const rest = Math.round((f.retry_at - g.clock.now().getTime()) / 1000);
-        g.logger.error({ job: g.job, retry_at: new Date(f.retry_at).toISOString(), faults_in_row: f.count }, `❌ ${g.job}: setup fault, resting ${rest} s: ${e.message}`);
+        g.logger.error(
+          { job: g.job, retry_at: new Date(f.retry_at).toISOString(), faults_in_row: f.count },
+          `❌ ${g.job}: setup fault, resting ${rest} s: ${e.message}`,
+        );
       }
     }
     throw e;
@@ -69,7 +72,8 @@ export async function underSetupFaultBackoff<S>(
 }
 
 /** What a run's unconfirmed "chat not found" answers mean: the chats' own, the setup's, or not known yet. */
-export type MissingChatsVerdict = { kind: 'single' } | { kind: 'setup'; error: SetupFaultError } | { kind: 'unknown'; reason: string };
+export type MissingChatsVerdict =
+  { kind: 'single' } | { kind: 'setup'; error: SetupFaultError } | { kind: 'unknown'; reason: string };
 
 /**
  * Judges "chat not found" answers that no success followed (the run ended, or a broadcast did): asks a chat that

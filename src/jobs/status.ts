@@ -85,10 +85,21 @@ export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> 
     database: store.describe,
     telegram: src.telegram,
     jobs,
-    deletions: { total: d.total, overdue: d.overdue, due_next_hour: d.dueSoon, next_due_at: d.nextDueAt === null ? null : new Date(d.nextDueAt).toISOString() },
+    deletions: {
+      total: d.total,
+      overdue: d.overdue,
+      due_next_hour: d.dueSoon,
+      next_due_at: d.nextDueAt === null ? null : new Date(d.nextDueAt).toISOString(),
+    },
     broadcasts: active.map((b) => ({
-      id: Number(b.id), status: b.status, text: b.text ?? b.caption, created_at: new Date(b.created_at).toISOString(), delete_at: new Date(b.delete_at).toISOString(),
-      sent_count: Number(b.sent_count), failed_count: Number(b.failed_count), recipients_left: b.recipients_left,
+      id: Number(b.id),
+      status: b.status,
+      text: b.text ?? b.caption,
+      created_at: new Date(b.created_at).toISOString(),
+      delete_at: new Date(b.delete_at).toISOString(),
+      sent_count: Number(b.sent_count),
+      failed_count: Number(b.failed_count),
+      recipients_left: b.recipients_left,
     })),
     deleted_per_hour: perHour.map((h) => ({ hour: new Date(h.hour).toISOString(), messages: h.messages })),
     tokens_per_day: tokens,
@@ -109,7 +120,11 @@ export async function checkHealth(src: StatusSource): Promise<Health> {
  * is later) is younger than twice the largest gap between its fire times over the next 7 days, or a scheduled run of
  * it is still `running` with a lease that has not expired (busy, not broken).
  */
-async function judgeHealth(src: StatusSource, jobs: Pick<JobView, 'name' | 'schedule'>[], nowMs: number): Promise<Health> {
+async function judgeHealth(
+  src: StatusSource,
+  jobs: Pick<JobView, 'name' | 'schedule'>[],
+  nowMs: number,
+): Promise<Health> {
   const problems: string[] = [];
   const failing: string[] = [];
   if (src.startedAt && src.engineRunning === false) {

@@ -13,7 +13,10 @@ export interface TokenCleanupSummary {
 }
 
 /** One token cleanup at `ctx.now`. */
-export async function cleanupExpiredTokens(store: Store, ctx: Pick<RunContext, 'now' | 'dryRun'>): Promise<TokenCleanupSummary> {
+export async function cleanupExpiredTokens(
+  store: Store,
+  ctx: Pick<RunContext, 'now' | 'dryRun'>,
+): Promise<TokenCleanupSummary> {
   const now = ctx.now.getTime();
   if (ctx.dryRun) return { would_delete: await countExpiredSpentTokens(store.db, now) };
   return { deleted: await deleteExpiredSpentTokens(store.db, now) };
@@ -28,6 +31,8 @@ export function tokenCleanupJob(store: Store, schedule: string): JobDefinition {
     schedule,
     run: async (ctx) => ({ ...(await cleanupExpiredTokens(store, ctx)) }),
     successLine: (s, at) =>
-      s.would_delete !== undefined ? `🧹 Token cleanup would delete ${s.would_delete} tokens (dry run) at ${at}` : `✅ Token cleanup completed at ${at} (${s.deleted} deleted)`,
+      s.would_delete !== undefined
+        ? `🧹 Token cleanup would delete ${s.would_delete} tokens (dry run) at ${at}`
+        : `✅ Token cleanup completed at ${at} (${s.deleted} deleted)`,
   };
 }

@@ -15,7 +15,11 @@ export interface TokenCountResetSummary {
 }
 
 /** One reset at `ctx.now`: "today" is `ctx.now`'s calendar day in `timezone`. */
-export async function resetTokenCounts(store: Store, timezone: string, ctx: Pick<RunContext, 'now' | 'dryRun'>): Promise<TokenCountResetSummary> {
+export async function resetTokenCounts(
+  store: Store,
+  timezone: string,
+  ctx: Pick<RunContext, 'now' | 'dryRun'>,
+): Promise<TokenCountResetSummary> {
   const today = dayIn(ctx.now, timezone);
   if (ctx.dryRun) return { today, would_delete: await countCountsBefore(store.db, today) };
   return { today, deleted: await deleteCountsBefore(store.db, today) };

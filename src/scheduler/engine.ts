@@ -199,7 +199,11 @@ export class Engine {
       }),
     ]);
     clearTimeout(t);
-    if (timedOut) this.o.logger.warn({ runs: this.inFlight.size }, 'shutdown timeout: runs still in flight are left to lease expiry');
+    if (timedOut)
+      this.o.logger.warn(
+        { runs: this.inFlight.size },
+        'shutdown timeout: runs still in flight are left to lease expiry',
+      );
   }
 
   /**
@@ -233,7 +237,13 @@ export class Engine {
   async runNow(name: string, opts: { now?: Date; dryRun?: boolean } = {}): Promise<RunResult> {
     const job = this.jobs.get(name);
     if (!job) throw new Error(`unknown job "${name}" (known: ${[...this.jobs.keys()].join(', ')})`);
-    const p = runManual(job, { ...this.o, owner: this.owner, now: opts.now, dryRun: opts.dryRun ?? false, signal: this.abort.signal }).then((r) => {
+    const p = runManual(job, {
+      ...this.o,
+      owner: this.owner,
+      now: opts.now,
+      dryRun: opts.dryRun ?? false,
+      signal: this.abort.signal,
+    }).then((r) => {
       // An abandoned run was reported by the process that marked it: reporting it here too would count it twice.
       if (r.status !== 'abandoned') this.o.onRunFinished?.(r);
       return r;
@@ -283,8 +293,20 @@ export class Engine {
         if (n > 0) this.o.logger.debug({ pruned: n }, `pruned ${n} old job runs`);
       }
       for (const r of await runs.recoverAbandoned(this.o.store.db, now.getTime())) {
-        this.o.logger.warn({ job: r.job, run_id: r.id, owner: r.owner }, `⚠️ ${r.job} run ${r.id} was abandoned by ${r.owner} (lease expired); the job is free again`);
-        this.o.onRunFinished?.({ job: r.job, runId: r.id, status: 'abandoned', scheduledFor: null, startedAt: now, finishedAt: now, evaluatedAt: now, summary: {} });
+        this.o.logger.warn(
+          { job: r.job, run_id: r.id, owner: r.owner },
+          `⚠️ ${r.job} run ${r.id} was abandoned by ${r.owner} (lease expired); the job is free again`,
+        );
+        this.o.onRunFinished?.({
+          job: r.job,
+          runId: r.id,
+          status: 'abandoned',
+          scheduledFor: null,
+          startedAt: now,
+          finishedAt: now,
+          evaluatedAt: now,
+          summary: {},
+        });
       }
     } catch (e) {
       this.o.logger.error({ err: errorText(e) }, `❌ could not check for abandoned runs: ${errorText(e)}`);
@@ -296,10 +318,16 @@ export class Engine {
       const last = await runs.lastTick(this.o.store.db, job.name);
       const missed = latestFireAtOrBefore(job.schedule, this.o.timezone, now);
       if (last === null || !missed || missed.getTime() <= last) return;
-      this.o.logger.info({ job: job.name, missed_tick: missed.toISOString() }, `⏰ ${job.title}: a tick passed while the service was down; running it now`);
+      this.o.logger.info(
+        { job: job.name, missed_tick: missed.toISOString() },
+        `⏰ ${job.title}: a tick passed while the service was down; running it now`,
+      );
       void this.track(this.fire(job, missed));
     } catch (e) {
-      this.o.logger.error({ job: job.name, err: errorText(e) }, `❌ could not check missed ticks of ${job.label}: ${errorText(e)}`);
+      this.o.logger.error(
+        { job: job.name, err: errorText(e) },
+        `❌ could not check missed ticks of ${job.label}: ${errorText(e)}`,
+      );
     }
   }
 
@@ -327,7 +355,10 @@ export class Engine {
       } catch (e) {
         const wait = Math.min(30_000, 500 * 2 ** attempt);
         if (!this.running || clock.now().getTime() + wait >= giveUpAt) throw e;
-        logger.warn({ job: job.name, err: errorText(e), retry_in_ms: wait }, `could not claim the ${job.label} tick: ${errorText(e)}; retrying`);
+        logger.warn(
+          { job: job.name, err: errorText(e), retry_in_ms: wait },
+          `could not claim the ${job.label} tick: ${errorText(e)}; retrying`,
+        );
         await sleep(wait, undefined, { signal: this.abort.signal }).catch(() => {});
         if (!this.running) return null;
       }
@@ -335,8 +366,20 @@ export class Engine {
     if (!locked) {
       const summary = { reason: 'the previous run is still running' };
       await runs.finishRun(store.db, runId, this.owner, 'skipped', startedAt.getTime(), summary, null);
-      logger.info({ job: job.name, run_id: runId, tick: tickAt.toISOString() }, `⏭️ ${job.title}: tick skipped, the previous run is still running`);
-      const r: RunResult = { job: job.name, runId, status: 'skipped', scheduledFor: tickAt, startedAt, finishedAt: startedAt, evaluatedAt: startedAt, summary };
+      logger.info(
+        { job: job.name, run_id: runId, tick: tickAt.toISOString() },
+        `⏭️ ${job.title}: tick skipped, the previous run is still running`,
+      );
+      const r: RunResult = {
+        job: job.name,
+        runId,
+        status: 'skipped',
+        scheduledFor: tickAt,
+        startedAt,
+        finishedAt: startedAt,
+        evaluatedAt: startedAt,
+        summary,
+      };
       this.o.onRunFinished?.(r);
       return r;
     }
@@ -411,7 +454,15 @@ async function execute(job: JobDefinition, o: ExecuteOptions): Promise<RunResult
   try {
     const jobLogger = logger.child({ job: job.name });
     const signal = runAbort.signal;
-    summary = await job.run({ now: o.evaluatedAt, clock, wallClock, dryRun: o.dryRun, trigger: o.trigger, signal, logger: jobLogger });
+    summary = await job.run({
+      now: o.evaluatedAt,
+      clock,
+      wallClock,
+      dryRun: o.dryRun,
+      trigger: o.trigger,
+      signal,
+      logger: jobLogger,
+    });
   } catch (e) {
     status = 'error';
     error = errorText(e);
@@ -510,7 +561,9 @@ export async function runManual(job: JobDefinition, o: ManualRunOptions): Promis
   // The row records when the run really happened (its decisions use `evaluatedAt`): history and health stay true,
   // and its lease is real time, so a live engine never calls it abandoned.
   const startedAt = wallClock.now();
-  const runId = dryRun ? null : await runs.insertManualRun(o.store.db, job.name, owner, startedAt.getTime(), startedAt.getTime() + leaseMs);
+  const runId = dryRun
+    ? null
+    : await runs.insertManualRun(o.store.db, job.name, owner, startedAt.getTime(), startedAt.getTime() + leaseMs);
   return execute(job, {
     store: o.store,
     clock,

@@ -79,7 +79,10 @@ export class LeaseKeeper {
   /** Marks the lease lost (the holder learned it another way, e.g. a conditional write that changed nothing). */
   markLost(why: string): void {
     if (this.lost) return;
-    this.o.logger.error({ lease: this.o.what, why }, `⚠️ lost the lease on ${this.o.what} (${why}); stopping that work`);
+    this.o.logger.error(
+      { lease: this.o.what, why },
+      `⚠️ lost the lease on ${this.o.what} (${why}); stopping that work`,
+    );
     this.abort.abort();
     this.o.onLost?.();
   }

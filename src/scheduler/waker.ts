@@ -44,20 +44,24 @@ export class Waker {
     this.running = false;
     this.abort.abort();
     if (this.timer) clearTimeout(this.timer);
-    if (this.busy) await Promise.race([this.busy.catch(() => {}), sleep(this.o.stopTimeoutMs ?? 30_000, undefined, { ref: false })]);
+    if (this.busy)
+      await Promise.race([this.busy.catch(() => {}), sleep(this.o.stopTimeoutMs ?? 30_000, undefined, { ref: false })]);
   }
 
   private arm(ms: number): void {
     if (!this.running) return;
-    this.timer = setTimeout(() => {
-      // busy covers the whole step, the earliest() query too: stop() waits for it before the store closes.
-      const step = this.step();
-      this.busy = step;
-      void step.then((delay) => {
-        this.busy = null;
-        this.arm(delay);
-      });
-    }, Math.max(0, ms));
+    this.timer = setTimeout(
+      () => {
+        // busy covers the whole step, the earliest() query too: stop() waits for it before the store closes.
+        const step = this.step();
+        this.busy = step;
+        void step.then((delay) => {
+          this.busy = null;
+          this.arm(delay);
+        });
+      },
+      Math.max(0, ms),
+    );
   }
 
   /** Looks for due work and does it; resolves to the wait before the next step. Never rejects. */
@@ -78,7 +82,10 @@ export class Waker {
     } catch (e) {
       this.failures++;
       const delay = Math.min(30_000, pollMs * 2 ** this.failures);
-      this.o.logger.error({ err: (e as Error).message, retry_in_ms: delay }, `❌ Error during ${this.o.name} wake-up: ${(e as Error).message}`);
+      this.o.logger.error(
+        { err: (e as Error).message, retry_in_ms: delay },
+        `❌ Error during ${this.o.name} wake-up: ${(e as Error).message}`,
+      );
       return delay;
     }
   }

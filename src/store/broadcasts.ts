@@ -47,7 +47,12 @@ export async function claimDueBroadcast(
 }
 
 /** Claims a broadcast still being sent (status `sending`, before its `delete_at`, not claimed by a live process). */
-export async function claimSendingBroadcast(store: Store, owner: string, nowMs: number, leaseMs: number): Promise<Broadcast | undefined> {
+export async function claimSendingBroadcast(
+  store: Store,
+  owner: string,
+  nowMs: number,
+  leaseMs: number,
+): Promise<Broadcast | undefined> {
   const next = store.db
     .selectFrom('broadcasts')
     .select('id')
@@ -57,17 +62,39 @@ export async function claimSendingBroadcast(store: Store, owner: string, nowMs: 
     .orderBy('id')
     .limit(1)
     .$if(store.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked());
-  return store.db.updateTable('broadcasts').set({ claimed_by: owner, claim_expires_at: nowMs + leaseMs }).where('id', 'in', next).returningAll().executeTakeFirst();
+  return store.db
+    .updateTable('broadcasts')
+    .set({ claimed_by: owner, claim_expires_at: nowMs + leaseMs })
+    .where('id', 'in', next)
+    .returningAll()
+    .executeTakeFirst();
 }
 
 /** A new broadcast in status `sending`; returns its id. */
 export async function insertBroadcast(
   store: Store,
-  b: { fromChatId: number; messageId: number; text: string | null; caption: string | null; fileId: string | null; durationHours: number; createdAt: number; progressChatId: number | null; progressMessageId: number | null },
+  b: {
+    fromChatId: number;
+    messageId: number;
+    text: string | null;
+    caption: string | null;
+    fileId: string | null;
+    durationHours: number;
+    createdAt: number;
+    progressChatId: number | null;
+    progressMessageId: number | null;
+  },
 ): Promise<number> {
   const deleteAt = b.createdAt + Math.round(b.durationHours * 3600_000);
   // The import's key for the same fields: re-importing this broadcast's export finds it instead of adding a copy.
-  const dedupeKey = broadcastDedupeKey({ message_id: b.messageId, text: b.text, caption: b.caption, file_id: b.fileId, created_at: b.createdAt, delete_at: deleteAt });
+  const dedupeKey = broadcastDedupeKey({
+    message_id: b.messageId,
+    text: b.text,
+    caption: b.caption,
+    file_id: b.fileId,
+    created_at: b.createdAt,
+    delete_at: deleteAt,
+  });
   const row = await store.db
     .insertInto('broadcasts')
     .values({
@@ -97,7 +124,12 @@ export async function insertBroadcast(
 }
 
 /** Records a recipient's copy made elsewhere (imports, tests); idempotent. The sender reserves first instead. */
-export async function addRecipient(store: Store, broadcastId: number, chatId: number, messageId: number): Promise<void> {
+export async function addRecipient(
+  store: Store,
+  broadcastId: number,
+  chatId: number,
+  messageId: number,
+): Promise<void> {
   await store.db
     .insertInto('broadcast_messages')
     .values({ broadcast_id: broadcastId, chat_id: chatId, message_id: messageId })
@@ -156,7 +188,12 @@ export async function recipientMessage(store: Store, broadcastId: number, chatId
  * process's own per-recipient claim, which no other process can take, so a copy that arrives after the broadcast's
  * lease ran out is still recorded and deleted on time. False when there was no reservation to fill.
  */
-export async function recordCopy(store: Store, broadcastId: number, chatId: number, messageId: number): Promise<boolean> {
+export async function recordCopy(
+  store: Store,
+  broadcastId: number,
+  chatId: number,
+  messageId: number,
+): Promise<boolean> {
   const r = await store.db
     .updateTable('broadcast_messages')
     .set({ message_id: messageId })
@@ -238,12 +275,27 @@ export async function renewBroadcastClaim(store: Store, id: number, owner: strin
 }
 
 /** Releases a claim, leaving the broadcast for a later run; with `holdUntilMs`, no run takes it before then. */
-export async function releaseBroadcast(store: Store, id: number, owner: string, holdUntilMs: number | null = null): Promise<void> {
-  await store.db.updateTable('broadcasts').set({ claimed_by: null, claim_expires_at: holdUntilMs }).where('id', '=', id).where('claimed_by', '=', owner).execute();
+export async function releaseBroadcast(
+  store: Store,
+  id: number,
+  owner: string,
+  holdUntilMs: number | null = null,
+): Promise<void> {
+  await store.db
+    .updateTable('broadcasts')
+    .set({ claimed_by: null, claim_expires_at: holdUntilMs })
+    .where('id', '=', id)
+    .where('claimed_by', '=', owner)
+    .execute();
 }
 
 /** A page of recipients after `afterChatId`, in chat order (keyset paging: constant memory at any size). */
-export async function recipientPage(store: Store, broadcastId: number, afterChatId: number | null, limit: number): Promise<{ chat_id: number; message_id: number }[]> {
+export async function recipientPage(
+  store: Store,
+  broadcastId: number,
+  afterChatId: number | null,
+  limit: number,
+): Promise<{ chat_id: number; message_id: number }[]> {
   return store.db
     .selectFrom('broadcast_messages')
     .select(['chat_id', 'message_id'])
@@ -258,7 +310,12 @@ export async function recipientPage(store: Store, broadcastId: number, afterChat
  * Removes one recipient whose message is dealt with, in one statement that checks `owner` still holds the
  * broadcast's claim. False when nothing was removed (the claim was lost, or the row is already gone).
  */
-export async function removeRecipient(store: Store, broadcastId: number, chatId: number, owner: string): Promise<boolean> {
+export async function removeRecipient(
+  store: Store,
+  broadcastId: number,
+  chatId: number,
+  owner: string,
+): Promise<boolean> {
   const r = await store.db
     .deleteFrom('broadcast_messages')
     .where('broadcast_id', '=', broadcastId)
@@ -287,11 +344,17 @@ export async function removeBroadcast(store: Store, id: number): Promise<void> {
 }
 
 /** Due broadcasts (whoever holds them, sending or not) and their recipients: dry runs and what is left. */
-export async function countDueBroadcasts(store: Store, nowMs: number): Promise<{ broadcasts: number; recipients: number }> {
+export async function countDueBroadcasts(
+  store: Store,
+  nowMs: number,
+): Promise<{ broadcasts: number; recipients: number }> {
   const r = await store.db
     .selectFrom('broadcasts')
     .leftJoin('broadcast_messages', 'broadcast_messages.broadcast_id', 'broadcasts.id')
-    .select((eb) => [eb.fn.count<number>('broadcasts.id').distinct().as('b'), eb.fn.count<number>('broadcast_messages.chat_id').as('m')])
+    .select((eb) => [
+      eb.fn.count<number>('broadcasts.id').distinct().as('b'),
+      eb.fn.count<number>('broadcast_messages.chat_id').as('m'),
+    ])
     .where('broadcasts.delete_at', '<=', nowMs)
     .executeTakeFirstOrThrow();
   return { broadcasts: Number(r.b), recipients: Number(r.m) };
@@ -325,6 +388,14 @@ export function broadcastDedupeKey(d: {
   delete_at: number;
 }): string {
   if (d.source_id != null) return `_id:${d.source_id}`;
-  const { message_id = null, text = null, caption = null, file_id = null, channel_message_id = null, created_at = null, delete_at } = d;
+  const {
+    message_id = null,
+    text = null,
+    caption = null,
+    file_id = null,
+    channel_message_id = null,
+    created_at = null,
+    delete_at,
+  } = d;
   return sha256Key({ message_id, text, caption, file_id, channel_message_id, created_at, delete_at });
 }

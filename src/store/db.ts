@@ -66,7 +66,8 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
   const u = new URL(url);
   const schema = u.searchParams.get('schema');
   u.searchParams.delete('schema');
-  if (schema && !PG_SCHEMA_NAME.test(schema)) throw new Error(`DATABASE_URL: schema "${schema}" is not a lower-case identifier`);
+  if (schema && !PG_SCHEMA_NAME.test(schema))
+    throw new Error(`DATABASE_URL: schema "${schema}" is not a lower-case identifier`);
   const pool = new pg.Pool({
     connectionString: u.toString(),
     max: opts.poolSize ?? 10,
@@ -77,7 +78,9 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
     // Telegram ids and epoch milliseconds are bigint columns: read them as numbers (they fit in 53 bits).
     types: {
       getTypeParser: ((oid: number, format?: string) =>
-        oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        oid === 20
+          ? (v: string) => Number(v)
+          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });
@@ -110,7 +113,10 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
  * Runs `fn` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so two processes queue for the write lock
  * instead of failing when a read transaction tries to turn into a write one.
  */
-export async function writeTransaction<T>(store: Store, fn: (trx: Transaction<Database> | Kysely<Database>) => Promise<T>): Promise<T> {
+export async function writeTransaction<T>(
+  store: Store,
+  fn: (trx: Transaction<Database> | Kysely<Database>) => Promise<T>,
+): Promise<T> {
   if (store.dialect === 'postgres') return store.db.transaction().execute(fn);
   return store.db.connection().execute(async (conn) => {
     await sql`begin immediate`.execute(conn);

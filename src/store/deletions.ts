@@ -37,13 +37,24 @@ export function pendingDeletionDedupeKey(d: {
   unique_id?: string | null;
 }): string {
   if (d.source_id != null) return `_id:${d.source_id}`;
-  return sha256Key({ user_id: d.user_id, chat_id: d.chat_id, message_ids: d.message_ids, delete_at: d.delete_at, unique_id: d.unique_id ?? null });
+  return sha256Key({
+    user_id: d.user_id,
+    chat_id: d.chat_id,
+    message_ids: d.message_ids,
+    delete_at: d.delete_at,
+    unique_id: d.unique_id ?? null,
+  });
 }
-
 
 /** Inserts a deletion; returns its id (the existing one when the same deletion is already there). */
 export async function insertDeletion(store: Store, d: NewDeletion): Promise<number> {
-  const dedupe_key = pendingDeletionDedupeKey({ user_id: d.userId, chat_id: d.chatId, message_ids: d.messageIds, delete_at: d.deleteAt, unique_id: d.uniqueId ?? null });
+  const dedupe_key = pendingDeletionDedupeKey({
+    user_id: d.userId,
+    chat_id: d.chatId,
+    message_ids: d.messageIds,
+    delete_at: d.deleteAt,
+    unique_id: d.uniqueId ?? null,
+  });
   const row = await store.db
     .insertInto('pending_deletions')
     .values({
@@ -66,7 +77,11 @@ export async function insertDeletion(store: Store, d: NewDeletion): Promise<numb
     .returning('id')
     .executeTakeFirst();
   if (row) return Number(row.id);
-  const existing = await store.db.selectFrom('pending_deletions').select('id').where('dedupe_key', '=', dedupe_key).executeTakeFirstOrThrow();
+  const existing = await store.db
+    .selectFrom('pending_deletions')
+    .select('id')
+    .where('dedupe_key', '=', dedupe_key)
+    .executeTakeFirstOrThrow();
   return Number(existing.id);
 }
 
@@ -74,7 +89,14 @@ export async function insertDeletion(store: Store, d: NewDeletion): Promise<numb
  * Claims up to `limit` rows due at `dueMs` (`next_attempt_at <= dueMs`, unclaimed or lease ended) for `owner`, earliest
  * first. Leases are real time (`wallMs`), since other processes compare them with their own clocks.
  */
-export async function claimDue(store: Store, owner: string, dueMs: number, wallMs: number, leaseMs: number, limit: number): Promise<PendingDeletion[]> {
+export async function claimDue(
+  store: Store,
+  owner: string,
+  dueMs: number,
+  wallMs: number,
+  leaseMs: number,
+  limit: number,
+): Promise<PendingDeletion[]> {
   const { db } = store;
   const due = db
     .selectFrom('pending_deletions')
@@ -209,10 +231,24 @@ export async function deletionStats(
     .select((eb) => [
       eb.fn.countAll<number>().as('total'),
       eb.fn.sum<number>(eb.case().when('delete_at', '<=', nowMs).then(1).else(0).end()).as('overdue'),
-      eb.fn.sum<number>(eb.case().when(eb.and([eb('delete_at', '>', nowMs), eb('delete_at', '<=', nowMs + withinMs)])).then(1).else(0).end()).as('soon'),
+      eb.fn
+        .sum<number>(
+          eb
+            .case()
+            .when(eb.and([eb('delete_at', '>', nowMs), eb('delete_at', '<=', nowMs + withinMs)]))
+            .then(1)
+            .else(0)
+            .end(),
+        )
+        .as('soon'),
       eb.fn.min<number>('delete_at').as('next'),
     ])
     .executeTakeFirstOrThrow();
   // sum() of no rows is NULL, and PostgreSQL returns sums and counts as strings.
-  return { total: Number(r.total), overdue: Number(r.overdue ?? 0), dueSoon: Number(r.soon ?? 0), nextDueAt: r.next === null ? null : Number(r.next) };
+  return {
+    total: Number(r.total),
+    overdue: Number(r.overdue ?? 0),
+    dueSoon: Number(r.soon ?? 0),
+    nextDueAt: r.next === null ? null : Number(r.next),
+  };
 }

@@ -73,7 +73,12 @@ export async function rememberChats(store: Store, chatIds: Iterable<number>, now
     .values(ids.map((chat_id) => ({ chat_id, seen_at: nowMs })))
     .onConflict((oc) => oc.column('chat_id').doUpdateSet({ seen_at: nowMs }))
     .execute();
-  const keep = store.db.selectFrom('known_chats').select('chat_id').orderBy('seen_at', 'desc').orderBy('chat_id').limit(KNOWN_CHATS_KEPT);
+  const keep = store.db
+    .selectFrom('known_chats')
+    .select('chat_id')
+    .orderBy('seen_at', 'desc')
+    .orderBy('chat_id')
+    .limit(KNOWN_CHATS_KEPT);
   await store.db.deleteFrom('known_chats').where('chat_id', 'not in', keep).execute();
 }
 

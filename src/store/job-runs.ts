@@ -8,10 +8,27 @@ import type { Database, JobRun, RunStatus } from './schema.ts';
 type Db = Kysely<Database>;
 
 /** Inserts a `running` run for the tick; returns its id, or null when another process claimed the tick first. */
-export async function claimTick(db: Db, job: string, tickMs: number, owner: string, nowMs: number, leaseMs: number): Promise<number | null> {
+export async function claimTick(
+  db: Db,
+  job: string,
+  tickMs: number,
+  owner: string,
+  nowMs: number,
+  leaseMs: number,
+): Promise<number | null> {
   const row = await db
     .insertInto('job_runs')
-    .values({ job, scheduled_for: tickMs, started_at: nowMs, status: 'running', owner, lease_expires_at: nowMs + leaseMs, finished_at: null, summary: null, error: null })
+    .values({
+      job,
+      scheduled_for: tickMs,
+      started_at: nowMs,
+      status: 'running',
+      owner,
+      lease_expires_at: nowMs + leaseMs,
+      finished_at: null,
+      summary: null,
+      error: null,
+    })
     .onConflict((oc) => oc.columns(['job', 'scheduled_for']).doNothing())
     .returning('id')
     .executeTakeFirst();
@@ -19,18 +36,45 @@ export async function claimTick(db: Db, job: string, tickMs: number, owner: stri
 }
 
 /** Inserts a manual run (no tick) started at `startedMs` with a lease until `leaseUntilMs`; returns its id. */
-export async function insertManualRun(db: Db, job: string, owner: string, startedMs: number, leaseUntilMs: number): Promise<number> {
+export async function insertManualRun(
+  db: Db,
+  job: string,
+  owner: string,
+  startedMs: number,
+  leaseUntilMs: number,
+): Promise<number> {
   const row = await db
     .insertInto('job_runs')
-    .values({ job, scheduled_for: null, started_at: startedMs, status: 'running', owner, lease_expires_at: leaseUntilMs, finished_at: null, summary: null, error: null })
+    .values({
+      job,
+      scheduled_for: null,
+      started_at: startedMs,
+      status: 'running',
+      owner,
+      lease_expires_at: leaseUntilMs,
+      finished_at: null,
+      summary: null,
+      error: null,
+    })
     .returning('id')
     .executeTakeFirstOrThrow();
   return Number(row.id);
 }
 
 /** Takes the job's lock for `runId` unless another live run holds it. True when taken. */
-export async function acquireJobLock(db: Db, job: string, owner: string, runId: number, nowMs: number, leaseMs: number): Promise<boolean> {
-  await db.insertInto('job_locks').values({ job, owner: null, run_id: null, lease_expires_at: null }).onConflict((oc) => oc.column('job').doNothing()).execute();
+export async function acquireJobLock(
+  db: Db,
+  job: string,
+  owner: string,
+  runId: number,
+  nowMs: number,
+  leaseMs: number,
+): Promise<boolean> {
+  await db
+    .insertInto('job_locks')
+    .values({ job, owner: null, run_id: null, lease_expires_at: null })
+    .onConflict((oc) => oc.column('job').doNothing())
+    .execute();
   const r = await db
     .updateTable('job_locks')
     .set({ owner, run_id: runId, lease_expires_at: nowMs + leaseMs })
@@ -116,7 +160,12 @@ export async function runById(db: Db, runId: number): Promise<JobRun | undefined
 export async function recoverAbandoned(db: Db, nowMs: number): Promise<{ id: number; job: string; owner: string }[]> {
   const marked = await db
     .updateTable('job_runs')
-    .set({ status: 'abandoned', finished_at: nowMs, error: 'lease expired: the process running it stopped', lease_expires_at: null })
+    .set({
+      status: 'abandoned',
+      finished_at: nowMs,
+      error: 'lease expired: the process running it stopped',
+      lease_expires_at: null,
+    })
     .where('status', '=', 'running')
     .where('lease_expires_at', '<', nowMs)
     .returning(['id', 'job', 'owner'])
@@ -136,7 +185,14 @@ export async function lastTick(db: Db, job: string): Promise<number | null> {
 
 /** The most recent runs of a job, newest first. */
 export async function recentRuns(db: Db, job: string, limit = 10): Promise<JobRun[]> {
-  return db.selectFrom('job_runs').selectAll().where('job', '=', job).orderBy('started_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+  return db
+    .selectFrom('job_runs')
+    .selectAll()
+    .where('job', '=', job)
+    .orderBy('started_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
 }
 
 /**
@@ -158,7 +214,14 @@ export async function hasLiveRun(db: Db, job: string, nowMs: number): Promise<bo
 
 /** The latest finished run of a job with the given status (e.g. the last success), or undefined. */
 export async function lastRunWithStatus(db: Db, job: string, status: RunStatus): Promise<JobRun | undefined> {
-  return db.selectFrom('job_runs').selectAll().where('job', '=', job).where('status', '=', status).orderBy('finished_at', 'desc').limit(1).executeTakeFirst();
+  return db
+    .selectFrom('job_runs')
+    .selectAll()
+    .where('job', '=', job)
+    .where('status', '=', status)
+    .orderBy('finished_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
 }
 
 /**
@@ -166,7 +229,10 @@ export async function lastRunWithStatus(db: Db, job: string, status: RunStatus):
  * catch-up after downtime needs). Returns how many.
  */
 export async function pruneRuns(db: Db, beforeMs: number): Promise<number> {
-  const latest = db.selectFrom('job_runs').select((eb) => eb.fn.max('id').as('id')).groupBy('job');
+  const latest = db
+    .selectFrom('job_runs')
+    .select((eb) => eb.fn.max('id').as('id'))
+    .groupBy('job');
   const r = await db
     .deleteFrom('job_runs')
     .where('status', '!=', 'running')
@@ -175,7 +241,14 @@ export async function pruneRuns(db: Db, beforeMs: number): Promise<number> {
     .where((eb) =>
       eb.or([
         eb('scheduled_for', 'is', null),
-        eb('scheduled_for', '<', eb.selectFrom('job_runs as newest').select((n) => n.fn.max('newest.scheduled_for').as('t')).whereRef('newest.job', '=', 'job_runs.job')),
+        eb(
+          'scheduled_for',
+          '<',
+          eb
+            .selectFrom('job_runs as newest')
+            .select((n) => n.fn.max('newest.scheduled_for').as('t'))
+            .whereRef('newest.job', '=', 'job_runs.job'),
+        ),
       ]),
     )
     .executeTakeFirst();

@@ -35,7 +35,11 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .addColumn('file_unique_id', 'text')
           .execute();
         // Token cleanup: status IN (...) AND expires_at < now.
-        await db.schema.createIndex('tokens_status_expires_at').on('tokens').columns(['status', 'expires_at']).execute();
+        await db.schema
+          .createIndex('tokens_status_expires_at')
+          .on('tokens')
+          .columns(['status', 'expires_at'])
+          .execute();
         await db.schema.createIndex('tokens_unique_id').on('tokens').column('unique_id').execute();
         await db.schema.createIndex('tokens_created_by').on('tokens').column('created_by').execute();
 
@@ -64,8 +68,16 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .addColumn('claimed_by', 'text')
           .addColumn('claim_expires_at', 'bigint')
           .execute();
-        await db.schema.createIndex('pending_deletions_delete_at').on('pending_deletions').column('delete_at').execute();
-        await db.schema.createIndex('pending_deletions_next_attempt_at').on('pending_deletions').column('next_attempt_at').execute();
+        await db.schema
+          .createIndex('pending_deletions_delete_at')
+          .on('pending_deletions')
+          .column('delete_at')
+          .execute();
+        await db.schema
+          .createIndex('pending_deletions_next_attempt_at')
+          .on('pending_deletions')
+          .column('next_attempt_at')
+          .execute();
 
         await serial(db.schema.createTable('broadcasts'))
           .addColumn('source_id', 'text')
@@ -114,7 +126,12 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .addColumn('lease_expires_at', 'bigint')
           .execute();
         // Once per tick: a second process inserting the same (job, tick) loses. Manual runs have no tick (NULLs differ).
-        await db.schema.createIndex('job_runs_tick').on('job_runs').columns(['job', 'scheduled_for']).unique().execute();
+        await db.schema
+          .createIndex('job_runs_tick')
+          .on('job_runs')
+          .columns(['job', 'scheduled_for'])
+          .unique()
+          .execute();
         await db.schema.createIndex('job_runs_job_started').on('job_runs').columns(['job', 'started_at']).execute();
         await db.schema.createIndex('job_runs_status').on('job_runs').column('status').execute();
 
@@ -161,13 +178,20 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
     '0003_job_runs_last_success': {
       async up(db: AnyDb) {
         // The last success of a job (health, status page) without scanning its history.
-        await db.schema.createIndex('job_runs_job_status_finished').on('job_runs').columns(['job', 'status', 'finished_at']).execute();
+        await db.schema
+          .createIndex('job_runs_job_status_finished')
+          .on('job_runs')
+          .columns(['job', 'status', 'finished_at'])
+          .execute();
       },
     },
     '0004_tokens_direct_link': {
       async up(db: AnyDb) {
         // 1 when the user got the direct verify link because the shortener failed: no shortener referer to expect.
-        await db.schema.alterTable('tokens').addColumn('direct_link', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema
+          .alterTable('tokens')
+          .addColumn('direct_link', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
       },
     },
     '0005_job_faults': {
@@ -199,13 +223,17 @@ export async function migrateToLatest(store: Store): Promise<MigrationResultSet>
   // Kysely looks for its own tables across every schema unless told which one: with `?schema=` the migration table
   // must live in that schema, or a second instance in another schema of the same database would never migrate.
   const migrationTableSchema =
-    store.dialect === 'postgres' ? (await sql<{ s: string }>`select current_schema() as s`.execute(store.db)).rows[0]?.s : undefined;
+    store.dialect === 'postgres'
+      ? (await sql<{ s: string }>`select current_schema() as s`.execute(store.db)).rows[0]?.s
+      : undefined;
   const migrator = new Migrator({ db: store.db, provider, ...(migrationTableSchema ? { migrationTableSchema } : {}) });
   // Two processes starting on one SQLite file race for its write lock; the loser retries and finds the work done.
   for (let attempt = 1; ; attempt++) {
     const result = await migrator.migrateToLatest();
     if (!result.error) return result;
-    const busy = /SQLITE_BUSY|database is locked|already exists/i.test(String((result.error as Error)?.message ?? result.error));
+    const busy = /SQLITE_BUSY|database is locked|already exists/i.test(
+      String((result.error as Error)?.message ?? result.error),
+    );
     if (store.dialect !== 'sqlite' || !busy || attempt >= 10) {
       throw result.error instanceof Error ? result.error : new Error(String(result.error));
     }

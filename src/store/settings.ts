@@ -40,5 +40,9 @@ export async function getSetting<T = unknown>(store: Store, key: SettingKey): Pr
 /** Writes a setting (insert or replace). */
 export async function setSetting(store: Store, key: SettingKey, value: unknown): Promise<void> {
   const v = JSON.stringify(value);
-  await store.db.insertInto('settings').values({ key, value: v }).onConflict((oc) => oc.column('key').doUpdateSet({ value: v })).execute();
+  await store.db
+    .insertInto('settings')
+    .values({ key, value: v })
+    .onConflict((oc) => oc.column('key').doUpdateSet({ value: v }))
+    .execute();
 }

@@ -16,26 +16,49 @@ export async function countDeleted(store: Store, atMs: number, n: number): Promi
 }
 
 /** Messages deleted per hour for the `hours` hours ending with the one holding `nowMs`, oldest first (zeros filled). */
-export async function deletedPerHour(store: Store, nowMs: number, hours = 48): Promise<{ hour: number; messages: number }[]> {
+export async function deletedPerHour(
+  store: Store,
+  nowMs: number,
+  hours = 48,
+): Promise<{ hour: number; messages: number }[]> {
   const last = Math.floor(nowMs / HOUR) * HOUR;
   const first = last - (hours - 1) * HOUR;
-  const rows = await store.db.selectFrom('deletion_stats').selectAll().where('hour', '>=', first).where('hour', '<=', last).execute();
+  const rows = await store.db
+    .selectFrom('deletion_stats')
+    .selectAll()
+    .where('hour', '>=', first)
+    .where('hour', '<=', last)
+    .execute();
   const by = new Map(rows.map((r) => [Number(r.hour), Number(r.messages)]));
   return Array.from({ length: hours }, (_, i) => ({ hour: first + i * HOUR, messages: by.get(first + i * HOUR) ?? 0 }));
 }
 
 /** Counts one token event (`created`, `verified` or `bypassed`) on the day the token was created. */
-export async function countTokenEvent(store: Store, day: string, event: 'created' | 'verified' | 'bypassed'): Promise<void> {
+export async function countTokenEvent(
+  store: Store,
+  day: string,
+  event: 'created' | 'verified' | 'bypassed',
+): Promise<void> {
   await store.db
     .insertInto('token_stats')
-    .values({ day, created: event === 'created' ? 1 : 0, verified: event === 'verified' ? 1 : 0, bypassed: event === 'bypassed' ? 1 : 0 })
+    .values({
+      day,
+      created: event === 'created' ? 1 : 0,
+      verified: event === 'verified' ? 1 : 0,
+      bypassed: event === 'bypassed' ? 1 : 0,
+    })
     .onConflict((oc) => oc.column('day').doUpdateSet({ [event]: sql<number>`token_stats.${sql.ref(event)} + 1` }))
     .execute();
 }
 
 /** Token outcomes per creation day for the given days (oldest first): verified, bypassed, and not used (the rest). */
-export async function tokensPerDay(store: Store, days: string[]): Promise<{ day: string; verified: number; bypassed: number; not_used: number }[]> {
-  const rows = days.length ? await store.db.selectFrom('token_stats').selectAll().where('day', 'in', days).execute() : [];
+export async function tokensPerDay(
+  store: Store,
+  days: string[],
+): Promise<{ day: string; verified: number; bypassed: number; not_used: number }[]> {
+  const rows = days.length
+    ? await store.db.selectFrom('token_stats').selectAll().where('day', 'in', days).execute()
+    : [];
   const by = new Map(rows.map((r) => [r.day, r]));
   return days.map((day) => {
     const r = by.get(day);

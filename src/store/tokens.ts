@@ -65,8 +65,14 @@ export async function takeTokenSlot(db: Db, userId: number, day: string, limit: 
 }
 
 /** Inserts a new `not_used` token. */
-export async function insertToken(db: Db, t: Omit<Token, 'status' | 'direct_link'> & { direct_link?: number }): Promise<void> {
-  await db.insertInto('tokens').values({ ...t, status: 'not_used' }).execute();
+export async function insertToken(
+  db: Db,
+  t: Omit<Token, 'status' | 'direct_link'> & { direct_link?: number },
+): Promise<void> {
+  await db
+    .insertInto('tokens')
+    .values({ ...t, status: 'not_used' })
+    .execute();
 }
 
 /** Records that the user was given the direct link (the shortener failed). */
@@ -81,24 +87,42 @@ export async function getToken(db: Db, token: string): Promise<Token | undefined
 
 /** The token with this short unique id made by this user, or undefined. */
 export async function getTokenByUniqueId(db: Db, uniqueId: string, userId: number): Promise<Token | undefined> {
-  return db.selectFrom('tokens').selectAll().where('unique_id', '=', uniqueId).where('created_by', '=', userId).executeTakeFirst();
+  return db
+    .selectFrom('tokens')
+    .selectAll()
+    .where('unique_id', '=', uniqueId)
+    .where('created_by', '=', userId)
+    .executeTakeFirst();
 }
 
 /** Moves a token from `not_used` to `status`; false when it was no longer `not_used` (opened twice at once). */
 export async function markToken(db: Db, token: string, status: 'verified' | 'bypassed'): Promise<boolean> {
-  const r = await db.updateTable('tokens').set({ status }).where('token', '=', token).where('status', '=', 'not_used').executeTakeFirst();
+  const r = await db
+    .updateTable('tokens')
+    .set({ status })
+    .where('token', '=', token)
+    .where('status', '=', 'not_used')
+    .executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
 }
-
 
 /**
  * Redeems a verified token for `userId`: deletes it and adds `accesses` to the user in one transaction. Deleting the
  * token is the gate, so two redeems at once grant once. Returns the user's new access count, or null when the token
  * was not (or no longer) a verified token.
  */
-export async function redeemVerifiedToken(store: Store, token: string, userId: number, accesses: number): Promise<number | null> {
+export async function redeemVerifiedToken(
+  store: Store,
+  token: string,
+  userId: number,
+  accesses: number,
+): Promise<number | null> {
   return writeTransaction(store, async (trx) => {
-    const del = await trx.deleteFrom('tokens').where('token', '=', token).where('status', '=', 'verified').executeTakeFirst();
+    const del = await trx
+      .deleteFrom('tokens')
+      .where('token', '=', token)
+      .where('status', '=', 'verified')
+      .executeTakeFirst();
     if (Number(del.numDeletedRows) !== 1) return null;
     const u = await trx
       .updateTable('users')

@@ -5,7 +5,12 @@ import type { User } from './schema.ts';
 /** Marks users who blocked the bot (or are gone); keeps the first time it was seen. */
 export async function markBlocked(store: Store, userIds: number[], nowMs: number): Promise<void> {
   if (userIds.length === 0) return;
-  await store.db.updateTable('users').set({ blocked_at: nowMs }).where('user_id', 'in', userIds).where('blocked_at', 'is', null).execute();
+  await store.db
+    .updateTable('users')
+    .set({ blocked_at: nowMs })
+    .where('user_id', 'in', userIds)
+    .where('blocked_at', 'is', null)
+    .execute();
 }
 
 /** Clears `blocked_at`: the user let the bot write to them again. */
@@ -14,11 +19,24 @@ export async function markUnblocked(store: Store, userId: number): Promise<void>
 }
 
 /** Registers a user on any message (or refreshes their names) and clears `blocked_at`: they wrote, so they are back. */
-export async function upsertUser(store: Store, u: { userId: number; username: string | null; firstName: string | null; nowMs: number }): Promise<User> {
+export async function upsertUser(
+  store: Store,
+  u: { userId: number; username: string | null; firstName: string | null; nowMs: number },
+): Promise<User> {
   return store.db
     .insertInto('users')
-    .values({ user_id: u.userId, username: u.username, first_name: u.firstName, joined_at: u.nowMs, is_banned: 0, user_access_count: 0, blocked_at: null })
-    .onConflict((oc) => oc.column('user_id').doUpdateSet({ username: u.username, first_name: u.firstName, blocked_at: null }))
+    .values({
+      user_id: u.userId,
+      username: u.username,
+      first_name: u.firstName,
+      joined_at: u.nowMs,
+      is_banned: 0,
+      user_access_count: 0,
+      blocked_at: null,
+    })
+    .onConflict((oc) =>
+      oc.column('user_id').doUpdateSet({ username: u.username, first_name: u.firstName, blocked_at: null }),
+    )
     .returningAll()
     .executeTakeFirstOrThrow();
 }

@@ -54,7 +54,10 @@ export function callsNotAfter<T>(expired: () => boolean, fn: () => Promise<T>): 
 }
 
 /** Wraps an existing grammY Api (a bot author's) with the shared throttle, retries and instrumentation. */
-export function instrument(api: Api<RawApi>, opts: Omit<TelegramOptions, 'token' | 'apiRoot' | 'timeoutSeconds'> = {}): Telegram {
+export function instrument(
+  api: Api<RawApi>,
+  opts: Omit<TelegramOptions, 'token' | 'apiRoot' | 'timeoutSeconds'> = {},
+): Telegram {
   const throttle = new Throttle(opts.rate ?? 25);
   const onCall = opts.onCall;
   // Innermost first: every HTTP attempt (retries too) is throttled and counted.
@@ -64,7 +67,12 @@ export function instrument(api: Api<RawApi>, opts: Omit<TelegramOptions, 'token'
     try {
       const res = await prev(method, payload, signal);
       if (!res.ok && res.error_code === 429) throttle.pause((res.parameters?.retry_after ?? 1) * 1000);
-      if (onCall) onCall(method, res.ok ? 'done' : classifyResponse(res.error_code, res.description).kind, res.ok ? undefined : res.error_code);
+      if (onCall)
+        onCall(
+          method,
+          res.ok ? 'done' : classifyResponse(res.error_code, res.description).kind,
+          res.ok ? undefined : res.error_code,
+        );
       return res;
     } catch (e) {
       onCall?.(method, 'transient');
@@ -87,16 +95,24 @@ export function instrument(api: Api<RawApi>, opts: Omit<TelegramOptions, 'token'
   // 429: auto-retry honours retry_after. Network errors are not retried (auto-retry would retry them forever):
   // the job keeps the work and backs off instead.
   api.config.use(
-    autoRetry({ maxRetryAttempts: retries, maxDelaySeconds: opts.maxRetryAfterS ?? 30, rethrowHttpErrors: true, rethrowInternalServerErrors: true }),
+    autoRetry({
+      maxRetryAttempts: retries,
+      maxDelaySeconds: opts.maxRetryAfterS ?? 30,
+      rethrowHttpErrors: true,
+      rethrowInternalServerErrors: true,
+    }),
   );
   let username: Promise<string> | undefined;
   return {
     api,
     username() {
-      username ??= api.getMe().then((me) => me.username).catch((e) => {
-        username = undefined;
-        throw e;
-      });
+      username ??= api
+        .getMe()
+        .then((me) => me.username)
+        .catch((e) => {
+          username = undefined;
+          throw e;
+        });
       return username;
     },
   };
@@ -104,6 +120,9 @@ export function instrument(api: Api<RawApi>, opts: Omit<TelegramOptions, 'token'
 
 /** A new client for `token` at `apiRoot`. */
 export function createTelegram(opts: TelegramOptions): Telegram {
-  const api = new Api(opts.token, { apiRoot: opts.apiRoot ?? 'https://api.telegram.org', timeoutSeconds: opts.timeoutSeconds ?? 30 });
+  const api = new Api(opts.token, {
+    apiRoot: opts.apiRoot ?? 'https://api.telegram.org',
+    timeoutSeconds: opts.timeoutSeconds ?? 30,
+  });
   return instrument(api, opts);
 }

@@ -83,7 +83,8 @@ export function classifyCopyError(err: unknown): { failure: CopyFailure; reason:
   if (err instanceof Error && err.name === 'NotSentError') return { failure: 'refused', reason: err.message };
   const o = classifyError(err);
   if (o.kind === 'fatal') return { failure: 'fatal', reason: o.reason };
-  if (err instanceof HttpError && NOT_SENT.has(String((err.error as { code?: unknown } | undefined)?.code))) return { failure: 'refused', reason: o.reason };
+  if (err instanceof HttpError && NOT_SENT.has(String((err.error as { code?: unknown } | undefined)?.code)))
+    return { failure: 'refused', reason: o.reason };
   // Otherwise only an answer tells that nothing was done: a 429 is Telegram refusing, a 5xx or no answer leaves it unknown.
   if (!(err instanceof GrammyError) || err.error_code >= 500) return { failure: 'unknown', reason: o.reason };
   if (err.error_code === 429) return { failure: 'refused', reason: o.reason };
@@ -113,7 +114,9 @@ export async function outcomeOf(call: () => Promise<unknown>): Promise<Outcome> 
 /** Thrown to end a run when the bot token is rejected: everything stays for a later run. */
 export class FatalTelegramError extends Error {
   constructor(readonly outcome: Outcome) {
-    super(`Telegram rejected the bot token (${outcome.reason}); check BOT_TOKEN and BOT_API_ROOT. Nothing was removed.`);
+    super(
+      `Telegram rejected the bot token (${outcome.reason}); check BOT_TOKEN and BOT_API_ROOT. Nothing was removed.`,
+    );
     this.name = 'FatalTelegramError';
   }
 }

@@ -12,7 +12,11 @@ export function verifyPayload(tokenUniqueId: string, userId: number): string {
 }
 
 /** What a `/start` payload asks for. */
-export type StartRequest = { kind: 'none' } | { kind: 'verify'; tokenUniqueId: string; userId: number } | { kind: 'file'; uniqueId: string } | { kind: 'invalid' };
+export type StartRequest =
+  | { kind: 'none' }
+  | { kind: 'verify'; tokenUniqueId: string; userId: number }
+  | { kind: 'file'; uniqueId: string }
+  | { kind: 'invalid' };
 
 /** Reads a `/start` payload: empty, `verify_<id>_<user>`, or a file's unique id. */
 export function parseStart(payload: string): StartRequest {

@@ -22,7 +22,14 @@ import {
 } from '../store/schema.ts';
 
 /** The collections that can be imported and exported (any order works: none refers to another). */
-export const COLLECTIONS = ['users', 'tokens', 'token_generator_count', 'pending_deletions', 'broadcasts', 'settings'] as const;
+export const COLLECTIONS = [
+  'users',
+  'tokens',
+  'token_generator_count',
+  'pending_deletions',
+  'broadcasts',
+  'settings',
+] as const;
 /** One of {@link COLLECTIONS}. */
 export type Collection = (typeof COLLECTIONS)[number];
 
@@ -63,7 +70,17 @@ export interface UserDoc extends Omit<User, 'joined_at'> {
 }
 
 /** Columns only the app itself sets: never imported or exported. */
-type Internal = 'id' | 'messages_deleted' | 'claimed_by' | 'claim_expires_at' | 'from_chat_id' | 'send_cursor' | 'sent_count' | 'failed_count' | 'progress_chat_id' | 'progress_message_id';
+type Internal =
+  | 'id'
+  | 'messages_deleted'
+  | 'claimed_by'
+  | 'claim_expires_at'
+  | 'from_chat_id'
+  | 'send_cursor'
+  | 'sent_count'
+  | 'failed_count'
+  | 'progress_chat_id'
+  | 'progress_message_id';
 
 /** A `pending_deletions` document as a row (`message_ids` still an array). */
 export type PendingDeletionDoc = Omit<PendingDeletion, Internal | 'message_ids'> & { message_ids: number[] };
@@ -72,7 +89,10 @@ export type PendingDeletionDoc = Omit<PendingDeletion, Internal | 'message_ids'>
 export type BroadcastMessage = Pick<BroadcastMessageRow, 'chat_id' | 'message_id'>;
 
 /** A `broadcasts` document as a row plus its recipients (unique by chat_id). */
-export type BroadcastDoc = Omit<Broadcast, Internal | 'status'> & { status: BroadcastStatus; messages: BroadcastMessage[] };
+export type BroadcastDoc = Omit<Broadcast, Internal | 'status'> & {
+  status: BroadcastStatus;
+  messages: BroadcastMessage[];
+};
 
 /** A `settings` document; `value` is JSON-encoded, as stored. */
 export interface SettingDoc {
@@ -169,8 +189,10 @@ function str(nonEmpty: boolean): Parse<string> {
   return (v, field) => {
     if (typeof v !== 'string' || (nonEmpty && v === '')) fail(field, nonEmpty ? 'a non-empty string' : 'a string', v);
     // PostgreSQL text cannot hold NUL, and an unpaired surrogate would be replaced on the way in: both break round trips.
-    if (v.includes('\u0000')) throw new DocumentError(field, 'contains a NUL character (\\u0000), which PostgreSQL cannot store');
-    if (LONE_SURROGATE.test(v)) throw new DocumentError(field, 'contains an unpaired UTF-16 surrogate (not valid Unicode)');
+    if (v.includes('\u0000'))
+      throw new DocumentError(field, 'contains a NUL character (\\u0000), which PostgreSQL cannot store');
+    if (LONE_SURROGATE.test(v))
+      throw new DocumentError(field, 'contains an unpaired UTF-16 surrogate (not valid Unicode)');
     return v;
   };
 }
@@ -178,7 +200,8 @@ const text = str(false);
 const name = str(true);
 
 function oneOf<T extends string>(values: readonly T[]): Parse<T> {
-  return (v, field) => ((values as readonly unknown[]).includes(v) ? (v as T) : fail(field, `one of ${values.join(', ')}`, v));
+  return (v, field) =>
+    (values as readonly unknown[]).includes(v) ? (v as T) : fail(field, `one of ${values.join(', ')}`, v);
 }
 
 /** An instant: ISO string, epoch ms (a number or `{"$numberLong"}`), `{"$date": any of those}` → epoch ms. */
@@ -277,7 +300,11 @@ const parsers: { [C in Collection]: (doc: Doc, now: number) => DocumentOf[C] } =
       last_error: opt(doc, 'last_error', text),
     };
     // Never workable before delete_at: an earlier retry time would only make the waker poll a row it cannot take.
-    return { ...d, next_attempt_at: Math.max(d.next_attempt_at ?? d.delete_at, d.delete_at), dedupe_key: pendingDeletionDedupeKey(d) };
+    return {
+      ...d,
+      next_attempt_at: Math.max(d.next_attempt_at ?? d.delete_at, d.delete_at),
+      dedupe_key: pendingDeletionDedupeKey(d),
+    };
   },
   broadcasts: (doc, now) => {
     const d = {
@@ -294,7 +321,8 @@ const parsers: { [C in Collection]: (doc: Doc, now: number) => DocumentOf[C] } =
     };
     // One row per recipient chat (the table's key): the first copy listed wins.
     const messages = new Map<number, BroadcastMessage>();
-    for (const m of opt(doc, 'messages', array(recipient)) ?? []) if (!messages.has(m.chat_id)) messages.set(m.chat_id, m);
+    for (const m of opt(doc, 'messages', array(recipient)) ?? [])
+      if (!messages.has(m.chat_id)) messages.set(m.chat_id, m);
     // A missing created_at is derived from delete_at and the duration, never from the import's clock: importing the
     // same file twice, or re-importing its export, gives the same key.
     const created_at = d.created_at ?? d.delete_at - Math.round((d.duration_hours ?? 0) * 3600_000);
@@ -311,7 +339,8 @@ const parsers: { [C in Collection]: (doc: Doc, now: number) => DocumentOf[C] } =
       const n = integer(r.min, r.max, `a whole number ${r.min}–${r.max} for ${key}`)(doc.value, 'value');
       return { key, value: JSON.stringify(n) };
     }
-    if (key === 'deleted_notice_text' && typeof doc.value !== 'string') fail('value', 'a string for deleted_notice_text', doc.value);
+    if (key === 'deleted_notice_text' && typeof doc.value !== 'string')
+      fail('value', 'a string for deleted_notice_text', doc.value);
     return { key, value: JSON.stringify(doc.value) };
   },
 };
@@ -358,14 +387,26 @@ const isoOrNull = (ms: number | null): string | null => (ms === null ? null : is
 /** A `users` row as a JSON line (no newline). */
 export function formatUser(r: User): string {
   const { user_id, username, first_name, joined_at, is_banned, user_access_count, blocked_at } = r;
-  return JSON.stringify({ user_id, username, first_name, joined_at: iso(joined_at), is_banned: is_banned !== 0, user_access_count, blocked_at: isoOrNull(blocked_at) });
+  return JSON.stringify({
+    user_id,
+    username,
+    first_name,
+    joined_at: iso(joined_at),
+    is_banned: is_banned !== 0,
+    user_access_count,
+    blocked_at: isoOrNull(blocked_at),
+  });
 }
 
 /** A `tokens` row as a JSON line; `file_unique_id` only when set. */
 export function formatToken(r: Token): string {
   const { token, unique_id, created_by, status, created_at, expires_at, file_unique_id, direct_link } = r;
   const doc = { token, unique_id, created_by, status, created_at: iso(created_at), expires_at: iso(expires_at) };
-  return JSON.stringify({ ...doc, ...(file_unique_id === null ? {} : { file_unique_id }), ...(direct_link ? { direct_link: true } : {}) });
+  return JSON.stringify({
+    ...doc,
+    ...(file_unique_id === null ? {} : { file_unique_id }),
+    ...(direct_link ? { direct_link: true } : {}),
+  });
 }
 
 /** A `token_generator_count` row as a JSON line. */
@@ -374,9 +415,12 @@ export function formatTokenCount(r: TokenCount): string {
 }
 
 /** A `pending_deletions` row as a JSON line: `_id` only when it was imported with one; no internal columns. */
-export function formatPendingDeletion(r: Omit<PendingDeletionDoc, 'dedupe_key' | 'message_ids'> & { message_ids: string }): string {
+export function formatPendingDeletion(
+  r: Omit<PendingDeletionDoc, 'dedupe_key' | 'message_ids'> & { message_ids: string },
+): string {
   const ids: unknown = JSON.parse(r.message_ids);
-  if (!Array.isArray(ids)) throw new Error(`pending deletion with delete_at ${iso(r.delete_at)}: message_ids is not a JSON array`);
+  if (!Array.isArray(ids))
+    throw new Error(`pending deletion with delete_at ${iso(r.delete_at)}: message_ids is not a JSON array`);
   return JSON.stringify({
     ...(r.source_id === null ? {} : { _id: r.source_id }),
     user_id: r.user_id,
@@ -392,7 +436,10 @@ export function formatPendingDeletion(r: Omit<PendingDeletionDoc, 'dedupe_key' |
 }
 
 /** A `broadcasts` row and its recipients (pass them ordered by chat_id) as a JSON line. */
-export function formatBroadcast(r: Omit<BroadcastDoc, 'dedupe_key' | 'messages' | 'status'> & { status: string }, messages: readonly BroadcastMessage[]): string {
+export function formatBroadcast(
+  r: Omit<BroadcastDoc, 'dedupe_key' | 'messages' | 'status'> & { status: string },
+  messages: readonly BroadcastMessage[],
+): string {
   return JSON.stringify({
     ...(r.source_id === null ? {} : { _id: r.source_id }),
     message_id: r.message_id,

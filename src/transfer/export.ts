@@ -6,7 +6,15 @@
 import { CompiledQuery, sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { Store } from '../store/db.ts';
 import type { Database } from '../store/schema.ts';
-import { formatBroadcast, formatPendingDeletion, formatSetting, formatToken, formatTokenCount, formatUser, type Collection } from './documents.ts';
+import {
+  formatBroadcast,
+  formatPendingDeletion,
+  formatSetting,
+  formatToken,
+  formatTokenCount,
+  formatUser,
+  type Collection,
+} from './documents.ts';
 
 export { COLLECTIONS, isCollection, type Collection } from './documents.ts';
 
@@ -36,10 +44,17 @@ const source = <R extends Row>(s: Source<R>): Source => s as unknown as Source;
  * PostgreSQL: a server-side cursor in a read-only repeatable-read transaction: one consistent snapshot, and a text
  * key sorted by "C" once instead of once per page (that order cannot use the default-collation index).
  */
-async function forEachRow(store: Store, src: Source, onRow: (row: Row, db: Kysely<Database>) => Promise<void>): Promise<void> {
+async function forEachRow(
+  store: Store,
+  src: Source,
+  onRow: (row: Row, db: Kysely<Database>) => Promise<void>,
+): Promise<void> {
   const ordered = (db: Kysely<Database>) =>
     src.keys.reduce(
-      (q, k) => q.orderBy(store.dialect === 'postgres' && src.textKeys?.includes(k) ? sql`${sql.ref(k)} collate "C"` : sql.ref(k)),
+      (q, k) =>
+        q.orderBy(
+          store.dialect === 'postgres' && src.textKeys?.includes(k) ? sql`${sql.ref(k)} collate "C"` : sql.ref(k),
+        ),
       src.query(db),
     );
   if (store.dialect === 'sqlite') {
@@ -48,7 +63,9 @@ async function forEachRow(store: Store, src: Source, onRow: (row: Row, db: Kysel
       let q = ordered(store.db).limit(PAGE);
       if (last) {
         const after = last;
-        q = q.where(sql<boolean>`(${sql.join(src.keys.map((k) => sql.ref(k)))}) > (${sql.join(src.keys.map((k) => after[k]))})`);
+        q = q.where(
+          sql<boolean>`(${sql.join(src.keys.map((k) => sql.ref(k)))}) > (${sql.join(src.keys.map((k) => after[k]))})`,
+        );
       }
       const rows = await q.execute();
       for (const row of rows) await onRow(row, store.db);
@@ -94,7 +111,19 @@ const SOURCES: Record<Collection, Source> = {
     query: (db) =>
       db
         .selectFrom('pending_deletions')
-        .select(['id', 'source_id', 'user_id', 'chat_id', 'message_ids', 'delete_at', 'unique_id', 'created_at', 'attempts', 'next_attempt_at', 'last_error']),
+        .select([
+          'id',
+          'source_id',
+          'user_id',
+          'chat_id',
+          'message_ids',
+          'delete_at',
+          'unique_id',
+          'created_at',
+          'attempts',
+          'next_attempt_at',
+          'last_error',
+        ]),
     format: formatPendingDeletion,
   }),
   broadcasts: source({
@@ -102,7 +131,19 @@ const SOURCES: Record<Collection, Source> = {
     query: (db) =>
       db
         .selectFrom('broadcasts')
-        .select(['id', 'source_id', 'message_id', 'text', 'caption', 'file_id', 'duration_hours', 'channel_message_id', 'created_at', 'delete_at', 'status']),
+        .select([
+          'id',
+          'source_id',
+          'message_id',
+          'text',
+          'caption',
+          'file_id',
+          'duration_hours',
+          'channel_message_id',
+          'created_at',
+          'delete_at',
+          'status',
+        ]),
     // A broadcast's recipients all go on its one line, so they are read whole, broadcast by broadcast.
     format: async (r, db) => {
       // A reservation (message_id 0) is a copy never confirmed: there is no message to delete, so it is left out.

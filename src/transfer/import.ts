@@ -5,7 +5,13 @@
 import { sql, type Kysely } from 'kysely';
 import { writeTransaction, type Store } from '../store/db.ts';
 import type { Database } from '../store/schema.ts';
-import { parseLines, type BroadcastDoc, type Collection, type DocumentOf, type PendingDeletionDoc } from './documents.ts';
+import {
+  parseLines,
+  type BroadcastDoc,
+  type Collection,
+  type DocumentOf,
+  type PendingDeletionDoc,
+} from './documents.ts';
 
 export { COLLECTIONS, ImportError, isCollection, type Collection } from './documents.ts';
 
@@ -87,7 +93,9 @@ async function upsert<D extends object>(
     await db
       .insertInto(spec.table)
       .values(rows)
-      .onConflict((oc) => oc.columns([...spec.keys]).doUpdateSet(Object.fromEntries(nonKeys.map((c) => [c, sql.ref(`excluded.${c}`)]))))
+      .onConflict((oc) =>
+        oc.columns([...spec.keys]).doUpdateSet(Object.fromEntries(nonKeys.map((c) => [c, sql.ref(`excluded.${c}`)]))),
+      )
       .execute();
   }
 }
@@ -96,14 +104,26 @@ async function upsert<D extends object>(
 async function insertPending(db: Kysely<Database>, docs: readonly PendingDeletionDoc[], counts: Counts): Promise<void> {
   for (const chunk of chunks(docs)) {
     const keys = [...new Set(chunk.map((d) => d.dedupe_key))];
-    const seen = new Set((await db.selectFrom('pending_deletions').select('dedupe_key').where('dedupe_key', 'in', keys).execute()).map((r) => r.dedupe_key));
+    const seen = new Set(
+      (await db.selectFrom('pending_deletions').select('dedupe_key').where('dedupe_key', 'in', keys).execute()).map(
+        (r) => r.dedupe_key,
+      ),
+    );
     const fresh = chunk.filter((d) => !seen.has(d.dedupe_key) && seen.add(d.dedupe_key));
     counts.inserted += fresh.length;
     counts.unchanged += chunk.length - fresh.length;
     if (fresh.length === 0) continue;
     await db
       .insertInto('pending_deletions')
-      .values(fresh.map((d) => ({ ...d, message_ids: JSON.stringify(d.message_ids), messages_deleted: 0, claimed_by: null, claim_expires_at: null })))
+      .values(
+        fresh.map((d) => ({
+          ...d,
+          message_ids: JSON.stringify(d.message_ids),
+          messages_deleted: 0,
+          claimed_by: null,
+          claim_expires_at: null,
+        })),
+      )
       .onConflict((oc) => oc.column('dedupe_key').doNothing())
       .execute();
   }
@@ -115,14 +135,26 @@ async function insertPending(db: Kysely<Database>, docs: readonly PendingDeletio
  */
 async function insertBroadcasts(db: Kysely<Database>, docs: readonly BroadcastDoc[], counts: Counts): Promise<void> {
   for (const { messages, ...b } of docs) {
-    const found = await db.selectFrom('broadcasts').select('id').where('dedupe_key', '=', b.dedupe_key).executeTakeFirst();
+    const found = await db
+      .selectFrom('broadcasts')
+      .select('id')
+      .where('dedupe_key', '=', b.dedupe_key)
+      .executeTakeFirst();
     const id = found
       ? Number(found.id)
       : Number(
           (
             await db
               .insertInto('broadcasts')
-              .values({ ...b, from_chat_id: null, send_cursor: null, sent_count: 0, failed_count: 0, claimed_by: null, claim_expires_at: null })
+              .values({
+                ...b,
+                from_chat_id: null,
+                send_cursor: null,
+                sent_count: 0,
+                failed_count: 0,
+                claimed_by: null,
+                claim_expires_at: null,
+              })
               .returning('id')
               .executeTakeFirstOrThrow()
           ).id,
@@ -143,17 +175,52 @@ async function insertBroadcasts(db: Kysely<Database>, docs: readonly BroadcastDo
 }
 
 /** How each collection's validated documents are written (inside the import's transaction). */
-const WRITERS: { [C in Collection]: (db: Kysely<Database>, docs: readonly DocumentOf[C][], counts: Counts, now: number) => Promise<void> } = {
+const WRITERS: {
+  [C in Collection]: (
+    db: Kysely<Database>,
+    docs: readonly DocumentOf[C][],
+    counts: Counts,
+    now: number,
+  ) => Promise<void>;
+} = {
   users: (db, docs, counts, now) => {
-    const spec: UpsertSpec = { table: 'users', keys: ['user_id'], columns: ['user_id', 'username', 'first_name', 'joined_at', 'is_banned', 'user_access_count', 'blocked_at'] };
+    const spec: UpsertSpec = {
+      table: 'users',
+      keys: ['user_id'],
+      columns: ['user_id', 'username', 'first_name', 'joined_at', 'is_banned', 'user_access_count', 'blocked_at'],
+    };
     // A document without joined_at keeps the row's; only a new user gets the import instant.
     return upsert(db, spec, docs, counts, (d, ex) => ({ ...d, joined_at: d.joined_at ?? ex?.joined_at ?? now }));
   },
   tokens: (db, docs, counts) =>
-    upsert(db, { table: 'tokens', keys: ['token'], columns: ['token', 'unique_id', 'created_by', 'status', 'created_at', 'expires_at', 'file_unique_id', 'direct_link'] }, docs, counts),
+    upsert(
+      db,
+      {
+        table: 'tokens',
+        keys: ['token'],
+        columns: [
+          'token',
+          'unique_id',
+          'created_by',
+          'status',
+          'created_at',
+          'expires_at',
+          'file_unique_id',
+          'direct_link',
+        ],
+      },
+      docs,
+      counts,
+    ),
   token_generator_count: (db, docs, counts) =>
-    upsert(db, { table: 'token_generator_count', keys: ['user_id', 'date'], columns: ['user_id', 'date', 'token_generated'] }, docs, counts),
-  settings: (db, docs, counts) => upsert(db, { table: 'settings', keys: ['key'], columns: ['key', 'value'] }, docs, counts),
+    upsert(
+      db,
+      { table: 'token_generator_count', keys: ['user_id', 'date'], columns: ['user_id', 'date', 'token_generated'] },
+      docs,
+      counts,
+    ),
+  settings: (db, docs, counts) =>
+    upsert(db, { table: 'settings', keys: ['key'], columns: ['key', 'value'] }, docs, counts),
   pending_deletions: (db, docs, counts) => insertPending(db, docs, counts),
   broadcasts: (db, docs, counts) => insertBroadcasts(db, docs, counts),
 };
@@ -165,14 +232,24 @@ const WRITERS: { [C in Collection]: (db: Kysely<Database>, docs: readonly Docume
  * exists (their processing state is never reset), and a broadcast's missing recipients are added.
  * @throws ImportError naming the first bad line and field; database errors roll everything back.
  */
-export async function importCollection(store: Store, collection: Collection, text: string, opts: ImportOptions = {}): Promise<ImportResult> {
+export async function importCollection(
+  store: Store,
+  collection: Collection,
+  text: string,
+  opts: ImportOptions = {},
+): Promise<ImportResult> {
   const now = (opts.now ?? new Date()).getTime();
   if (!Number.isFinite(now)) throw new TypeError('importCollection: opts.now is not a valid Date');
   // Every line is validated before anything is written (throws ImportError naming the first bad one).
   const docs = parseLines(collection, text, now);
   const counts: Counts = { read: docs.length, inserted: 0, updated: 0, unchanged: 0 };
   if (docs.length === 0) return counts;
-  const write = WRITERS[collection] as (db: Kysely<Database>, docs: readonly DocumentOf[Collection][], counts: Counts, now: number) => Promise<void>;
+  const write = WRITERS[collection] as (
+    db: Kysely<Database>,
+    docs: readonly DocumentOf[Collection][],
+    counts: Counts,
+    now: number,
+  ) => Promise<void>;
   await writeTransaction(store, (trx) => write(trx as Kysely<Database>, docs, counts, now));
   return counts;
 }

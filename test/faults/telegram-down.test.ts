@@ -16,7 +16,12 @@ const RECOVERY_BOUND_MS = 180_000;
 const MAX_CALLS_PER_ROW = 20;
 
 const OUTAGE: Failure[] = [
-  { kind: 'status', code: 502, description: 'Bad Gateway', rawBody: '<html><body><h1>502 Bad Gateway</h1></body></html>' },
+  {
+    kind: 'status',
+    code: 502,
+    description: 'Bad Gateway',
+    rawBody: '<html><body><h1>502 Bad Gateway</h1></body></html>',
+  },
   { kind: 'timeout' },
   { kind: 'status', code: 503, description: 'Service Unavailable' },
   { kind: 'timeout' },
@@ -26,7 +31,10 @@ const OUTAGE: Failure[] = [
 test('Telegram down: 60 s of 5xx and time-outs for every call, then healthy', { timeout: 420_000 }, async (t) => {
   const emu = await BotApiEmulator.start();
   const tdb = await createTestDb('postgres');
-  const svc = new JanitorProcess('instance-1', serviceEnv({ databaseUrl: tdb.url, emu, extra: { TELEGRAM_TIMEOUT_S: '3' } }));
+  const svc = new JanitorProcess(
+    'instance-1',
+    serviceEnv({ databaseUrl: tdb.url, emu, extra: { TELEGRAM_TIMEOUT_S: '3' } }),
+  );
   try {
     const store = await tdb.open();
     await svc.start();
@@ -34,7 +42,14 @@ test('Telegram down: 60 s of 5xx and time-outs for every call, then healthy', { 
     const chats = Array.from({ length: 200 }, (_, i) => 30_001 + i);
     emu.failAll(OUTAGE);
     const tDown = Date.now();
-    const deliveries = await seedDeliveries(store, emu, { rows: chats.length, chats, deleteAt: () => tDown, maxMessages: 3, random: rng(3), prefix: 'd' });
+    const deliveries = await seedDeliveries(store, emu, {
+      rows: chats.length,
+      chats,
+      deleteAt: () => tDown,
+      maxMessages: 3,
+      random: rng(3),
+      prefix: 'd',
+    });
     await sleep(OUTAGE_MS - (Date.now() - tDown)); // the outage lasts this long: a fault's duration, not a check
     emu.failAll(null);
     const tUp = Date.now();
@@ -89,8 +104,14 @@ test('Telegram down: 60 s of 5xx and time-outs for every call, then healthy', { 
     t.diagnostic(`telegram-down figures: ${JSON.stringify(figures)}`);
 
     assert.ok(alive, 'the service stayed up through the outage');
-    assert.ok(maxPerRow <= MAX_CALLS_PER_ROW, `at most ${MAX_CALLS_PER_ROW} calls per row during the outage (max ${maxPerRow})`);
-    assert.ok(recovered, `everything due done within ${RECOVERY_BOUND_MS / 1000} s of the outage's end (${left.deletions} rows, ${figures.messages_left} messages left)`);
+    assert.ok(
+      maxPerRow <= MAX_CALLS_PER_ROW,
+      `at most ${MAX_CALLS_PER_ROW} calls per row during the outage (max ${maxPerRow})`,
+    );
+    assert.ok(
+      recovered,
+      `everything due done within ${RECOVERY_BOUND_MS / 1000} s of the outage's end (${left.deletions} rows, ${figures.messages_left} messages left)`,
+    );
     assert.deepEqual(missing, [], 'every row got its "deleted" notice');
     assert.equal(repeats, 0, 'no notice twice: a failed call never did anything');
     const exit = await svc.stop();

@@ -59,7 +59,8 @@ describe('once per tick: 3 instances, a per-second schedule, at least 100 ticks'
           .execute();
         const manual = rows.filter((r) => r.scheduled_for === null).length;
         const perTick = new Map<number, number>();
-        for (const r of rows) if (r.scheduled_for !== null) perTick.set(r.scheduled_for, (perTick.get(r.scheduled_for) ?? 0) + 1);
+        for (const r of rows)
+          if (r.scheduled_for !== null) perTick.set(r.scheduled_for, (perTick.get(r.scheduled_for) ?? 0) + 1);
         const seconds = [...perTick.keys()].sort((a, b) => a - b);
         const first = seconds[0]!;
         const last = seconds.at(-1)!;
@@ -76,7 +77,8 @@ describe('once per tick: 3 instances, a per-second schedule, at least 100 ticks'
         const ranIn = new Map<number, number>();
         for (const m of fleet.members) {
           for (const l of m.logs()) {
-            if (l.job === 'token-cleanup' && l.status === 'ok' && typeof l.run_id === 'number') ranIn.set(l.run_id, (ranIn.get(l.run_id) ?? 0) + 1);
+            if (l.job === 'token-cleanup' && l.status === 'ok' && typeof l.run_id === 'number')
+              ranIn.set(l.run_id, (ranIn.get(l.run_id) ?? 0) + 1);
           }
         }
         const okIds = rows.filter((r) => r.status === 'ok').map((r) => Number(r.id));

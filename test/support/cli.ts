@@ -20,9 +20,17 @@ export interface CliResult {
 }
 
 /** Runs `tg-janitor args…` to the end. `cwd` defaults to a folder without a .env. */
-export function runCli(args: string[], env: Record<string, string>, opts: { stdin?: string; cwd?: string } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  env: Record<string, string>,
+  opts: { stdin?: string; cwd?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env), cwd: opts.cwd ?? process.cwd(), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: cleanEnv(env),
+      cwd: opts.cwd ?? process.cwd(),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -41,7 +49,11 @@ export class CliProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(args: string[], env: Record<string, string>, cwd?: string) {
-    this.child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env), cwd: cwd ?? process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      env: cleanEnv(env),
+      cwd: cwd ?? process.cwd(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child.stdout!.on('data', (d) => (this.stdout += d));
     this.child.stderr!.on('data', (d) => (this.stderr += d));
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
@@ -52,7 +64,8 @@ export class CliProcess {
     const until = Date.now() + ms;
     while (!re.test(this.stderr)) {
       if (Date.now() > until) throw new Error(`timed out waiting for ${re}; stderr:\n${this.stderr.slice(-3000)}`);
-      if (this.child.exitCode !== null) throw new Error(`process exited (${this.child.exitCode}) before ${re}; stderr:\n${this.stderr.slice(-3000)}`);
+      if (this.child.exitCode !== null)
+        throw new Error(`process exited (${this.child.exitCode}) before ${re}; stderr:\n${this.stderr.slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -81,6 +94,10 @@ export async function runCliHere(args: string[], env: Record<string, string>): P
   let stdout = '';
   let stderr = '';
   const sink = (add: (s: string) => void) => new Writable({ write: (chunk, _e, cb) => (add(String(chunk)), cb()) });
-  const code = await main(args, { env: { LOG_FORMAT: 'json', HTTP_PORT: '0', ...env }, stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)) });
+  const code = await main(args, {
+    env: { LOG_FORMAT: 'json', HTTP_PORT: '0', ...env },
+    stdout: sink((s) => (stdout += s)),
+    stderr: sink((s) => (stderr += s)),
+  });
   return { code, signal: null, stdout, stderr };
 }

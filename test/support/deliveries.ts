@@ -39,7 +39,15 @@ export interface Delivery {
 export async function seedDeliveries(
   store: Store,
   emu: BotApiEmulator,
-  o: { rows: number; chats: number[]; deleteAt: (i: number) => number; minMessages?: number; maxMessages?: number; random?: () => number; prefix?: string },
+  o: {
+    rows: number;
+    chats: number[];
+    deleteAt: (i: number) => number;
+    minMessages?: number;
+    maxMessages?: number;
+    random?: () => number;
+    prefix?: string;
+  },
 ): Promise<Delivery[]> {
   const random = o.random ?? Math.random;
   const min = o.minMessages ?? 1;
@@ -49,7 +57,14 @@ export async function seedDeliveries(
     const chatId = o.chats[i % o.chats.length]!;
     const n = min + Math.floor(random() * (max - min + 1));
     const messageIds = Array.from({ length: n }, () => emu.addMessage(chatId, { text: `file ${i}` }));
-    out.push({ id: 0, chatId, userId: chatId, messageIds, uniqueId: `${o.prefix ?? 'row'}${i}`, deleteAt: o.deleteAt(i) });
+    out.push({
+      id: 0,
+      chatId,
+      userId: chatId,
+      messageIds,
+      uniqueId: `${o.prefix ?? 'row'}${i}`,
+      deleteAt: o.deleteAt(i),
+    });
   }
   await insertAll(store, out);
   return out;
@@ -61,14 +76,25 @@ export async function insertAll(store: Store, deliveries: Delivery[]): Promise<v
   for (let i = 0; i < deliveries.length; i += 8) {
     await Promise.all(
       deliveries.slice(i, i + 8).map(async (d) => {
-        d.id = await insertDeletion(store, { userId: d.userId, chatId: d.chatId, messageIds: d.messageIds, deleteAt: d.deleteAt, uniqueId: d.uniqueId, createdAt: Math.min(now, d.deleteAt) });
+        d.id = await insertDeletion(store, {
+          userId: d.userId,
+          chatId: d.chatId,
+          messageIds: d.messageIds,
+          deleteAt: d.deleteAt,
+          uniqueId: d.uniqueId,
+          createdAt: Math.min(now, d.deleteAt),
+        });
       }),
     );
   }
 }
 
 /** A broadcast already sent to `chats` (one message each, in the emulator), due at `deleteAt`. */
-export async function seedBroadcast(store: Store, emu: BotApiEmulator, o: { chats: number[]; deleteAt: number }): Promise<{ id: number; messages: { chatId: number; messageId: number }[] }> {
+export async function seedBroadcast(
+  store: Store,
+  emu: BotApiEmulator,
+  o: { chats: number[]; deleteAt: number },
+): Promise<{ id: number; messages: { chatId: number; messageId: number }[] }> {
   const hours = 1;
   const id = await insertBroadcast(store, {
     fromChatId: -1001234567890,
@@ -81,7 +107,11 @@ export async function seedBroadcast(store: Store, emu: BotApiEmulator, o: { chat
     progressChatId: null,
     progressMessageId: null,
   });
-  await store.db.updateTable('broadcasts').set({ status: 'sent', sent_count: o.chats.length }).where('id', '=', id).execute();
+  await store.db
+    .updateTable('broadcasts')
+    .set({ status: 'sent', sent_count: o.chats.length })
+    .where('id', '=', id)
+    .execute();
   const messages = o.chats.map((chatId) => ({ chatId, messageId: emu.addMessage(chatId, { text: 'broadcast' }) }));
   // The rows the sender records for each recipient's own message.
   for (let i = 0; i < messages.length; i += 500) {
@@ -101,7 +131,11 @@ export function messagesLeft(emu: BotApiEmulator, deliveries: Delivery[]): numbe
 }
 
 /** The "deleted" notices in the emulator's chats, per row's unique id (what the user sees). */
-export function noticesPerRow(emu: BotApiEmulator, deliveries: Delivery[], text = DEFAULT_DELETED_NOTICE): Map<string, number> {
+export function noticesPerRow(
+  emu: BotApiEmulator,
+  deliveries: Delivery[],
+  text = DEFAULT_DELETED_NOTICE,
+): Map<string, number> {
   const counts = new Map<string, number>(deliveries.map((d) => [d.uniqueId, 0]));
   for (const chat of new Set(deliveries.map((d) => d.chatId))) {
     for (const m of emu.messages(chat)) {
@@ -115,7 +149,11 @@ export function noticesPerRow(emu: BotApiEmulator, deliveries: Delivery[], text 
 }
 
 /** `{ rows with no notice, repeated notices (each copy past the first) }`. */
-export function noticeFigures(counts: Map<string, number>): { missing: string[]; repeats: number; repeatedRows: string[] } {
+export function noticeFigures(counts: Map<string, number>): {
+  missing: string[];
+  repeats: number;
+  repeatedRows: string[];
+} {
   const missing: string[] = [];
   const repeatedRows: string[] = [];
   let repeats = 0;
@@ -139,6 +177,17 @@ export function callsByMethod(emu: BotApiEmulator, from = 0, to = Infinity): Rec
 /** Rows left in the tables the deleters empty. */
 export async function workLeft(store: Store): Promise<{ deletions: number; recipients: number; broadcasts: number }> {
   const count = async (table: 'pending_deletions' | 'broadcast_messages' | 'broadcasts') =>
-    Number((await store.db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
-  return { deletions: await count('pending_deletions'), recipients: await count('broadcast_messages'), broadcasts: await count('broadcasts') };
+    Number(
+      (
+        await store.db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+  return {
+    deletions: await count('pending_deletions'),
+    recipients: await count('broadcast_messages'),
+    broadcasts: await count('broadcasts'),
+  };
 }

@@ -114,7 +114,10 @@ export class Fleet {
   readonly members: JanitorProcess[];
 
   constructor(n: number, env: Record<string, string> | ((i: number) => Record<string, string>), prefix = 'instance') {
-    this.members = Array.from({ length: n }, (_, i) => new JanitorProcess(`${prefix}-${i + 1}`, typeof env === 'function' ? env(i) : env));
+    this.members = Array.from(
+      { length: n },
+      (_, i) => new JanitorProcess(`${prefix}-${i + 1}`, typeof env === 'function' ? env(i) : env),
+    );
   }
 
   start(): Promise<void[]> {
@@ -143,7 +146,11 @@ export class Fleet {
 }
 
 /** The environment of a service against `emu` on `databaseUrl`: JSON logs, any free port, short leases. */
-export function serviceEnv(o: { databaseUrl: string; emu?: { token: string; url: string }; extra?: Record<string, string> }): Record<string, string> {
+export function serviceEnv(o: {
+  databaseUrl: string;
+  emu?: { token: string; url: string };
+  extra?: Record<string, string>;
+}): Record<string, string> {
   return {
     DATABASE_URL: o.databaseUrl,
     LOG_FORMAT: 'json',
@@ -163,7 +170,12 @@ export const secs = (fromMs: number, toMs: number) => Math.round((toMs - fromMs)
  * Checks `cond` every `everyMs` (default 500 ms: the checks query databases other processes work on) until it
  * holds; throws naming `what` after `ms`. A deadline, never an assertion of a duration.
  */
-export async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, ms: number, everyMs = 500): Promise<void> {
+export async function waitUntil(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  ms: number,
+  everyMs = 500,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(ms / 1000)} s waiting for ${what}`);
