@@ -27,12 +27,14 @@ export async function benchDeleter(): Promise<void> {
     execArgv: ['--import', 'tsx'],
   });
   let seq = 0;
-  const waiting = new Map<number, (v: any) => void>();
+  // What emulator-process.ts sends back: the ready message once, then one answer per `ask`, by id.
+  type Reply = { id: number; ready?: boolean; url: string; token: string };
+  const waiting = new Map<number, (v: unknown) => void>();
   const ready = new Promise<{ url: string; token: string }>((resolve) =>
-    child.on('message', (m: any) => (m.ready ? resolve(m) : waiting.get(m.id)?.(m))),
+    child.on('message', (m: Reply) => (m.ready ? resolve(m) : waiting.get(m.id)?.(m))),
   );
   const ask = (msg: object) =>
-    new Promise<any>((resolve) => {
+    new Promise<unknown>((resolve) => {
       const id = ++seq;
       waiting.set(id, resolve);
       child.send({ ...msg, id });
@@ -84,7 +86,7 @@ export async function benchDeleter(): Promise<void> {
     );
     const secs = (performance.now() - t) / 1000;
     clearInterval(sample);
-    const { methods } = await ask({ cmd: 'stats' });
+    const { methods } = (await ask({ cmd: 'stats' })) as { methods: Record<string, number> };
     const calls =
       (methods.deleteMessages ?? 0) + (methods.deleteMessage ?? 0) + (methods.sendMessage ?? 0) + (methods.getMe ?? 0);
     console.log(

@@ -141,8 +141,11 @@ export class Janitor {
     if (this.ownsStore) await this.store.close();
   }
 
-  /** Runs one job now, recorded as a manual run (a dry run records nothing). */
-  async run(job: JobName | string, opts: RunOptions = {}): Promise<RunResult> {
+  /**
+   * Runs one job now by its name (a JobName; an unknown name is refused), recorded as a manual run (a dry run records
+   * nothing).
+   */
+  async run(job: string, opts: RunOptions = {}): Promise<RunResult> {
     const known = this.engine.definitions.some((d) => d.name === job);
     if (!known && (JOB_NAMES as readonly string[]).includes(job))
       throw new Error(`${job} talks to Telegram: set BOT_TOKEN (or pass a bot)`);

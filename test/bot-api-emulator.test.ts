@@ -8,6 +8,14 @@ const STORAGE = -1001234567890;
 const USER = 777001;
 
 /** Raw Bot API call over HTTP; returns the HTTP status and the parsed body. */
+/** A Bot API answer, as far as these tests read it. */
+interface ApiAnswer {
+  ok: boolean;
+  result?: { id?: number; text?: string };
+  description?: string;
+  parameters?: { retry_after?: number };
+}
+
 async function call(emu: BotApiEmulator, method: string, params: object = {}, token = emu.token, signal?: AbortSignal) {
   const res = await fetch(`${emu.url}/bot${token}/${method}`, {
     method: 'POST',
@@ -15,7 +23,7 @@ async function call(emu: BotApiEmulator, method: string, params: object = {}, to
     body: JSON.stringify(params),
     signal,
   });
-  return { status: res.status, body: (await res.json()) as any };
+  return { status: res.status, body: (await res.json()) as ApiAnswer };
 }
 
 /** Resolves once the emulator has received `n` calls of `method` (polls the log; no fixed sleeps). */
@@ -49,7 +57,7 @@ describe('BotApiEmulator', () => {
     const raw = await call(emu, 'getMe');
     assert.equal(raw.status, 200);
     assert.deepEqual(raw.body.ok, true);
-    assert.equal(raw.body.result.id, 123456);
+    assert.equal(raw.body.result?.id, 123456);
     const me = await api.getMe();
     assert.equal(me.is_bot, true);
     assert.equal(me.first_name, 'Janitor Test');
@@ -190,8 +198,8 @@ describe('BotApiEmulator', () => {
     assert.equal(emu.hasMessage(chat, id), false);
 
     const get = await fetch(`${emu.url}/bot${emu.token}/sendMessage?chat_id=${chat}&text=hi`);
-    const body = (await get.json()) as any;
-    assert.equal(body.result.text, 'hi');
+    const body = (await get.json()) as ApiAnswer;
+    assert.equal(body.result?.text, 'hi');
     assert.equal(emu.callsOf('sendMessage').at(-1)?.params.chat_id, String(chat));
   });
 
@@ -339,7 +347,9 @@ describe('BotApiEmulator getUpdates', () => {
       assert.deepEqual(await api.getUpdates({ timeout: 0 }), []);
       const pending = api.getUpdates({ timeout: 10 });
       await received(emu, 'getUpdates', 2);
-      const pushed = emu.sendUserMessage({ id: USER, first_name: 'Ann', username: 'ann' }, '/start abc') as any;
+      const pushed = emu.sendUserMessage({ id: USER, first_name: 'Ann', username: 'ann' }, '/start abc') as {
+        update_id: number;
+      };
       const updates = await pending;
       assert.ok(Date.now() - t0 < 2000);
       assert.equal(updates.length, 1);
@@ -349,7 +359,7 @@ describe('BotApiEmulator getUpdates', () => {
       assert.equal(u.message?.chat.id, USER);
       assert.equal(u.message?.from?.username, 'ann');
       assert.deepEqual(u.message?.entities, [{ offset: 0, length: 6, type: 'bot_command' }]);
-      assert.ok(emu.hasMessage(USER, u.message!.message_id));
+      assert.ok(emu.hasMessage(USER, u.message.message_id));
 
       // Not confirmed yet: returned again; confirmed by offset: gone.
       assert.equal((await api.getUpdates({ timeout: 0 })).length, 1);
@@ -397,7 +407,7 @@ describe('BotApiEmulator getUpdates', () => {
       const msgs = emu.messages(USER);
       assert.equal(msgs.length, 2);
       assert.equal(msgs[1]?.text, 'hi tok123');
-      assert.equal(msgs[1]?.reply_markup.inline_keyboard[0][0].text, 'Click Here');
+      assert.equal(msgs[1]?.reply_markup?.inline_keyboard?.[0]?.[0]?.text, 'Click Here');
       await bot.stop();
     } finally {
       await emu.close();
@@ -529,10 +539,10 @@ describe('BotApiEmulator fault knobs', () => {
       assert.deepEqual(raw.body.parameters, { retry_after: 4 });
       emu.setRateLimit(1, { retryAfter: 2 });
       assert.equal((await call(emu, 'getMe')).status, 200);
-      assert.equal((await call(emu, 'getMe')).body.parameters.retry_after, 2);
+      assert.equal((await call(emu, 'getMe')).body.parameters?.retry_after, 2);
       emu.setRateLimit(1, { retryAfter: 0 });
       assert.equal((await call(emu, 'getMe')).status, 200);
-      assert.equal((await call(emu, 'getMe')).body.parameters.retry_after, 1, "back to the window's own wait");
+      assert.equal((await call(emu, 'getMe')).body.parameters?.retry_after, 1, "back to the window's own wait");
     } finally {
       await emu.close();
     }

@@ -62,7 +62,7 @@ for (const backend of BACKENDS) {
     }
     const user = (id: number) =>
       svc.store.db.selectFrom('users').selectAll().where('user_id', '=', id).executeTakeFirst();
-    const verifyUrl = (m: EmulatedMessage) => m.reply_markup.inline_keyboard[0][0].url as string;
+    const verifyUrl = (m: EmulatedMessage) => m.reply_markup?.inline_keyboard?.[0]?.[0]?.url as string;
 
     let fileUid = '';
     let fileMessages: number[] = [];
@@ -179,7 +179,7 @@ for (const backend of BACKENDS) {
       const explained = await ask(1001, `/start ${back[2]}`);
       assert.match(explained.text ?? '', /bypassed/);
       assert.equal(
-        explained.reply_markup.inline_keyboard[0][0].url,
+        explained.reply_markup?.inline_keyboard?.[0]?.[0]?.url,
         `https://t.me/janitor_test_bot?start=${fileUid}`,
         'a way back to the file',
       );
@@ -247,8 +247,11 @@ for (const backend of BACKENDS) {
         'the row to go',
       );
       const notice = botMessages(1001).at(-1)!;
-      assert.equal(notice.reply_markup.inline_keyboard[0][0].text, 'Click Here');
-      assert.equal(notice.reply_markup.inline_keyboard[0][0].url, `https://t.me/janitor_test_bot?start=${fileUid}`);
+      assert.equal(notice.reply_markup?.inline_keyboard?.[0]?.[0]?.text, 'Click Here');
+      assert.equal(
+        notice.reply_markup?.inline_keyboard?.[0]?.[0]?.url,
+        `https://t.me/janitor_test_bot?start=${fileUid}`,
+      );
     });
 
     test('the (limit+1)-th token of a day is refused; the count resets after midnight in TIMEZONE', async () => {

@@ -77,10 +77,10 @@ describe('tg-janitor CLI basics', () => {
       writeFileSync(join(dir, '.env'), 'TIMEZONE=Asia/Kolkata\nDATABASE_URL=sqlite:./x/db.sqlite\n');
       const r = await runCli(['jobs', '--json'], {}, { cwd: dir });
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(JSON.parse(r.stdout).timezone, 'Asia/Kolkata');
+      assert.equal((JSON.parse(r.stdout) as { timezone: string }).timezone, 'Asia/Kolkata');
       assert.ok(existsSync(join(dir, 'x', 'db.sqlite')));
       const r2 = await runCli(['jobs', '--json'], { TIMEZONE: 'UTC' }, { cwd: dir });
-      assert.equal(JSON.parse(r2.stdout).timezone, 'UTC');
+      assert.equal((JSON.parse(r2.stdout) as { timezone: string }).timezone, 'UTC');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -122,7 +122,8 @@ describe('tg-janitor CLI basics', () => {
       const t = await admin.query('SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1', [
         name,
       ]);
-      assert.ok(t.rows[0].n > 10, `tables in ${name}: ${t.rows[0].n}`);
+      const n = (t.rows[0] as { n: number }).n;
+      assert.ok(n > 10, `tables in ${name}: ${n}`);
     } finally {
       await admin.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`).catch(() => {});
       await admin.query(`DROP ROLE IF EXISTS ${name}`).catch(() => {});
@@ -173,7 +174,7 @@ for (const backend of BACKENDS) {
           .execute();
         const dry = await runCli(['run', 'token-cleanup', '--now', '2026-11-29T12:00:00Z', '--dry-run', '--json'], env);
         assert.equal(dry.code, 0, dry.stderr);
-        const dj = JSON.parse(dry.stdout);
+        const dj = JSON.parse(dry.stdout) as Record<string, unknown>;
         assert.equal(dj.would_delete, 2);
         assert.equal(dj.dry_run, true);
         assert.equal((await store.db.selectFrom('tokens').select('token').execute()).length, 5);
@@ -186,12 +187,15 @@ for (const backend of BACKENDS) {
         assert.equal(real.code, 0, real.stderr);
         const lines = real.stdout.trim().split('\n');
         assert.equal(lines.length, 1, 'exactly one JSON object on stdout');
-        const j = JSON.parse(lines[0]!);
+        const j = JSON.parse(lines[0]!) as Record<string, string | number>;
         assert.equal(j.job, 'token-cleanup');
         assert.equal(j.status, 'ok');
         assert.equal(j.deleted, 2);
-        assert.equal(j.evaluated_at.slice(0, 19), '2026-11-29T12:00:00', 'decided as if at --now');
-        assert.ok(Math.abs(new Date(j.started_at).getTime() - Date.now()) < 60_000, 'recorded at the real time it ran');
+        assert.equal(String(j.evaluated_at).slice(0, 19), '2026-11-29T12:00:00', 'decided as if at --now');
+        assert.ok(
+          Math.abs(new Date(String(j.started_at)).getTime() - Date.now()) < 60_000,
+          'recorded at the real time it ran',
+        );
         const left = (await store.db.selectFrom('tokens').select('token').orderBy('token').execute()).map(
           (r) => r.token,
         );
@@ -222,7 +226,7 @@ for (const backend of BACKENDS) {
           TIMEZONE: 'Asia/Kolkata',
         });
         assert.equal(r.code, 0, r.stderr);
-        const j = JSON.parse(r.stdout);
+        const j = JSON.parse(r.stdout) as Record<string, unknown>;
         assert.equal(j.today, '2026-11-29');
         assert.equal(j.deleted, 2);
         const left = await store.db.selectFrom('token_generator_count').select('date').execute();

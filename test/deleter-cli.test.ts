@@ -59,7 +59,7 @@ for (const backend of BACKENDS) {
         emu.resetCalls();
         const r = await runCli(['run', 'message-deleter', '--json'], env);
         assert.equal(r.code, 0, r.stderr);
-        const j = JSON.parse(r.stdout);
+        const j = JSON.parse(r.stdout) as Record<string, unknown>;
         assert.equal(j.status, 'ok');
         assert.equal(j.rows, 2);
         assert.equal(j.messages_deleted, 152);
@@ -68,15 +68,18 @@ for (const backend of BACKENDS) {
         assert.equal(emu.callsOf('deleteMessages').filter((c) => Number(c.params.chat_id) === 111).length, 2);
         assert.ok(big.every((m) => !emu.hasMessage(111, m)));
         const notice = emu.messages(111).at(-1)!;
-        assert.equal(notice.reply_markup.inline_keyboard[0][0].text, 'Click Here');
-        assert.equal(notice.reply_markup.inline_keyboard[0][0].url, `https://t.me/${emu.botUsername}?start=AbC123`);
+        assert.equal(notice.reply_markup?.inline_keyboard?.[0]?.[0]?.text, 'Click Here');
+        assert.equal(
+          notice.reply_markup?.inline_keyboard?.[0]?.[0]?.url,
+          `https://t.me/${emu.botUsername}?start=AbC123`,
+        );
         assert.ok(emu.hasMessage(333, later[0]!));
         const exp = await runCli(['export', 'pending_deletions'], env);
         assert.deepEqual(
           exp.stdout
             .trim()
             .split('\n')
-            .map((l) => JSON.parse(l)._id),
+            .map((l) => (JSON.parse(l) as { _id: unknown })._id),
           ['65f000000000000000000003'],
         );
         assert.doesNotMatch(
@@ -190,7 +193,7 @@ for (const backend of BACKENDS) {
         assert.ok(claim.claimed_by && claim.claim_expires_at, 'the killed run still holds the broadcast');
         await until(() => Date.now() > claim.claim_expires_at! + 50, "the killed run's lease to end", 15_000);
         const second = await runCli(['run', 'broadcast-deleter', '--json'], env);
-        const j = JSON.parse(second.stdout);
+        const j = JSON.parse(second.stdout) as Record<string, unknown>;
         assert.equal(j.broadcasts_done, 1, JSON.stringify(j));
         const redone = emu
           .callsOf('deleteMessage')

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import type { StatusSnapshot } from '../src/jobs/status.ts';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,16 +26,16 @@ test('npx tg-janitor demo: a URL, then every job runs and deletions happen; Ctrl
       await new Promise((r) => setTimeout(r, 100));
     }
     const url = /Status page: (\S+)/.exec(demo.stdout)![1]!;
-    let s: any;
+    let s: StatusSnapshot;
     const until = Date.now() + 60_000;
     for (;;) {
-      s = await (await fetch(`${url}status.json`)).json();
-      const allRan = s.jobs.every((j: any) => j.last_run?.status === 'ok');
-      const deleted = s.deleted_per_hour.reduce((a: number, h: any) => a + h.messages, 0);
+      s = (await (await fetch(`${url}status.json`)).json()) as StatusSnapshot;
+      const allRan = s.jobs.every((j) => j.last_run?.status === 'ok');
+      const deleted = s.deleted_per_hour.reduce((a, h) => a + h.messages, 0);
       if (allRan && deleted > 0 && s.deletions.total === 0) break;
       assert.ok(
         Date.now() < until,
-        `not every job ran within 60 s: ${JSON.stringify(s.jobs.map((j: any) => [j.name, j.last_run?.status]))}`,
+        `not every job ran within 60 s: ${JSON.stringify(s.jobs.map((j) => [j.name, j.last_run?.status]))}`,
       );
       await new Promise((r) => setTimeout(r, 1000));
     }

@@ -13,6 +13,13 @@ import { startService } from '../src/service.ts';
 import { isLoopback, startHttpServer, STATUS_COOKIE, type HttpServer } from '../src/http/server.ts';
 import { createTestDb, PG_URL } from './support/db.ts';
 
+/** /healthz's JSON body, as far as these tests read it. */
+interface HealthBody {
+  ok?: boolean;
+  failing?: string[];
+  problems?: string[];
+}
+
 const logger = createLogger({ level: 'silent' });
 const REMOTE = '127.0.0.2';
 /** 127.0.0.2 plays a client on another machine: the server is told it is not local. */
@@ -153,7 +160,7 @@ describe('/healthz on the service', () => {
       try {
         const pub = await get(`${svc.http.url}/healthz`, { from: REMOTE });
         assert.equal(pub.status, 503);
-        const body = JSON.parse(pub.body);
+        const body = JSON.parse(pub.body) as HealthBody;
         assert.deepEqual(body.failing, ['database']);
         assert.equal(body.problems, undefined);
         assert.doesNotMatch(pub.body, /job_runs|no such table/, 'no raw error text');
@@ -161,7 +168,7 @@ describe('/healthz on the service', () => {
         for (const opts of [{}, { from: REMOTE, headers: { authorization: `Bearer ${SECRET}` } }]) {
           const r = await get(`${svc.http.url}/healthz`, opts);
           assert.equal(r.status, 503);
-          assert.match(JSON.parse(r.body).problems.join('\n'), /^database: .*job_runs/);
+          assert.match((JSON.parse(r.body) as HealthBody).problems!.join('\n'), /^database: .*job_runs/);
         }
       } finally {
         await svc.store.db.schema.alterTable('job_runs_away').renameTo('job_runs').execute();
@@ -198,9 +205,9 @@ describe('/healthz on the service', () => {
         get(`${svc.http.url}/healthz`, { timeoutMs: 5000 }),
       ]);
       assert.equal(pub.status, 503);
-      assert.deepEqual(JSON.parse(pub.body).failing, ['database']);
+      assert.deepEqual((JSON.parse(pub.body) as HealthBody).failing, ['database']);
       assert.equal(local.status, 503);
-      assert.deepEqual(JSON.parse(local.body).problems, ['database: no answer within 0.3 s']);
+      assert.deepEqual((JSON.parse(local.body) as HealthBody).problems, ['database: no answer within 0.3 s']);
       await blocker.query('ROLLBACK');
       assert.equal((await get(`${svc.http.url}/healthz`)).status, 200, 'healthy again once the database answers');
     } finally {

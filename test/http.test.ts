@@ -72,13 +72,13 @@ describe('HTTP: /healthz, /metrics, the status page and who may see them', () =>
   test('/healthz is 200 while jobs succeed and 503 naming the job when one stops succeeding', async () => {
     const ok = await get(`${svc.http.url}/healthz`, { from: REMOTE });
     assert.equal(ok.status, 200, ok.body);
-    assert.equal(JSON.parse(ok.body).ok, true);
+    assert.equal((JSON.parse(ok.body) as { ok: boolean }).ok, true);
     // token-cleanup now fails on every run (its table is gone) while the clock moves on three minutes.
     await svc.store.db.schema.alterTable('tokens').renameTo('tokens_away').execute();
     try {
       clock.set('2026-11-29T10:03:30Z');
       await until(async () => (await get(`${svc.http.url}/healthz`)).status === 503, '/healthz to turn 503', 8000);
-      const bad = JSON.parse((await get(`${svc.http.url}/healthz`)).body);
+      const bad = JSON.parse((await get(`${svc.http.url}/healthz`)).body) as { ok: boolean; problems: string[] };
       assert.equal(bad.ok, false);
       assert.match(bad.problems.join('\n'), /token-cleanup: no successful run/);
     } finally {

@@ -17,7 +17,7 @@ test('a manual run that cannot be recorded rejects, started or not (it never res
     assert.equal((await janitor.run('token-cleanup')).status, 'ok');
     await sql`drop table job_runs`.execute(store.db);
     await assert.rejects(janitor.run('token-cleanup'), /job_runs/, 'not started');
-    janitor.start();
+    await janitor.start();
     try {
       await assert.rejects(janitor.cleanupExpiredTokens(), /job_runs/, 'started: the same failure, not null');
     } finally {

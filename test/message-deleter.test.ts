@@ -100,8 +100,8 @@ for (const backend of BACKENDS) {
       for (const id of big) assert.equal(emu.hasMessage(1001, id), false);
       for (const id of later) assert.equal(emu.hasMessage(1003, id), true);
       const notice = emu.messages(1001).at(-1)!;
-      assert.equal(notice.reply_markup.inline_keyboard[0][0].text, 'Click Here');
-      assert.equal(notice.reply_markup.inline_keyboard[0][0].url, `https://t.me/${emu.botUsername}?start=fileA`);
+      assert.equal(notice.reply_markup?.inline_keyboard?.[0]?.[0]?.text, 'Click Here');
+      assert.equal(notice.reply_markup?.inline_keyboard?.[0]?.[0]?.url, `https://t.me/${emu.botUsername}?start=fileA`);
       const left = await store.db.selectFrom('pending_deletions').select(['chat_id']).execute();
       assert.deepEqual(
         left.map((r) => r.chat_id),

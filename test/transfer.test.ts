@@ -483,15 +483,13 @@ test('export pages through more rows than one page, in key order', async () => {
       assert.equal(out.length, 2500, kind);
       assert.deepEqual(
         out,
-        [...lines]
-          .reverse()
-          .map((l) =>
-            JSON.stringify({
-              ...JSON.parse(l),
-              created_at: '1970-01-01T00:00:00.000Z',
-              expires_at: '1970-01-01T00:00:00.000Z',
-            }),
-          ),
+        [...lines].reverse().map((l) =>
+          JSON.stringify({
+            ...JSON.parse(l),
+            created_at: '1970-01-01T00:00:00.000Z',
+            expires_at: '1970-01-01T00:00:00.000Z',
+          }),
+        ),
         kind,
       );
       // A composite key (user_id, date) across pages.

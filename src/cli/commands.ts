@@ -52,7 +52,7 @@ async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): P
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
   return Buffer.concat(chunks).toString('utf8');
 }
 
@@ -99,8 +99,9 @@ const migrate: Command = {
   options: {},
   async run(ctx) {
     const config = ctx.config();
-    await withStore(config, async (store) => {
+    await withStore(config, (store) => {
       ctx.stderr.write(`migrated ${store.describe}\n`);
+      return Promise.resolve();
     });
     return 0;
   },
@@ -155,8 +156,9 @@ const exportCmd: Command = {
 function parseNow(v: unknown): Date | undefined {
   if (v === undefined) return undefined;
   // The import's ISO reading: no offset = UTC (never the host's zone), and only real calendar dates.
-  const ms = parseIso(String(v));
-  if (ms === null) throw new UsageError(`--now: "${String(v)}" is not an ISO-8601 instant (e.g. 2026-11-28T20:00:00Z)`);
+  const text = v as string; // `--now` is a `type: 'string'` option: parseArgs gives a string
+  const ms = parseIso(text);
+  if (ms === null) throw new UsageError(`--now: "${text}" is not an ISO-8601 instant (e.g. 2026-11-28T20:00:00Z)`);
   return new Date(ms);
 }
 

@@ -104,7 +104,7 @@ export async function main(
     logger: (c) => createLogger({ level: c.logLevel, format: c.logFormat, secrets: secretsOf(c) }),
   };
   try {
-    return await cmd.run(ctx, parsed as { values: Record<string, unknown>; positionals: string[] });
+    return await cmd.run(ctx, parsed);
   } catch (e) {
     if (e instanceof ConfigError) {
       say(`tg-janitor: configuration error: ${e.message}`);

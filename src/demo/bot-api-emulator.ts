@@ -36,13 +36,19 @@ export interface EmulatorOptions {
   shareChatsWith?: BotApiEmulator;
 }
 
+/** A message's reply_markup as the caller sent it (kept as given); the inline keyboard is the part that is read back. */
+export interface ReplyMarkup {
+  inline_keyboard?: { text?: string; url?: string; callback_data?: string; [k: string]: unknown }[][];
+  [k: string]: unknown;
+}
+
 export interface EmulatedMessage {
   message_id: number;
   chat_id: number;
   /** Unix seconds, as Telegram reports it. */
   date: number;
   text?: string;
-  reply_markup?: any;
+  reply_markup?: ReplyMarkup;
   /** ms epoch (emulator clock) at which the message was sent. */
   sentAt: number;
   /** Whether the bot sent it (false: the user did). */
@@ -68,7 +74,7 @@ export interface CallRecord {
   /** The method as Telegram knows it (canonical spelling for known methods, else as requested). */
   method: string;
   /** The parsed parameters (query string merged with the body). */
-  params: any;
+  params: Record<string, unknown>;
   /** Date.now() when the request was received. */
   at: number;
   /** HTTP status answered; 0 while unanswered, or when the request hung / the socket was reset. */
@@ -141,6 +147,8 @@ class Params {
   str(name: string): string | undefined {
     const v = this.raw[name];
     if (v === undefined || v === null) return undefined;
+    // A number or boolean from a JSON body reads as its text, as Telegram reads it.
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string
     return typeof v === 'string' ? v : String(v);
   }
 
@@ -164,7 +172,7 @@ class Params {
     const v = this.json(name);
     if (v === undefined || v === null || v === '') throw badRequest(emptyText);
     if (!Array.isArray(v)) throw badRequest(`can't parse ${name} JSON array`);
-    return v.map((x) => {
+    return (v as unknown[]).map((x) => {
       const n = typeof x === 'string' && /^-?\d+$/.test(x) ? Number(x) : x;
       if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw badRequest(`invalid ${name} specified`);
       return n;
@@ -275,7 +283,7 @@ export class BotApiEmulator {
    */
   addMessage(
     chatId: number,
-    opts: { text?: string; sentAt?: number; fromBot?: boolean; reply_markup?: any; messageId?: number } = {},
+    opts: { text?: string; sentAt?: number; fromBot?: boolean; reply_markup?: ReplyMarkup; messageId?: number } = {},
   ): number {
     const chat = this.chat(chatId);
     return this.store(chat, {
@@ -380,7 +388,9 @@ export class BotApiEmulator {
    * outage. With a list, the failures take turns call by call (e.g. a 502, then a time-out, then a 502 …).
    */
   failAll(failure: Failure | readonly Failure[] | null): void {
-    this.allFailures = failure === null ? [] : Array.isArray(failure) ? [...failure] : [failure as Failure];
+    // Array.isArray narrows a readonly array to any[], hence the spelled-out element type.
+    this.allFailures =
+      failure === null ? [] : Array.isArray(failure) ? [...(failure as readonly Failure[])] : [failure as Failure];
     this.allFailureNext = 0;
   }
 
@@ -467,7 +477,7 @@ export class BotApiEmulator {
       text?: string;
       sentAt: number;
       fromBot: boolean;
-      reply_markup?: any;
+      reply_markup?: ReplyMarkup;
       copiedFrom?: EmulatedMessage['copiedFrom'];
       messageId?: number;
     },
@@ -568,7 +578,7 @@ export class BotApiEmulator {
         text,
         sentAt: this.nowFn(),
         fromBot: true,
-        reply_markup: p.has('reply_markup') ? p.json('reply_markup') : undefined,
+        reply_markup: p.has('reply_markup') ? (p.json('reply_markup') as ReplyMarkup) : undefined,
       });
       return this.messageObject(msg);
     });
@@ -614,7 +624,7 @@ export class BotApiEmulator {
         text: p.has('caption') ? p.str('caption') : src.text,
         sentAt: this.nowFn(),
         fromBot: true,
-        reply_markup: p.has('reply_markup') ? p.json('reply_markup') : undefined,
+        reply_markup: p.has('reply_markup') ? (p.json('reply_markup') as ReplyMarkup) : undefined,
         copiedFrom: { chat_id: from.id, message_id: id },
       });
       return { message_id: msg.message_id };
@@ -651,7 +661,7 @@ export class BotApiEmulator {
       const m = chat.messages.get(id);
       if (!m) throw badRequest('message to edit not found');
       if (!m.fromBot) throw badRequest("message can't be edited");
-      const markup = p.has('reply_markup') ? p.json('reply_markup') : undefined;
+      const markup = p.has('reply_markup') ? (p.json('reply_markup') as ReplyMarkup) : undefined;
       if (m.text === text && JSON.stringify(m.reply_markup) === JSON.stringify(markup)) {
         throw badRequest(
           'message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message',

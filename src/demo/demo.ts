@@ -34,7 +34,7 @@ export async function startDemo(env: Record<string, string | undefined>, logger:
   const dir = mkdtempSync(join(tmpdir(), 'tg-janitor-demo-'));
   const emulator = await BotApiEmulator.start({ botUsername: 'tg_janitor_demo_bot' });
   try {
-    const pick = (k: string) => (env[k] ? { [k]: env[k]! } : {});
+    const pick = (k: string) => (env[k] ? { [k]: env[k] } : {});
     const config = loadConfig({
       ...pick('HTTP_HOST'),
       HTTP_PORT: env.HTTP_PORT || '0',

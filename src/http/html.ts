@@ -4,6 +4,8 @@ const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '
 
 /** Escapes any value's text for HTML element content and quoted attribute values (`& < > " '`); null → ''. */
 export function escapeHtml(value: unknown): string {
+  // Any value by design: what String() makes of it is the text escaped.
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string
   return String(value ?? '').replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
 }
 

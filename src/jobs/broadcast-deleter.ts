@@ -278,7 +278,9 @@ async function deleteOne(
       log.debug({ err: (e as Error).message }, 'could not count deletions for the chart'),
     );
     run.onProgress?.(id, total - done);
-    if (fatal) throw fatal;
+    // Set inside the workers above, which TypeScript's flow analysis does not see: it would still read `null` here.
+    const fatalSeen = fatal as FatalTelegramError | null;
+    if (fatalSeen) throw fatalSeen;
   }
   if (watch.tripped) run.fault = SetupFaultError.missingChats(watch.stormSize);
   // Held recipients are this broadcast's: judged before it is left (its claim ends with it), or left untouched.
@@ -325,8 +327,8 @@ export function broadcastDeleterJob(deps: BroadcastDeleterDeps, schedule: string
     },
     successLine: (s, at) =>
       s.would_delete !== undefined
-        ? `📢 Would delete ${s.would_delete} messages of ${s.would_delete_broadcasts} broadcasts (dry run) at ${at}`
-        : `✅ Broadcast cleanup completed at ${at} (${s.broadcasts_done} broadcasts, ${s.messages_deleted} messages deleted${s.remaining === undefined ? '' : `, ${s.remaining} left`})`,
+        ? `📢 Would delete ${Number(s.would_delete)} messages of ${String(s.would_delete_broadcasts)} broadcasts (dry run) at ${at}`
+        : `✅ Broadcast cleanup completed at ${at} (${String(s.broadcasts_done)} broadcasts, ${String(s.messages_deleted)} messages deleted${s.remaining === undefined ? '' : `, ${Number(s.remaining)} left`})`,
   };
 }
 

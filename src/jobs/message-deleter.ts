@@ -520,8 +520,8 @@ export function messageDeleterJob(deps: MessageDeleterDeps, schedule: string): J
     },
     successLine: (s, at) =>
       s.would_delete !== undefined
-        ? `🗑️ Would delete ${s.would_delete_messages} messages in ${s.would_delete} rows (dry run) at ${at}`
-        : `✅ Deleted ${s.messages_deleted} messages, ${Number(s.undeletable) + Number(s.transient)} failed at ${at}`,
+        ? `🗑️ Would delete ${String(s.would_delete_messages)} messages in ${Number(s.would_delete)} rows (dry run) at ${at}`
+        : `✅ Deleted ${String(s.messages_deleted)} messages, ${Number(s.undeletable) + Number(s.transient)} failed at ${at}`,
   };
 }
 

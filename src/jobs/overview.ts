@@ -42,6 +42,8 @@ export function formatSummary(summary: Record<string, unknown> | null | undefine
   return Object.entries(summary)
     .filter(([, v]) => v !== undefined && v !== null)
     .map(([k, v]) => {
+      // Objects as JSON; the rest (numbers, strings, booleans) as their own text.
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string
       const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
       return `${k}=${text.length > maxValue ? `${text.slice(0, maxValue - 1)}…` : text}`;
     })

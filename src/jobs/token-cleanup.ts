@@ -32,7 +32,7 @@ export function tokenCleanupJob(store: Store, schedule: string): JobDefinition {
     run: async (ctx) => ({ ...(await cleanupExpiredTokens(store, ctx)) }),
     successLine: (s, at) =>
       s.would_delete !== undefined
-        ? `🧹 Token cleanup would delete ${s.would_delete} tokens (dry run) at ${at}`
-        : `✅ Token cleanup completed at ${at} (${s.deleted} deleted)`,
+        ? `🧹 Token cleanup would delete ${Number(s.would_delete)} tokens (dry run) at ${at}`
+        : `✅ Token cleanup completed at ${at} (${String(s.deleted)} deleted)`,
   };
 }

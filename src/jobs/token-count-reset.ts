@@ -35,7 +35,7 @@ export function tokenCountResetJob(store: Store, timezone: string, schedule: str
     run: async (ctx) => ({ ...(await resetTokenCounts(store, timezone, ctx)) }),
     successLine: (s, at) =>
       s.would_delete !== undefined
-        ? `🔄 Token count reset would delete ${s.would_delete} counts before ${s.today} (dry run) at ${at}`
-        : `✅ Token counts reset completed at ${at} (${s.deleted} deleted, today is ${s.today})`,
+        ? `🔄 Token count reset would delete ${Number(s.would_delete)} counts before ${String(s.today)} (dry run) at ${at}`
+        : `✅ Token counts reset completed at ${at} (${String(s.deleted)} deleted, today is ${String(s.today)})`,
   };
 }

@@ -272,7 +272,8 @@ export class Engine {
     this.loopBusy = true;
     try {
       const now = this.o.clock.now();
-      this.tick(now);
+      // Not awaited: the loop only starts the runs; each is tracked (its error logged, stop() waits for it).
+      void this.tick(now);
       const soonest = Math.min(...[...this.next.values()].map((d) => d.getTime()), now.getTime() + this.o.maxSleepMs);
       // Re-read the clock on every wake and never sleep longer than maxSleepMs: no drift, no pile-up.
       this.schedule(Math.min(soonest - this.o.clock.now().getTime(), this.o.maxSleepMs));

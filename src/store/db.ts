@@ -80,7 +80,7 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
       getTypeParser: ((oid: number, format?: string) =>
         oid === 20
           ? (v: string) => Number(v)
-          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+          : (pg.types.getTypeParser(oid, format as 'text') as (v: string) => unknown)) as typeof pg.types.getTypeParser,
     },
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });

@@ -1,15 +1,25 @@
 /** Schema migrations (Kysely's migrator), applied at start and by `tg-janitor migrate`. */
-import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
+import {
+  Migrator,
+  sql,
+  type CreateTableBuilder,
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  type MigrationResultSet,
+} from 'kysely';
 import type { Store } from './db.ts';
 
+// A migration is written against the schema as it stood at its step, not today's `Database` type (Kysely's own advice).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyDb = Kysely<any>;
 
 function migrations(dialect: Store['dialect']): Record<string, Migration> {
   // The only difference between the dialects in the schema: how an auto-incrementing id is spelled.
-  const serial = (t: any) =>
+  const serial = <TB extends string>(t: CreateTableBuilder<TB>) =>
     dialect === 'postgres'
-      ? t.addColumn('id', 'bigserial', (c: any) => c.primaryKey())
-      : t.addColumn('id', 'integer', (c: any) => c.primaryKey().autoIncrement());
+      ? t.addColumn('id', 'bigserial', (c) => c.primaryKey())
+      : t.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
   return {
     '0001_initial': {
       async up(db: AnyDb) {
@@ -54,17 +64,17 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
 
         await serial(db.schema.createTable('pending_deletions'))
           .addColumn('source_id', 'text')
-          .addColumn('dedupe_key', 'text', (c: any) => c.notNull().unique())
-          .addColumn('user_id', 'bigint', (c: any) => c.notNull())
-          .addColumn('chat_id', 'bigint', (c: any) => c.notNull())
-          .addColumn('message_ids', 'text', (c: any) => c.notNull())
-          .addColumn('delete_at', 'bigint', (c: any) => c.notNull())
+          .addColumn('dedupe_key', 'text', (c) => c.notNull().unique())
+          .addColumn('user_id', 'bigint', (c) => c.notNull())
+          .addColumn('chat_id', 'bigint', (c) => c.notNull())
+          .addColumn('message_ids', 'text', (c) => c.notNull())
+          .addColumn('delete_at', 'bigint', (c) => c.notNull())
           .addColumn('unique_id', 'text')
-          .addColumn('created_at', 'bigint', (c: any) => c.notNull())
-          .addColumn('attempts', 'integer', (c: any) => c.notNull().defaultTo(0))
-          .addColumn('next_attempt_at', 'bigint', (c: any) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
           .addColumn('last_error', 'text')
-          .addColumn('messages_deleted', 'integer', (c: any) => c.notNull().defaultTo(0))
+          .addColumn('messages_deleted', 'integer', (c) => c.notNull().defaultTo(0))
           .addColumn('claimed_by', 'text')
           .addColumn('claim_expires_at', 'bigint')
           .execute();
@@ -81,20 +91,20 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
 
         await serial(db.schema.createTable('broadcasts'))
           .addColumn('source_id', 'text')
-          .addColumn('dedupe_key', 'text', (c: any) => c.notNull().unique())
+          .addColumn('dedupe_key', 'text', (c) => c.notNull().unique())
           .addColumn('message_id', 'bigint')
           .addColumn('text', 'text')
           .addColumn('caption', 'text')
           .addColumn('file_id', 'text')
           .addColumn('duration_hours', 'double precision')
           .addColumn('channel_message_id', 'bigint')
-          .addColumn('created_at', 'bigint', (c: any) => c.notNull())
-          .addColumn('delete_at', 'bigint', (c: any) => c.notNull())
-          .addColumn('status', 'text', (c: any) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('delete_at', 'bigint', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
           .addColumn('from_chat_id', 'bigint')
           .addColumn('send_cursor', 'bigint')
-          .addColumn('sent_count', 'integer', (c: any) => c.notNull().defaultTo(0))
-          .addColumn('failed_count', 'integer', (c: any) => c.notNull().defaultTo(0))
+          .addColumn('sent_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('failed_count', 'integer', (c) => c.notNull().defaultTo(0))
           .addColumn('claimed_by', 'text')
           .addColumn('claim_expires_at', 'bigint')
           .execute();
@@ -115,14 +125,14 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .execute();
 
         await serial(db.schema.createTable('job_runs'))
-          .addColumn('job', 'text', (c: any) => c.notNull())
+          .addColumn('job', 'text', (c) => c.notNull())
           .addColumn('scheduled_for', 'bigint')
-          .addColumn('started_at', 'bigint', (c: any) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
           .addColumn('finished_at', 'bigint')
-          .addColumn('status', 'text', (c: any) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
           .addColumn('summary', 'text')
           .addColumn('error', 'text')
-          .addColumn('owner', 'text', (c: any) => c.notNull())
+          .addColumn('owner', 'text', (c) => c.notNull())
           .addColumn('lease_expires_at', 'bigint')
           .execute();
         // Once per tick: a second process inserting the same (job, tick) loses. Manual runs have no tick (NULLs differ).
@@ -219,7 +229,7 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
 
 /** Applies every migration not yet applied. Safe to call from several processes at once. */
 export async function migrateToLatest(store: Store): Promise<MigrationResultSet> {
-  const provider: MigrationProvider = { getMigrations: async () => migrations(store.dialect) };
+  const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations(store.dialect)) };
   // Kysely looks for its own tables across every schema unless told which one: with `?schema=` the migration table
   // must live in that schema, or a second instance in another schema of the same database would never migrate.
   const migrationTableSchema =
@@ -231,11 +241,11 @@ export async function migrateToLatest(store: Store): Promise<MigrationResultSet>
   for (let attempt = 1; ; attempt++) {
     const result = await migrator.migrateToLatest();
     if (!result.error) return result;
-    const busy = /SQLITE_BUSY|database is locked|already exists/i.test(
-      String((result.error as Error)?.message ?? result.error),
-    );
+    const error: unknown = result.error; // Kysely's type: what a migration threw, not always an Error
+    const busy = /SQLITE_BUSY|database is locked|already exists/i.test(String((error as Error)?.message ?? error));
     if (store.dialect !== 'sqlite' || !busy || attempt >= 10) {
-      throw result.error instanceof Error ? result.error : new Error(String(result.error));
+      // Kysely types the error `unknown`; anything not an Error is wrapped in one.
+      throw error instanceof Error ? error : new Error(String(error));
     }
     await new Promise((r) => setTimeout(r, 50 * attempt));
   }

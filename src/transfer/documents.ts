@@ -132,6 +132,8 @@ function wrapper(v: unknown): string | null {
 
 function show(v: unknown): string {
   if (v === undefined) return 'nothing';
+  // JSON where there is any; String() for what JSON cannot spell (a function, a symbol).
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string
   const s = JSON.stringify(v) ?? String(v);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
@@ -306,7 +308,7 @@ const parsers: { [C in Collection]: (doc: Doc, now: number) => DocumentOf[C] } =
       dedupe_key: pendingDeletionDedupeKey(d),
     };
   },
-  broadcasts: (doc, now) => {
+  broadcasts: (doc) => {
     const d = {
       source_id: opt(doc, '_id', sourceId),
       message_id: opt(doc, 'message_id', messageId),

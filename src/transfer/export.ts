@@ -23,20 +23,20 @@ export type LineWriter = (line: string) => void | Promise<void>;
 
 const PAGE = 1000;
 
-type Row = Record<string, any>;
+type Row = Record<string, unknown>;
 
 interface Source<R extends Row = Row> {
   /** The key columns, in order; together unique. */
   keys: readonly string[];
   /** Key columns holding text: PostgreSQL orders them with COLLATE "C" (byte order, as SQLite's BINARY). */
   textKeys?: readonly string[];
-  query(db: Kysely<Database>): SelectQueryBuilder<Database, any, R>;
+  query(db: Kysely<Database>): SelectQueryBuilder<Database, keyof Database, R>;
   /** Formats a row; `db` is the connection reading it, for follow-up queries. */
   format(row: R, db: Kysely<Database>): string | Promise<string>;
 }
 
 // Each source is typed by its own query; the table of them only needs the row-agnostic shape.
-const source = <R extends Row>(s: Source<R>): Source => s as unknown as Source;
+const source = <R extends Row>(s: Source<R>): Source => s;
 
 /**
  * Calls `onRow` for every row of `src` in key order.
@@ -161,7 +161,7 @@ const SOURCES: Record<Collection, Source> = {
     keys: ['key'],
     textKeys: ['key'],
     query: (db) => db.selectFrom('settings').selectAll(),
-    format: formatSetting,
+    format: (r) => formatSetting(r),
   }),
 };
 

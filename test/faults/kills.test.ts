@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BotApiEmulator } from '../support/bot-api-emulator.ts';
+import { BotApiEmulator, type ReplyMarkup } from '../support/bot-api-emulator.ts';
 import { createTestDb } from '../support/db.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -105,7 +105,7 @@ test(
       // row's removal); a repeat with no kill after it has another cause.
       const noticeTimes = new Map<string, number[]>();
       for (const c of emu.callsOf('sendMessage')) {
-        const url = String(c.params.reply_markup?.inline_keyboard?.[0]?.[0]?.url ?? '');
+        const url = String((c.params.reply_markup as ReplyMarkup | undefined)?.inline_keyboard?.[0]?.[0]?.url ?? '');
         const u = url ? new URL(url).searchParams.get('start') : null;
         if (u && (c.status === 200 || c.status === 0)) noticeTimes.set(u, [...(noticeTimes.get(u) ?? []), c.at]);
       }

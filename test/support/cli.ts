@@ -71,11 +71,11 @@ export class CliProcess {
   }
 
   /** Parsed JSON log lines. */
-  logs(): Record<string, any>[] {
+  logs(): Record<string, unknown>[] {
     return this.stderr
       .split('\n')
       .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, any>);
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
   kill(signal: NodeJS.Signals = 'SIGTERM') {

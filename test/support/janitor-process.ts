@@ -11,7 +11,7 @@ import { CliProcess } from './cli.ts';
 export const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/faults/', import.meta.url));
 
 /** A pino JSON line of a service's log. */
-export type LogLine = Record<string, any> & { msg?: string; level?: number; time?: number };
+export type LogLine = Record<string, unknown> & { msg?: string; level?: number; time?: number };
 
 /** Parses the complete JSON lines of a process's stderr (a line still being written is skipped). */
 export function parseLog(stderr: string): LogLine[] {
@@ -64,7 +64,7 @@ export class JanitorProcess {
     const p = this.spawn();
     await p.waitFor(/tg-janitor started/, ms);
     const line = parseLog(p.stderr).find((l) => /tg-janitor started/.test(l.msg ?? ''));
-    this.url = String(line?.url ?? '');
+    this.url = typeof line?.url === 'string' ? line.url : ''; // the start line logs it as text
     if (!this.url) throw new Error(`${this.name}: no url in the start line`);
   }
 
@@ -85,11 +85,11 @@ export class JanitorProcess {
   }
 
   /** GET /healthz of the current process: its status, or 0 when no answer came within `timeoutMs`. */
-  async healthz(timeoutMs = 2000): Promise<{ status: number; body: any }> {
+  async healthz(timeoutMs = 2000): Promise<{ status: number; body: unknown }> {
     if (!this.url) return { status: 0, body: null };
     try {
       const res = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
-      return { status: res.status, body: await res.json().catch(() => null) };
+      return { status: res.status, body: (await res.json().catch(() => null)) as unknown };
     } catch {
       return { status: 0, body: null };
     }
@@ -131,7 +131,7 @@ export class Fleet {
 
   /** SIGKILL to every live instance (cleanup after a failure). */
   async killAll(): Promise<void> {
-    await Promise.all(this.members.map((m) => (m.alive ? m.current!.kill('SIGKILL') : undefined)));
+    await Promise.all(this.members.filter((m) => m.alive).map((m) => m.current!.kill('SIGKILL')));
   }
 
   get kills(): number {
