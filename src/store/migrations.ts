@@ -242,8 +242,12 @@ export async function migrateToLatest(store: Store): Promise<MigrationResultSet>
     const result = await migrator.migrateToLatest();
     if (!result.error) return result;
     const error: unknown = result.error; // Kysely's type: what a migration threw, not always an Error
-    const busy = /SQLITE_BUSY|database is locked|already exists/i.test(String((error as Error)?.message ?? error));
-    if (store.dialect !== 'sqlite' || !busy || attempt >= 10) {
+    const message = String((error as Error)?.message ?? error);
+    const busy = store.dialect === 'sqlite' && /SQLITE_BUSY|database is locked|already exists/i.test(message);
+    // Kysely looks for its migration table across every schema (pg_get_serial_sequence on each table): another
+    // schema dropped at that moment fails the lookup with "does not exist". Asked again, it is gone from the list.
+    const raced = store.dialect === 'postgres' && /does not exist/i.test(message);
+    if (!(busy || raced) || attempt >= 10) {
       // Kysely types the error `unknown`; anything not an Error is wrapped in one.
       throw error instanceof Error ? error : new Error(String(error));
     }
