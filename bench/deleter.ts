@@ -79,6 +79,7 @@ export async function benchDeleter(): Promise<void> {
       { store, telegram, owner: 'bench', concurrency: 64, batchSize: 1000 },
       {
         clock: systemClock,
+        wallClock: systemClock,
         dryRun: false,
         signal: new AbortController().signal,
         logger: createLogger({ level: 'warn' }),

@@ -1,33 +1,160 @@
-/** Where every time decision takes "now" from: jobs get a clock, tests give them a fixed one. */
+/**
+ * The one source of time: what "now" is and every wait (back-offs, leases, polls, the throttle, shutdown grace).
+ * Components are given a clock; the service and the CLI pass {@link systemClock}, tests a {@link FakeClock} whose
+ * time moves only when the test moves it, timers included.
+ */
+
+/** A pending timer of a {@link Clock}. */
+export interface Timer {
+  /** Stops the timer; nothing happens if it already fired. */
+  cancel(): void;
+}
+
+/** Options of {@link Clock.timeout} and {@link Clock.sleep}. */
+export interface TimerOptions {
+  /** Let the process exit while only this timer is pending (default false: it keeps the process alive). */
+  unref?: boolean;
+  /** `sleep` only: resolve early when this aborts (a stop cuts a back-off short). */
+  signal?: AbortSignal;
+}
+
+/** Where time comes from: the current instant, and timers that run on the same time. */
 export interface Clock {
   /** The current instant. */
   now(): Date;
+  /** Calls `fn` once `ms` of this clock's time have passed (at once for `ms` ≤ 0, on a later turn). */
+  timeout(ms: number, fn: () => void, opts?: TimerOptions): Timer;
+  /** Resolves after `ms` of this clock's time, or as soon as `opts.signal` aborts. Never rejects. */
+  sleep(ms: number, opts?: TimerOptions): Promise<void>;
 }
 
-/** The real wall clock. */
-export const systemClock: Clock = { now: () => new Date() };
+/** `sleep` made from a clock's `timeout`: one way to wait, whatever the clock. */
+function sleepOn(timeout: Clock['timeout']): Clock['sleep'] {
+  return (ms, opts = {}) =>
+    new Promise<void>((resolve) => {
+      const { signal } = opts;
+      if (signal?.aborted) return resolve();
+      const onAbort = () => {
+        t.cancel();
+        resolve();
+      };
+      const t = timeout(
+        ms,
+        () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        opts,
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+}
 
-/** A clock stuck at one instant (the CLI's `--now`, tests); `set` and `advance` move it. */
-export class FixedClock implements Clock {
+function realTimeout(ms: number, fn: () => void, opts: TimerOptions = {}): Timer {
+  const t = setTimeout(fn, Math.max(0, ms));
+  if (opts.unref) t.unref();
+  return { cancel: () => clearTimeout(t) };
+}
+
+/** The real wall clock and Node's timers. */
+export const systemClock: Clock = { now: () => new Date(), timeout: realTimeout, sleep: sleepOn(realTimeout) };
+
+interface FakeTimer {
+  at: number;
+  seq: number;
+  fn: () => void;
+}
+
+/**
+ * A clock whose time moves only when told (`set`, `advance`, `runNext`), timers included: a timer fires when the
+ * clock passes its instant, in order of instant, then of creation. For tests and the CLI's fixed `--now`.
+ */
+export class FakeClock implements Clock {
   private t: number;
+  private seq = 0;
+  private readonly timers = new Set<FakeTimer>();
+  readonly sleep: Clock['sleep'] = sleepOn((ms, fn) => this.timeout(ms, fn));
+
   constructor(at: Date | string | number) {
     this.t = new Date(at).getTime();
   }
+
   now(): Date {
     return new Date(this.t);
   }
+
+  timeout(ms: number, fn: () => void): Timer {
+    const timer: FakeTimer = { at: this.t + Math.max(0, ms), seq: this.seq++, fn };
+    this.timers.add(timer);
+    // A timer already due needs no move of time: it fires on a later turn, as a real one would.
+    if (ms <= 0) setImmediate(() => this.fireUntil(this.t));
+    return { cancel: () => void this.timers.delete(timer) };
+  }
+
+  /** Timers waiting to fire. */
+  get pending(): number {
+    return this.timers.size;
+  }
+
+  /** The instant the next timer fires (epoch ms), or null when none waits. */
+  nextAt(): number | null {
+    return this.next()?.at ?? null;
+  }
+
+  /**
+   * Sets the time to `at` at once, as when the wall clock is set (a jump, forwards or back), then fires the timers
+   * due by then, all seeing the new time.
+   */
   set(at: Date | string | number): void {
     this.t = new Date(at).getTime();
+    this.fireUntil(this.t);
   }
+
+  /** Lets `ms` pass: each timer due by then fires at its own instant, in order. */
   advance(ms: number): void {
-    this.t += ms;
+    const to = this.t + ms;
+    this.fireUntil(to);
+    this.t = to;
+  }
+
+  /**
+   * Moves time to the next timer's instant and fires it (and any due at the same instant), then lets the
+   * callbacks' promise continuations run. Returns that instant, or null when no timer waits.
+   */
+  async runNext(): Promise<number | null> {
+    const next = this.next();
+    if (!next) return null;
+    this.advance(Math.max(0, next.at - this.t));
+    await new Promise((r) => setImmediate(r));
+    return next.at;
+  }
+
+  private next(): FakeTimer | undefined {
+    let best: FakeTimer | undefined;
+    for (const x of this.timers) if (!best || x.at < best.at || (x.at === best.at && x.seq < best.seq)) best = x;
+    return best;
+  }
+
+  private fireUntil(to: number): void {
+    for (let x = this.next(); x && x.at <= to; x = this.next()) {
+      this.timers.delete(x);
+      this.t = Math.max(this.t, x.at);
+      x.fn();
+    }
   }
 }
 
-/** A clock that reads `at` now and then runs with `base` (so `--now` works for runs that wait). */
+/**
+ * A clock that reads `at` now and then runs with `base`, timers too (so `--now` works for runs that wait): its
+ * decisions are made as if at `at`, its waits last as long as `base`'s.
+ */
 export function offsetClock(at: Date, base: Clock = systemClock): Clock {
   const offset = at.getTime() - base.now().getTime();
-  return { now: () => new Date(base.now().getTime() + offset) };
+  return {
+    now: () => new Date(base.now().getTime() + offset),
+    timeout: (ms, fn, opts) => base.timeout(ms, fn, opts),
+    sleep: (ms, opts) => base.sleep(ms, opts),
+  };
 }
 
 /** The calendar day (`YYYY-MM-DD`) of `at` in time zone `tz`. */

@@ -11,6 +11,8 @@ import { Cron } from 'croner';
 export const JOB_NAMES = ['token-cleanup', 'message-deleter', 'broadcast-deleter', 'token-count-reset'] as const;
 /** One of the scheduled jobs. */
 export type JobName = (typeof JOB_NAMES)[number];
+/** Whether `name` is one of the scheduled jobs. */
+export const isJobName = (name: string): name is JobName => (JOB_NAMES as readonly string[]).includes(name);
 
 /**
  * Thrown for a bad configuration value; `variable` names the environment variable, or the option when the library's
@@ -551,10 +553,10 @@ export function configFromOptions(config: unknown = {}, databaseUrl?: unknown): 
     }
     for (const [job, value] of Object.entries(schedules)) {
       const name = `config.schedules['${job}']`;
-      if (!(JOB_NAMES as readonly string[]).includes(job)) {
+      if (!isJobName(job)) {
         throw new ConfigError(name, `${name} is not a job; the jobs are ${JOB_NAMES.join(', ')}`);
       }
-      put(scheduleVariable(job as JobName), name, value, 'string');
+      put(scheduleVariable(job), name, value, 'string');
     }
   }
   put('DATABASE_URL', 'databaseUrl', databaseUrl, 'string');

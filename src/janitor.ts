@@ -8,22 +8,25 @@
  * await janitor.stop();
  * ```
  */
-import { configFromOptions, secretsOf, JOB_NAMES, type Config, type JobName } from './config.ts';
+import { configFromOptions, isJobName, secretsOf, type Config, type JobName } from './config.ts';
 import { formatIn, systemClock, type Clock } from './clock.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openStore, type Store } from './store/db.ts';
 import { migrateToLatest } from './store/migrations.ts';
-import { Engine, newOwnerId, type JobDefinition, type RunResult } from './scheduler/engine.ts';
-import { tokenCleanupJob } from './jobs/token-cleanup.ts';
-import { tokenCountResetJob } from './jobs/token-count-reset.ts';
+import { Engine } from './scheduler/engine.ts';
+import { newOwnerId } from './scheduler/run.ts';
+import type { AnyJob, RunResult } from './scheduler/job.ts';
+import { jobWaker, type Waker } from './scheduler/waker.ts';
 import {
-  deletionWaker,
-  messageDeleterJob,
-  type MessageDeleterDeps,
-  type ScheduleDeletionInput,
-} from './jobs/message-deleter.ts';
-import { broadcastDeleterJob, broadcastWaker, type BroadcastDeleterDeps } from './jobs/broadcast-deleter.ts';
-import type { Waker } from './scheduler/waker.ts';
+  buildJobs,
+  type JobOf,
+  type JobSummaries,
+  type RunResultOf,
+  type SeedJob,
+  type SeedRunResult,
+  type WakeReport,
+} from './jobs/registry.ts';
+import type { ScheduleDeletionInput } from './jobs/message-deleter.ts';
 import { createTelegram, instrument, type Telegram } from './telegram/client.ts';
 import { insertDeletion } from './store/deletions.ts';
 import { Bot, type Api, type RawApi } from 'grammy';
@@ -53,11 +56,12 @@ export interface JanitorOptions {
 
 /** Callbacks the service uses for metrics; each must not throw. */
 export interface JanitorHooks {
-  onRunFinished?: (r: RunResult) => void;
+  /** After every recorded run; `r.job` narrows `r.summary` to that job's summary type. */
+  onRunFinished?: (r: SeedRunResult) => void;
   onTelegramCall?: (method: string, outcome: string, errorCode?: number) => void;
   onDeletionLateness?: (seconds: number) => void;
   /** After an on-time wake-up did some work (these runs are not recorded in job_runs). */
-  onWakeRun?: (job: JobName, summary: Record<string, unknown>) => void;
+  onWakeRun?: (r: WakeReport) => void;
   onBroadcastProgress?: (broadcastId: number, left: number) => void;
   /** When the deleter takes a broadcast whose deadline came while it was still being sent (tell the admin). */
   onBroadcastCut?: (b: Broadcast) => void;
@@ -71,31 +75,47 @@ export interface RunOptions {
   dryRun?: boolean;
 }
 
-/** The schedulers, ready to start. */
+/** What a {@link Janitor} is made of; {@link createJanitor} validates the options and builds these. */
+export interface JanitorParts {
+  config: Config;
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  /** Whether `stop()` closes the store (the janitor opened it). */
+  ownsStore: boolean;
+  /** The Bot API client, when a bot or token was given. */
+  telegram: Telegram | null;
+  hooks: JanitorHooks;
+}
+
+/** The schedulers, ready to start. Made by {@link createJanitor}. */
 export class Janitor {
-  readonly engine: Engine;
+  readonly engine: Engine<SeedJob>;
   /** The Bot API client, when a bot or token was given. */
   readonly telegram: Telegram | null;
+  readonly config: Config;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  private readonly ownsStore: boolean;
   private readonly wakers: Waker[] = [];
 
-  constructor(
-    readonly config: Config,
-    readonly store: Store,
-    readonly clock: Clock,
-    readonly logger: Logger,
-    private readonly ownsStore: boolean,
-    telegram: Telegram | null = null,
-    hooks: JanitorHooks = {},
-  ) {
+  constructor(parts: JanitorParts) {
+    const { config, store, clock, logger, telegram, hooks } = parts;
+    this.config = config;
+    this.store = store;
+    this.clock = clock;
+    this.logger = logger;
     this.telegram = telegram;
+    this.ownsStore = parts.ownsStore;
     const owner = newOwnerId();
-    const built = buildJobs(config, store, telegram ? { telegram, owner, hooks } : null);
+    const jobs = buildJobs(config, store, telegram ? { telegram, owner, ...hooks } : null);
     this.engine = new Engine({
       store,
       clock,
       logger,
       owner,
-      jobs: built.jobs,
+      jobs,
       timezone: config.timezone,
       leaseMs: config.jobLeaseS * 1000,
       shutdownTimeoutMs: config.shutdownTimeoutS * 1000,
@@ -104,25 +124,19 @@ export class Janitor {
       ...(hooks.onRunFinished ? { onRunFinished: hooks.onRunFinished } : {}),
     });
     const stopTimeoutMs = config.shutdownTimeoutS * 1000;
-    // A wake-up is reported like an engine run: the job's own success line, marked as a wake-up, and one hook.
-    const reporter = (name: JobName) => (s: object) => {
-      const job = built.jobs.find((j) => j.name === name)!;
-      const summary = { ...s } as Record<string, unknown>;
-      logger.info(
-        { job: name, trigger: 'wake-up', ...summary },
-        job.successLine(summary, formatIn(clock.now(), config.timezone)),
-      );
-      hooks.onWakeRun?.(name, summary);
-    };
-    if (built.deleter && config.schedules['message-deleter'] !== 'off') {
-      this.wakers.push(
-        deletionWaker(built.deleter, { clock, logger, stopTimeoutMs, onRun: reporter('message-deleter') }),
-      );
-    }
-    if (built.broadcasts && config.schedules['broadcast-deleter'] !== 'off') {
-      this.wakers.push(
-        broadcastWaker(built.broadcasts, { clock, logger, stopTimeoutMs, onRun: reporter('broadcast-deleter') }),
-      );
+    for (const job of jobs) {
+      const { wake } = job;
+      if (!wake || job.schedule === 'off') continue;
+      // A wake-up is reported like an engine run: the job's own success line, marked as a wake-up, and one hook.
+      const onRun = (summary: JobSummaries[JobName]) => {
+        logger.info(
+          { job: job.name, trigger: 'wake-up', ...summary },
+          (job as JobOf<JobName>).successLine(summary, formatIn(clock.now(), config.timezone)),
+        );
+        // The summary is the one this job's run returned: `job.name` and `summary` belong together.
+        hooks.onWakeRun?.({ job: job.name, summary } as WakeReport);
+      };
+      this.wakers.push(jobWaker({ ...(job as JobOf<JobName>), wake }, { clock, logger, stopTimeoutMs, onRun }));
     }
   }
 
@@ -142,14 +156,16 @@ export class Janitor {
   }
 
   /**
-   * Runs one job now by its name (a JobName; an unknown name is refused), recorded as a manual run (a dry run records
-   * nothing).
+   * Runs one job now by its name, recorded as a manual run (a dry run records nothing); the result's summary is that
+   * job's own type. A Telegram job without a bot or token is refused.
    */
-  async run(job: string, opts: RunOptions = {}): Promise<RunResult> {
-    const known = this.engine.definitions.some((d) => d.name === job);
-    if (!known && (JOB_NAMES as readonly string[]).includes(job))
-      throw new Error(`${job} talks to Telegram: set BOT_TOKEN (or pass a bot)`);
-    return this.engine.runNow(job, opts);
+  async run<J extends JobName>(job: J, opts: RunOptions = {}): Promise<RunResultOf<J>> {
+    if (!isJobName(job)) throw new Error(`unknown job "${String(job)}"`);
+    for (const def of this.engine.definitions) {
+      // RunResult<JobSummaries[J], J> is RunResultOf<J>; TypeScript does not resolve the conditional for a generic J.
+      if (isJob(def, job)) return (await this.engine.runNow<JobSummaries[J], J>(def, opts)) as RunResultOf<J>;
+    }
+    throw new Error(`${job} talks to Telegram: set BOT_TOKEN (or pass a bot)`);
   }
 
   /** The seed's `cleanup_expired_tokens()`. */
@@ -198,42 +214,9 @@ export class Janitor {
   }
 }
 
-/** The job definitions for a configuration, in the seed's order; the Telegram jobs only with a client. */
-export function buildJobs(
-  config: Config,
-  store: Store,
-  tg: { telegram: Telegram; owner: string; hooks?: JanitorHooks } | null,
-): { jobs: JobDefinition[]; deleter: MessageDeleterDeps | null; broadcasts: BroadcastDeleterDeps | null } {
-  const jobs: JobDefinition[] = [
-    tokenCleanupJob(store, config.schedules['token-cleanup']),
-    tokenCountResetJob(store, config.timezone, config.schedules['token-count-reset']),
-  ];
-  let deleter: MessageDeleterDeps | null = null;
-  let bdeps: BroadcastDeleterDeps | null = null;
-  if (tg) {
-    const h = tg.hooks ?? {};
-    deleter = {
-      store,
-      telegram: tg.telegram,
-      owner: tg.owner,
-      leaseMs: config.claimLeaseS * 1000,
-      ...(h.onDeletionLateness ? { onLateness: h.onDeletionLateness } : {}),
-    };
-    bdeps = {
-      store,
-      telegram: tg.telegram,
-      owner: tg.owner,
-      leaseMs: config.claimLeaseS * 1000,
-      ...(h.onBroadcastProgress ? { onProgress: h.onBroadcastProgress } : {}),
-      ...(h.onBroadcastCut ? { onSendingCut: h.onBroadcastCut } : {}),
-    };
-    jobs.push(
-      messageDeleterJob(deleter, config.schedules['message-deleter']),
-      broadcastDeleterJob(bdeps, config.schedules['broadcast-deleter']),
-    );
-  }
-  jobs.sort((a, b) => JOB_NAMES.indexOf(a.name as JobName) - JOB_NAMES.indexOf(b.name as JobName));
-  return { jobs, deleter, broadcasts: bdeps };
+/** Whether `def` is the definition of job `name` (the registry builds each name with its own summary type). */
+function isJob<J extends JobName>(def: AnyJob, name: J): def is JobOf<J> {
+  return def.name === name;
 }
 
 /**
@@ -246,8 +229,10 @@ export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor>
   const config = configFromOptions(opts.config, opts.databaseUrl);
   const logger = opts.logger ?? createLogger({ level: config.logLevel, format: 'json', secrets: secretsOf(config) });
   const store = opts.store ?? (await openStore(config.databaseUrl));
-  if (opts.migrate !== false) await migrateToLatest(store);
+  if (opts.migrate !== false) await migrateToLatest(store, opts.clock);
+  const clock = opts.clock ?? systemClock;
   const tgOpts = {
+    clock,
     rate: config.telegramRate,
     retries: config.telegramRetries,
     ...(opts.hooks?.onTelegramCall ? { onCall: opts.hooks.onTelegramCall } : {}),
@@ -263,5 +248,6 @@ export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor>
           ...tgOpts,
         })
       : null;
-  return new Janitor(config, store, opts.clock ?? systemClock, logger, !opts.store, telegram, opts.hooks);
+  const hooks = opts.hooks ?? {};
+  return new Janitor({ config, store, clock, logger, ownsStore: !opts.store, telegram, hooks });
 }

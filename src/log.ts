@@ -39,3 +39,11 @@ export function createLogger(opts: LogOptions = {}): Logger {
       : (opts.destination ?? process.stderr);
   return pino({ level: opts.level ?? 'info', base: undefined }, scrub);
 }
+
+/**
+ * A rejection handler for work whose failure changes nothing the caller could act on (a chart counter, a courtesy
+ * reply): the failure is logged at debug with `what`, never thrown.
+ */
+export function logAtDebug(logger: Logger, what: string, fields: object = {}): (e: unknown) => void {
+  return (e) => logger.debug({ ...fields, err: e instanceof Error ? e.message : String(e) }, what);
+}

@@ -8,7 +8,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { JOB_NAMES } from './config.ts';
 import type { JanitorHooks } from './janitor.ts';
-import type { RunResult } from './scheduler/engine.ts';
+import type { SeedRunResult, WakeReport } from './jobs/registry.ts';
 
 /** Pending-deletion counts read at scrape time. */
 export interface PendingCounts {
@@ -132,9 +132,8 @@ export function createMetrics(): Metrics {
   // Known series start at 0, so rate() and absent() work before the first run.
   for (const job of JOB_NAMES) for (const status of ['ok', 'error'] as const) runs.inc({ job, status }, 0);
 
-  const countDeleted = (summary: Record<string, unknown> | undefined) => {
-    const n = summary?.messages_deleted;
-    if (finite(n) && n > 0) messagesDeleted.inc(n);
+  const countDeleted = (n: number | undefined) => {
+    if (n !== undefined && finite(n) && n > 0) messagesDeleted.inc(n);
   };
 
   const guard =
@@ -148,7 +147,7 @@ export function createMetrics(): Metrics {
     };
 
   const hooks: Required<Omit<JanitorHooks, 'onBroadcastCut'>> = {
-    onRunFinished: guard((r: RunResult) => {
+    onRunFinished: guard((r: SeedRunResult) => {
       // A dry run (no run row) changed nothing and is not counted.
       if (r.runId === null) return;
       runs.inc({ job: r.job, status: r.status });
@@ -160,7 +159,7 @@ export function createMetrics(): Metrics {
         const t = r.finishedAt.getTime() / 1000;
         if (finite(t)) lastSuccess.set({ job: r.job }, t);
       }
-      if (r.job === 'message-deleter') countDeleted(r.summary);
+      if (r.job === 'message-deleter') countDeleted(r.summary.messages_deleted);
     }),
     onTelegramCall: guard((method: string, outcome: string, errorCode?: number) => {
       telegramCalls.inc({ method, outcome });
@@ -169,8 +168,8 @@ export function createMetrics(): Metrics {
     onDeletionLateness: guard((seconds: number) => {
       if (finite(seconds)) lateness.observe(Math.max(0, seconds));
     }),
-    onWakeRun: guard((job: string, summary: Record<string, unknown>) => {
-      if (job === 'message-deleter') countDeleted(summary);
+    onWakeRun: guard((r: WakeReport) => {
+      if (r.job === 'message-deleter') countDeleted(r.summary.messages_deleted);
     }),
     onBroadcastProgress: guard((broadcastId: number, left: number) => {
       const labels = { broadcast_id: String(broadcastId) };

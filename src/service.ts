@@ -4,10 +4,10 @@
  * schedulers side by side (each waiting for its work in flight, within SHUTDOWN_TIMEOUT_S), then HTTP, then the
  * database.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Bot, GrammyError, webhookCallback, type BotError, type Context } from 'grammy';
+import { backoff } from './backoff.ts';
 import { systemClock, type Clock } from './clock.ts';
-import type { Config } from './config.ts';
+import type { Config, JobName } from './config.ts';
 import type { Logger } from './log.ts';
 import { openStore, type Store } from './store/db.ts';
 import { migrateToLatest } from './store/migrations.ts';
@@ -52,7 +52,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
   const startedAt = clock.now();
   const store = await openStore(config.databaseUrl);
   try {
-    await migrateToLatest(store);
+    await migrateToLatest(store, clock);
   } catch (e) {
     await store.close();
     throw e;
@@ -92,14 +92,14 @@ export async function startService(config: Config, logger: Logger, opts: Service
     checking ??= checkHealth(statusSource())
       .catch((e: unknown) => databaseDown((e as Error).message))
       .finally(() => (checking = null));
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<Health>((resolve) => {
-      timer = setTimeout(() => resolve(databaseDown(`no answer within ${ms / 1000} s`)), ms);
-    });
+    const answered = new AbortController();
+    const late = clock
+      .sleep(ms, { unref: true, signal: answered.signal })
+      .then(() => databaseDown(`no answer within ${ms / 1000} s`));
     try {
       return await Promise.race([checking, late]);
     } finally {
-      clearTimeout(timer);
+      answered.abort();
     }
   };
 
@@ -125,7 +125,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
       ...(bot
         ? {
             verify: (token: string | null, referer: string | undefined) =>
-              handleVerify({ store, config, clock, botUsername: username }, token, referer),
+              handleVerify({ store, config, clock, logger, botUsername: username }, token, referer),
           }
         : {}),
       // A slow update (a 429 wait, a retried write) is answered 200 after grammY's time-out and finishes in the
@@ -166,7 +166,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
       clock,
       logger,
       userBotUsername: username,
-      runJob: (job: string) => janitor.run(job),
+      runJob: (job: JobName) => janitor.run(job),
       status,
       kickSender: () => sender?.kick(),
     };
@@ -183,6 +183,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
       adminOnly = new Bot<Context>(config.adminBotToken, { client });
       // Telegram's limits are per bot: the admin bot has a throttle of its own, and its calls count in the metrics.
       instrument(adminOnly.api, {
+        clock,
         rate: config.telegramRate,
         retries: config.telegramRetries,
         onCall: metrics.hooks.onTelegramCall,
@@ -222,8 +223,11 @@ export async function startService(config: Config, logger: Logger, opts: Service
   sender?.start();
   const polling: Promise<void>[] = [];
   for (const b of receivers) {
-    if (b === bot && config.webhookUrl) polling.push(receiveByWebhook(b, config, logger, stopping.signal));
-    else polling.push(poll(b, logger, pollTimeoutS, b === adminOnly ? 'admin bot' : 'user bot', stopping.signal));
+    if (b === bot && config.webhookUrl) polling.push(receiveByWebhook(b, config, { logger, clock }, stopping.signal));
+    else
+      polling.push(
+        poll(b, { logger, clock }, pollTimeoutS, b === adminOnly ? 'admin bot' : 'user bot', stopping.signal),
+      );
   }
 
   let stopped: Promise<void> | null = null;
@@ -241,14 +245,11 @@ export async function startService(config: Config, logger: Logger, opts: Service
         // The bots, the sender and the schedulers stop side by side, each within SHUTDOWN_TIMEOUT_S, so the whole
         // stop stays near that bound (one after another they could take three times it, past a supervisor's patience).
         const bots = (async () => {
-          await Promise.race([
-            Promise.allSettled(receivers.map((b) => b.stop())),
-            sleep(5000, undefined, { ref: false }),
-          ]);
+          await Promise.race([Promise.allSettled(receivers.map((b) => b.stop())), clock.sleep(5000, { unref: true })]);
           // A poll stuck in its first getMe (Telegram unreachable) must not hold the shutdown past its time-out.
           await Promise.race([
             Promise.allSettled(polling),
-            sleep(config.shutdownTimeoutS * 1000, undefined, { ref: false }),
+            clock.sleep(config.shutdownTimeoutS * 1000, { unref: true }),
           ]);
         })();
         await Promise.allSettled([bots, sender?.stop(), janitor.stop()]);
@@ -260,6 +261,9 @@ export async function startService(config: Config, logger: Logger, opts: Service
   };
 }
 
+/** Back-off of a failed poll or webhook registration: 1 s doubling to a minute. */
+const RECEIVE_BACKOFF = { base: 1000, cap: 60_000 };
+
 /** The updates the bots handle (every button is a URL button: no callback queries), by polling and by webhook alike. */
 const ALLOWED_UPDATES = ['message', 'my_chat_member'] as const;
 
@@ -269,7 +273,7 @@ const ALLOWED_UPDATES = ['message', 'my_chat_member'] as const;
  */
 async function poll(
   bot: Bot<Context>,
-  logger: Logger,
+  { logger, clock }: { logger: Logger; clock: Clock },
   timeout: number,
   name: string,
   signal: AbortSignal,
@@ -291,17 +295,22 @@ async function poll(
         );
         return;
       }
-      const wait = code === 409 ? 60_000 : Math.min(60_000, 1000 * 2 ** Math.min(attempt, 6));
+      const wait = code === 409 ? 60_000 : backoff(attempt + 1, RECEIVE_BACKOFF);
       const why =
         code === 409 ? 'another instance is polling this bot; the schedulers here keep running' : (e as Error).message;
       logger.error({ err: (e as Error).message, retry_in_ms: wait }, `❌ ${name} could not poll: ${why}`);
-      await sleep(wait, undefined, { signal }).catch(() => {});
+      await clock.sleep(wait, { signal });
     }
   }
 }
 
 /** Registers the webhook with Telegram (with the secret) and resolves; updates arrive on the HTTP server. */
-async function receiveByWebhook(bot: Bot<Context>, config: Config, logger: Logger, signal: AbortSignal): Promise<void> {
+async function receiveByWebhook(
+  bot: Bot<Context>,
+  config: Config,
+  { logger, clock }: { logger: Logger; clock: Clock },
+  signal: AbortSignal,
+): Promise<void> {
   for (let attempt = 0; !signal.aborted; attempt++) {
     try {
       await bot.init();
@@ -312,12 +321,12 @@ async function receiveByWebhook(bot: Bot<Context>, config: Config, logger: Logge
       logger.info({ bot: bot.botInfo.username }, `🤖 user bot @${bot.botInfo.username} receives updates by webhook`);
       return;
     } catch (e) {
-      const wait = Math.min(60_000, 1000 * 2 ** Math.min(attempt, 6));
+      const wait = backoff(attempt + 1, RECEIVE_BACKOFF);
       logger.error(
         { err: (e as Error).message, retry_in_ms: wait },
         `❌ could not set the webhook: ${(e as Error).message}`,
       );
-      await sleep(wait, undefined, { signal }).catch(() => {});
+      await clock.sleep(wait, { signal });
     }
   }
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Api, Bot, GrammyError, HttpError } from 'grammy';
 import { BotApiEmulator, DEFAULT_TOKEN } from './support/bot-api-emulator.ts';
 import { until } from './support/wait.ts';
+import { FakeClock } from '../src/clock.ts';
 
 const STORAGE = -1001234567890;
 const USER = 777001;
@@ -340,10 +341,11 @@ describe('BotApiEmulator rate limit', () => {
 
 describe('BotApiEmulator getUpdates', () => {
   test('long poll returns a pushed update; offset confirms; timeout returns []', async () => {
-    const emu = await BotApiEmulator.start();
+    // The emulator's waits run on a clock only the test moves: a poll that ends on its own ended for a reason.
+    const clock = new FakeClock(Date.now());
+    const emu = await BotApiEmulator.start({ clock });
     try {
       const api = new Api(emu.token, { apiRoot: emu.url });
-      const t0 = Date.now();
       assert.deepEqual(await api.getUpdates({ timeout: 0 }), []);
       const pending = api.getUpdates({ timeout: 10 });
       await received(emu, 'getUpdates', 2);
@@ -351,7 +353,8 @@ describe('BotApiEmulator getUpdates', () => {
         update_id: number;
       };
       const updates = await pending;
-      assert.ok(Date.now() - t0 < 2000);
+      // Answered by the push, not by the 10 s time-out: the emulator's clock has not moved.
+      assert.equal(clock.pending, 0, "the poll's time-out was cancelled by the answer");
       assert.equal(updates.length, 1);
       const u = updates[0]!;
       assert.equal(u.update_id, pushed.update_id);
@@ -365,9 +368,17 @@ describe('BotApiEmulator getUpdates', () => {
       assert.equal((await api.getUpdates({ timeout: 0 })).length, 1);
       assert.deepEqual(await api.getUpdates({ offset: u.update_id + 1, timeout: 0 }), []);
 
-      const t1 = Date.now();
-      assert.deepEqual(await api.getUpdates({ offset: u.update_id + 1, timeout: 1 }), []);
-      assert.ok(Date.now() - t1 >= 900);
+      // Nothing to return: the poll waits its whole second, then answers [].
+      let answered: unknown = null;
+      const empty = api.getUpdates({ offset: u.update_id + 1, timeout: 1 }).then((r) => (answered = r));
+      await received(emu, 'getUpdates', 5);
+      assert.equal(clock.nextAt(), clock.now().getTime() + 1000, 'its time-out is one second away');
+      clock.advance(999);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(answered, null, 'no answer before the second is over');
+      clock.advance(1);
+      await empty;
+      assert.deepEqual(answered, []);
 
       // A second getUpdates terminates the pending one with 409.
       const first = api.getUpdates({ timeout: 10 });
@@ -417,7 +428,9 @@ describe('BotApiEmulator getUpdates', () => {
 
 describe('BotApiEmulator close', () => {
   test('close() ends hanging requests and pending long polls promptly', async () => {
-    const emu = await BotApiEmulator.start();
+    // On a clock that never moves, only close() can end the 30 s poll.
+    const clock = new FakeClock(Date.now());
+    const emu = await BotApiEmulator.start({ clock });
     const api = new Api(emu.token, { apiRoot: emu.url });
     emu.failNext('sendMessage', { kind: 'timeout' });
     // Attach the rejection checks right away so no rejection is ever unhandled.
@@ -428,12 +441,11 @@ describe('BotApiEmulator close', () => {
     await received(emu, 'getMe');
     const poll = api.getUpdates({ timeout: 30 });
     await received(emu, 'getUpdates');
-    const t0 = Date.now();
     await emu.close();
     await hanging;
     await grammyHanging;
     assert.deepEqual(await poll, []);
-    assert.ok(Date.now() - t0 < 1000, `close took ${Date.now() - t0} ms`);
+    assert.equal(clock.pending, 0, "close() cancelled the poll's time-out; no time passed on the emulator's clock");
     await emu.close(); // idempotent
   });
 });

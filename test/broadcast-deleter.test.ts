@@ -1,8 +1,13 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FixedClock } from '../src/clock.ts';
+import { FakeClock, systemClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
-import { broadcastWaker, deleteExpiredBroadcasts, type BroadcastDeleterDeps } from '../src/jobs/broadcast-deleter.ts';
+import {
+  broadcastDeleterJob,
+  deleteExpiredBroadcasts,
+  type BroadcastDeleterDeps,
+} from '../src/jobs/broadcast-deleter.ts';
+import { jobWaker } from '../src/scheduler/waker.ts';
 import type { Store } from '../src/store/db.ts';
 import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
 import { until } from './support/wait.ts';
@@ -55,7 +60,13 @@ async function broadcast(
   return id;
 }
 
-const ctx = (clock: FixedClock, signal = new AbortController().signal) => ({ clock, dryRun: false, signal, logger });
+const ctx = (clock: FakeClock, signal = new AbortController().signal) => ({
+  clock,
+  wallClock: clock,
+  dryRun: false,
+  signal,
+  logger,
+});
 const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
 
 for (const backend of BACKENDS) {
@@ -103,7 +114,7 @@ for (const backend of BACKENDS) {
       emu.blockUser(10_001);
       emu.deactivateUser(10_002);
       emu.failChat(10_003, { kind: 'status', code: 500, description: 'Internal Server Error' });
-      const s1 = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0)));
+      const s1 = await deleteExpiredBroadcasts(deps, ctx(new FakeClock(T0)));
       assert.equal(s1.messages_deleted, 47);
       assert.equal(s1.unreachable, 2);
       assert.equal(s1.remaining, 1);
@@ -130,12 +141,12 @@ for (const backend of BACKENDS) {
       assert.equal(emu.messages(10_000).length, 0);
 
       emu.resetCalls();
-      const rested = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0 + 30_000)));
+      const rested = await deleteExpiredBroadcasts(deps, ctx(new FakeClock(T0 + 30_000)));
       assert.equal(emu.callsOf('deleteMessage').length, 0, 'a broadcast with failures rests before it is taken again');
       assert.equal(rested.remaining, 1);
       emu.failChat(10_003, null);
       emu.resetCalls();
-      const s2 = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0 + HOUR - 1)));
+      const s2 = await deleteExpiredBroadcasts(deps, ctx(new FakeClock(T0 + HOUR - 1)));
       assert.equal(s2.messages_deleted, 1);
       assert.equal(s2.broadcasts_done, 1);
       assert.equal(emu.callsOf('deleteMessage').length, 1, 'finished recipients are not redone');
@@ -159,12 +170,12 @@ for (const backend of BACKENDS) {
         concurrency: 4,
         onProgress: (_id: number, left: number) => left <= 400 && stop.abort(),
       };
-      const s1 = await deleteExpiredBroadcasts(d, ctx(new FixedClock(T0), stop.signal));
+      const s1 = await deleteExpiredBroadcasts(d, ctx(new FakeClock(T0), stop.signal));
       assert.ok(
         s1.messages_deleted >= 200 && s1.messages_deleted < 600,
         `first run stopped midway (${s1.messages_deleted})`,
       );
-      const s2 = await deleteExpiredBroadcasts(d, ctx(new FixedClock(T0)));
+      const s2 = await deleteExpiredBroadcasts(d, ctx(new FakeClock(T0)));
       assert.equal(s1.messages_deleted + s2.messages_deleted, 600);
       assert.equal(s2.broadcasts_done, 1);
       const perChat = emu.callsPerChat('deleteMessage');
@@ -178,18 +189,18 @@ for (const backend of BACKENDS) {
 
     test('messages Telegram will no longer delete (sent more than 48 h ago) are asked once, reported undeletable, and removed', async () => {
       await broadcast(store, emu, range(40_000, 5), T0 - 49 * HOUR, T0 - HOUR);
-      const s = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0)));
+      const s = await deleteExpiredBroadcasts(deps, ctx(new FakeClock(T0)));
       assert.equal(s.undeletable, 5);
       assert.equal(s.broadcasts_done, 1);
       assert.equal(emu.callsOf('deleteMessage').length, 5, 'each recipient asked once: nothing is dropped untried');
-      const s2 = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0)));
+      const s2 = await deleteExpiredBroadcasts(deps, ctx(new FakeClock(T0)));
       assert.equal(s2.undeletable, 0, 'not retried');
       assert.equal((await store.db.selectFrom('broadcast_messages').select('chat_id').execute()).length, 0);
     });
 
     test('a broadcast without recipient records (imported from the original) is reported and removed', async () => {
       await broadcast(store, emu, [], T0 - HOUR, T0 - 1);
-      const s = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0)));
+      const s = await deleteExpiredBroadcasts(deps, ctx(new FakeClock(T0)));
       assert.equal(s.without_recipients, 1);
       assert.equal(s.broadcasts_done, 1);
       assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
@@ -202,7 +213,8 @@ for (const backend of BACKENDS) {
       try {
         const wdeps = { ...deps, telegram: emulatorTelegram(wemu) };
         await broadcast(store, wemu, chats, now - HOUR, now + 500);
-        const waker = broadcastWaker(wdeps, { clock: { now: () => new Date() }, logger, pollMs: 50 });
+        const job = broadcastDeleterJob(wdeps, '0 * * * *');
+        const waker = jobWaker({ ...job, wake: { ...job.wake!, pollMs: 50 } }, { clock: systemClock, logger });
         waker.start();
         try {
           // Wait for the whole run, the record's removal included: stopping between the last delete and the removal
@@ -227,7 +239,7 @@ for (const backend of BACKENDS) {
 
     test('a dry run counts and changes nothing', async () => {
       await broadcast(store, emu, range(50_000, 7), T0 - HOUR, T0 - 1);
-      const s = await deleteExpiredBroadcasts(deps, { ...ctx(new FixedClock(T0)), dryRun: true });
+      const s = await deleteExpiredBroadcasts(deps, { ...ctx(new FakeClock(T0)), dryRun: true });
       assert.equal(s.would_delete, 7);
       assert.equal(s.would_delete_broadcasts, 1);
       assert.equal(emu.calls.length, 0);

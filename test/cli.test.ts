@@ -7,6 +7,7 @@ import { CliProcess, runCli, runCliHere } from './support/cli.ts';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { BACKENDS, PG_URL, createTestDb } from './support/db.ts';
+import { until } from './support/wait.ts';
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'tgj-cli-'));
@@ -239,13 +240,13 @@ for (const backend of BACKENDS) {
       }
     });
 
-    test('two start processes on one database run a 2-second token cleanup once per tick; SIGTERM stops both with 0', async () => {
+    test('two start processes on one database run a 1-second token cleanup once per tick; SIGTERM stops both with 0', async () => {
       const tdb = await createTestDb(backend);
       try {
-        await tdb.open(); // migrated before the race, like an operator's first `migrate`
+        const store = await tdb.open(); // migrated before the race, like an operator's first `migrate`
         const env = {
           DATABASE_URL: tdb.url,
-          SCHEDULE_TOKEN_CLEANUP: '*/2 * * * * *',
+          SCHEDULE_TOKEN_CLEANUP: '* * * * * *',
           SCHEDULE_MESSAGE_DELETER: 'off',
           SCHEDULE_BROADCAST_DELETER: 'off',
           SCHEDULE_TOKEN_COUNT_RESET: 'off',
@@ -253,31 +254,37 @@ for (const backend of BACKENDS) {
         const a = new CliProcess(['start'], env);
         const b = new CliProcess(['start'], env);
         await Promise.all([
-          a.waitFor(/Token Cleanup Scheduler started \(runs every 2 seconds\)/),
+          a.waitFor(/Token Cleanup Scheduler started \(runs every second\)/),
           b.waitFor(/Token Cleanup Scheduler started/),
         ]);
         const from = Date.now();
-        await new Promise((r) => setTimeout(r, 7000));
+        const runsOf = () =>
+          store.db
+            .selectFrom('job_runs')
+            .selectAll()
+            .where('job', '=', 'token-cleanup')
+            .orderBy('scheduled_for')
+            .execute();
+        // Both processes race for every tick; five ticks after both started show each went once.
+        await until(
+          async () => (await runsOf()).filter((r) => r.scheduled_for! >= from + 1000).length >= 5,
+          'five ticks after both started',
+          20_000,
+        );
         const to = Date.now();
         const [ea, eb] = await Promise.all([a.kill('SIGTERM'), b.kill('SIGTERM')]);
         assert.deepEqual(ea, { code: 0, signal: null }, a.stderr.slice(-2000));
         assert.deepEqual(eb, { code: 0, signal: null }, b.stderr.slice(-2000));
         assert.match(a.stderr, /tg-janitor stopped/);
-        const store = await tdb.open();
-        const runs = await store.db
-          .selectFrom('job_runs')
-          .selectAll()
-          .where('job', '=', 'token-cleanup')
-          .orderBy('scheduled_for')
-          .execute();
+        const runs = await runsOf();
         const ticks = runs.map((r) => r.scheduled_for!);
         assert.equal(new Set(ticks).size, ticks.length, 'no tick ran twice');
         assert.ok(
           runs.every((r) => r.status === 'ok'),
           JSON.stringify(runs.map((r) => r.status)),
         );
-        // Every even second inside the window has its one run.
-        for (let t = Math.ceil(from / 2000) * 2000 + 2000; t < to - 1000; t += 2000)
+        // Every second inside the window has its one run.
+        for (let t = Math.ceil(from / 1000) * 1000 + 1000; t < to - 1000; t += 1000)
           assert.ok(ticks.includes(t), `tick ${new Date(t).toISOString()} ran`);
       } finally {
         await tdb.drop();

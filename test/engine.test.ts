@@ -1,8 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FixedClock } from '../src/clock.ts';
+import { FakeClock, systemClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
-import { Engine, runManual, type JobDefinition, type RunResult } from '../src/scheduler/engine.ts';
+import { Engine } from '../src/scheduler/engine.ts';
+import { runManual } from '../src/scheduler/run.ts';
+import type { JobDefinition, RunResult } from '../src/scheduler/job.ts';
 import type { Store } from '../src/store/db.ts';
 import { BACKENDS, withTestDb } from './support/db.ts';
 import { until } from './support/wait.ts';
@@ -71,7 +73,7 @@ for (const backend of BACKENDS) {
   describe(`engine on ${backend}`, () => {
     test('two engines on one database run each tick once', () =>
       withTestDb(backend, async (store, tdb) => {
-        const clock = new FixedClock('2026-01-01T00:00:00.500Z');
+        const clock = new FakeClock('2026-01-01T00:00:00.500Z');
         const a = probe('every-2s', '*/2 * * * * *');
         const b = probe('every-2s', '*/2 * * * * *');
         const e1 = new Engine({ store, clock, logger, jobs: [a.job], catchUpMissed: false });
@@ -93,7 +95,7 @@ for (const backend of BACKENDS) {
 
     test('a throwing job is recorded as error and the engine keeps going', () =>
       withTestDb(backend, async (store) => {
-        const clock = new FixedClock('2026-01-01T00:00:30Z');
+        const clock = new FakeClock('2026-01-01T00:00:30Z');
         const p = probe('flaky', '* * * * *', { throwOnce: true });
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
         await e.start({ timers: false });
@@ -113,7 +115,7 @@ for (const backend of BACKENDS) {
 
     test('a tick that comes while the job still runs is skipped and recorded', () =>
       withTestDb(backend, async (store) => {
-        const clock = new FixedClock('2026-01-01T00:00:30Z');
+        const clock = new FakeClock('2026-01-01T00:00:30Z');
         const hold = deferred();
         const p = probe('slow', '* * * * *', { hold: hold.promise });
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
@@ -137,7 +139,7 @@ for (const backend of BACKENDS) {
 
     test('stop() waits for a run in flight', () =>
       withTestDb(backend, async (store) => {
-        const clock = new FixedClock('2026-01-01T00:00:30Z');
+        const clock = new FakeClock('2026-01-01T00:00:30Z');
         const hold = deferred();
         const p = probe('held', '* * * * *', { hold: hold.promise });
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
@@ -162,7 +164,7 @@ for (const backend of BACKENDS) {
       withTestDb(backend, async (store) => {
         const t0 = new Date('2026-01-01T00:00:00Z').getTime();
         await leftRunning(store, { job: 'orphan', owner: 'dead-host:1', startedAt: t0, leaseEnds: t0 + 60_000 });
-        const clock = new FixedClock(t0 + 90_000);
+        const clock = new FakeClock(t0 + 90_000);
         const p = probe('orphan', '* * * * *');
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
         await e.start({ timers: false });
@@ -181,7 +183,7 @@ for (const backend of BACKENDS) {
       withTestDb(backend, async (store) => {
         const t0 = new Date('2026-01-01T00:00:00Z').getTime();
         await leftRunning(store, { job: 'busy', owner: 'other:1', startedAt: t0, leaseEnds: t0 + 200_000 });
-        const clock = new FixedClock(t0 + 30_000);
+        const clock = new FakeClock(t0 + 30_000);
         const p = probe('busy', '* * * * *');
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
         await e.start({ timers: false });
@@ -214,7 +216,7 @@ for (const backend of BACKENDS) {
           })
           .execute();
         // Down for three days and a bit: three midnights passed, one catch-up run.
-        const clock = new FixedClock(t0 + 3 * 86400_000 + 5 * 3600_000);
+        const clock = new FakeClock(t0 + 3 * 86400_000 + 5 * 3600_000);
         const p1 = probe('reset', '0 0 * * *');
         const p2 = probe('reset', '0 0 * * *');
         const e1 = new Engine({ store, clock, logger, jobs: [p1.job] });
@@ -240,12 +242,18 @@ for (const backend of BACKENDS) {
         const p = probe('manual', '0 0 1 1 *', { hold: hold.promise });
         const run = runManual(p.job, {
           store,
-          clock: { now: () => new Date() },
+          clock: systemClock,
           now: new Date('2020-01-01T00:00:00Z'),
           logger,
         });
         await until(() => p.calls.length > 0, 'the run to start');
-        const live = new Engine({ store, clock: { now: () => new Date() }, logger, jobs: [], catchUpMissed: false });
+        const live = new Engine({
+          store,
+          clock: systemClock,
+          logger,
+          jobs: [],
+          catchUpMissed: false,
+        });
         await live.start({ timers: false });
         await settle(live.tick());
         const [row] = await runsOf(store, 'manual');
@@ -259,16 +267,19 @@ for (const backend of BACKENDS) {
 
     test('a database blip while claiming a tick delays the run; it does not drop it', () =>
       withTestDb(backend, async (store) => {
-        const clock = new FixedClock('2026-01-01T00:00:30Z');
+        const clock = new FakeClock('2026-01-01T00:00:30Z');
         const p = probe('blip', '* * * * *');
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false });
         await e.start({ timers: false });
         await store.db.schema.alterTable('job_runs').renameTo('job_runs_away').execute();
         clock.set('2026-01-01T00:01:00Z');
         const fired = e.tick();
-        await new Promise((r) => setTimeout(r, 700));
+        // The claim fails and the engine waits out its back-off on the clock: nothing ran, nothing was dropped.
+        await until(() => clock.pending > 0, 'the back-off after the failed claim');
         assert.equal(p.calls.length, 0);
+        assert.equal(clock.nextAt(), new Date('2026-01-01T00:01:00.500Z').getTime(), 'the first back-off is 500 ms');
         await store.db.schema.alterTable('job_runs_away').renameTo('job_runs').execute();
+        await clock.runNext();
         const results = await settle(fired);
         assert.equal(results.find((r) => r)?.status, 'ok');
         assert.equal(p.calls.length, 1);
@@ -309,7 +320,7 @@ for (const backend of BACKENDS) {
           .execute();
         const e = new Engine({
           store,
-          clock: new FixedClock(t0 + 30 * day),
+          clock: new FakeClock(t0 + 30 * day),
           logger,
           jobs: [],
           catchUpMissed: false,
@@ -333,7 +344,7 @@ for (const backend of BACKENDS) {
 
     test('the timer loop fires on its own and coalesces a clock jump', () =>
       withTestDb(backend, async (store) => {
-        const clock = new FixedClock('2026-01-01T00:00:59.990Z');
+        const clock = new FakeClock('2026-01-01T00:00:59.990Z');
         const p = probe('loop', '* * * * *');
         const e = new Engine({ store, clock, logger, jobs: [p.job], catchUpMissed: false, maxSleepMs: 10 });
         await e.start();

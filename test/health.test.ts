@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FixedClock } from '../src/clock.ts';
+import { FakeClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { checkHealth } from '../src/jobs/status.ts';
 import { staleAfterMs } from '../src/scheduler/schedule.ts';
@@ -60,7 +60,7 @@ for (const backend of BACKENDS) {
       withTestDb(backend, async (store) => {
         const config = loadConfig({ TOKEN_CLEANUP_HOURS: '0,6', SCHEDULE_TOKEN_COUNT_RESET: 'off' });
         assert.equal(config.schedules['token-cleanup'], '0 0,6 * * *');
-        const clock = new FixedClock('2026-11-29T20:00:00Z');
+        const clock = new FakeClock('2026-11-29T20:00:00Z');
         const src = {
           config,
           store,
@@ -98,7 +98,7 @@ for (const backend of BACKENDS) {
           SCHEDULE_MESSAGE_DELETER: '* * * * *',
         });
         const now = Date.parse('2026-11-29T12:10:30Z');
-        const clock = new FixedClock(now);
+        const clock = new FakeClock(now);
         const src = {
           config,
           store,

@@ -6,7 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import pg from 'pg';
-import { FixedClock } from '../src/clock.ts';
+import { FakeClock } from '../src/clock.ts';
+import { until } from './support/wait.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { startService } from '../src/service.ts';
@@ -153,7 +154,7 @@ describe('/healthz on the service', () => {
       SCHEDULE_TOKEN_CLEANUP: '0 0 1 1 *',
       SCHEDULE_TOKEN_COUNT_RESET: 'off',
     };
-    const svc = await startService(loadConfig(env), logger, { clock: new FixedClock('2026-11-29T10:00:00Z'), isLocal });
+    const svc = await startService(loadConfig(env), logger, { clock: new FakeClock('2026-11-29T10:00:00Z'), isLocal });
     try {
       assert.equal((await get(`${svc.http.url}/healthz`, { from: REMOTE })).status, 200);
       await svc.store.db.schema.alterTable('job_runs').renameTo('job_runs_away').execute();
@@ -187,11 +188,8 @@ describe('/healthz on the service', () => {
       SCHEDULE_TOKEN_CLEANUP: '0 0 1 1 *',
       SCHEDULE_TOKEN_COUNT_RESET: 'off',
     };
-    const svc = await startService(loadConfig(env), logger, {
-      clock: new FixedClock('2026-11-29T10:00:00Z'),
-      isLocal,
-      healthTimeoutMs: 300,
-    });
+    const clock = new FakeClock('2026-11-29T10:00:00Z');
+    const svc = await startService(loadConfig(env), logger, { clock, isLocal, healthTimeoutMs: 300 });
     // Another session holds job_runs locked: the health query waits like one sent into a TCP black hole.
     const blocker = new pg.Client({ connectionString: PG_URL });
     await blocker.connect();
@@ -200,10 +198,18 @@ describe('/healthz on the service', () => {
       const schema = new URL(tdb.url).searchParams.get('schema')!;
       await blocker.query('BEGIN');
       await blocker.query(`LOCK TABLE "${schema}".job_runs IN ACCESS EXCLUSIVE MODE`);
-      const [pub, local] = await Promise.all([
+      const waiting = clock.pending;
+      const answers = Promise.all([
         get(`${svc.http.url}/healthz`, { from: REMOTE, timeoutMs: 5000 }),
         get(`${svc.http.url}/healthz`, { timeoutMs: 5000 }),
       ]);
+      // Both requests wait on the one check in flight, each with its time-out on the service's clock.
+      await until(() => clock.pending === waiting + 2, 'both requests to wait for the database');
+      clock.advance(299);
+      await new Promise((r) => setImmediate(r));
+      assert.equal(clock.pending, waiting + 2, 'no answer before the time-out');
+      clock.advance(1);
+      const [pub, local] = await answers;
       assert.equal(pub.status, 503);
       assert.deepEqual((JSON.parse(pub.body) as HealthBody).failing, ['database']);
       assert.equal(local.status, 503);

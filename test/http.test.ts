@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { FixedClock } from '../src/clock.ts';
+import { ShiftedClock } from './support/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { startService, type Service } from '../src/service.ts';
@@ -39,7 +39,7 @@ describe('HTTP: /healthz, /metrics, the status page and who may see them', () =>
   let emu: BotApiEmulator;
   let tdb: TestDb;
   let svc: Service;
-  const clock = new FixedClock('2026-11-29T10:00:30Z');
+  const clock = new ShiftedClock('2026-11-29T10:00:30Z');
   const SECRET = 'status-secret-123';
 
   before(async () => {

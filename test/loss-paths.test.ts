@@ -13,7 +13,7 @@ import type {
   UnknownRow,
 } from 'kysely';
 import assert from 'node:assert/strict';
-import { FixedClock, type Clock } from '../src/clock.ts';
+import { FakeClock, systemClock, type Clock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { BroadcastSender } from '../src/bot/broadcast-sender.ts';
 import { deleteDueMessages, type MessageDeleterDeps } from '../src/jobs/message-deleter.ts';
@@ -33,7 +33,13 @@ const T0 = new Date('2026-11-29T10:00:00Z').getTime();
 const HOUR = 3600_000;
 const ADMIN = 4242;
 
-const ctx = (clock: Clock) => ({ clock, dryRun: false, signal: new AbortController().signal, logger });
+const ctx = (clock: Clock) => ({
+  clock,
+  wallClock: clock,
+  dryRun: false,
+  signal: new AbortController().signal,
+  logger,
+});
 
 async function addUsers(store: Store, ids: number[]): Promise<void> {
   const rows = ids.map((u) => ({
@@ -102,12 +108,7 @@ function sender(emu: BotApiEmulator, store: Store, clock: Clock, owner = 'sender
 }
 
 /** Runs a sender until the broadcast is `sent` (done, given up, or stopped by its deadline). */
-async function sendAll(
-  emu: BotApiEmulator,
-  store: Store,
-  id: number,
-  clock: Clock = new FixedClock(T0),
-): Promise<void> {
+async function sendAll(emu: BotApiEmulator, store: Store, id: number, clock: Clock = new FakeClock(T0)): Promise<void> {
   const s = sender(emu, store, clock);
   s.start();
   try {
@@ -125,7 +126,10 @@ for (const backend of BACKENDS) {
         await addUsers(store, users);
         const id = await sendingBroadcast(emu, store, T0 + HOUR);
         // Time passes the deadline once the 4th copy is made (a slow send: 100,000 users at 25/s).
-        const clock: Clock = { now: () => new Date(T0 + (emu.callsOf('copyMessage').length >= 4 ? HOUR : 0)) };
+        const clock: Clock = {
+          ...systemClock,
+          now: () => new Date(T0 + (emu.callsOf('copyMessage').length >= 4 ? HOUR : 0)),
+        };
         await sendAll(emu, store, id, clock);
         assert.equal(emu.callsOf('copyMessage').length, 4, 'no copy after delete_at');
         const b = await broadcastRow(store, id);
@@ -143,7 +147,7 @@ for (const backend of BACKENDS) {
         const chats = [60_001, 60_002, 60_003];
         for (const c of chats) await broadcasts.addRecipient(store, id, c, emu.addMessage(c, { text: 'News' }));
         const telegram = emulatorTelegram(emu);
-        const s = await deleteExpiredBroadcasts({ store, telegram, owner: 'd' }, ctx(new FixedClock(T0)));
+        const s = await deleteExpiredBroadcasts({ store, telegram, owner: 'd' }, ctx(new FakeClock(T0)));
         assert.equal(s.messages_deleted, 3);
         for (const c of chats) assert.deepEqual(emu.messages(c), [], `chat ${c} is clean`);
         assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
@@ -211,7 +215,7 @@ for (const backend of BACKENDS) {
           concurrency: 4,
           batchSize: 7,
         };
-        await assert.rejects(deleteDueMessages(deps, ctx(new FixedClock(T0))), (e: unknown) => {
+        await assert.rejects(deleteDueMessages(deps, ctx(new FakeClock(T0))), (e: unknown) => {
           assert.ok(e instanceof SetupFaultError);
           assert.match(e.message, /BOT_TOKEN/);
           assert.match(e.message, /BOT_API_ROOT/);
@@ -240,7 +244,7 @@ for (const backend of BACKENDS) {
           });
         }
         const deps: MessageDeleterDeps = { store, telegram: emulatorTelegram(emu), owner: 'a', concurrency: 1 };
-        const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
+        const s = await deleteDueMessages(deps, ctx(new FakeClock(T0)));
         assert.equal(s.unreachable, 2);
         assert.equal((await store.db.selectFrom('pending_deletions').select('id').execute()).length, 0);
         assert.deepEqual((await blockedUsers(store)).sort(), gone);
@@ -255,7 +259,7 @@ for (const backend of BACKENDS) {
         for (const c of chats) await broadcasts.addRecipient(store, id, c, 5);
         const telegram = emulatorTelegram(emu);
         await assert.rejects(
-          deleteExpiredBroadcasts({ store, telegram, owner: 'd', concurrency: 4 }, ctx(new FixedClock(T0))),
+          deleteExpiredBroadcasts({ store, telegram, owner: 'd', concurrency: 4 }, ctx(new FakeClock(T0))),
           SetupFaultError,
         );
         const left = await store.db.selectFrom('broadcast_messages').select('chat_id').execute();
@@ -273,7 +277,7 @@ for (const backend of BACKENDS) {
         emu.addChat(first);
         await addUsers(store, [first, ...chats]);
         const id = await sendingBroadcast(emu, store, T0 + HOUR);
-        const s = sender(emu, store, new FixedClock(T0));
+        const s = sender(emu, store, new FakeClock(T0));
         s.start();
         try {
           await until(() => emu.callsOf('copyMessage').length >= 21, 'the storm');
@@ -368,7 +372,7 @@ for (const backend of BACKENDS) {
         };
         const broken = { ...store, db: store.db.withPlugin(failing) };
         const deps: MessageDeleterDeps = { store: broken, telegram: emulatorTelegram(emu), owner: 'a', concurrency: 5 };
-        await assert.rejects(deleteDueMessages(deps, ctx(new FixedClock(T0))), /connection terminated/);
+        await assert.rejects(deleteDueMessages(deps, ctx(new FakeClock(T0))), /connection terminated/);
         assert.equal(emu.callsOf('sendMessage').length, 1, 'one notice: the row in hand when the removal failed');
         const left = await store.db.selectFrom('pending_deletions').select(['id', 'claimed_by']).execute();
         assert.equal(left.length, 5, 'every row is still there to finish');
@@ -423,11 +427,11 @@ for (const backend of BACKENDS) {
         const id = await sendingBroadcast(emu, store, T0 + 10 * HOUR);
         // a's copy to the first user is made at once but answered only after b has taken the broadcast over.
         emu.failNext('copyMessage', { kind: 'slow', ms: 600 });
-        const a = sender(emu, store, { now: () => new Date(T0) }, 'a', 5000);
+        const a = sender(emu, store, { ...systemClock, now: () => new Date(T0) }, 'a', 5000);
         a.start();
         await until(() => emu.callsOf('copyMessage').length === 1, 'a to ask for the first copy');
         // b's clock is past a's lease: the broadcast looks abandoned to it.
-        const b = sender(emu, store, { now: () => new Date(T0 + 60_000) }, 'b', 5000);
+        const b = sender(emu, store, { ...systemClock, now: () => new Date(T0 + 60_000) }, 'b', 5000);
         b.start();
         try {
           await until(async () => (await broadcastRow(store, id)).status === 'sent', 'b to finish', 10_000);

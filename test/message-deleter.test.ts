@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { Api } from 'grammy';
 import { createJanitor } from '../src/janitor.ts';
-import { FixedClock } from '../src/clock.ts';
+import { FakeClock, systemClock, type Clock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
-import { deleteDueMessages, deletionWaker, type MessageDeleterDeps } from '../src/jobs/message-deleter.ts';
+import { deleteDueMessages, messageDeleterJob, type MessageDeleterDeps } from '../src/jobs/message-deleter.ts';
+import { jobWaker } from '../src/scheduler/waker.ts';
 import { insertDeletion } from '../src/store/deletions.ts';
 import type { Store } from '../src/store/db.ts';
 import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
@@ -16,8 +17,8 @@ import { until } from './support/wait.ts';
 const logger = createLogger({ level: 'silent' });
 const T0 = new Date('2026-11-29T10:00:00Z').getTime();
 
-function ctx(clock: FixedClock | { now(): Date }) {
-  return { clock, dryRun: false, signal: new AbortController().signal, logger };
+function ctx(clock: Clock) {
+  return { clock, wallClock: clock, dryRun: false, signal: new AbortController().signal, logger };
 }
 
 async function addUser(store: Store, id: number) {
@@ -90,7 +91,7 @@ for (const backend of BACKENDS) {
         uniqueId: 'fileC',
         createdAt: T0 - 60_000,
       });
-      const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
+      const s = await deleteDueMessages(deps, ctx(new FakeClock(T0)));
       assert.equal(s.rows, 2);
       assert.equal(s.messages_deleted, 153);
       assert.equal(s.notices_sent, 2);
@@ -120,7 +121,7 @@ for (const backend of BACKENDS) {
         createdAt: T0,
       });
       emu.failChat(2001, { kind: 'status', code: 502, description: 'Bad Gateway' });
-      const clock = new FixedClock(T0 + 5000);
+      const clock = new FakeClock(T0 + 5000);
       const s1 = await deleteDueMessages(deps, ctx(clock));
       assert.equal(s1.transient, 1);
       const row = await store.db
@@ -159,7 +160,7 @@ for (const backend of BACKENDS) {
         createdAt: T0,
       });
       emu.blockUser(3001);
-      const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
+      const s = await deleteDueMessages(deps, ctx(new FakeClock(T0)));
       assert.equal(s.unreachable, 1);
       assert.equal(emu.callsOf('sendMessage').length, 0);
       assert.equal((await store.db.selectFrom('pending_deletions').select('id').execute()).length, 0);
@@ -178,7 +179,7 @@ for (const backend of BACKENDS) {
         uniqueId: 'f',
         createdAt: T0,
       });
-      const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
+      const s = await deleteDueMessages(deps, ctx(new FakeClock(T0)));
       // deleteMessages deletes what it can, then fails for the old one; asked one by one, the fresh and the
       // missing ids are gone, the old one is undeletable.
       assert.equal(s.undeletable, 1);
@@ -199,7 +200,7 @@ for (const backend of BACKENDS) {
         createdAt: T0,
       });
       emu.failNext('sendMessage', { kind: 'status', code: 500, description: 'Internal Server Error' });
-      const clock = new FixedClock(T0);
+      const clock = new FakeClock(T0);
       const s1 = await deleteDueMessages(deps, ctx(clock));
       assert.equal(s1.transient, 1);
       const row = await store.db.selectFrom('pending_deletions').selectAll().executeTakeFirstOrThrow();
@@ -223,7 +224,7 @@ for (const backend of BACKENDS) {
         createdAt: T0,
       });
       const bad = { ...deps, telegram: emulatorTelegram(emu, { token: '999:wrong-token-abcdefghijklmnopqrs' }) };
-      await assert.rejects(deleteDueMessages(bad, ctx(new FixedClock(T0))), (e: Error) => {
+      await assert.rejects(deleteDueMessages(bad, ctx(new FakeClock(T0))), (e: Error) => {
         assert.match(e.message, /rejected the bot token/);
         assert.doesNotMatch(e.message, /wrong-token/);
         return true;
@@ -247,8 +248,8 @@ for (const backend of BACKENDS) {
         });
       const other = await tdb.open();
       const [a, b] = await Promise.all([
-        deleteDueMessages({ ...deps, batchSize: 7 }, ctx(new FixedClock(T0))),
-        deleteDueMessages({ ...deps, store: other, owner: 'test-b', batchSize: 7 }, ctx(new FixedClock(T0))),
+        deleteDueMessages({ ...deps, batchSize: 7 }, ctx(new FakeClock(T0))),
+        deleteDueMessages({ ...deps, store: other, owner: 'test-b', batchSize: 7 }, ctx(new FakeClock(T0))),
       ]);
       assert.equal(a.rows + b.rows, 40);
       assert.equal(emu.callsOf('deleteMessages').length, 40);
@@ -257,38 +258,52 @@ for (const backend of BACKENDS) {
     });
 
     test('a batch that outlasts its claim lease keeps its claims: a second runner (same process) takes none of them', async () => {
-      const chats = Array.from({ length: 30 }, (_, i) => 7500 + i);
-      for (const c of chats)
-        await insertDeletion(store, {
-          userId: c,
-          chatId: c,
-          messageIds: sendMessages(emu, c, 1),
-          deleteAt: T0,
-          uniqueId: 'f',
-          createdAt: T0,
-        });
-      // 60 calls at 20/s take 3 s; the lease is 1 s, so it must be renewed while the batch is worked.
-      const slow = { ...deps, leaseMs: 1000, telegram: emulatorTelegram(emu, { rate: 20 }) };
-      const wall = { now: () => new Date() };
-      const first = deleteDueMessages(slow, { ...ctx(new FixedClock(T0)), wallClock: wall });
-      // The second runner comes once the lease first taken has run out, with the batch still being worked (~1 s of 3 s).
-      const claimedUntil = async () =>
-        Number(
-          (
-            await store.db
-              .selectFrom('pending_deletions')
-              .select((eb) => eb.fn.max('claim_expires_at').as('t'))
-              .executeTakeFirstOrThrow()
-          ).t ?? 0,
-        );
-      let firstLease = 0;
-      await until(async () => (firstLease = await claimedUntil()) > 0, 'the batch to be claimed');
-      await until(() => Date.now() > firstLease, 'the first lease to run out');
-      const second = await deleteDueMessages(slow, { ...ctx(new FixedClock(T0)), wallClock: wall });
-      const a = await first;
-      assert.equal(second.rows, 0, 'the second runner found every row still claimed');
-      assert.equal(a.rows, 30);
-      assert.equal(emu.callsOf('sendMessage').length, 30, 'one notice per row');
+      // Real time for leases and Telegram's answers is one fake clock: Telegram answers only when the test lets
+      // time pass, and the lease keeper renews on that same time.
+      const wall = new FakeClock(T0);
+      const slowEmu = await BotApiEmulator.start({ now: () => T0, clock: wall });
+      try {
+        const chats = Array.from({ length: 30 }, (_, i) => 7500 + i);
+        for (const c of chats)
+          await insertDeletion(store, {
+            userId: c,
+            chatId: c,
+            messageIds: sendMessages(slowEmu, c, 1),
+            deleteAt: T0,
+            uniqueId: 'f',
+            createdAt: T0,
+          });
+        // Every deleteMessages is answered 10 s after it arrives; the lease is 1 s, renewed every 500 ms.
+        slowEmu.failNext('deleteMessages', { kind: 'slow', ms: 10_000 }, 30);
+        const slow = { ...deps, leaseMs: 1000, telegram: emulatorTelegram(slowEmu) };
+        const first = deleteDueMessages(slow, { ...ctx(new FakeClock(T0)), wallClock: wall });
+        const claimedUntil = async () =>
+          Number(
+            (
+              await store.db
+                .selectFrom('pending_deletions')
+                .select((eb) => eb.fn.max('claim_expires_at').as('t'))
+                .executeTakeFirstOrThrow()
+            ).t ?? 0,
+          );
+        await until(() => slowEmu.callsOf('deleteMessages').length === 30, 'the whole batch to be asked of Telegram');
+        assert.equal(await claimedUntil(), T0 + 1000, 'claimed for one lease');
+        // Three renewals, each a lease on from its own instant: the claims never run out while the batch waits.
+        for (const at of [500, 1000, 1500]) {
+          assert.equal(await wall.runNext(), T0 + at, `a renewal at +${at} ms`);
+          await until(async () => (await claimedUntil()) === T0 + at + 1000, `the renewal at +${at} ms`);
+        }
+        // Past the first lease (it ended at +1 s): a second runner finds every row still claimed.
+        const second = await deleteDueMessages(slow, { ...ctx(new FakeClock(T0)), wallClock: wall });
+        assert.equal(second.rows, 0, 'the second runner found every row still claimed');
+        // Telegram answers; the first runner finishes its batch.
+        while ((await wall.runNext()) !== null && slowEmu.callsOf('sendMessage').length < 30);
+        const a = await first;
+        assert.equal(a.rows, 30);
+        assert.equal(slowEmu.callsOf('sendMessage').length, 30, 'one notice per row');
+      } finally {
+        await slowEmu.close();
+      }
     });
 
     test('a dry run counts due rows and changes nothing', async () => {
@@ -301,7 +316,7 @@ for (const backend of BACKENDS) {
         uniqueId: 'f',
         createdAt: T0,
       });
-      const s = await deleteDueMessages(deps, { ...ctx(new FixedClock(T0)), dryRun: true });
+      const s = await deleteDueMessages(deps, { ...ctx(new FakeClock(T0)), dryRun: true });
       assert.equal(s.would_delete, 1);
       assert.equal(s.would_delete_messages, 4);
       assert.equal(emu.calls.length, 0);
@@ -325,7 +340,7 @@ for (const backend of BACKENDS) {
         retryAfter: 1,
       });
       const patient = { ...deps, telegram: emulatorTelegram(emu, { retries: 1 }) };
-      const s = await deleteDueMessages(patient, ctx(new FixedClock(T0)));
+      const s = await deleteDueMessages(patient, ctx(new FakeClock(T0)));
       assert.equal(s.transient, 0);
       assert.equal(s.notices_sent, 1);
       const calls = emu.callsOf('deleteMessages');
@@ -350,7 +365,7 @@ for (const backend of BACKENDS) {
       emu.setRateLimit(25);
       try {
         const throttled = { ...deps, telegram: emulatorTelegram(emu, { rate: 20 }) };
-        const s = await deleteDueMessages(throttled, ctx(new FixedClock(T0)));
+        const s = await deleteDueMessages(throttled, ctx(new FakeClock(T0)));
         assert.equal(s.rows, 30);
         assert.equal(s.transient, 0);
         assert.equal(emu.calls.filter((c) => c.status === 429).length, 0);
@@ -374,7 +389,7 @@ for (const backend of BACKENDS) {
       });
       emu.failChat(9301, { kind: 'timeout' });
       const quick = { ...deps, telegram: emulatorTelegram(emu, { timeoutSeconds: 1 }) };
-      const s = await deleteDueMessages(quick, { ...ctx(new FixedClock(T0)), logger: log });
+      const s = await deleteDueMessages(quick, { ...ctx(new FakeClock(T0)), logger: log });
       emu.failChat(9301, null);
       assert.equal(s.transient, 1);
       const row = await store.db
@@ -417,7 +432,8 @@ for (const backend of BACKENDS) {
 
     test('the waker deletes a row added after it started, never before its delete_at', async () => {
       const realDeps = { ...deps, telegram: emulatorTelegram(emu) };
-      const waker = deletionWaker(realDeps, { clock: { now: () => new Date() }, logger, pollMs: 50 });
+      const job = messageDeleterJob(realDeps, '* * * * *');
+      const waker = jobWaker({ ...job, wake: { ...job.wake!, pollMs: 50 } }, { clock: systemClock, logger });
       waker.start();
       try {
         const ids = sendMessages(emu, 9001, 2);

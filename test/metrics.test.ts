@@ -2,17 +2,42 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { register as globalRegistry } from 'prom-client';
 import { createMetrics } from '../src/metrics.ts';
-import type { RunResult } from '../src/scheduler/engine.ts';
+import type { SeedRunResult, WakeReport } from '../src/jobs/registry.ts';
+import type { MessageDeleterSummary } from '../src/jobs/message-deleter.ts';
+import type { BroadcastDeleterSummary } from '../src/jobs/broadcast-deleter.ts';
 
 const T0 = new Date('2025-03-10T12:00:00.000Z');
 
+const deleterSummary: MessageDeleterSummary = {
+  rows: 0,
+  messages_deleted: 0,
+  gone: 0,
+  undeletable: 0,
+  unreachable: 0,
+  notices_sent: 0,
+  transient: 0,
+  removed: 0,
+  max_lateness_s: 0,
+};
+const broadcastSummary: BroadcastDeleterSummary = {
+  broadcasts_done: 0,
+  messages_deleted: 0,
+  gone: 0,
+  undeletable: 0,
+  unreachable: 0,
+  without_recipients: 0,
+  unconfirmed: 0,
+};
+
+/** A result as the engine reports it; the summary holds only the counts a test looks at. */
 function result(
   job: string,
-  status: RunResult['status'],
+  status: SeedRunResult['status'],
   durationMs: number,
   summary: Record<string, unknown> = {},
   runId: number | null = 1,
-): RunResult {
+): SeedRunResult {
+  // A partial summary stands for the job's whole one: metrics read only these counts.
   return {
     job,
     runId,
@@ -22,7 +47,7 @@ function result(
     finishedAt: new Date(T0.getTime() + durationMs),
     evaluatedAt: T0,
     summary,
-  };
+  } as SeedRunResult;
 }
 
 /** The sample line's value for an exact series (name plus label string as prom-client prints it). */
@@ -78,9 +103,12 @@ test('job runs: counter by job and status, duration histogram, last success, mes
 
 test('the waker feeds messages_deleted_total too', async () => {
   const m = createMetrics();
-  m.hooks.onWakeRun('message-deleter', { rows: 1, messages_deleted: 3 });
-  m.hooks.onWakeRun('message-deleter', { rows: 0, messages_deleted: 0 });
-  m.hooks.onWakeRun('broadcast-deleter', { broadcasts_done: 1, messages_deleted: 40 });
+  m.hooks.onWakeRun({ job: 'message-deleter', summary: { ...deleterSummary, rows: 1, messages_deleted: 3 } });
+  m.hooks.onWakeRun({ job: 'message-deleter', summary: deleterSummary });
+  m.hooks.onWakeRun({
+    job: 'broadcast-deleter',
+    summary: { ...broadcastSummary, broadcasts_done: 1, messages_deleted: 40 },
+  });
   m.hooks.onRunFinished(result('message-deleter', 'ok', 5, { messages_deleted: 2 }));
   assert.equal(sample(await m.render(), 'tg_janitor_messages_deleted_total'), 5);
 });
@@ -163,12 +191,14 @@ test('hooks never throw, whatever they are fed', () => {
     startedAt: new Date(NaN),
     finishedAt: new Date(NaN),
     summary: null,
-  } as unknown as RunResult;
+  } as unknown as SeedRunResult;
   assert.doesNotThrow(() => m.hooks.onRunFinished(bad));
-  assert.doesNotThrow(() => m.hooks.onRunFinished(null as unknown as RunResult));
+  assert.doesNotThrow(() => m.hooks.onRunFinished(null as unknown as SeedRunResult));
   assert.doesNotThrow(() => m.hooks.onDeletionLateness(NaN));
-  assert.doesNotThrow(() => m.hooks.onWakeRun('message-deleter', null as unknown as Record<string, unknown>));
-  assert.doesNotThrow(() => m.hooks.onWakeRun('message-deleter', { messages_deleted: -5 }));
+  assert.doesNotThrow(() => m.hooks.onWakeRun(null as unknown as WakeReport));
+  assert.doesNotThrow(() =>
+    m.hooks.onWakeRun({ job: 'message-deleter', summary: { ...deleterSummary, messages_deleted: -5 } }),
+  );
   assert.doesNotThrow(() => m.hooks.onBroadcastProgress(9, NaN));
   assert.doesNotThrow(() => m.hooks.onTelegramCall(undefined as unknown as string, 'done'));
 });

@@ -7,7 +7,8 @@ import { decide, refererAllowed } from '../src/http/verify.ts';
 import { parseBroadcastDuration, parseLinkRange, parseWhole } from '../src/bot/admin.ts';
 import { MissingChatWatch } from '../src/telegram/errors.ts';
 import { faultBackoffMs } from '../src/store/faults.ts';
-import { backoffMs } from '../src/jobs/message-deleter.ts';
+import { ROW_BACKOFF } from '../src/jobs/message-deleter.ts';
+import { backoff } from '../src/backoff.ts';
 import { describeUrl } from '../src/store/db.ts';
 import { redact } from '../src/log.ts';
 import { loadConfig, validDatabaseUrl } from '../src/config.ts';
@@ -156,7 +157,10 @@ test('admin arguments are checked', () => {
 });
 
 test('back-off: 30 s, doubling, capped at 15 min', () => {
-  assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map(backoffMs), [30_000, 60_000, 120_000, 240_000, 480_000, 900_000, 900_000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 7].map((n) => backoff(n, ROW_BACKOFF)),
+    [30_000, 60_000, 120_000, 240_000, 480_000, 900_000, 900_000],
+  );
 });
 
 test('secrets are masked: database URLs, bot tokens in any text', () => {

@@ -4,9 +4,10 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FixedClock } from '../src/clock.ts';
+import { FakeClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
-import { Engine, type JobDefinition, type RunContext, type RunResult } from '../src/scheduler/engine.ts';
+import { Engine } from '../src/scheduler/engine.ts';
+import type { JobDefinition, RunContext, RunResult } from '../src/scheduler/job.ts';
 import * as runs from '../src/store/job-runs.ts';
 import type { Store } from '../src/store/db.ts';
 import { BACKENDS, withTestDb } from './support/db.ts';
@@ -52,7 +53,7 @@ for (const backend of BACKENDS) {
           await hold.promise;
           return { deleted: 3 };
         });
-        const clock = new FixedClock('2026-01-01T00:00:30Z');
+        const clock = new FakeClock('2026-01-01T00:00:30Z');
         const e1 = new Engine({ store, clock, logger, jobs: [p.def], catchUpMissed: false, leaseMs: 60_000 });
         await e1.start({ timers: false });
         clock.set('2026-01-01T00:01:00Z');
@@ -61,7 +62,7 @@ for (const backend of BACKENDS) {
         // This process stalls (a GC pause, a database outage) past the lease; another engine's clock is there.
         const e2 = new Engine({
           store: await tdb.open(),
-          clock: new FixedClock('2026-01-01T00:02:01Z'),
+          clock: new FakeClock('2026-01-01T00:02:01Z'),
           logger,
           jobs: [],
           catchUpMissed: false,
@@ -89,7 +90,7 @@ for (const backend of BACKENDS) {
           await aborted(ctx.signal);
           return { stopped: 1 };
         });
-        const clock = new FixedClock('2026-01-01T00:00:30Z');
+        const clock = new FakeClock('2026-01-01T00:00:30Z');
         // A 3 s lease is renewed every second (the keeper's shortest period).
         const e1 = new Engine({ store, clock, logger, jobs: [p.def], catchUpMissed: false, leaseMs: 3000 });
         await e1.start({ timers: false });
@@ -98,11 +99,14 @@ for (const backend of BACKENDS) {
         await until(() => p.contexts.length === 1, 'the run to start');
         // Past the lease, another engine marks the run abandoned and runs the job's next tick itself.
         const q = job('taken', async () => ({ n: 1 }));
-        const later = new FixedClock('2026-01-01T00:01:30Z');
+        const later = new FakeClock('2026-01-01T00:01:30Z');
         const e2 = new Engine({ store: await tdb.open(), clock: later, logger, jobs: [q.def], catchUpMissed: false });
         await e2.start({ timers: false });
         later.set('2026-01-01T00:02:00Z');
         assert.equal((await firstRun(e2.tick()))?.status, 'ok', 'the other engine took the job');
+        assert.equal(p.contexts[0]!.signal.aborted, false, 'not told before its next renewal');
+        // The next renewal, one period (1 s) on: it changes nothing, so the lease is lost.
+        assert.equal(await clock.runNext(), Date.parse('2026-01-01T00:01:01Z'));
         await until(() => p.contexts[0]!.signal.aborted, 'the first run to be told its lease is lost');
         const r = await firstRun(fired);
         assert.equal(r?.status, 'abandoned');
@@ -119,7 +123,7 @@ for (const backend of BACKENDS) {
           await aborted(ctx.signal);
           return {};
         });
-        const clock = new FixedClock('2026-01-01T00:00:30Z');
+        const clock = new FakeClock('2026-01-01T00:00:30Z');
         const e = new Engine({ store, clock, logger, jobs: [p.def], catchUpMissed: false, leaseMs: 3000 });
         await e.start({ timers: false });
         clock.set('2026-01-01T00:01:00Z');
@@ -131,6 +135,7 @@ for (const backend of BACKENDS) {
           .set({ owner: 'other:1', run_id: 999_999 })
           .where('job', '=', 'locked')
           .execute();
+        assert.equal(await clock.runNext(), Date.parse('2026-01-01T00:01:01Z'), 'the next renewal');
         await until(() => p.contexts[0]!.signal.aborted, 'the run to be told its lock is lost');
         assert.equal((await firstRun(fired))?.status, 'ok', 'its row was still its own, so its end is recorded');
         assert.equal(e.isRunning, true, 'the engine itself was not stopped');

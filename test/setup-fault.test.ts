@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Api } from 'grammy';
-import { FixedClock } from '../src/clock.ts';
+import { FakeClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { createJanitor } from '../src/janitor.ts';
 import { checkHealth } from '../src/jobs/status.ts';
@@ -34,7 +34,7 @@ for (const backend of BACKENDS) {
             });
           }
           // Started a second before a tick, so the first tick is at T0.
-          const clock = new FixedClock(T0 - 1000);
+          const clock = new FakeClock(T0 - 1000);
           const janitor = await createJanitor({
             store,
             clock,

@@ -6,7 +6,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FixedClock } from '../src/clock.ts';
+import { FakeClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { BroadcastSender } from '../src/bot/broadcast-sender.ts';
 import { deleteDueMessages } from '../src/jobs/message-deleter.ts';
@@ -27,7 +27,13 @@ const T0 = new Date('2026-11-29T10:00:00Z').getTime();
 const HOUR = 3600_000;
 const ADMIN = 4242;
 const KNOWN = 12_345;
-const ctx = (clock: FixedClock) => ({ clock, dryRun: false, signal: new AbortController().signal, logger });
+const ctx = (clock: FakeClock) => ({
+  clock,
+  wallClock: clock,
+  dryRun: false,
+  signal: new AbortController().signal,
+  logger,
+});
 
 async function withWorld(backend: Backend, fn: (emu: BotApiEmulator, store: Store) => Promise<void>): Promise<void> {
   const emu = await BotApiEmulator.start({ now: () => T0, strictChats: true });
@@ -79,7 +85,7 @@ for (const backend of BACKENDS) {
         await insertDeletion(store, { userId: 501, chatId: 501, messageIds: [1], deleteAt: T0, createdAt: T0 - 1 });
         const before = await store.db.selectFrom('pending_deletions').selectAll().execute();
         const deps = { store, telegram: emulatorTelegram(emu), owner: 'w' };
-        await assert.rejects(deleteDueMessages(deps, ctx(new FixedClock(T0))), (e: unknown) => {
+        await assert.rejects(deleteDueMessages(deps, ctx(new FakeClock(T0))), (e: unknown) => {
           assert.ok(e instanceof SetupFaultError);
           assert.match(e.message, new RegExp(`chat ${KNOWN}, which answered lately`));
           return true;
@@ -97,7 +103,7 @@ for (const backend of BACKENDS) {
         await addUser(store, 502);
         await insertDeletion(store, { userId: 502, chatId: 502, messageIds: [1], deleteAt: T0, createdAt: T0 - 1 });
         const deps = { store, telegram: emulatorTelegram(emu), owner: 'w' };
-        const s = await deleteDueMessages(deps, ctx(new FixedClock(T0)));
+        const s = await deleteDueMessages(deps, ctx(new FakeClock(T0)));
         assert.equal(s.unreachable, 1);
         assert.equal((await store.db.selectFrom('pending_deletions').select('id').execute()).length, 0);
         assert.deepEqual(await blocked(store), [502]);
@@ -121,7 +127,7 @@ for (const backend of BACKENDS) {
         }
         const telegram = emulatorTelegram(emu);
         await assert.rejects(
-          deleteExpiredBroadcasts({ store, telegram, owner: 'd' }, ctx(new FixedClock(T0))),
+          deleteExpiredBroadcasts({ store, telegram, owner: 'd' }, ctx(new FakeClock(T0))),
           SetupFaultError,
         );
         assert.equal((await store.db.selectFrom('broadcast_messages').select('chat_id').execute()).length, 30);
@@ -139,7 +145,7 @@ for (const backend of BACKENDS) {
         const sender = new BroadcastSender({
           store,
           api,
-          clock: new FixedClock(T0),
+          clock: new FakeClock(T0),
           logger,
           owner: 's',
           timezone: 'UTC',
@@ -190,7 +196,7 @@ for (const backend of BACKENDS) {
           owner: 'd',
           onSendingCut: (b: Broadcast) => cut.push(b),
         };
-        const s1 = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0 + 60_000)));
+        const s1 = await deleteExpiredBroadcasts(deps, ctx(new FakeClock(T0 + 60_000)));
         assert.deepEqual(
           cut.map((b) => Number(b.id)),
           [id],
@@ -204,7 +210,7 @@ for (const backend of BACKENDS) {
           'the reservation waits',
         );
         await store.db.updateTable('broadcasts').set({ claim_expires_at: null }).execute();
-        const s2 = await deleteExpiredBroadcasts(deps, ctx(new FixedClock(T0 + RESERVED_GRACE_MS + 1)));
+        const s2 = await deleteExpiredBroadcasts(deps, ctx(new FakeClock(T0 + RESERVED_GRACE_MS + 1)));
         assert.equal(s2.unconfirmed, 1);
         assert.equal(cut.length, 1, 'not told again');
         assert.equal((await store.db.selectFrom('broadcasts').select('id').execute()).length, 0);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FixedClock } from '../src/clock.ts';
+import { FakeClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { checkHealth, collectStatus } from '../src/jobs/status.ts';
 import { insertDeletion } from '../src/store/deletions.ts';
@@ -15,7 +15,7 @@ for (const backend of BACKENDS) {
     try {
       const store = await tdb.open();
       const config = loadConfig({ DATABASE_URL: tdb.url });
-      const src = { config, store, clock: new FixedClock(NOW), startedAt: null, telegram: false };
+      const src = { config, store, clock: new FakeClock(NOW), startedAt: null, telegram: false };
       assert.deepEqual(
         (await collectStatus(src)).deletions,
         { total: 0, overdue: 0, due_next_hour: 0, next_due_at: null },

@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { systemClock } from '../src/clock.ts';
+import { FakeClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { Waker } from '../src/scheduler/waker.ts';
-import { until } from './support/wait.ts';
+
+const T0 = new Date('2026-11-29T10:00:00Z').getTime();
+const settle = () => new Promise((r) => setImmediate(r));
 
 /** A logger whose JSON lines land in `lines`. */
 function capture(): { lines: Record<string, unknown>[]; logger: ReturnType<typeof createLogger> } {
@@ -17,39 +19,75 @@ function capture(): { lines: Record<string, unknown>[]; logger: ReturnType<typeo
 
 test('work that keeps failing backs off, doubling, even though finding due work succeeds', async () => {
   const { lines, logger } = capture();
-  let calls = 0;
+  const clock = new FakeClock(T0);
+  const tries: number[] = [];
   const w = new Waker({
     name: 'test',
-    clock: systemClock,
+    clock,
     logger,
-    pollMs: 1,
+    pollMs: 100,
     earliest: async (now) => now, // always due
     work: async () => {
-      calls++;
+      tries.push(clock.now().getTime() - T0);
       throw new Error('Telegram rejected the bot token');
     },
   });
   w.start();
   try {
-    await until(() => lines.length >= 5, 'five failed wake-ups');
+    await settle();
+    for (let i = 0; i < 6; i++) await clock.runNext();
   } finally {
     await w.stop();
   }
   assert.deepEqual(
-    lines.slice(0, 5).map((l) => l.retry_in_ms),
-    [2, 4, 8, 16, 32],
+    lines.slice(0, 6).map((l) => l.retry_in_ms),
+    [200, 400, 800, 1600, 3200, 6400],
   );
-  assert.ok(calls >= 5);
+  // Each try comes exactly one back-off after the one before it.
+  assert.deepEqual(tries.slice(0, 7), [0, 200, 600, 1400, 3000, 6200, 12_600]);
+});
+
+test('due work runs at its instant, not at the next poll; with nothing due the waker polls', async () => {
+  const { logger } = capture();
+  const clock = new FakeClock(T0);
+  const dues = [T0 + 400, T0 + 620];
+  const worked: number[] = [];
+  const looked: number[] = [];
+  const w = new Waker({
+    name: 'test',
+    clock,
+    logger,
+    pollMs: 250,
+    earliest: async (now) => (looked.push(now - T0), dues[0] ?? null),
+    work: async () => {
+      worked.push(clock.now().getTime() - T0);
+      dues.shift();
+      return 1;
+    },
+  });
+  w.start();
+  try {
+    await settle();
+    while (worked.length < 2) await clock.runNext();
+    await clock.runNext();
+    await clock.runNext();
+  } finally {
+    await w.stop();
+  }
+  assert.deepEqual(worked, [400, 620], 'each at its due instant');
+  // 0 and 250: not due yet (the poll); 400: due; at once after work: the next is 220 ms away; then idle polls.
+  assert.deepEqual(looked.slice(0, 7), [0, 250, 400, 400, 620, 620, 870]);
 });
 
 test('a stop during the search for due work waits for it and starts no work after it', async () => {
   const { logger } = capture();
+  const clock = new FakeClock(T0);
   let answer: (v: number) => void = () => {};
   let asked = 0;
   let worked = 0;
   const w = new Waker({
     name: 'test',
-    clock: systemClock,
+    clock,
     logger,
     earliest: () => {
       asked++;
@@ -58,12 +96,13 @@ test('a stop during the search for due work waits for it and starts no work afte
     work: async () => (worked++, 1),
   });
   w.start();
-  await until(() => asked === 1, 'the first search');
+  await settle();
+  assert.equal(asked, 1, 'the first search');
   let stopped = false;
   const stopping = w.stop().then(() => (stopped = true));
-  await new Promise((r) => setTimeout(r, 20));
+  await settle();
   assert.equal(stopped, false, 'stop() waits for the search in hand');
-  answer(Date.now() - 1000); // due work arrives after the stop
+  answer(T0 - 1000); // due work arrives after the stop
   await stopping;
   assert.equal(worked, 0, 'no work started after the stop');
   assert.equal(asked, 1);

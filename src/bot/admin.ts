@@ -5,8 +5,8 @@
 import { Composer, type Context } from 'grammy';
 import type { Clock } from '../clock.ts';
 import { formatIn } from '../clock.ts';
-import { JOB_NAMES, SETTING_RANGES, type Config } from '../config.ts';
-import type { Logger } from '../log.ts';
+import { isJobName, JOB_NAMES, SETTING_RANGES, type Config, type JobName } from '../config.ts';
+import { logAtDebug, type Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import { createFile } from '../store/files.ts';
 import { numberSetting, setSetting, type NumberSettingKey } from '../store/settings.ts';
@@ -14,7 +14,7 @@ import { insertBroadcast } from '../store/broadcasts.ts';
 import { countAudience } from '../store/users.ts';
 import { randomId, startLink } from '../telegram/links.ts';
 import { classifyError } from '../telegram/errors.ts';
-import type { RunResult } from '../scheduler/engine.ts';
+import type { SeedRunResult } from '../jobs/registry.ts';
 import type { StatusSnapshot } from '../jobs/status.ts';
 import { formatSummary } from '../jobs/overview.ts';
 
@@ -58,7 +58,7 @@ export interface AdminDeps {
   /** The user bot's username (share links point at it). */
   userBotUsername(): Promise<string>;
   /** Runs a job now. */
-  runJob(job: string): Promise<RunResult>;
+  runJob(job: JobName): Promise<SeedRunResult>;
   /** The service's status. */
   status(): Promise<StatusSnapshot>;
   /** Tells the broadcast sender there is work. */
@@ -234,8 +234,7 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
 
   admin.command('run', async (ctx) => {
     const job = ctx.match.trim();
-    if (!(JOB_NAMES as readonly string[]).includes(job))
-      return void (await ctx.reply(`❌ Usage: /run <job>, one of ${JOB_NAMES.join(', ')}.`));
+    if (!isJobName(job)) return void (await ctx.reply(`❌ Usage: /run <job>, one of ${JOB_NAMES.join(', ')}.`));
     await ctx.reply(`⏳ Running ${job}…`);
     // In the background: a long run must not hold up the bot's updates (or time out a webhook, which Telegram
     // would then deliver again and run the job twice).
@@ -247,7 +246,9 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
           `${r.status === 'ok' ? '✅' : '❌'} ${job} ${r.status}${counts ? `: ${counts}` : ''}${r.error ? `\n${r.error}` : ''}`,
         );
       } catch (e) {
-        await ctx.reply(`❌ ${job}: ${(e as Error).message}`).catch(() => {});
+        await ctx
+          .reply(`❌ ${job}: ${(e as Error).message}`)
+          .catch(logAtDebug(deps.logger, 'could not tell the admin how /run ended'));
       }
     })();
   });

@@ -3,8 +3,8 @@
  * throttle, recording each recipient's own message id as it goes (what the broadcast deleter later deletes) and
  * moving a cursor, so a restart resumes the sending where it stopped. Edits one progress message for the admin.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Api, RawApi } from 'grammy';
+import { backoff } from '../backoff.ts';
 import type { Clock } from '../clock.ts';
 import { formatIn } from '../clock.ts';
 import type { Logger } from '../log.ts';
@@ -32,6 +32,7 @@ export interface SenderOptions {
   api: Api<RawApi>;
   /** The Api that edits the admin's progress message (the admin bot's, or the same). */
   progressApi?: Api<RawApi>;
+  /** Where now and every wait (polls, back-offs, the stop's grace) come from. */
   clock: Clock;
   logger: Logger;
   owner: string;
@@ -113,8 +114,10 @@ export class BroadcastSender {
     this.running = false;
     this.abort.abort();
     this.wake?.();
-    const grace = this.o.stopGraceMs ?? 30_000;
-    const finished = await Promise.race([this.loop?.then(() => true), sleep(grace, false, { ref: false })]);
+    const grace = new AbortController();
+    const waited = this.o.clock.sleep(this.o.stopGraceMs ?? 30_000, { unref: true, signal: grace.signal });
+    const finished = await Promise.race([this.loop?.then(() => true), waited.then(() => false)]);
+    grace.abort();
     if (finished === false) {
       this.calls.abort();
       await this.loop;
@@ -148,18 +151,15 @@ export class BroadcastSender {
         failures = 0;
       } catch (e) {
         failures++;
-        delay = Math.min(60_000, 1000 * 2 ** failures);
+        delay = backoff(failures, { base: 2000, cap: 60_000 });
         const msg = (e as Error).message;
         this.o.logger.error({ err: msg, retry_in_ms: delay }, `❌ Error while sending a broadcast: ${msg}`);
       }
       if (!this.running) break;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
+      // kick() and stop() cut the wait short.
+      const kicked = new AbortController();
+      this.wake = () => kicked.abort();
+      await this.o.clock.sleep(delay, { signal: kicked.signal });
       this.wake = null;
     }
   }
@@ -474,9 +474,8 @@ export class BroadcastSender {
           if (failure === 'fatal') throw new FatalTelegramError({ kind: 'fatal', reason });
           return failure === 'refused' ? { kind: 'later', reason } : { kind: 'failed', failure, reason };
         }
-        await sleep(1000 * 2 ** attempt, undefined, { signal: this.abort.signal }).catch(() => {
-          // stop() cut the wait short: the loop's check returns 'stopped'.
-        });
+        // stop() cuts the wait short: the loop's check then returns 'stopped'.
+        await this.o.clock.sleep(backoff(attempt + 1, { base: 1000, cap: 4000 }), { signal: this.abort.signal });
       }
     }
   }
@@ -515,14 +514,13 @@ export class BroadcastSender {
           );
           return false;
         }
-        const wait = Math.min(30_000, 250 * 2 ** attempt);
+        const wait = backoff(attempt + 1, { base: 250, cap: 30_000 });
         this.o.logger.warn(
           { broadcast_id: broadcastId, err: (e as Error).message, retry_in_ms: wait },
           'could not record a broadcast copy; retrying',
         );
-        await sleep(wait, undefined, { signal: this.calls.signal }).catch(() => {
-          // Cut by the end of stop()'s grace: the next attempt reports it.
-        });
+        // Cut by the end of stop()'s grace: the next attempt reports it.
+        await this.o.clock.sleep(wait, { signal: this.calls.signal });
       }
     }
   }

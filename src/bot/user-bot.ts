@@ -3,9 +3,10 @@
  * tokens (daily limit) when a user has no file access left. What it creates, the schedulers clean.
  */
 import { Composer, type Context } from 'grammy';
+import { backoff } from '../backoff.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
-import type { Logger } from '../log.ts';
+import { logAtDebug, type Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import { getFile } from '../store/files.ts';
 import { numberSetting } from '../store/settings.ts';
@@ -117,7 +118,7 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
       );
       return void (await ctx
         .reply('⚠️ Telegram did not confirm the delivery. If the file did not arrive, open the link again in a minute.')
-        .catch(() => {}));
+        .catch(logAtDebug(logger, 'could not send a courtesy reply', { chat_id: chatId })));
     }
     // Telegram refused: nothing was delivered, the access goes back.
     await grantAccess(store, userId, 1);
@@ -133,7 +134,7 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
       );
       return void (await ctx
         .reply('⚠️ Telegram is busy right now. Please open the link again in a minute.')
-        .catch(() => {}));
+        .catch(logAtDebug(logger, 'could not send a courtesy reply', { chat_id: chatId })));
     }
     // fatal or source: the token or the storage channel (wrong STORAGE_CHANNEL_ID, the bot not its admin), the operator's to fix.
     logger.error(
@@ -189,13 +190,13 @@ async function scheduleOrUndo(
     ...(d.uniqueId ? { uniqueId: d.uniqueId } : {}),
   };
   let last: unknown;
-  for (let attempt = 0; attempt < 4; attempt++) {
+  for (let attempt = 1; attempt <= 4; attempt++) {
     try {
       await deps.scheduleDeletion(row);
       return;
     } catch (e) {
       last = e;
-      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+      await deps.clock.sleep(backoff(attempt, { base: 500, cap: 4000 }));
     }
   }
   deps.logger.error(
@@ -214,15 +215,18 @@ async function scheduleOrUndo(
         );
         return;
       }
-      await new Promise((r) => setTimeout(r, 1000));
+      await deps.clock.sleep(1000);
     }
   }
-  await grantAccess(deps.store, d.userId, 1).catch(() => {});
+  // The database just failed us: a refund that fails too is logged, the files are withdrawn either way.
+  await grantAccess(deps.store, d.userId, 1).catch((e: unknown) =>
+    deps.logger.warn({ user_id: d.userId, err: (e as Error).message }, 'could not give a withdrawn access back'),
+  );
   await ctx
     .reply(
       '⚠️ Something went wrong on our side; the file was withdrawn and your access given back. Please try the link again in a minute.',
     )
-    .catch(() => {});
+    .catch(logAtDebug(deps.logger, 'could not send a courtesy reply', { chat_id: d.chatId }));
 }
 
 /** Offers a new verification token (or says the daily limit is reached); `why` picks the wording. */

@@ -4,7 +4,7 @@
  */
 import { dayIn, type Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
-import type { Logger } from '../log.ts';
+import { logAtDebug, type Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import { numberSetting } from '../store/settings.ts';
 import { insertToken, takeTokenSlot } from '../store/tokens.ts';
@@ -40,7 +40,8 @@ export async function newToken(
     file_unique_id: fileUniqueId,
     direct_link: link.direct ? 1 : 0,
   });
-  await countTokenEvent(store, day, 'created').catch(() => {});
+  // The chart's counter only: the token exists either way.
+  await countTokenEvent(store, day, 'created').catch(logAtDebug(deps.logger, 'could not count a token for the chart'));
   return { kind: 'created', token, uniqueId, link: link.url, expiresAt };
 }
 

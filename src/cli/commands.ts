@@ -1,7 +1,7 @@
 /** The sub-commands of `tg-janitor`. Each is thin: parse, open, call the library, print. */
 import { readFileSync } from 'node:fs';
 import { formatIn, parseIso, systemClock } from '../clock.ts';
-import { JOB_NAMES, loadConfig, type Config } from '../config.ts';
+import { isJobName, JOB_NAMES, loadConfig, type Config } from '../config.ts';
 import { openStore, type Store } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrations.ts';
 import { createJanitor } from '../janitor.ts';
@@ -170,8 +170,7 @@ const run: Command = {
   async run(ctx, { values, positionals }) {
     const [job, ...extra] = positionals;
     if (!job || extra.length) throw new UsageError('expected one <job>', this.usage);
-    if (!(JOB_NAMES as readonly string[]).includes(job))
-      throw new UsageError(`unknown job "${job}" (one of ${JOB_NAMES.join(', ')})`, this.usage);
+    if (!isJobName(job)) throw new UsageError(`unknown job "${job}" (one of ${JOB_NAMES.join(', ')})`, this.usage);
     const now = parseNow(values.now);
     const config = ctx.config();
     if ((job === 'message-deleter' || job === 'broadcast-deleter') && !config.botToken) {

@@ -11,6 +11,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { systemClock, type Clock, type Timer } from '../clock.ts';
 
 export interface EmulatorOptions {
   /** The one valid bot token; any other token → 401 "Unauthorized". */
@@ -32,6 +33,8 @@ export interface EmulatorOptions {
   strictChats?: boolean;
   /** Emulator clock (ms epoch) for message dates and the 48 h rule. Default Date.now. */
   now?: () => number;
+  /** Where its waits come from: long polls' time-outs and slow replies (default the system clock). */
+  clock?: Clock;
   /** Another emulator whose chats and messages this one shares: two bots in one Telegram, each its own updates. */
   shareChatsWith?: BotApiEmulator;
 }
@@ -115,7 +118,7 @@ interface PollWaiter {
   offset: number | undefined;
   limit: number;
   allowed: string[] | undefined;
-  timer: NodeJS.Timeout;
+  timer: Timer;
   done: boolean;
 }
 
@@ -209,6 +212,7 @@ export class BotApiEmulator {
   private rateStamps: number[] = [];
   private rateHead = 0;
   private nowFn: () => number;
+  private readonly clock: Clock;
   private updates: Array<Record<string, unknown>> = [];
   private lastUpdateId = 0;
   private pollWaiter: PollWaiter | null = null;
@@ -225,6 +229,7 @@ export class BotApiEmulator {
     this.rateLimitRetryAfter = opts.rateLimitRetryAfter ?? 0;
     this.strictChats = opts.strictChats ?? false;
     this.nowFn = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     // A second bot (e.g. a separate admin bot) sees the same chats and messages, with its own updates.
     this.chats = opts.shareChatsWith?.chats ?? new Map<number, ChatState>();
     this.registerMethods();
@@ -731,7 +736,7 @@ export class BotApiEmulator {
     const prev = this.pollWaiter;
     if (prev && !prev.done) {
       prev.done = true;
-      clearTimeout(prev.timer);
+      prev.timer.cancel();
       this.reply(
         prev.res,
         prev.record,
@@ -756,13 +761,13 @@ export class BotApiEmulator {
       limit,
       allowed,
       done: false,
-      timer: setTimeout(() => this.finishPoll(w, true), timeout * 1000),
+      timer: this.clock.timeout(timeout * 1000, () => this.finishPoll(w, true)),
     };
     this.pollWaiter = w;
     res.on('close', () => {
       if (!w.done) {
         w.done = true;
-        clearTimeout(w.timer);
+        w.timer.cancel();
         if (this.pollWaiter === w) this.pollWaiter = null;
       }
     });
@@ -771,7 +776,7 @@ export class BotApiEmulator {
   private finishPoll(w: PollWaiter, empty: boolean): void {
     if (w.done) return;
     w.done = true;
-    clearTimeout(w.timer);
+    w.timer.cancel();
     if (this.pollWaiter === w) this.pollWaiter = null;
     const result = empty ? [] : this.pendingFor(w.offset, w.limit, w.allowed);
     this.reply(w.res, w.record, okBody(result), 200);
@@ -916,10 +921,14 @@ export class BotApiEmulator {
       this.lateReplies.delete(res);
       this.hanging.add(res);
       res.on('close', () => this.hanging.delete(res));
-      setTimeout(() => {
-        this.hanging.delete(res);
-        this.reply(res, record, body, status);
-      }, late).unref();
+      this.clock.timeout(
+        late,
+        () => {
+          this.hanging.delete(res);
+          this.reply(res, record, body, status);
+        },
+        { unref: true },
+      );
       return;
     }
     record.status = status;

@@ -3,6 +3,7 @@
  * after it was made or not coming from an allowed shortener, as the original bot's bypass server did; then sends
  * the user back to the bot. Unknown tokens get 404, used or expired ones 410 — clear pages, never a stack trace.
  */
+import { logAtDebug, type Logger } from '../log.ts';
 import { dayIn, type Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { Store } from '../store/db.ts';
@@ -49,6 +50,7 @@ export interface VerifyDeps {
   store: Store;
   config: Config;
   clock: Clock;
+  logger: Logger;
   /** The user bot's username, for the link back. */
   botUsername(): Promise<string>;
 }
@@ -69,7 +71,10 @@ export async function handleVerify(
   if ((decision === 'verified' || decision === 'bypassed') && token) {
     // Conditional update: of two tabs opened at once, one decides.
     if (await markToken(store.db, token.token, decision)) {
-      await countTokenEvent(store, dayIn(new Date(token.created_at), config.timezone), decision).catch(() => {});
+      // The chart's counter only: the token is decided either way.
+      await countTokenEvent(store, dayIn(new Date(token.created_at), config.timezone), decision).catch(
+        logAtDebug(deps.logger, 'could not count a token event for the chart'),
+      );
     } else decision = 'used';
   }
   switch (decision) {

@@ -9,14 +9,13 @@ import { markBlocked } from '../store/users.ts';
 import { countDeleted } from '../store/stats.ts';
 import { FatalTelegramError, isMissingChat, MissingChatWatch, outcomeOf, SetupFaultError } from '../telegram/errors.ts';
 import type { Telegram } from '../telegram/client.ts';
-import { runOwner, type JobDefinition, type RunContext } from '../scheduler/engine.ts';
-import { Waker } from '../scheduler/waker.ts';
+import type { JobDefinition, RunContext } from '../scheduler/job.ts';
+import { runOwner } from '../scheduler/run.ts';
+import { workPool } from '../scheduler/pool.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
 import { judgeMissingChats, noteAnswered, underSetupFaultBackoff } from './setup-faults.ts';
 import { rememberChats } from '../store/faults.ts';
 import type { Broadcast } from '../store/schema.ts';
-import type { Clock } from '../clock.ts';
-import type { Logger } from '../log.ts';
 
 /** Counts of one broadcast-deleter run (`--json`). */
 export interface BroadcastDeleterSummary {
@@ -61,31 +60,23 @@ export interface BroadcastDeleterDeps {
 
 /**
  * Deletes every expired broadcast at the run's clock. The seed's `delete_expired_broadcasts()`. `countRemaining`
- * (default true) counts what is left at the end; the waker, which runs again at once, skips that query.
+ * (default true) counts what is left at the end; a wake-up, which runs again at once, skips that query.
  */
 export async function deleteExpiredBroadcasts(
   deps: BroadcastDeleterDeps,
-  ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
+  ctx: Pick<RunContext, 'clock' | 'wallClock' | 'dryRun' | 'signal' | 'logger'>,
   { countRemaining = true }: { countRemaining?: boolean } = {},
 ): Promise<BroadcastDeleterSummary> {
   const { store } = deps;
   const owner = runOwner(deps.owner);
   const leaseMs = deps.leaseMs ?? 60_000;
-  const s: BroadcastDeleterSummary = {
-    broadcasts_done: 0,
-    messages_deleted: 0,
-    gone: 0,
-    undeletable: 0,
-    unreachable: 0,
-    without_recipients: 0,
-    unconfirmed: 0,
-  };
+  const s = emptySummary();
   if (ctx.dryRun) {
     const c = await broadcasts.countDueBroadcasts(store, ctx.clock.now().getTime());
     return { ...s, would_delete_broadcasts: c.broadcasts, would_delete: c.recipients };
   }
   const seen: number[] = [];
-  const wall = ctx.wallClock ?? ctx.clock;
+  const wall = ctx.wallClock;
   // One watch for the whole run: a storm of "chat not found" spread over broadcasts is still one storm.
   const run: RunState = { ...deps, owner, s, watch: new MissingChatWatch<number>(), goodChats: new Set(), fault: null };
   try {
@@ -174,12 +165,12 @@ interface RunState extends BroadcastDeleterDeps {
 async function deleteOne(
   run: RunState,
   b: Broadcast,
-  ctx: Pick<RunContext, 'clock' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
+  ctx: Pick<RunContext, 'clock' | 'wallClock' | 'signal' | 'logger'>,
   keeper: LeaseKeeper,
 ): Promise<number> {
   const { store, telegram, owner, s, watch } = run;
   const id = Number(b.id);
-  const wall = ctx.wallClock ?? ctx.clock;
+  const wall = ctx.wallClock;
   const log = ctx.logger.child({ broadcast_id: id });
   const total = await broadcasts.countRecipients(store, id);
   if (total === 0) {
@@ -216,15 +207,16 @@ async function deleteOne(
     if (page.length === 0) break;
     after = page[page.length - 1]!.chat_id;
     let fatal: FatalTelegramError | null = null;
-    const queue = [...page];
     const before = s.messages_deleted;
-    const worker = async () => {
-      for (let r = queue.shift(); r && !fatal && !halted(); r = queue.shift()) {
+    await workPool(
+      page,
+      { concurrency: run.concurrency ?? 16, halted: () => fatal !== null || halted() },
+      async (r) => {
         if (Number(r.message_id) === broadcasts.RESERVED) {
           // A copy asked for and never confirmed. Left a while: a stalled sender may still record it.
           if (wall.now().getTime() < Number(b.delete_at) + RESERVED_GRACE_MS) {
             kept++;
-            continue;
+            return;
           }
           log.warn(
             { chat_id: r.chat_id },
@@ -234,7 +226,7 @@ async function deleteOne(
             s.unconfirmed++;
             done++;
           }
-          continue;
+          return;
         }
         const o = await outcomeOf(() => telegram.api.deleteMessage(r.chat_id, r.message_id));
         const kind = o.kind;
@@ -248,12 +240,13 @@ async function deleteOne(
             `Failed to delete broadcast message in ${r.chat_id}: ${o.reason} (will retry)`,
           );
           kept++;
-          continue;
+          return;
         }
         if (kind === 'unreachable' && isMissingChat(o.reason)) {
-          // Not removed until the run knows whether this chat is gone or the setup is wrong.
-          if (watch.hold(r.chat_id, r.chat_id)) return;
-          continue;
+          // Not removed until the run knows whether this chat is gone or the setup is wrong (a storm trips the watch,
+          // which halts the pool).
+          watch.hold(r.chat_id, r.chat_id);
+          return;
         }
         if (kind === 'done' || kind === 'gone') {
           noteAnswered(run.goodChats, r.chat_id);
@@ -269,16 +262,15 @@ async function deleteOne(
         }
         if (++done % PROGRESS_EVERY === 0)
           log.info({ done, total }, `📢 Broadcast ${id}: ${done}/${total} recipients done`);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(run.concurrency ?? 16, page.length) }, worker));
+      },
+    );
     const wallMs = wall.now().getTime();
     if (blocked.length) await markBlocked(store, blocked.splice(0), wallMs);
     await countDeleted(store, wallMs, s.messages_deleted - before).catch((e: unknown) =>
       log.debug({ err: (e as Error).message }, 'could not count deletions for the chart'),
     );
     run.onProgress?.(id, total - done);
-    // Set inside the workers above, which TypeScript's flow analysis does not see: it would still read `null` here.
+    // Set inside the pool's work above, which TypeScript's flow analysis does not see: it would still read `null` here.
     const fatalSeen = fatal as FatalTelegramError | null;
     if (fatalSeen) throw fatalSeen;
   }
@@ -308,69 +300,40 @@ function provedSetup(s: BroadcastDeleterSummary): boolean {
   return s.messages_deleted > 0 || met === 0;
 }
 
-/** The job definition for the engine (hourly by default). */
-export function broadcastDeleterJob(deps: BroadcastDeleterDeps, schedule: string): JobDefinition {
+/** A run's counts before it worked anything. */
+function emptySummary(): BroadcastDeleterSummary {
+  const s = { broadcasts_done: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0 };
+  return { ...s, without_recipients: 0, unconfirmed: 0 };
+}
+
+/**
+ * The job definition for the engine (hourly by default), with its wake-ups at each broadcast's `delete_at`: a
+ * 47-hour broadcast is deleted at 47 hours, with an hour of Telegram's 48-hour window to spare, not at the next
+ * hourly sweep.
+ */
+export function broadcastDeleterJob(
+  deps: BroadcastDeleterDeps,
+  schedule: string,
+): JobDefinition<BroadcastDeleterSummary, 'broadcast-deleter'> {
   return {
     name: 'broadcast-deleter',
     title: 'Broadcast Deleter',
     label: 'broadcast deletion',
     schedule,
     run: async (ctx) => {
-      const gate = {
-        store: deps.store,
-        job: 'broadcast-deleter',
-        clock: ctx.wallClock,
-        logger: ctx.logger,
-        trigger: ctx.trigger,
-      };
-      return { ...(await underSetupFaultBackoff(gate, () => deleteExpiredBroadcasts(deps, ctx), provedSetup))! };
+      const gate = { store: deps.store, job: 'broadcast-deleter', ...ctx, clock: ctx.wallClock };
+      // A wake-up runs again at once: it skips counting what is left. One while the job rests works nothing.
+      const work = () => deleteExpiredBroadcasts(deps, ctx, { countRemaining: ctx.trigger !== 'wake-up' });
+      return (await underSetupFaultBackoff(gate, work, provedSetup)) ?? emptySummary();
     },
     successLine: (s, at) =>
       s.would_delete !== undefined
-        ? `📢 Would delete ${Number(s.would_delete)} messages of ${String(s.would_delete_broadcasts)} broadcasts (dry run) at ${at}`
-        : `✅ Broadcast cleanup completed at ${at} (${String(s.broadcasts_done)} broadcasts, ${String(s.messages_deleted)} messages deleted${s.remaining === undefined ? '' : `, ${Number(s.remaining)} left`})`,
-  };
-}
-
-/**
- * Wakes the broadcast deleter at each broadcast's `delete_at`, so a 47-hour broadcast is deleted at 47 hours, with an
- * hour of Telegram's 48-hour window to spare, not at the next hourly sweep.
- */
-export function broadcastWaker(
-  deps: BroadcastDeleterDeps,
-  o: {
-    clock: Clock;
-    logger: Logger;
-    pollMs?: number;
-    stopTimeoutMs?: number;
-    onRun?: (s: BroadcastDeleterSummary) => void;
-  },
-): Waker {
-  return new Waker({
-    name: 'broadcast deletion',
-    clock: o.clock,
-    logger: o.logger,
-    pollMs: o.pollMs ?? 1000,
-    ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
-    earliest: (nowMs) => broadcasts.earliestDueBroadcast(deps.store, nowMs),
-    async work(signal) {
-      const gate = {
-        store: deps.store,
-        job: 'broadcast-deleter',
-        clock: o.clock,
-        logger: o.logger,
-        trigger: 'wake-up' as const,
-      };
-      const ctx = { clock: o.clock, dryRun: false, signal, logger: o.logger };
-      const s = await underSetupFaultBackoff(
-        gate,
-        () => deleteExpiredBroadcasts(deps, ctx, { countRemaining: false }),
-        provedSetup,
-      );
-      if (s === null) return 0;
-      const worked = s.broadcasts_done + s.messages_deleted + s.undeletable + s.unreachable;
-      if (worked > 0) o.onRun?.(s);
-      return worked;
+        ? `📢 Would delete ${s.would_delete} messages of ${s.would_delete_broadcasts} broadcasts (dry run) at ${at}`
+        : `✅ Broadcast cleanup completed at ${at} (${s.broadcasts_done} broadcasts, ${s.messages_deleted} messages deleted${s.remaining === undefined ? '' : `, ${s.remaining} left`})`,
+    wake: {
+      pollMs: 1000,
+      earliest: (nowMs) => broadcasts.earliestDueBroadcast(deps.store, nowMs),
+      worked: (s) => s.broadcasts_done + s.messages_deleted + s.undeletable + s.unreachable,
     },
-  });
+  };
 }

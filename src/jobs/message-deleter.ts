@@ -4,8 +4,9 @@
  *
  * Rows are claimed in batches with leases; chats are worked concurrently (sequentially within one chat), all calls
  * through the process's one throttle. Transient failures keep the row with exponential back-off. Besides the
- * every-minute sweep, {@link deletionWaker} wakes the service at the earliest `delete_at`.
+ * every-minute sweep, the job's wake-ups run it at the earliest `delete_at`.
  */
+import { backoff } from '../backoff.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
@@ -25,8 +26,9 @@ import {
 } from '../telegram/errors.ts';
 import type { Telegram } from '../telegram/client.ts';
 import { startLink } from '../telegram/links.ts';
-import { runOwner, type JobDefinition, type RunContext } from '../scheduler/engine.ts';
-import { Waker } from '../scheduler/waker.ts';
+import type { JobDefinition, RunContext } from '../scheduler/job.ts';
+import { runOwner } from '../scheduler/run.ts';
+import { workPool } from '../scheduler/pool.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
 import { isSetupFault, judgeMissingChats, noteAnswered, underSetupFaultBackoff } from './setup-faults.ts';
 import { rememberChats } from '../store/faults.ts';
@@ -74,10 +76,8 @@ export interface ScheduleDeletionInput {
   uniqueId?: string;
 }
 
-/** Back-off for a row's next attempt: 30 s, doubling, capped at 15 min. */
-export function backoffMs(attempts: number): number {
-  return Math.min(30_000 * 2 ** Math.max(0, attempts - 1), 15 * 60_000);
-}
+/** Back-off for a row's next attempt after `attempts` failures: 30 s, doubling, capped at 15 min. */
+export const ROW_BACKOFF = { base: 30_000, cap: 15 * 60_000 };
 
 /** What the deleter needs. */
 export interface MessageDeleterDeps {
@@ -98,23 +98,13 @@ export interface MessageDeleterDeps {
 /** Deletes the due messages at the run's clock. The seed's `delete_due_messages()`. */
 export async function deleteDueMessages(
   deps: MessageDeleterDeps,
-  ctx: Pick<RunContext, 'clock' | 'dryRun' | 'signal' | 'logger'> & Partial<Pick<RunContext, 'wallClock'>>,
+  ctx: Pick<RunContext, 'clock' | 'wallClock' | 'dryRun' | 'signal' | 'logger'>,
 ): Promise<MessageDeleterSummary> {
   const { store } = deps;
   const owner = runOwner(deps.owner);
   const leaseMs = deps.leaseMs ?? 60_000;
-  const wall = ctx.wallClock ?? ctx.clock;
-  const s: MessageDeleterSummary = {
-    rows: 0,
-    messages_deleted: 0,
-    gone: 0,
-    undeletable: 0,
-    unreachable: 0,
-    notices_sent: 0,
-    transient: 0,
-    removed: 0,
-    max_lateness_s: 0,
-  };
+  const wall = ctx.wallClock;
+  const s = emptySummary();
   if (ctx.dryRun) {
     const c = await deletions.countDue(store, ctx.clock.now().getTime());
     return { ...s, would_delete: c.rows, would_delete_messages: c.messages };
@@ -199,43 +189,40 @@ export async function deleteDueMessages(
         if (rows) rows.push(row);
         else byChat.set(row.chat_id, [row]);
       }
-      const queue = [...byChat.values()];
-      const worker = async () => {
-        for (let rows = queue.shift(); rows; rows = queue.shift()) {
-          for (const row of rows) {
-            if (stop || ctx.signal.aborted) return;
-            if (lost.has(Number(row.id))) continue;
-            try {
-              await processRow(row, run);
-            } catch (e) {
-              if (isSetupFault(e)) {
-                stop ??= e;
-                continue;
-              }
-              // A database error mid-row: keep the row for later with back-off (if the database answers at all),
-              // and end the run. Going on would send notices for rows it cannot remove, to be sent again later.
-              const msg = (e as Error).message;
-              ctx.logger.error({ row: row.id, err: msg }, `Failed to process pending deletion ${row.id}: ${msg}`);
-              halt(e as Error);
-              const o: Outcome = { kind: 'transient', reason: msg };
-              const kept = await keepForLater(store, row, owner, ctx.clock, o, Boolean(row.messages_deleted)).then(
-                () => true,
-                (err: unknown) => (
-                  ctx.logger.debug({ row: row.id, err: (err as Error).message }, 'could not keep row'),
-                  false
-                ),
-              );
-              if (kept) {
-                s.transient++;
-                unfinished.delete(Number(row.id));
-              }
-            }
-            if (watch.tripped) stop ??= SetupFaultError.missingChats(watch.stormSize);
-          }
-        }
-      };
       const before = s.messages_deleted;
-      await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 32, queue.length) }, worker));
+      // Chats side by side, one chat's rows in order.
+      await workPool(byChat.values(), { concurrency: deps.concurrency ?? 32, halted }, async (rows) => {
+        for (const row of rows) {
+          if (halted()) return;
+          if (lost.has(Number(row.id))) continue;
+          try {
+            await processRow(row, run);
+          } catch (e) {
+            if (isSetupFault(e)) {
+              halt(e);
+              continue;
+            }
+            // A database error mid-row: keep the row for later with back-off (if the database answers at all),
+            // and end the run. Going on would send notices for rows it cannot remove, to be sent again later.
+            const msg = (e as Error).message;
+            ctx.logger.error({ row: row.id, err: msg }, `Failed to process pending deletion ${row.id}: ${msg}`);
+            halt(e as Error);
+            const o: Outcome = { kind: 'transient', reason: msg };
+            const kept = await keepForLater(store, row, owner, ctx.clock, o, Boolean(row.messages_deleted)).then(
+              () => true,
+              (err: unknown) => (
+                ctx.logger.debug({ row: row.id, err: (err as Error).message }, 'could not keep row'),
+                false
+              ),
+            );
+            if (kept) {
+              s.transient++;
+              unfinished.delete(Number(row.id));
+            }
+          }
+          if (watch.tripped) halt(SetupFaultError.missingChats(watch.stormSize));
+        }
+      });
       // Feeds the status page's "deleted per hour" chart; a failure here must not fail the deletions.
       await countDeleted(store, wall.now().getTime(), s.messages_deleted - before).catch((e: unknown) =>
         ctx.logger.debug({ err: (e as Error).message }, 'could not count deletions for the chart'),
@@ -271,7 +258,7 @@ async function keepForLater(
   messagesDeleted: boolean,
 ): Promise<number | null> {
   const attempts = row.attempts + 1;
-  const next = clock.now().getTime() + Math.max(backoffMs(attempts), (o.retryAfter ?? 0) * 1000);
+  const next = clock.now().getTime() + Math.max(backoff(attempts, ROW_BACKOFF), (o.retryAfter ?? 0) * 1000);
   const kept = await deletions.retryDeletion(store, Number(row.id), owner, {
     attempts,
     nextAttemptAt: next,
@@ -498,68 +485,42 @@ async function oneNoticeAtATime(client: object, fn: () => Promise<void>): Promis
   await mine;
 }
 
+/** A run's counts before it worked anything. */
+function emptySummary(): MessageDeleterSummary {
+  const s = { rows: 0, messages_deleted: 0, gone: 0, undeletable: 0, unreachable: 0, notices_sent: 0 };
+  return { ...s, transient: 0, removed: 0, max_lateness_s: 0 };
+}
+
 /** Whether a run showed the setup works: a call worked, or it had nothing to do. */
 const provedSetup = (s: MessageDeleterSummary) => s.rows === 0 || s.messages_deleted + s.notices_sent > 0;
 
-/** The job definition for the engine (every minute by default). */
-export function messageDeleterJob(deps: MessageDeleterDeps, schedule: string): JobDefinition {
+/**
+ * The job definition for the engine (every minute by default), with its on-time wake-ups: the deleter also runs at
+ * the earliest workable `next_attempt_at`, so files go within a second of their time instead of up to a minute
+ * late, including rows other processes add.
+ */
+export function messageDeleterJob(
+  deps: MessageDeleterDeps,
+  schedule: string,
+): JobDefinition<MessageDeleterSummary, 'message-deleter'> {
   return {
     name: 'message-deleter',
     title: 'Message Deleter',
     label: 'message deletion',
     schedule,
     run: async (ctx) => {
-      const gate = {
-        store: deps.store,
-        job: 'message-deleter',
-        clock: ctx.wallClock,
-        logger: ctx.logger,
-        trigger: ctx.trigger,
-      };
-      return { ...(await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx), provedSetup))! };
+      const gate = { store: deps.store, job: 'message-deleter', ...ctx, clock: ctx.wallClock };
+      // A wake-up while the job rests after a setup fault works nothing.
+      return (await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx), provedSetup)) ?? emptySummary();
     },
     successLine: (s, at) =>
       s.would_delete !== undefined
-        ? `🗑️ Would delete ${String(s.would_delete_messages)} messages in ${Number(s.would_delete)} rows (dry run) at ${at}`
-        : `✅ Deleted ${String(s.messages_deleted)} messages, ${Number(s.undeletable) + Number(s.transient)} failed at ${at}`,
-  };
-}
-
-/**
- * The on-time wake-ups: the deleter runs at the earliest workable `next_attempt_at`, so files go within a second of
- * their time instead of up to a minute late, including rows other processes add.
- */
-export function deletionWaker(
-  deps: MessageDeleterDeps,
-  o: {
-    clock: Clock;
-    logger: Logger;
-    pollMs?: number;
-    stopTimeoutMs?: number;
-    onRun?: (s: MessageDeleterSummary) => void;
-  },
-): Waker {
-  return new Waker({
-    name: 'message deletion',
-    clock: o.clock,
-    logger: o.logger,
-    ...(o.pollMs !== undefined ? { pollMs: o.pollMs } : {}),
-    ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
-    earliest: (nowMs) => deletions.earliestWorkable(deps.store, nowMs),
-    async work(signal) {
-      const gate = {
-        store: deps.store,
-        job: 'message-deleter',
-        clock: o.clock,
-        logger: o.logger,
-        trigger: 'wake-up' as const,
-      };
-      const ctx = { clock: o.clock, dryRun: false, signal, logger: o.logger };
-      const s = await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx), provedSetup);
-      if (s === null) return 0;
-      // Reported (logged, counted) by whoever started the waker, as the engine reports its runs.
-      if (s.rows > 0) o.onRun?.(s);
-      return s.rows;
+        ? `🗑️ Would delete ${s.would_delete_messages} messages in ${s.would_delete} rows (dry run) at ${at}`
+        : `✅ Deleted ${s.messages_deleted} messages, ${s.undeletable + s.transient} failed at ${at}`,
+    wake: {
+      pollMs: 250,
+      earliest: (nowMs) => deletions.earliestWorkable(deps.store, nowMs),
+      worked: (s) => s.rows,
     },
-  });
+  };
 }

@@ -5,6 +5,7 @@ import type { Store } from '../store/db.ts';
 import { recentRuns } from '../store/job-runs.ts';
 import type { JobRun } from '../store/schema.ts';
 import { describeSchedule, nextFire } from '../scheduler/schedule.ts';
+import type { SeedSummary } from './registry.ts';
 
 /** A run as shown to people and in JSON. */
 export interface RunView {
@@ -15,9 +16,13 @@ export interface RunView {
   started_at: string;
   finished_at: string | null;
   duration_ms: number | null;
-  summary: Record<string, unknown> | null;
+  /** What the job returned (its own summary type), the reason of a skipped tick, or null. */
+  summary: StoredSummary | null;
   error: string | null;
 }
+
+/** What `job_runs.summary` holds: the summary a job's run returned, or why a tick was skipped. */
+export type StoredSummary = SeedSummary | { reason: string };
 
 /** One job's overview. */
 export interface JobView {
@@ -37,13 +42,12 @@ export interface JobView {
  * A run summary as `key=value` pairs (`deleted=3 rows=2`), nested values as compact JSON, each value cut to
  * `maxValue` characters (default: whole). The CLI, the admin's /run and the status page all show runs this way.
  */
-export function formatSummary(summary: Record<string, unknown> | null | undefined, maxValue = Infinity): string {
+export function formatSummary(summary: object | null | undefined, maxValue = Infinity): string {
   if (!summary) return '';
   return Object.entries(summary)
     .filter(([, v]) => v !== undefined && v !== null)
     .map(([k, v]) => {
       // Objects as JSON; the rest (numbers, strings, booleans) as their own text.
-      // eslint-disable-next-line @typescript-eslint/no-base-to-string
       const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
       return `${k}=${text.length > maxValue ? `${text.slice(0, maxValue - 1)}…` : text}`;
     })
@@ -60,7 +64,8 @@ export function runView(r: JobRun): RunView {
     started_at: new Date(r.started_at).toISOString(),
     finished_at: r.finished_at === null ? null : new Date(r.finished_at).toISOString(),
     duration_ms: r.finished_at === null ? null : r.finished_at - r.started_at,
-    summary: r.summary ? (JSON.parse(r.summary) as Record<string, unknown>) : null,
+    // Written by the engine from the run's own summary (`finishRun`), so it reads back as that type.
+    summary: r.summary ? (JSON.parse(r.summary) as StoredSummary) : null,
     error: r.error,
   };
 }

@@ -4,14 +4,12 @@
  * once, and a run that works clears the fault.
  */
 import type { Clock } from '../clock.ts';
+import type { Trigger } from '../scheduler/job.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import type { Api, RawApi } from 'grammy';
 import { clearFault, getFault, knownChats, recordFault } from '../store/faults.ts';
 import { FatalTelegramError, isMissingChat, outcomeOf, SetupFaultError } from '../telegram/errors.ts';
-
-/** What started a run: its schedule, an on-time wake-up, or a person (`run`, `/run`, the library's `run`). */
-export type Trigger = 'schedule' | 'wake-up' | 'manual';
 
 /** True for the errors that are the setup's fault, not the work's. */
 export function isSetupFault(e: unknown): e is SetupFaultError | FatalTelegramError {

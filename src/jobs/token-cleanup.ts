@@ -4,7 +4,7 @@
  */
 import type { Store } from '../store/db.ts';
 import { countExpiredSpentTokens, deleteExpiredSpentTokens } from '../store/tokens.ts';
-import type { JobDefinition, RunContext } from '../scheduler/engine.ts';
+import type { JobDefinition, RunContext } from '../scheduler/job.ts';
 
 /** Counts of a token-cleanup run: `deleted`, or `would_delete` on a dry run. */
 export interface TokenCleanupSummary {
@@ -23,16 +23,16 @@ export async function cleanupExpiredTokens(
 }
 
 /** The job definition for the engine. */
-export function tokenCleanupJob(store: Store, schedule: string): JobDefinition {
+export function tokenCleanupJob(store: Store, schedule: string): JobDefinition<TokenCleanupSummary, 'token-cleanup'> {
   return {
     name: 'token-cleanup',
     title: 'Token Cleanup',
     label: 'token cleanup',
     schedule,
-    run: async (ctx) => ({ ...(await cleanupExpiredTokens(store, ctx)) }),
+    run: (ctx) => cleanupExpiredTokens(store, ctx),
     successLine: (s, at) =>
       s.would_delete !== undefined
-        ? `🧹 Token cleanup would delete ${Number(s.would_delete)} tokens (dry run) at ${at}`
-        : `✅ Token cleanup completed at ${at} (${String(s.deleted)} deleted)`,
+        ? `🧹 Token cleanup would delete ${s.would_delete} tokens (dry run) at ${at}`
+        : `✅ Token cleanup completed at ${at} (${s.deleted ?? 0} deleted)`,
   };
 }

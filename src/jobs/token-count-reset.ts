@@ -5,7 +5,7 @@
 import { dayIn } from '../clock.ts';
 import type { Store } from '../store/db.ts';
 import { countCountsBefore, deleteCountsBefore } from '../store/tokens.ts';
-import type { JobDefinition, RunContext } from '../scheduler/engine.ts';
+import type { JobDefinition, RunContext } from '../scheduler/job.ts';
 
 /** Counts of a token-count-reset run. `today` is the calendar day kept, in TIMEZONE. */
 export interface TokenCountResetSummary {
@@ -26,16 +26,20 @@ export async function resetTokenCounts(
 }
 
 /** The job definition for the engine. */
-export function tokenCountResetJob(store: Store, timezone: string, schedule: string): JobDefinition {
+export function tokenCountResetJob(
+  store: Store,
+  timezone: string,
+  schedule: string,
+): JobDefinition<TokenCountResetSummary, 'token-count-reset'> {
   return {
     name: 'token-count-reset',
     title: 'Token Count Reset',
     label: 'token count reset',
     schedule,
-    run: async (ctx) => ({ ...(await resetTokenCounts(store, timezone, ctx)) }),
+    run: (ctx) => resetTokenCounts(store, timezone, ctx),
     successLine: (s, at) =>
       s.would_delete !== undefined
-        ? `🔄 Token count reset would delete ${Number(s.would_delete)} counts before ${String(s.today)} (dry run) at ${at}`
-        : `✅ Token counts reset completed at ${at} (${String(s.deleted)} deleted, today is ${String(s.today)})`,
+        ? `🔄 Token count reset would delete ${s.would_delete} counts before ${s.today} (dry run) at ${at}`
+        : `✅ Token counts reset completed at ${at} (${s.deleted ?? 0} deleted, today is ${s.today})`,
   };
 }

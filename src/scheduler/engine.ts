@@ -2,87 +2,26 @@
  * The scheduler engine: runs named jobs on cron schedules in one time zone, each tick once across every process
  * that shares the database, never two runs of a job at once, missed ticks caught up once, dead runs recovered.
  *
- * The loop owns the timer; what is due is decided by `schedule.ts`; who runs is decided by `job-runs.ts` in the
- * database. A run gets `now` from the injected clock.
+ * The loop owns the timer (on the injected clock); what is due is decided by `schedule.ts`; who runs is decided by
+ * `job-runs.ts` in the database; a run itself is `run.ts`.
  */
-import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { randomBytes } from 'node:crypto';
-import { formatIn, offsetClock, type Clock } from '../clock.ts';
+import { backoff } from '../backoff.ts';
+import type { Clock, Timer } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
-import type { RunStatus } from '../store/schema.ts';
 import * as runs from '../store/job-runs.ts';
-import { LeaseKeeper } from './lease-keeper.ts';
+import type { AnyJob, JobDefinition, ResultOf, RunResult } from './job.ts';
+import { errorText, execute, newOwnerId, runManual } from './run.ts';
 import { describeSchedule, latestFireAtOrBefore, nextFire } from './schedule.ts';
 
-/** Counts a job reports (`deleted`, `rows`, …); stored as JSON in `job_runs.summary`. */
-export type Summary = Record<string, unknown>;
-
-/** What a job run is given. */
-export interface RunContext {
-  /** The instant the run evaluates at; every time decision of the run uses it (or `clock`). */
-  now: Date;
-  /** The clock, for runs that take long enough that time moves on. */
-  clock: Clock;
-  /**
-   * Real time, for leases and claims that other processes compare with their own clocks. The same as `clock`
-   * except in a manual run `--now`, whose decisions are made at another instant but whose claims must stay real.
-   */
-  wallClock: Clock;
-  /** Report what would change, change nothing. */
-  dryRun: boolean;
-  /**
-   * `schedule` for a tick (catch-up included), `manual` for `run`, `/run` and the library's `run`: a manual run
-   * works at once where a scheduled one waits (a job resting after a setup fault).
-   */
-  trigger: 'schedule' | 'manual';
-  /**
-   * Aborted when the engine stops, or when the run's lease was lost (another process marked it abandoned or took
-   * the job): finish the item in hand, take no new work.
-   */
-  signal: AbortSignal;
-  logger: Logger;
-}
-
-/** A job the engine can run. */
-export interface JobDefinition {
-  /** Name used in `job_runs`, the CLI and metrics, e.g. `token-cleanup`. */
-  name: string;
-  /** Title for the start line: "Token Cleanup" → "🚀 Token Cleanup Scheduler started". */
-  title: string;
-  /** Lower-case label for errors: "token cleanup" → "❌ Error during token cleanup: …". */
-  label: string;
-  /** Cron expression (5 fields, or 6 with seconds first) or `off`. */
-  schedule: string;
-  run(ctx: RunContext): Promise<Summary>;
-  /** The success log line, e.g. "✅ Token cleanup completed at 2025-12-20 00:00:00". */
-  successLine(summary: Summary, at: string): string;
-}
-
-/** How a run ended, as the engine reports it. */
-export interface RunResult {
-  job: string;
-  runId: number | null;
-  status: RunStatus;
-  scheduledFor: Date | null;
-  /** Real (wall-clock) start and end of the run, as recorded in `job_runs`. */
-  startedAt: Date;
-  finishedAt: Date;
-  /** The instant the run decided at: its start, or a manual run's `--now`. */
-  evaluatedAt: Date;
-  summary: Summary;
-  error?: string;
-}
-
-/** Options for {@link Engine}. */
-export interface EngineOptions {
+/** Options for {@link Engine}; `J` is the type of its jobs (a union, so results narrow by job name). */
+export interface EngineOptions<J extends AnyJob = AnyJob> {
   store: Store;
   clock: Clock;
   logger: Logger;
   /** IANA zone of the cron expressions (default `UTC`). */
   timezone?: string;
-  jobs: JobDefinition[];
+  jobs: J[];
   /** Identifies this process in `job_runs.owner` (default host:pid:random). */
   owner?: string;
   /** How long a run's lease lasts; renewed every third of it while the run is alive (default 60 s). */
@@ -96,40 +35,26 @@ export interface EngineOptions {
   /** Finished runs older than this many days are deleted (each job's latest is kept); 0 keeps all (default 14). */
   keepRunsDays?: number;
   /** Called after every run (metrics, status). Must not throw. */
-  onRunFinished?: (r: RunResult) => void;
+  onRunFinished?: (r: ResultOf<J>) => void;
 }
-
-/** A new owner id: host, pid and a random part, so two engines in one process differ too. */
-export function newOwnerId(): string {
-  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-}
-
-/**
- * The owner name one run claims rows under: the process's owner and a random part, so two runs in one process (the
- * cron sweep and a wake-up) never renew or release each other's claims.
- */
-export function runOwner(processOwner: string): string {
-  return `${processOwner}/${randomBytes(3).toString('hex')}`;
-}
-
-const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Runs jobs on their schedules. `start()` begins, `stop()` ends after runs in flight; `tick()` is the loop's step. */
-export class Engine {
+export class Engine<J extends AnyJob = AnyJob> {
   readonly owner: string;
-  private readonly o: Required<Omit<EngineOptions, 'onRunFinished' | 'owner'>> & Pick<EngineOptions, 'onRunFinished'>;
-  private readonly jobs = new Map<string, JobDefinition>();
+  private readonly o: Required<Omit<EngineOptions<J>, 'onRunFinished' | 'owner'>> &
+    Pick<EngineOptions<J>, 'onRunFinished'>;
+  private readonly jobs = new Map<string, J>();
   private readonly next = new Map<string, Date>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly abort = new AbortController();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Timer | null = null;
   private running = false;
   private loopBusy = false;
   private lastRecovery = 0;
   private lastPrune = 0;
   private starting: Promise<void> | null = null;
 
-  constructor(opts: EngineOptions) {
+  constructor(opts: EngineOptions<J>) {
     this.owner = opts.owner ?? newOwnerId();
     this.o = {
       timezone: 'UTC',
@@ -144,7 +69,7 @@ export class Engine {
   }
 
   /** The jobs this engine knows, enabled or not. */
-  get definitions(): JobDefinition[] {
+  get definitions(): J[] {
     return [...this.jobs.values()];
   }
 
@@ -182,23 +107,21 @@ export class Engine {
 
   /** Stops taking new runs and waits for runs in flight, up to the shutdown timeout. */
   async stop(): Promise<void> {
-    await this.starting?.catch(() => {});
+    // A failed start was reported to start()'s caller; here it only has to be over.
+    await this.starting?.catch(() => undefined);
     if (!this.running) return;
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     this.abort.abort();
     if (this.inFlight.size === 0) return;
     this.o.logger.info({ runs: this.inFlight.size }, 'waiting for runs in flight');
-    let timedOut = false;
-    let t: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled([...this.inFlight]),
-      new Promise<void>((r) => {
-        t = setTimeout(() => ((timedOut = true), r()), this.o.shutdownTimeoutMs);
-      }),
+    const grace = new AbortController();
+    const timedOut = await Promise.race([
+      Promise.allSettled([...this.inFlight]).then(() => false),
+      this.o.clock.sleep(this.o.shutdownTimeoutMs, { unref: true, signal: grace.signal }).then(() => true),
     ]);
-    clearTimeout(t);
+    grace.abort();
     if (timedOut)
       this.o.logger.warn(
         { runs: this.inFlight.size },
@@ -210,8 +133,8 @@ export class Engine {
    * One step of the loop at `now`: fires every job whose next tick is due (coalescing ticks missed while asleep)
    * and returns the runs started, so tests can await them.
    */
-  tick(now: Date = this.o.clock.now()): Promise<RunResult | null>[] {
-    const started: Promise<RunResult | null>[] = [];
+  tick(now: Date = this.o.clock.now()): Promise<ResultOf<J> | null>[] {
+    const started: Promise<ResultOf<J> | null>[] = [];
     if (!this.running) return started;
     if (now.getTime() - this.lastRecovery >= this.o.leaseMs / 2) {
       this.lastRecovery = now.getTime();
@@ -234,9 +157,12 @@ export class Engine {
    * Runs a job once now, outside its schedule (the CLI's `run`, the library's `run`), started or not. A started
    * engine's `stop()` waits for it; its failure reaches the caller.
    */
-  async runNow(name: string, opts: { now?: Date; dryRun?: boolean } = {}): Promise<RunResult> {
-    const job = this.jobs.get(name);
-    if (!job) throw new Error(`unknown job "${name}" (known: ${[...this.jobs.keys()].join(', ')})`);
+  async runNow<S extends object, N extends string>(
+    job: JobDefinition<S, N>,
+    opts: { now?: Date; dryRun?: boolean } = {},
+  ): Promise<RunResult<S, N>> {
+    // Only the engine's own jobs: their results are what onRunFinished is typed for.
+    if (!this.definitions.some((d) => d === (job as AnyJob))) throw new Error(`"${job.name}" is not this engine's job`);
     const p = runManual(job, {
       ...this.o,
       owner: this.owner,
@@ -245,17 +171,18 @@ export class Engine {
       signal: this.abort.signal,
     }).then((r) => {
       // An abandoned run was reported by the process that marked it: reporting it here too would count it twice.
-      if (r.status !== 'abandoned') this.o.onRunFinished?.(r);
+      // The job is one of J (checked above), so its result is one of ResultOf<J>.
+      if (r.status !== 'abandoned') this.o.onRunFinished?.(r as unknown as ResultOf<J>);
       return r;
     });
     void this.track(p);
     return p;
   }
 
-  private track<T>(p: Promise<T>): Promise<T> {
-    const guarded = p.catch((e) => {
+  private track<T>(p: Promise<T>): Promise<T | null> {
+    const guarded = p.catch((e: unknown) => {
       this.o.logger.error({ err: errorText(e) }, `❌ scheduler error: ${errorText(e)}`);
-      return null as T;
+      return null;
     });
     this.inFlight.add(guarded);
     void guarded.finally(() => this.inFlight.delete(guarded));
@@ -264,7 +191,7 @@ export class Engine {
 
   private schedule(delayMs: number): void {
     if (!this.running) return;
-    this.timer = setTimeout(() => this.loop(), Math.max(0, delayMs));
+    this.timer = this.o.clock.timeout(delayMs, () => this.loop());
   }
 
   private loop(): void {
@@ -298,23 +225,16 @@ export class Engine {
           { job: r.job, run_id: r.id, owner: r.owner },
           `⚠️ ${r.job} run ${r.id} was abandoned by ${r.owner} (lease expired); the job is free again`,
         );
-        this.o.onRunFinished?.({
-          job: r.job,
-          runId: r.id,
-          status: 'abandoned',
-          scheduledFor: null,
-          startedAt: now,
-          finishedAt: now,
-          evaluatedAt: now,
-          summary: {},
-        });
+        const job = this.jobs.get(r.job);
+        // A job this engine does not run (another version's) is logged, not reported as one of ours.
+        if (job) this.o.onRunFinished?.(withoutSummary(job, { runId: r.id, status: 'abandoned', at: now }));
       }
     } catch (e) {
       this.o.logger.error({ err: errorText(e) }, `❌ could not check for abandoned runs: ${errorText(e)}`);
     }
   }
 
-  private async catchUp(job: JobDefinition, now: Date): Promise<void> {
+  private async catchUp(job: J, now: Date): Promise<void> {
     try {
       const last = await runs.lastTick(this.o.store.db, job.name);
       const missed = latestFireAtOrBefore(job.schedule, this.o.timezone, now);
@@ -333,7 +253,7 @@ export class Engine {
   }
 
   /** Claims the tick, takes the job's lock, runs the job and records the outcome. */
-  private async fire(job: JobDefinition, tickAt: Date): Promise<RunResult | null> {
+  private async fire(job: J, tickAt: Date): Promise<ResultOf<J> | null> {
     const { store, clock, logger, leaseMs } = this.o;
     let startedAt = clock.now();
     let runId: number | null = null;
@@ -341,7 +261,7 @@ export class Engine {
     // A database blip must not drop the tick: retry the claim with back-off until it works, the engine stops, or
     // the job's next tick is due (which then takes over).
     const giveUpAt = nextFire(job.schedule, this.o.timezone, tickAt)?.getTime() ?? Infinity;
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 1; ; attempt++) {
       try {
         startedAt = clock.now();
         if (runId === null) {
@@ -354,13 +274,13 @@ export class Engine {
         locked = await runs.acquireJobLock(store.db, job.name, this.owner, runId, startedAt.getTime(), leaseMs);
         break;
       } catch (e) {
-        const wait = Math.min(30_000, 500 * 2 ** attempt);
+        const wait = backoff(attempt, { base: 500, cap: 30_000 });
         if (!this.running || clock.now().getTime() + wait >= giveUpAt) throw e;
         logger.warn(
           { job: job.name, err: errorText(e), retry_in_ms: wait },
           `could not claim the ${job.label} tick: ${errorText(e)}; retrying`,
         );
-        await sleep(wait, undefined, { signal: this.abort.signal }).catch(() => {});
+        await clock.sleep(wait, { signal: this.abort.signal });
         if (!this.running) return null;
       }
     }
@@ -371,20 +291,12 @@ export class Engine {
         { job: job.name, run_id: runId, tick: tickAt.toISOString() },
         `⏭️ ${job.title}: tick skipped, the previous run is still running`,
       );
-      const r: RunResult = {
-        job: job.name,
-        runId,
-        status: 'skipped',
-        scheduledFor: tickAt,
-        startedAt,
-        finishedAt: startedAt,
-        evaluatedAt: startedAt,
-        summary,
-      };
+      const r = withoutSummary(job, { runId, status: 'skipped', at: startedAt, scheduledFor: tickAt, summary });
       this.o.onRunFinished?.(r);
       return r;
     }
-    const r = await execute(job, {
+    // execute's result is ResultOf<J> by construction; TypeScript cannot see through the conditional type.
+    const r = (await execute(job, {
       ...this.o,
       wallClock: this.o.clock,
       owner: this.owner,
@@ -396,190 +308,28 @@ export class Engine {
       evaluatedAt: startedAt,
       dryRun: false,
       signal: this.abort.signal,
-    });
+    })) as ResultOf<J>;
     if (r.status !== 'abandoned') this.o.onRunFinished?.(r);
     return r;
   }
 }
 
-interface ExecuteOptions {
-  store: Store;
-  clock: Clock;
-  wallClock: Clock;
-  logger: Logger;
-  timezone: string;
-  leaseMs: number;
-  owner: string;
-  runId: number | null;
-  /** Whether the run holds its job's lock (a scheduled run), which its lease renewal then keeps too. */
-  holdsLock: boolean;
-  scheduledFor: Date | null;
-  startedAt: Date;
-  evaluatedAt: Date;
-  dryRun: boolean;
-  trigger: RunContext['trigger'];
-  signal: AbortSignal;
-}
-
-/**
- * Runs a job whose run row (if any) is already in place, renewing its lease, and records how it ended. A run whose
- * lease is found lost is told to stop (its signal aborts); one another process marked `abandoned` keeps that status.
- */
-async function execute(job: JobDefinition, o: ExecuteOptions): Promise<RunResult> {
-  const { store, clock, wallClock, logger, runId } = o;
-  // The job stops taking new work when the engine stops or when the run is no longer ours. Combined by hand, not
-  // with AbortSignal.any: the engine's signal lives as long as the process, and Node keeps every signal derived
-  // from a long-lived one (nodejs/node#55351); this listener is removed when the run ends.
-  const runAbort = new AbortController();
-  const stopRun = () => runAbort.abort();
-  if (o.signal.aborted) stopRun();
-  else o.signal.addEventListener('abort', stopRun, { once: true });
-  const keeper =
-    runId === null
-      ? null
-      : new LeaseKeeper({
-          what: `run ${runId} of ${job.name}`,
-          periodMs: Math.max(1000, o.leaseMs / 3),
-          leaseMs: o.leaseMs,
-          clock: wallClock,
-          renew: () => {
-            const until = wallClock.now().getTime() + o.leaseMs;
-            return runs.renewLease(store.db, job.name, runId, o.owner, until, { lock: o.holdsLock });
-          },
-          logger: logger.child({ job: job.name, run_id: runId }),
-          onLost: stopRun,
-        }).start();
-  let status: RunStatus = 'ok';
-  let summary: Summary = {};
-  let error: string | undefined;
-  try {
-    const jobLogger = logger.child({ job: job.name });
-    const signal = runAbort.signal;
-    summary = await job.run({
-      now: o.evaluatedAt,
-      clock,
-      wallClock,
-      dryRun: o.dryRun,
-      trigger: o.trigger,
-      signal,
-      logger: jobLogger,
-    });
-  } catch (e) {
-    status = 'error';
-    error = errorText(e);
-  } finally {
-    o.signal.removeEventListener('abort', stopRun);
-    // Waits for a renewal in flight: nothing touches the lease after the run is recorded.
-    await keeper?.stop();
-  }
-  const finishedAt = wallClock.now();
-  const durationMs = finishedAt.getTime() - o.startedAt.getTime();
-  const { scheduledFor, startedAt, evaluatedAt } = o;
-  const result = { job: job.name, runId, scheduledFor, startedAt, finishedAt, evaluatedAt };
-  const other = runId === null ? null : await recordEnd(o, job, runId, status, finishedAt.getTime(), summary, error);
-  if (other !== null) {
-    // Another process decided how this run ended, and the row keeps that: report it, not what the job returned.
-    const outcome = status === 'ok' ? 'ok' : `with an error (${error})`;
-    const why = `the run finished ${outcome} but had been marked ${other}: its lease ran out while it still worked`;
-    logger.error(
-      { job: job.name, run_id: runId, status: other, outcome: status, duration_ms: durationMs, ...summary },
-      `⚠️ ${job.title}: run ${runId} finished but had been marked ${other} by another process; outcome not recorded`,
-    );
-    return { ...result, status: other, summary, error: why };
-  }
-  // The log line speaks of the instant the run decided at (`--now` for a manual run), like the seed's.
-  const at = formatIn(new Date(o.evaluatedAt.getTime() + finishedAt.getTime() - o.startedAt.getTime()), o.timezone);
-  const base = { job: job.name, run_id: runId, status, duration_ms: durationMs, dry_run: o.dryRun || undefined };
-  const fields = { ...base, ...summary };
-  if (status === 'ok') logger.info(fields, job.successLine(summary, at));
-  else logger.error({ ...fields, err: error }, `❌ Error during ${job.label}: ${error}`);
-  return { ...result, status, summary, ...(error ? { error } : {}) };
-}
-
-/**
- * Records a run's end while it is still ours, retrying a database blip briefly. Null when recorded (or left to lease
- * expiry after the retries); else the status the row has instead (`abandoned`: another process gave up on it).
- */
-async function recordEnd(
-  o: ExecuteOptions,
-  job: JobDefinition,
-  runId: number,
-  status: RunStatus,
-  finishedMs: number,
-  summary: Summary,
-  error: string | undefined,
-): Promise<RunStatus | null> {
-  const { store, logger, owner } = o;
-  // A database blip here must not lose the outcome silently; retry briefly, then leave it to lease expiry.
-  for (let i = 0; ; i++) {
-    try {
-      if (await runs.finishRun(store.db, runId, owner, status, finishedMs, summary, error ?? null)) return null;
-      // Nothing changed. Read why, only to report it: the decision was the conditional update's.
-      const row = await runs.runById(store.db, runId);
-      // An earlier attempt whose answer was lost already recorded exactly this.
-      if (row && row.owner === owner && row.status === status && Number(row.finished_at) === finishedMs) return null;
-      return row?.status ?? 'abandoned';
-    } catch (e) {
-      if (i >= 4) {
-        const fields = { job: job.name, run_id: runId, err: errorText(e) };
-        logger.error(fields, 'could not record the end of a run; it will show as abandoned');
-        return null;
-      }
-      await new Promise((r) => setTimeout(r, 200 * 2 ** i));
-    }
-  }
-}
-
-/** Options for {@link runManual}. */
-export interface ManualRunOptions {
-  store: Store;
-  clock: Clock;
-  logger: Logger;
-  timezone?: string;
-  leaseMs?: number;
-  owner?: string;
-  /** Real time for the run's lease and claims (default `clock`). */
-  wallClock?: Clock;
-  /** Evaluate as if at this instant (default: the clock's now). */
-  now?: Date;
-  /** Report only; writes nothing, not even `job_runs` (default false). */
-  dryRun?: boolean;
-  signal?: AbortSignal;
-}
-
-/**
- * One run of a job now, outside its schedule: recorded in `job_runs` as a manual run (no tick, no job lock: the
- * jobs claim their work row by row, so a manual run is safe beside a scheduled one). A dry run records nothing.
- */
-export async function runManual(job: JobDefinition, o: ManualRunOptions): Promise<RunResult> {
-  const evaluatedAt = o.now ?? o.clock.now();
-  const wallClock = o.wallClock ?? o.clock;
-  // Every decision of the run (what is due, back-off) is made as if at `now`, time moving on from there.
-  const clock = o.now ? offsetClock(o.now, o.clock) : o.clock;
-  const leaseMs = o.leaseMs ?? 60_000;
-  const owner = o.owner ?? newOwnerId();
-  const dryRun = o.dryRun ?? false;
-  // The row records when the run really happened (its decisions use `evaluatedAt`): history and health stay true,
-  // and its lease is real time, so a live engine never calls it abandoned.
-  const startedAt = wallClock.now();
-  const runId = dryRun
-    ? null
-    : await runs.insertManualRun(o.store.db, job.name, owner, startedAt.getTime(), startedAt.getTime() + leaseMs);
-  return execute(job, {
-    store: o.store,
-    clock,
-    wallClock,
-    logger: o.logger,
-    timezone: o.timezone ?? 'UTC',
-    leaseMs,
-    owner,
+/** The result of a run that did not return a summary (a skipped tick, an abandoned run), for `job`. */
+function withoutSummary<J extends AnyJob>(
+  job: J,
+  r: { runId: number; status: 'skipped' | 'abandoned'; at: Date; scheduledFor?: Date; summary?: { reason: string } },
+): ResultOf<J> {
+  const { runId, status, at } = r;
+  const result: RunResult = {
+    job: job.name,
     runId,
-    holdsLock: false,
-    trigger: 'manual',
-    scheduledFor: null,
-    startedAt,
-    evaluatedAt,
-    dryRun,
-    signal: o.signal ?? new AbortController().signal,
-  });
+    status,
+    scheduledFor: r.scheduledFor ?? null,
+    startedAt: at,
+    finishedAt: at,
+    evaluatedAt: at,
+    summary: r.summary ?? {},
+  };
+  // Every job's result type takes a result without summary; TypeScript cannot see it through the conditional type.
+  return result as ResultOf<J>;
 }

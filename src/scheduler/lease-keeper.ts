@@ -3,7 +3,7 @@
  * the row is gone), and stops. The one place lease renewal is written; engine runs, deletion claims, broadcast
  * claims and the broadcast sender all use it.
  */
-import { systemClock, type Clock } from '../clock.ts';
+import type { Clock, Timer } from '../clock.ts';
 import type { Logger } from '../log.ts';
 
 /** Options for {@link LeaseKeeper}. */
@@ -23,8 +23,8 @@ export interface LeaseKeeperOptions {
    * counts as lost: another process may hold it by now. Unset: failures never make it lost.
    */
   leaseMs?: number;
-  /** Real time, for `leaseMs` (default the system clock). */
-  clock?: Clock;
+  /** Real time: the renewals' period and `leaseMs` run on it. */
+  clock: Clock;
   /** Called once when the lease is found lost (after `signal` is aborted). */
   onLost?: () => void;
 }
@@ -32,7 +32,7 @@ export interface LeaseKeeperOptions {
 /** Renews a lease until stopped or lost. `signal` aborts when the lease is lost. */
 export class LeaseKeeper {
   private readonly abort = new AbortController();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Timer | null = null;
   private inFlight: Promise<void> | null = null;
   private stopped = false;
   private lastRenewed = 0;
@@ -53,13 +53,25 @@ export class LeaseKeeper {
   start(): this {
     if (this.timer || this.stopped) return this;
     this.lastRenewed = this.now();
-    this.timer = setInterval(() => {
-      // One renewal at a time: a slow database must not pile up statements.
-      if (this.inFlight || this.stopped) return;
-      this.inFlight = this.renewOnce().finally(() => (this.inFlight = null));
-    }, this.o.periodMs);
-    this.timer.unref?.();
+    this.arm();
     return this;
+  }
+
+  /** The next renewal, one period after the last one ended: a slow database never piles up statements. */
+  private arm(): void {
+    if (this.stopped || this.lost) return;
+    // A lease alone must not keep the process alive: the work it covers does.
+    this.timer = this.o.clock.timeout(
+      this.o.periodMs,
+      () => {
+        this.timer = null;
+        this.inFlight = this.renewOnce().finally(() => {
+          this.inFlight = null;
+          this.arm();
+        });
+      },
+      { unref: true },
+    );
   }
 
   /** Renews now (the holder learns at once whether it still owns the lease). */
@@ -71,7 +83,7 @@ export class LeaseKeeper {
   /** Stops renewing and waits for a renewal in flight, so nothing touches the lease after the holder released it. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     await this.inFlight;
   }
@@ -103,6 +115,6 @@ export class LeaseKeeper {
   }
 
   private now(): number {
-    return (this.o.clock ?? systemClock).now().getTime();
+    return this.o.clock.now().getTime();
   }
 }

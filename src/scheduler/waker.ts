@@ -1,16 +1,19 @@
 /**
  * Wakes at the instant work becomes due instead of at the next cron tick: re-reads the earliest due time every
  * `pollMs` (so work other processes add is seen), sleeps until then, and runs the work. The cron sweep stays as the
- * recorded run and the safety net. Never throws; logs, backs off and keeps going.
+ * recorded run and the safety net. Never throws; logs, backs off and keeps going. {@link jobWaker} makes one for a
+ * job that declares `wake`.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Clock } from '../clock.ts';
+import { backoff } from '../backoff.ts';
+import type { Clock, Timer } from '../clock.ts';
 import type { Logger } from '../log.ts';
+import type { JobDefinition, WakeOptions } from './job.ts';
 
 /** Options for {@link Waker}. */
 export interface WakerOptions {
   /** For logs, e.g. "message deletion". */
   name: string;
+  /** Where now and every wait come from. */
   clock: Clock;
   logger: Logger;
   /** How often the earliest due time is re-read (default 250 ms). */
@@ -23,9 +26,12 @@ export interface WakerOptions {
   stopTimeoutMs?: number;
 }
 
+/** Work that keeps failing waits this long at most before the waker looks again. */
+const MAX_FAILURE_WAIT_MS = 30_000;
+
 /** A due-time waker. `start()`, `stop()`. */
 export class Waker {
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Timer | null = null;
   private running = false;
   private busy: Promise<unknown> | null = null;
   private readonly abort = new AbortController();
@@ -43,25 +49,28 @@ export class Waker {
   async stop(): Promise<void> {
     this.running = false;
     this.abort.abort();
-    if (this.timer) clearTimeout(this.timer);
-    if (this.busy)
-      await Promise.race([this.busy.catch(() => {}), sleep(this.o.stopTimeoutMs ?? 30_000, undefined, { ref: false })]);
+    this.timer?.cancel();
+    if (!this.busy) return;
+    const grace = new AbortController();
+    // step() never rejects; the race only bounds how long a stop waits for it.
+    await Promise.race([
+      this.busy,
+      this.o.clock.sleep(this.o.stopTimeoutMs ?? 30_000, { unref: true, signal: grace.signal }),
+    ]);
+    grace.abort();
   }
 
   private arm(ms: number): void {
     if (!this.running) return;
-    this.timer = setTimeout(
-      () => {
-        // busy covers the whole step, the earliest() query too: stop() waits for it before the store closes.
-        const step = this.step();
-        this.busy = step;
-        void step.then((delay) => {
-          this.busy = null;
-          this.arm(delay);
-        });
-      },
-      Math.max(0, ms),
-    );
+    this.timer = this.o.clock.timeout(ms, () => {
+      // busy covers the whole step, the earliest() query too: stop() waits for it before the store closes.
+      const step = this.step();
+      this.busy = step;
+      void step.then((delay) => {
+        this.busy = null;
+        this.arm(delay);
+      });
+    });
   }
 
   /** Looks for due work and does it; resolves to the wait before the next step. Never rejects. */
@@ -81,7 +90,7 @@ export class Waker {
       return worked > 0 ? 0 : pollMs;
     } catch (e) {
       this.failures++;
-      const delay = Math.min(30_000, pollMs * 2 ** this.failures);
+      const delay = backoff(this.failures, { base: 2 * pollMs, cap: MAX_FAILURE_WAIT_MS });
       this.o.logger.error(
         { err: (e as Error).message, retry_in_ms: delay },
         `❌ Error during ${this.o.name} wake-up: ${(e as Error).message}`,
@@ -89,4 +98,41 @@ export class Waker {
       return delay;
     }
   }
+}
+
+/** Options for {@link jobWaker}. */
+export interface JobWakerOptions<S> {
+  clock: Clock;
+  logger: Logger;
+  /** How long `stop()` waits for a wake-up in hand (default 30 s). */
+  stopTimeoutMs?: number;
+  /** Told each wake-up that worked something, with its summary (these runs are not recorded in `job_runs`). */
+  onRun?: (summary: S) => void;
+}
+
+/**
+ * The on-time wake-ups of a job that declares `wake`: at the earliest due instant the job's own `run` is called with
+ * the trigger `wake-up`, and a wake-up that worked something is reported through `onRun`.
+ */
+export function jobWaker<S extends object, N extends string>(
+  job: JobDefinition<S, N> & { wake: WakeOptions<S> },
+  o: JobWakerOptions<S>,
+): Waker {
+  const { wake } = job;
+  return new Waker({
+    name: job.label,
+    clock: o.clock,
+    logger: o.logger,
+    pollMs: wake.pollMs,
+    ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
+    earliest: (nowMs) => wake.earliest(nowMs),
+    async work(signal) {
+      const now = o.clock.now();
+      const ctx = { now, clock: o.clock, wallClock: o.clock, dryRun: false, trigger: 'wake-up' as const, signal };
+      const summary = await job.run({ ...ctx, logger: o.logger });
+      const worked = wake.worked(summary);
+      if (worked > 0) o.onRun?.(summary);
+      return worked;
+    },
+  });
 }

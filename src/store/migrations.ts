@@ -9,6 +9,8 @@ import {
   type MigrationResultSet,
 } from 'kysely';
 import type { Store } from './db.ts';
+import { backoff } from '../backoff.ts';
+import { systemClock, type Clock } from '../clock.ts';
 
 // A migration is written against the schema as it stood at its step, not today's `Database` type (Kysely's own advice).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -228,7 +230,7 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
 }
 
 /** Applies every migration not yet applied. Safe to call from several processes at once. */
-export async function migrateToLatest(store: Store): Promise<MigrationResultSet> {
+export async function migrateToLatest(store: Store, clock: Clock = systemClock): Promise<MigrationResultSet> {
   const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations(store.dialect)) };
   // Kysely looks for its own tables across every schema unless told which one: with `?schema=` the migration table
   // must live in that schema, or a second instance in another schema of the same database would never migrate.
@@ -251,6 +253,6 @@ export async function migrateToLatest(store: Store): Promise<MigrationResultSet>
       // Kysely types the error `unknown`; anything not an Error is wrapped in one.
       throw error instanceof Error ? error : new Error(String(error));
     }
-    await new Promise((r) => setTimeout(r, 50 * attempt));
+    await clock.sleep(backoff(attempt, { base: 50, cap: 1000 }));
   }
 }

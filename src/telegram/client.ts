@@ -6,6 +6,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Api, type RawApi } from 'grammy';
 import { autoRetry } from '@grammyjs/auto-retry';
+import { backoff } from '../backoff.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import { Throttle } from './throttle.ts';
 import { classifyResponse, isIdempotent } from './errors.ts';
 
@@ -25,6 +27,8 @@ export interface TelegramOptions {
   timeoutSeconds?: number;
   /** Told about every HTTP attempt: method and outcome kind (`done`, `gone`, …) — for metrics. */
   onCall?: (method: string, outcome: string, errorCode?: number) => void;
+  /** Where the throttle's and the retries' waits come from (default the system clock). */
+  clock?: Clock;
 }
 
 /** A Bot API client and what the jobs need around it. */
@@ -58,7 +62,8 @@ export function instrument(
   api: Api<RawApi>,
   opts: Omit<TelegramOptions, 'token' | 'apiRoot' | 'timeoutSeconds'> = {},
 ): Telegram {
-  const throttle = new Throttle(opts.rate ?? 25);
+  const clock = opts.clock ?? systemClock;
+  const throttle = new Throttle(opts.rate ?? 25, clock);
   const onCall = opts.onCall;
   // Innermost first: every HTTP attempt (retries too) is throttled and counted.
   api.config.use(async (prev, method, payload, signal) => {
@@ -86,8 +91,8 @@ export function instrument(
   api.config.use(async (prev, method, payload, signal) => {
     let res = await prev(method, payload, signal);
     if (!isIdempotent(method)) return res;
-    for (let i = 0; i < retries && !res.ok && res.error_code >= 500 && !signal?.aborted; i++) {
-      await new Promise((r) => setTimeout(r, 250 * 2 ** i));
+    for (let i = 1; i <= retries && !res.ok && res.error_code >= 500 && !signal?.aborted; i++) {
+      await clock.sleep(backoff(i, { base: 250, cap: 2000 }));
       res = await prev(method, payload, signal);
     }
     return res;

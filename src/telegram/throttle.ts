@@ -1,14 +1,22 @@
 /** One shared rate limit for every Bot API call a process makes: calls are spaced evenly at `rate` per second. */
+import type { Clock } from '../clock.ts';
 
-/** A leaky-bucket limiter. `take()` resolves when the caller may make one call. */
+/** A leaky-bucket limiter on an injected clock. `take()` resolves when the caller may make one call. */
 export class Throttle {
   private nextSlot = 0;
   private pausedUntil = 0;
   private pauses = 0;
+  private lastNow = 0;
   private readonly interval: number;
 
-  /** @param rate calls per second; 0 or Infinity = unlimited. */
-  constructor(rate: number) {
+  /**
+   * @param rate calls per second; 0 or Infinity = unlimited.
+   * @param clock where the slots' time and the waits come from.
+   */
+  constructor(
+    rate: number,
+    private readonly clock: Clock,
+  ) {
     this.interval = rate > 0 && Number.isFinite(rate) ? 1000 / rate : 0;
   }
 
@@ -17,7 +25,7 @@ export class Throttle {
    * other workers running into the same limit.
    */
   pause(ms: number): void {
-    this.pausedUntil = Math.max(this.pausedUntil, performance.now() + ms);
+    this.pausedUntil = Math.max(this.pausedUntil, this.now() + ms);
     // Slots booked before the pause are void: their callers queue again, spaced from the pause's end.
     this.nextSlot = this.pausedUntil;
     this.pauses++;
@@ -26,14 +34,25 @@ export class Throttle {
   /** Waits for the next free slot (no wait when unlimited and not paused). */
   async take(): Promise<void> {
     for (;;) {
-      const now = performance.now();
-      const slot = Math.max(now, this.nextSlot, this.pausedUntil);
+      const slot = Math.max(this.now(), this.nextSlot, this.pausedUntil);
       if (this.interval > 0) this.nextSlot = slot + this.interval;
       const pauses = this.pauses;
-      // Timers may fire a little early against performance.now(): sleep until the slot is really reached, so no
-      // call goes out before a 429 pause ends.
-      while (performance.now() < slot) await new Promise((r) => setTimeout(r, Math.max(1, slot - performance.now())));
+      // Sleep until the slot is really reached (a timer may fire a little early): no call goes out before a 429
+      // pause ends.
+      for (let now = this.now(); now < slot; now = this.now()) await this.clock.sleep(Math.max(1, slot - now));
       if (this.pauses === pauses) return;
     }
+  }
+
+  /** The clock's time; when it steps backwards (the wall clock was set back) the booked slots move with it. */
+  private now(): number {
+    const now = this.clock.now().getTime();
+    if (now < this.lastNow) {
+      const back = this.lastNow - now;
+      this.nextSlot -= back;
+      this.pausedUntil -= back;
+    }
+    this.lastNow = now;
+    return now;
   }
 }
