@@ -13,6 +13,7 @@ import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
 import { until } from './support/wait.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 import { emulatorTelegram } from './support/telegram.ts';
+import { runContext } from './support/context.ts';
 
 const logger = createLogger({ level: 'silent' });
 const T0 = new Date('2026-11-29T10:00:00Z').getTime();
@@ -60,13 +61,7 @@ async function broadcast(
   return id;
 }
 
-const ctx = (clock: FakeClock, signal = new AbortController().signal) => ({
-  clock,
-  wallClock: clock,
-  dryRun: false,
-  signal,
-  logger,
-});
+const ctx = (clock: FakeClock, signal?: AbortSignal) => runContext(clock, logger, signal);
 const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
 
 for (const backend of BACKENDS) {

@@ -13,13 +13,12 @@ import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 import { emulatorTelegram } from './support/telegram.ts';
 import { until } from './support/wait.ts';
+import { runContext } from './support/context.ts';
 
 const logger = createLogger({ level: 'silent' });
 const T0 = new Date('2026-11-29T10:00:00Z').getTime();
 
-function ctx(clock: Clock) {
-  return { clock, wallClock: clock, dryRun: false, signal: new AbortController().signal, logger };
-}
+const ctx = (clock: Clock) => runContext(clock, logger);
 
 async function addUser(store: Store, id: number) {
   await store.db

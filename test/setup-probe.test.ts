@@ -21,19 +21,14 @@ import { BACKENDS, withTestDb, type Backend } from './support/db.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 import { emulatorTelegram } from './support/telegram.ts';
 import { until } from './support/wait.ts';
+import { runContext } from './support/context.ts';
 
 const logger = createLogger({ level: 'silent' });
 const T0 = new Date('2026-11-29T10:00:00Z').getTime();
 const HOUR = 3600_000;
 const ADMIN = 4242;
 const KNOWN = 12_345;
-const ctx = (clock: FakeClock) => ({
-  clock,
-  wallClock: clock,
-  dryRun: false,
-  signal: new AbortController().signal,
-  logger,
-});
+const ctx = (clock: FakeClock) => runContext(clock, logger);
 
 async function withWorld(backend: Backend, fn: (emu: BotApiEmulator, store: Store) => Promise<void>): Promise<void> {
   const emu = await BotApiEmulator.start({ now: () => T0, strictChats: true });
