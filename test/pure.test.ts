@@ -256,3 +256,12 @@ test('the "chat not found" watch: 20 distinct chats with no success between trip
 test('setup-fault back-off: 1 minute, doubling, at most 15', () => {
   assert.deepEqual([1, 2, 3, 4, 5, 9].map(faultBackoffMs), [60_000, 120_000, 240_000, 480_000, 900_000, 900_000]);
 });
+
+test('backoff: base after the first failure, doubling, capped; no overflow for long outages', () => {
+  const b = { base: 500, cap: 30_000 };
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 6, 7].map((n) => backoff(n, b)),
+    [500, 500, 1000, 2000, 4000, 8000, 16_000, 30_000],
+  );
+  assert.equal(backoff(5000, b), 30_000, 'a very long outage stays at the cap');
+});

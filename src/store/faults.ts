@@ -2,6 +2,7 @@
  * Setup faults: a job that met a rejected token or a storm of "chat not found" rests here until `retry_at`, so every
  * process (and a restarted one) backs off together and /healthz can name it until a run works again.
  */
+import { backoff } from '../backoff.ts';
 import type { Store } from './db.ts';
 import type { JobFaultsTable } from './schema.ts';
 
@@ -10,7 +11,7 @@ export type JobFault = JobFaultsTable;
 
 /** How long a job rests after its `count`-th setup fault in a row: 1 min, doubling, at most 15 min. */
 export function faultBackoffMs(count: number): number {
-  return Math.min(60_000 * 2 ** Math.max(0, count - 1), 15 * 60_000);
+  return backoff(count, { base: 60_000, cap: 15 * 60_000 });
 }
 
 /** The job's fault, if one is recorded. */
