@@ -12,7 +12,8 @@ import type {
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BroadcastSender, type SenderOptions } from '../src/bot/broadcast-sender.ts';
-import { systemClock } from '../src/clock.ts';
+import { FakeClock, systemClock } from '../src/clock.ts';
+import { driveUntil } from './support/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { insertBroadcast } from '../src/store/broadcasts.ts';
 import { createTelegram } from '../src/telegram/client.ts';
@@ -70,7 +71,7 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
   });
   // The service's own client: its retry rules are part of what is tested.
   const { api } = createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0 });
-  const sender = (s: Store, extra: Partial<Pick<SenderOptions, 'stopGraceMs' | 'api'>> = {}) =>
+  const sender = (s: Store, extra: Partial<Pick<SenderOptions, 'stopGraceMs' | 'api' | 'clock'>> = {}) =>
     new BroadcastSender({
       api,
       clock: systemClock,
@@ -298,15 +299,17 @@ test('an outage (Telegram unreachable) delays a broadcast and fails nobody', asy
     });
     const { users, sender, row } = await setup(emu, store, log);
     const port = await freePort();
-    const { api } = createTelegram({ token: emu.token, apiRoot: `http://127.0.0.1:${port}`, rate: 0 });
-    const s = sender(store, { api });
+    // The sender's back-offs run on a fake clock the test moves: the outage lasts as long as the test says.
+    const clock = new FakeClock(Date.now());
+    const { api } = createTelegram({ token: emu.token, apiRoot: `http://127.0.0.1:${port}`, rate: 0, clock });
+    const s = sender(store, { api, clock });
     let telegram: http.Server | null = null;
     s.start();
     try {
-      await until(
+      await driveUntil(
+        clock,
         () => lines.some((l) => /not taking copies/.test(l)),
         'the sender to end a pass on refused connections',
-        10_000,
       );
       const during = await row();
       assert.deepEqual(
@@ -315,7 +318,7 @@ test('an outage (Telegram unreachable) delays a broadcast and fails nobody', asy
         'nobody failed, nobody skipped',
       );
       telegram = await forward(port, emu.url);
-      await until(async () => (await row()).status === 'sent', 'sending to finish once Telegram is back', 15_000);
+      await driveUntil(clock, async () => (await row()).status === 'sent', 'sending to finish once Telegram is back');
     } finally {
       await s.stop();
       telegram?.closeAllConnections();

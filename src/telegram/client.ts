@@ -1,11 +1,10 @@
 /**
- * The Bot API client every job shares: grammY's `Api` pointed at `BOT_API_ROOT`, `@grammyjs/auto-retry` for 429s
- * and 5xx (capped), and one throttle for the whole process. The token stays inside grammY's URL: errors and
- * reasons built here never contain it.
+ * The Bot API client every job shares: grammY's `Api` pointed at `BOT_API_ROOT`, retries of 429s (after their
+ * retry_after) and of 5xx (capped, only where safe), and one throttle for the whole process, all waiting on one
+ * clock. The token stays inside grammY's URL: errors and reasons built here never contain it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Api, type RawApi } from 'grammy';
-import { autoRetry } from '@grammyjs/auto-retry';
 import { backoff } from '../backoff.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { Throttle } from './throttle.ts';
@@ -84,29 +83,27 @@ export function instrument(
       throw e;
     }
   });
-  // 5xx: a few quick retries here. auto-retry's own 5xx back-off starts at 3 s and also waits after the last
-  // attempt, which would hold a chat's worker for 20 s; past these retries the job keeps the work for later.
-  // Only for methods safe to repeat: a 5xx may come after Telegram sent the message, and a retry would send it twice.
+  // Retries inside one call, every wait on the clock; past them the job keeps the work for later.
+  // - A 429 is asked again once its retry_after is over: the throttle's pause (above) holds the next attempt until
+  //   then, so nothing else waits here. A longer retry_after than maxRetryAfterS is the job's to wait out.
+  // - A 5xx a few quick times, only for methods safe to repeat: a 5xx may come after Telegram sent the message, and
+  //   a retry would send it twice.
+  // - Network errors are not retried: the job backs off instead.
   const retries = opts.retries ?? 2;
+  const maxRetryAfterS = opts.maxRetryAfterS ?? 30;
   api.config.use(async (prev, method, payload, signal) => {
     let res = await prev(method, payload, signal);
-    if (!isIdempotent(method)) return res;
-    for (let i = 1; i <= retries && !res.ok && res.error_code >= 500 && !signal?.aborted; i++) {
-      await clock.sleep(backoff(i, { base: 250, cap: 2000 }));
+    for (let attempt = 1; attempt <= retries && !res.ok && !signal?.aborted; attempt++) {
+      const retryAfter = res.parameters?.retry_after;
+      if (typeof retryAfter === 'number') {
+        if (retryAfter > maxRetryAfterS) break;
+      } else if (res.error_code >= 500 && isIdempotent(method)) {
+        await clock.sleep(backoff(attempt, { base: 250, cap: 2000 }));
+      } else break;
       res = await prev(method, payload, signal);
     }
     return res;
   });
-  // 429: auto-retry honours retry_after. Network errors are not retried (auto-retry would retry them forever):
-  // the job keeps the work and backs off instead.
-  api.config.use(
-    autoRetry({
-      maxRetryAttempts: retries,
-      maxDelaySeconds: opts.maxRetryAfterS ?? 30,
-      rethrowHttpErrors: true,
-      rethrowInternalServerErrors: true,
-    }),
-  );
   let username: Promise<string> | undefined;
   return {
     api,

@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type Timer, type TimerOptions } from '../../src/clock.ts';
+import { systemClock, type Clock, type FakeClock, type Timer, type TimerOptions } from '../../src/clock.ts';
 
 /**
  * Real time shifted to an instant the test chooses: time flows (timers and waits are real, and "now" moves with
@@ -34,4 +34,24 @@ export class ShiftedClock implements Clock {
   advance(ms: number): void {
     this.offset += ms;
   }
+}
+
+/**
+ * Moves a fake clock from one timer to the next until `done` holds, letting real I/O (the database, HTTP) run
+ * between the steps: for code that waits on the clock between real calls (back-offs between refused connections).
+ */
+export async function driveUntil(
+  clock: FakeClock,
+  done: () => boolean | Promise<boolean>,
+  what: string,
+  maxSteps = 5000,
+): Promise<void> {
+  for (let i = 0; i < maxSteps; i++) {
+    if (await done()) return;
+    // Real I/O in flight gets its turn before time moves on.
+    await new Promise((r) => setTimeout(r, 5));
+    if (await done()) return;
+    await clock.runNext();
+  }
+  throw new Error(`${what} did not happen within ${maxSteps} steps of the clock`);
 }
