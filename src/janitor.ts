@@ -124,19 +124,19 @@ export class Janitor {
       ...(hooks.onRunFinished ? { onRunFinished: hooks.onRunFinished } : {}),
     });
     const stopTimeoutMs = config.shutdownTimeoutS * 1000;
-    for (const job of jobs) {
+    for (const seedJob of jobs) {
+      const job: JobOf<JobName> = seedJob;
       const { wake } = job;
       if (!wake || job.schedule === 'off') continue;
       // A wake-up is reported like an engine run: the job's own success line, marked as a wake-up, and one hook.
       const onRun = (summary: JobSummaries[JobName]) => {
-        logger.info(
-          { job: job.name, trigger: 'wake-up', ...summary },
-          (job as JobOf<JobName>).successLine(summary, formatIn(clock.now(), config.timezone)),
-        );
-        // The summary is the one this job's run returned: `job.name` and `summary` belong together.
+        const fields: object = { job: job.name, trigger: 'wake-up', ...summary };
+        logger.info(fields, job.successLine(summary, formatIn(clock.now(), config.timezone)));
+        // The summary is the one this job's run returned: `job.name` and `summary` belong together, which the
+        // union type of a loop over every job cannot say.
         hooks.onWakeRun?.({ job: job.name, summary } as WakeReport);
       };
-      this.wakers.push(jobWaker({ ...(job as JobOf<JobName>), wake }, { clock, logger, stopTimeoutMs, onRun }));
+      this.wakers.push(jobWaker({ ...job, wake }, { clock, logger, stopTimeoutMs, onRun }));
     }
   }
 

@@ -12,7 +12,7 @@ import type {
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BroadcastSender, type SenderOptions } from '../src/bot/broadcast-sender.ts';
-import { FakeClock, systemClock } from '../src/clock.ts';
+import { FakeClock, systemClock, type Clock } from '../src/clock.ts';
 import { driveUntil } from './support/clock.ts';
 import { createLogger } from '../src/log.ts';
 import { insertBroadcast } from '../src/store/broadcasts.ts';
@@ -41,7 +41,11 @@ function onReservation(onInsert: (n: number) => void): KyselyPlugin {
 }
 
 /** Ten users and a broadcast in `sending`; `sender(store)` makes a sender on this emulator. */
-async function setup(emu: BotApiEmulator, store: Store, log = logger) {
+/**
+ * Ten users, a broadcast in `sending` and a sender factory. With a fake `clock` every wait of the sender and its
+ * client (back-offs, 429 pauses) runs on it, and `sendAll` moves it along.
+ */
+async function setup(emu: BotApiEmulator, store: Store, log = logger, clock: Clock = systemClock) {
   const users = Array.from({ length: 10 }, (_, i) => 30_000 + i);
   await store.db
     .insertInto('users')
@@ -70,11 +74,11 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
     progressMessageId: null,
   });
   // The service's own client: its retry rules are part of what is tested.
-  const { api } = createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0 });
+  const { api } = createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, clock });
   const sender = (s: Store, extra: Partial<Pick<SenderOptions, 'stopGraceMs' | 'api' | 'clock'>> = {}) =>
     new BroadcastSender({
       api,
-      clock: systemClock,
+      clock,
       logger: log,
       owner: 'test',
       timezone: 'UTC',
@@ -87,8 +91,10 @@ async function setup(emu: BotApiEmulator, store: Store, log = logger) {
   const sendAll = async () => {
     const s = sender(store);
     s.start();
+    const sent = async () => (await row()).status === 'sent';
     try {
-      await until(async () => (await row()).status === 'sent', 'sending to finish');
+      if (clock instanceof FakeClock) await driveUntil(clock, sent, 'sending to finish');
+      else await until(sent, 'sending to finish');
     } finally {
       await s.stop();
     }
@@ -238,7 +244,8 @@ for (const backend of BACKENDS) {
 
     test('a 5xx on a copy is not asked again (the copy may exist); a 429 is, and arrives once', async () => {
       await withWorld(backend, async (emu, store) => {
-        const { users, row, sendAll } = await setup(emu, store);
+        // The 429s' pauses and the sender's retry wait on a clock the test moves.
+        const { users, row, sendAll } = await setup(emu, store, logger, new FakeClock(Date.now()));
         emu.failChat(users[1]!, { kind: 'status', code: 502, description: 'Bad Gateway' });
         emu.failNext(
           'copyMessage',

@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 export interface LeaseKeeperOptions {
   /** What is held, for logs: "broadcast 12", "run 7 of token-cleanup". */
   what: string;
-  /** Time between renewals; a third of the lease is usual. */
+  /** Time from one renewal's end to the next; a third of the lease is usual. */
   periodMs: number;
   /**
    * Extends the lease in one conditional statement; resolves true while this process still owns it, false once it
