@@ -229,7 +229,8 @@ export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor>
   const config = configFromOptions(opts.config, opts.databaseUrl);
   const logger = opts.logger ?? createLogger({ level: config.logLevel, format: 'json', secrets: secretsOf(config) });
   const store = opts.store ?? (await openStore(config.databaseUrl));
-  if (opts.migrate !== false) await migrateToLatest(store, opts.clock);
+  // Real time, not `opts.clock`: the migration waits out other processes' locks and schema changes.
+  if (opts.migrate !== false) await migrateToLatest(store);
   const clock = opts.clock ?? systemClock;
   const tgOpts = {
     clock,

@@ -52,7 +52,9 @@ export async function startService(config: Config, logger: Logger, opts: Service
   const startedAt = clock.now();
   const store = await openStore(config.databaseUrl);
   try {
-    await migrateToLatest(store, clock);
+    // Not on the service's clock: the migration waits out other processes (their lock, their schema changes),
+    // which happen in real time whatever clock the schedulers are given.
+    await migrateToLatest(store);
   } catch (e) {
     await store.close();
     throw e;

@@ -229,7 +229,10 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
   };
 }
 
-/** Applies every migration not yet applied. Safe to call from several processes at once. */
+/**
+ * Applies every migration not yet applied. Safe to call from several processes at once: a lost race for the
+ * database's lock is retried after a back-off on `clock` (the system clock: other processes run in real time).
+ */
 export async function migrateToLatest(store: Store, clock: Clock = systemClock): Promise<MigrationResultSet> {
   const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations(store.dialect)) };
   // Kysely looks for its own tables across every schema unless told which one: with `?schema=` the migration table
