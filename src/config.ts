@@ -35,6 +35,7 @@ export function isValidTimeZone(tz: string): boolean {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
     return true;
   } catch {
+    // The answer to "is this a zone?": no.
     return false;
   }
 }
@@ -54,6 +55,7 @@ export function validDatabaseUrl(s: string): boolean {
     const schema = u.searchParams.get('schema');
     return u.hostname.length > 0 && (schema === null || PG_SCHEMA_NAME.test(schema));
   } catch {
+    // Not a URL: not a valid DATABASE_URL, which the caller reports.
     return false;
   }
 }
@@ -130,6 +132,7 @@ const url = (what: string) =>
       const u = new URL(s);
       return u.protocol === 'http:' || u.protocol === 'https:';
     } catch {
+      // Not a URL: zod reports the variable.
       return false;
     }
   }, `an http(s) URL (${what})`);

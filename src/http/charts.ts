@@ -12,6 +12,7 @@ export function safeTimeZone(tz: string): string {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
     return tz;
   } catch {
+    // An unknown zone (config is checked at start; this guards a snapshot from elsewhere): draw in UTC.
     return 'UTC';
   }
 }

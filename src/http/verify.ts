@@ -23,6 +23,7 @@ export function refererAllowed(referer: string | undefined, domains: readonly st
   try {
     host = new URL(referer).hostname.toLowerCase();
   } catch {
+    // A referer that is not a URL comes from no shortener.
     return false;
   }
   return domains.some((d) => host === d || host.endsWith(`.${d}`));

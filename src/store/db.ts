@@ -41,6 +41,7 @@ export function describeUrl(url: string): string {
     for (const p of SECRET_PARAMS) u.searchParams.delete(p);
     return u.toString();
   } catch {
+    // Printing an unparsable URL could print its password: say only that it is unparsable.
     return 'postgres://(unparsable URL)';
   }
 }

@@ -33,6 +33,7 @@ export async function getSetting<T = unknown>(store: Store, key: SettingKey): Pr
   try {
     return JSON.parse(row.value) as T;
   } catch {
+    // A value stored without JSON encoding counts as unset: the config's default applies (import checks values).
     return undefined;
   }
 }

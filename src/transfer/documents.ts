@@ -231,6 +231,7 @@ function day(v: unknown, field: string): string {
   try {
     return new Date(instant(v, field)).toISOString().slice(0, 10);
   } catch {
+    // Neither a day nor an instant: reported with the forms a day may take.
     return fail(field, `a day "YYYY-MM-DD" or ${DATE_FORMS}`, v);
   }
 }
