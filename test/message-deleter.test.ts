@@ -5,7 +5,13 @@ import { Api } from 'grammy';
 import { createJanitor } from '../src/janitor.ts';
 import { FakeClock, systemClock, type Clock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
-import { deleteDueMessages, messageDeleterJob, type MessageDeleterDeps } from '../src/jobs/message-deleter.ts';
+import {
+  deleteDueMessages,
+  messageDeleterJob,
+  type MessageDeleterDeps,
+  type MessageDeleterSummary,
+} from '../src/jobs/message-deleter.ts';
+import { driveUntil } from './support/clock.ts';
 import { jobWaker } from '../src/scheduler/waker.ts';
 import { insertDeletion } from '../src/store/deletions.ts';
 import type { Store } from '../src/store/db.ts';
@@ -360,25 +366,34 @@ for (const backend of BACKENDS) {
     });
 
     test('the shared throttle keeps a run under a Bot API rate limit: no 429 at all', async () => {
-      const chats = Array.from({ length: 30 }, (_, i) => 9200 + i);
-      for (const c of chats)
-        await insertDeletion(store, {
-          userId: c,
-          chatId: c,
-          messageIds: sendMessages(emu, c, 1),
-          deleteAt: T0,
-          uniqueId: 'f',
-          createdAt: T0,
-        });
-      emu.setRateLimit(25);
+      // Telegram's one-second window and the throttle's slots on one fake clock: 60 calls at 20/s under a limit of 25/s.
+      const clock = new FakeClock(T0);
+      const limited = await BotApiEmulator.start({ now: () => T0, clock, rateLimit: 25 });
       try {
-        const throttled = { ...deps, telegram: emulatorTelegram(emu, { rate: 20 }) };
-        const s = await deleteDueMessages(throttled, ctx(new FakeClock(T0)));
-        assert.equal(s.rows, 30);
-        assert.equal(s.transient, 0);
-        assert.equal(emu.calls.filter((c) => c.status === 429).length, 0);
+        const chats = Array.from({ length: 30 }, (_, i) => 9200 + i);
+        for (const c of chats)
+          await insertDeletion(store, {
+            userId: c,
+            chatId: c,
+            messageIds: sendMessages(limited, c, 1),
+            deleteAt: T0,
+            uniqueId: 'f',
+            createdAt: T0,
+          });
+        const throttled = { ...deps, telegram: emulatorTelegram(limited, { rate: 20, clock }) };
+        let s: MessageDeleterSummary | null = null;
+        const run = deleteDueMessages(throttled, ctx(clock)).then((r) => (s = r));
+        await driveUntil(clock, () => s !== null, 'the run to finish');
+        await run;
+        assert.equal(s!.rows, 30);
+        assert.equal(s!.transient, 0);
+        assert.equal(limited.callsOf('deleteMessages').length + limited.callsOf('sendMessage').length, 60);
+        assert.equal(limited.calls.filter((c) => c.status === 429).length, 0);
+        // Each call (getMe too) 50 ms after the one before on the clock; at the limit's 25/s it could be 40 ms.
+        const spread = (limited.calls.length - 1) * 50;
+        assert.ok(clock.now().getTime() - T0 >= spread, "the calls were spaced at the throttle's rate");
       } finally {
-        emu.setRateLimit(null);
+        await limited.close();
       }
     });
 

@@ -10,7 +10,6 @@
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { systemClock, type Clock, type Timer } from '../clock.ts';
 
 export interface EmulatorOptions {
@@ -33,7 +32,10 @@ export interface EmulatorOptions {
   strictChats?: boolean;
   /** Emulator clock (ms epoch) for message dates and the 48 h rule. Default Date.now. */
   now?: () => number;
-  /** Where its waits come from: long polls' time-outs and slow replies (default the system clock). */
+  /**
+   * Where its own time comes from: the rate limit's one-second window, long polls' time-outs and slow replies
+   * (default the system clock). Message dates follow `now`.
+   */
   clock?: Clock;
   /** Another emulator whose chats and messages this one shares: two bots in one Telegram, each its own updates. */
   shareChatsWith?: BotApiEmulator;
@@ -208,7 +210,7 @@ export class BotApiEmulator {
   private allFailureNext = 0;
   /** A failure for every call carrying any chat_id (after the per-chat ones); null = none. */
   private allChatsFailure: Failure | null = null;
-  /** performance.now() stamps of the calls admitted in the current sliding window (a queue from `rateHead`). */
+  /** Clock stamps (ms) of the calls admitted in the current sliding window (a queue from `rateHead`). */
   private rateStamps: number[] = [];
   private rateHead = 0;
   private nowFn: () => number;
@@ -843,7 +845,7 @@ export class BotApiEmulator {
 
     // Global rate limit (sliding 1 s window over admitted calls).
     if (this.rateLimit !== null) {
-      const t = performance.now();
+      const t = this.clock.now().getTime();
       while (this.rateHead < this.rateStamps.length && this.rateStamps[this.rateHead]! <= t - 1000) this.rateHead++;
       if (this.rateHead > 1024 && this.rateHead * 2 > this.rateStamps.length) {
         this.rateStamps = this.rateStamps.slice(this.rateHead);
