@@ -26,6 +26,19 @@ const T0 = new Date('2026-11-29T10:00:00Z').getTime();
 
 const ctx = (clock: Clock) => runContext(clock, logger);
 
+/** One row per chat, due at T0, for `perChat` new messages of `emu` in that chat. */
+async function dueRowPerChat(store: Store, emu: BotApiEmulator, chats: number[], perChat: number): Promise<void> {
+  for (const c of chats)
+    await insertDeletion(store, {
+      userId: c,
+      chatId: c,
+      messageIds: sendMessages(emu, c, perChat),
+      deleteAt: T0,
+      uniqueId: 'f',
+      createdAt: T0,
+    });
+}
+
 async function addUser(store: Store, id: number) {
   await store.db
     .insertInto('users')
@@ -242,15 +255,7 @@ for (const backend of BACKENDS) {
 
     test('two deleters working the same rows never delete one row twice', async () => {
       const chats = Array.from({ length: 40 }, (_, i) => 7000 + i);
-      for (const c of chats)
-        await insertDeletion(store, {
-          userId: c,
-          chatId: c,
-          messageIds: sendMessages(emu, c, 3),
-          deleteAt: T0,
-          uniqueId: 'f',
-          createdAt: T0,
-        });
+      await dueRowPerChat(store, emu, chats, 3);
       const other = await tdb.open();
       const [a, b] = await Promise.all([
         deleteDueMessages({ ...deps, batchSize: 7 }, ctx(new FakeClock(T0))),
@@ -269,15 +274,7 @@ for (const backend of BACKENDS) {
       const slowEmu = await BotApiEmulator.start({ now: () => T0, clock: wall });
       try {
         const chats = Array.from({ length: 30 }, (_, i) => 7500 + i);
-        for (const c of chats)
-          await insertDeletion(store, {
-            userId: c,
-            chatId: c,
-            messageIds: sendMessages(slowEmu, c, 1),
-            deleteAt: T0,
-            uniqueId: 'f',
-            createdAt: T0,
-          });
+        await dueRowPerChat(store, slowEmu, chats, 1);
         // Every deleteMessages is answered 10 s after it arrives; the lease is 1 s, renewed every 500 ms.
         slowEmu.failNext('deleteMessages', { kind: 'slow', ms: 10_000 }, 30);
         const slow = { ...deps, leaseMs: 1000, telegram: emulatorTelegram(slowEmu) };
@@ -371,15 +368,7 @@ for (const backend of BACKENDS) {
       const limited = await BotApiEmulator.start({ now: () => T0, clock, rateLimit: 25 });
       try {
         const chats = Array.from({ length: 30 }, (_, i) => 9200 + i);
-        for (const c of chats)
-          await insertDeletion(store, {
-            userId: c,
-            chatId: c,
-            messageIds: sendMessages(limited, c, 1),
-            deleteAt: T0,
-            uniqueId: 'f',
-            createdAt: T0,
-          });
+        await dueRowPerChat(store, limited, chats, 1);
         const throttled = { ...deps, telegram: emulatorTelegram(limited, { rate: 20, clock }) };
         let s: MessageDeleterSummary | null = null;
         const run = deleteDueMessages(throttled, ctx(clock)).then((r) => (s = r));
