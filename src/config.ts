@@ -8,7 +8,13 @@ import { z } from 'zod';
 import { Cron } from 'croner';
 
 /** Names of the scheduled jobs, in the seed's order. */
-export const JOB_NAMES = ['token-cleanup', 'message-deleter', 'broadcast-deleter', 'token-count-reset'] as const;
+export const JOB_NAMES = [
+  'token-cleanup',
+  'message-deleter',
+  'broadcast-deleter',
+  'token-count-reset',
+  'stats',
+] as const;
 /** One of the scheduled jobs. */
 export type JobName = (typeof JOB_NAMES)[number];
 /** Whether `name` is one of the scheduled jobs. */
@@ -194,6 +200,7 @@ const envSchema = z.object({
   SCHEDULE_MESSAGE_DELETER: schedule.default('* * * * *'),
   SCHEDULE_BROADCAST_DELETER: schedule.default('0 * * * *'),
   SCHEDULE_TOKEN_COUNT_RESET: schedule.default('0 0 * * *'),
+  SCHEDULE_STATS: schedule.default('5 0 * * *'),
   CATCH_UP_MISSED: bool.default(true),
   SHUTDOWN_TIMEOUT_S: int(0, 3600).default(30),
   JOB_LEASE_S: int(5, 3600).default(60),
@@ -407,6 +414,7 @@ function parseConfig(input: Record<string, string>, n: Naming): Config {
       'message-deleter': e.SCHEDULE_MESSAGE_DELETER,
       'broadcast-deleter': e.SCHEDULE_BROADCAST_DELETER,
       'token-count-reset': e.SCHEDULE_TOKEN_COUNT_RESET,
+      stats: e.SCHEDULE_STATS,
     },
     catchUpMissed: e.CATCH_UP_MISSED,
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT_S,

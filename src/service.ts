@@ -180,7 +180,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
         `${name}: update ${err.ctx.update.update_id} failed: ${err.message}`,
       );
     const userSide = bot.errorBoundary(boundary('user bot'));
-    userSide.use(registration({ store, clock }));
+    userSide.use(registration({ store, clock, config, logger }));
     if (config.adminBotToken) {
       adminOnly = new Bot<Context>(config.adminBotToken, { client });
       // Telegram's limits are per bot: the admin bot has a throttle of its own, and its calls count in the metrics.

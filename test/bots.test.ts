@@ -318,5 +318,20 @@ for (const backend of BACKENDS) {
       for (const c of [1001, 1002]) assert.notEqual(emu.messages(c).at(-1)?.text, 'Big news!');
       assert.equal((await svc.store.db.selectFrom('broadcasts').select('id').execute()).length, 0);
     });
+
+    test("the day's figures were kept as things happened: deliveries, broadcasts, active users", async () => {
+      const counters = await svc.store.db.selectFrom('day_counters').selectAll().execute();
+      const sum = (k: 'files_delivered' | 'broadcasts_sent' | 'recipients_reached' | 'broadcasts_deleted') =>
+        counters.reduce((a, c) => a + Number(c[k]), 0);
+      assert.equal(sum('files_delivered'), 1, 'the one file delivered');
+      assert.equal(sum('broadcasts_sent'), 1);
+      assert.equal(sum('recipients_reached'), 6);
+      assert.equal(sum('broadcasts_deleted'), 1);
+      const active = await svc.store.db.selectFrom('user_activity').select('user_id').execute();
+      assert.ok(
+        [ADMIN, 1001, 1002].every((u) => active.some((a) => Number(a.user_id) === u)),
+        'the users who wrote are active on their days',
+      );
+    });
   });
 }

@@ -210,6 +210,53 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test('run stats writes the day that ended; stats --json shows the last days newest first; a bad --days exits 2', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const yesterday = new Date(Date.now() - 86400_000).toISOString().slice(0, 10);
+        await store.db
+          .insertInto('users')
+          .values({
+            user_id: 7,
+            username: null,
+            first_name: null,
+            joined_at: Date.parse(`${yesterday}T12:00:00Z`),
+            is_banned: 0,
+            user_access_count: 0,
+            blocked_at: null,
+          })
+          .execute();
+        await store.db.insertInto('user_activity').values({ day: yesterday, user_id: 7 }).execute();
+        const env = { DATABASE_URL: tdb.url };
+        const run = await runCli(['run', 'stats', '--json'], env);
+        assert.equal(run.code, 0, run.stderr);
+        assert.equal((JSON.parse(run.stdout) as { days_written: number }).days_written, 31);
+        const r = await runCli(['stats', '--json', '--days', '3'], env);
+        assert.equal(r.code, 0, r.stderr);
+        const { days } = JSON.parse(r.stdout) as { days: Record<string, unknown>[] };
+        assert.equal(days.length, 3);
+        assert.deepEqual(
+          days.map((d) => d.date),
+          [
+            new Date().toISOString().slice(0, 10),
+            yesterday,
+            new Date(Date.now() - 2 * 86400_000).toISOString().slice(0, 10),
+          ],
+        );
+        assert.deepEqual([days[1]!.users_total, days[1]!.users_new, days[1]!.users_active], [1, 1, 1]);
+        assert.deepEqual([days[2]!.users_total, days[2]!.users_new], [0, 0], 'zeros before the user joined');
+        assert.equal(days[0]!.users_total, 1, 'today so far');
+        const text = await runCli(['stats', '--days', '2'], env);
+        assert.match(text.stdout, /^DATE\s+USERS\s+NEW\s+ACTIVE/);
+        const bad = await runCli(['stats', '--days', '0'], env);
+        assert.equal(bad.code, 2);
+        assert.match(bad.stderr, /--days: expected a whole number from 1 to 366, got "0"/);
+      } finally {
+        await tdb.drop();
+      }
+    });
+
     test('TIMEZONE=Asia/Kolkata run token-count-reset --now 2026-11-28T20:00:00Z treats 2026-11-29 as today', async () => {
       const tdb = await createTestDb(backend);
       try {

@@ -6,8 +6,8 @@
 import type { Api, RawApi } from 'grammy';
 import { backoff } from '../backoff.ts';
 import type { Clock } from '../clock.ts';
-import { formatIn } from '../clock.ts';
-import type { Logger } from '../log.ts';
+import { dayIn, formatIn } from '../clock.ts';
+import { logAtDebug, type Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import * as broadcasts from '../store/broadcasts.ts';
 import { markBlocked, recipientsAfter } from '../store/users.ts';
@@ -24,6 +24,7 @@ import { callsNotAfter, NotSentError } from '../telegram/client.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
 import { judgeMissingChats, noteAnswered, underSetupFaultBackoff } from '../jobs/setup-faults.ts';
 import { rememberChats } from '../store/faults.ts';
+import { addToDay } from '../store/daily-stats.ts';
 
 /** Options for {@link BroadcastSender}. */
 export interface SenderOptions {
@@ -205,7 +206,7 @@ export class BroadcastSender {
     const giveUp = async (reason: string) => {
       await this.settle(st, false);
       await this.flush(st);
-      await broadcasts.finishSending(store, id, owner);
+      if (await broadcasts.finishSending(store, id, owner)) await this.countSent(st);
       logger.error(
         { broadcast_id: id, sent: st.sent, failed: st.failed, reason },
         `❌ Broadcast ${id} stopped: its message cannot be copied (${reason})`,
@@ -219,7 +220,7 @@ export class BroadcastSender {
     const deadline = async () => {
       await this.settle(st, false);
       await this.flush(st);
-      await broadcasts.finishSending(store, id, owner);
+      if (await broadcasts.finishSending(store, id, owner)) await this.countSent(st);
       logger.warn(
         { broadcast_id: id, sent: st.sent, failed: st.failed },
         `⏰ Broadcast ${id} reached its deletion time while sending: stopped after ${st.sent} users`,
@@ -323,6 +324,7 @@ export class BroadcastSender {
         keeper.markLost('finishing the sending changed nothing');
         return sentThisPass;
       }
+      await this.countSent(st);
       await this.progress(
         b,
         `✅ Broadcast #${id} sent to ${st.sent} users (${st.failed} failed). It will be deleted at ${at} ${this.o.timezone}.`,
@@ -523,6 +525,14 @@ export class BroadcastSender {
         await this.o.clock.sleep(wait, { signal: this.calls.signal });
       }
     }
+  }
+
+  /** Counts an ended sending and the users it reached in the day's figures (once: its end is conditional). */
+  private async countSent(st: SendState): Promise<void> {
+    const day = dayIn(this.o.clock.now(), this.o.timezone);
+    await addToDay(this.o.store, day, { broadcasts_sent: 1, recipients_reached: st.sent }).catch(
+      logAtDebug(this.o.logger, 'could not count a sent broadcast for the day'),
+    );
   }
 
   private async progress(b: Broadcast, text: string): Promise<void> {

@@ -4,11 +4,12 @@
  */
 import { Composer, type Context } from 'grammy';
 import { backoff } from '../backoff.ts';
-import type { Clock } from '../clock.ts';
+import { dayIn, type Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import { logAtDebug, type Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import { getFile } from '../store/files.ts';
+import { addToDay, noteActive } from '../store/daily-stats.ts';
 import { numberSetting } from '../store/settings.ts';
 import { getTokenByUniqueId, markDirectLink, redeemVerifiedToken } from '../store/tokens.ts';
 import { getUser, grantAccess, markBlocked, markUnblocked, spendAccess, upsertUser } from '../store/users.ts';
@@ -36,9 +37,24 @@ const users = new WeakMap<Context, User>();
  * Registration, installed before everything else (admin commands too): any private message registers the user and
  * clears `blocked_at`; banned users get nothing from here on. Also follows Telegram's block/unblock updates.
  */
-export function registration(deps: Pick<UserBotDeps, 'store' | 'clock'>): Composer<Context> {
-  const { store, clock } = deps;
+export function registration(deps: Pick<UserBotDeps, 'store' | 'clock' | 'config' | 'logger'>): Composer<Context> {
+  const { store, clock, config, logger } = deps;
   const c = new Composer<Context>();
+  // Users already counted active today: one write per user and day, however much they write.
+  let today = '';
+  const counted = new Set<number>();
+  const noteActiveToday = async (userId: number) => {
+    const day = dayIn(clock.now(), config.timezone);
+    if (day !== today) {
+      today = day;
+      counted.clear();
+    }
+    if (counted.has(userId)) return;
+    await noteActive(store, day, userId).then(
+      () => counted.add(userId),
+      logAtDebug(logger, 'could not note an active user for the day'),
+    );
+  };
   c.on('my_chat_member', async (ctx, next) => {
     const status = ctx.myChatMember.new_chat_member.status;
     if (ctx.chat.type === 'private' && status === 'kicked')
@@ -55,6 +71,7 @@ export function registration(deps: Pick<UserBotDeps, 'store' | 'clock'>): Compos
       nowMs: clock.now().getTime(),
     });
     if (user.is_banned) return;
+    await noteActiveToday(user.user_id);
     users.set(ctx, user);
     await next();
   });
@@ -165,7 +182,18 @@ export async function sendFile(ctx: Context, deps: UserBotDeps, uniqueId: string
       'could not send the deletion notice; the files are scheduled anyway',
     );
   }
-  await scheduleOrUndo(ctx, deps, { chatId, userId, messageIds: ids, afterMinutes: effective, uniqueId });
+  const scheduled = await scheduleOrUndo(ctx, deps, {
+    chatId,
+    userId,
+    messageIds: ids,
+    afterMinutes: effective,
+    uniqueId,
+  });
+  // The day's count of deliveries (the stats job reads it); a failed count changes nothing for the user.
+  if (scheduled)
+    await addToDay(store, dayIn(clock.now(), config.timezone), { files_delivered: 1 }).catch(
+      logAtDebug(logger, 'could not count a delivery for the day'),
+    );
 }
 
 /** Most minutes a delivery may wait: 47 h 58 min, so the deletion always lands inside Telegram's 48 hours. */
@@ -173,13 +201,13 @@ export const MAX_DELETE_MINUTES = 48 * 60 - 2;
 
 /**
  * Schedules a delivery's deletion, retrying a database blip; if it still cannot be recorded, the files are deleted
- * at once (and the access refunded) rather than left in the chat with nothing to remove them.
+ * at once (and the access refunded) rather than left in the chat with nothing to remove them. True when scheduled.
  */
 async function scheduleOrUndo(
   ctx: Context,
   deps: UserBotDeps,
   d: ScheduleDeletionInput & { userId: number; afterMinutes: number },
-): Promise<void> {
+): Promise<boolean> {
   // One instant for every attempt: a retry after a lost answer finds the same row instead of adding a second one.
   const deleteAt = new Date(deps.clock.now().getTime() + d.afterMinutes * 60_000);
   const row = {
@@ -193,7 +221,7 @@ async function scheduleOrUndo(
   for (let attempt = 1; attempt <= 4; attempt++) {
     try {
       await deps.scheduleDeletion(row);
-      return;
+      return true;
     } catch (e) {
       last = e;
       await deps.clock.sleep(backoff(attempt, { base: 500, cap: 4000 }));
@@ -213,7 +241,7 @@ async function scheduleOrUndo(
           { user_id: d.userId, chat_id: d.chatId, message_ids: d.messageIds, err: (e as Error).message },
           `❌ a delivered file could neither be scheduled for deletion nor deleted: chat ${d.chatId}, messages ${d.messageIds.join(',')}`,
         );
-        return;
+        return false;
       }
       await deps.clock.sleep(1000);
     }
@@ -227,6 +255,7 @@ async function scheduleOrUndo(
       '⚠️ Something went wrong on our side; the file was withdrawn and your access given back. Please try the link again in a minute.',
     )
     .catch(logAtDebug(deps.logger, 'could not send a courtesy reply', { chat_id: d.chatId }));
+  return false;
 }
 
 /** Offers a new verification token (or says the daily limit is reached); `why` picks the wording. */

@@ -8,6 +8,7 @@ import { createJanitor } from '../janitor.ts';
 import { startService } from '../service.ts';
 import { startDemo } from '../demo/demo.ts';
 import { collectStatus } from '../jobs/status.ts';
+import { recentDays } from '../jobs/stats.ts';
 import { formatStatus, table } from './format.ts';
 import { formatSummary, listJobs } from '../jobs/overview.ts';
 import { COLLECTIONS, ImportError, exportCollection, importCollection, isCollection } from '../transfer/index.ts';
@@ -251,6 +252,49 @@ const status: Command = {
   },
 };
 
+const stats: Command = {
+  name: 'stats',
+  summary: "the day's figures for the last days: users, tokens, deliveries, deletions, broadcasts",
+  usage:
+    'Usage: tg-janitor stats [--days N] [--json]\n\nThe last N days (today included, default 14, at most 366), newest first: today so far, earlier days\nas the stats job wrote them (zeros where it has not). --json prints {"days": [...]}.',
+  options: { days: { type: 'string' }, json: { type: 'boolean' } },
+  async run(ctx, { values }) {
+    const text = typeof values.days === 'string' ? values.days : '14';
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1 || n > 366)
+      throw new UsageError(`--days: expected a whole number from 1 to 366, got "${text}"`, this.usage);
+    const config = ctx.config();
+    const days = await withStore(config, (store) => recentDays(store, config.timezone, systemClock.now(), n));
+    if (values.json) {
+      await write(ctx.stdout, `${JSON.stringify({ days })}\n`);
+      return 0;
+    }
+    const head = ['DATE', 'USERS', 'NEW', 'ACTIVE', 'BLOCKED', 'TOKENS', 'VERIFIED', 'BYPASSED', 'FILES'];
+    const more = ['DELETED', 'ON TIME', 'LATE', 'FAILED', 'BROADCASTS', 'REACHED'];
+    const rows = days.map((d) =>
+      [
+        d.date,
+        d.users_total,
+        d.users_new,
+        d.users_active,
+        d.users_blocked,
+        d.tokens_created,
+        d.tokens_verified,
+        d.tokens_bypassed,
+        d.files_delivered,
+        d.deletions_done,
+        d.deletions_on_time,
+        d.deletions_late,
+        d.deletions_failed,
+        d.broadcasts_sent,
+        d.recipients_reached,
+      ].map(String),
+    );
+    await write(ctx.stdout, `${table([...head, ...more], rows).join('\n')}\n`);
+    return 0;
+  },
+};
+
 const demo: Command = {
   name: 'demo',
   summary: 'the whole service against a built-in Bot API emulator and a temporary database (no Telegram needed)',
@@ -286,4 +330,4 @@ const demo: Command = {
 };
 
 /** Every sub-command, in the order `--help` lists them. */
-export const commands: Command[] = [start, migrate, run, jobs, status, importCmd, exportCmd, demo];
+export const commands: Command[] = [start, migrate, run, jobs, status, stats, importCmd, exportCmd, demo];

@@ -20,6 +20,7 @@ const DEMO_SCHEDULES = {
   SCHEDULE_MESSAGE_DELETER: '*/5 * * * * *',
   SCHEDULE_BROADCAST_DELETER: '*/10 * * * * *',
   SCHEDULE_TOKEN_COUNT_RESET: '*/15 * * * * *',
+  SCHEDULE_STATS: '*/15 * * * * *',
 };
 
 /** A running demo. */

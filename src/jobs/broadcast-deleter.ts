@@ -7,6 +7,9 @@ import type { Store } from '../store/db.ts';
 import * as broadcasts from '../store/broadcasts.ts';
 import { markBlocked } from '../store/users.ts';
 import { countDeleted } from '../store/stats.ts';
+import { addToDay } from '../store/daily-stats.ts';
+import { dayIn } from '../clock.ts';
+import { logAtDebug } from '../log.ts';
 import { FatalTelegramError, isMissingChat, MissingChatWatch, outcomeOf, SetupFaultError } from '../telegram/errors.ts';
 import type { Telegram } from '../telegram/client.ts';
 import type { JobDefinition, RunContext } from '../scheduler/job.ts';
@@ -56,6 +59,8 @@ export interface BroadcastDeleterDeps {
   onProgress?: (broadcastId: number, left: number) => void;
   /** Told when a broadcast's deadline came while it was being sent and no sender held it (the admin's message). */
   onSendingCut?: (b: Broadcast) => void;
+  /** The zone of the days the figures are counted in (default UTC). */
+  timezone?: string;
 }
 
 /**
@@ -134,6 +139,14 @@ export async function deleteExpiredBroadcasts(
   return s;
 }
 
+/** Counts a removed broadcast in the day's figures; a failed count changes nothing else. */
+async function countDeletedBroadcast(run: RunState, ctx: Pick<RunContext, 'wallClock' | 'logger'>): Promise<void> {
+  const day = dayIn(ctx.wallClock.now(), run.timezone ?? 'UTC');
+  await addToDay(run.store, day, { broadcasts_deleted: 1 }).catch(
+    logAtDebug(ctx.logger, 'could not count a deleted broadcast for the day'),
+  );
+}
+
 /** Progress is logged every this many recipients of one broadcast. */
 const PROGRESS_EVERY = 2000;
 
@@ -175,6 +188,7 @@ async function deleteOne(
   const total = await broadcasts.countRecipients(store, id);
   if (total === 0) {
     await broadcasts.removeBroadcast(store, id);
+    await countDeletedBroadcast(run, ctx);
     s.without_recipients++;
     s.broadcasts_done++;
     log.warn(
@@ -286,6 +300,7 @@ async function deleteOne(
   if (run.fault) return kept;
   if (kept === 0 && !halted() && (await broadcasts.countRecipients(store, id)) === 0) {
     await broadcasts.removeBroadcast(store, id);
+    await countDeletedBroadcast(run, ctx);
     s.broadcasts_done++;
     log.info({ done, deleted: s.messages_deleted }, `📢 Broadcast ${id} done for ${done} chats; record removed`);
   } else if (kept > 0) {

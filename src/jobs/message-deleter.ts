@@ -7,14 +7,15 @@
  * every-minute sweep, the job's wake-ups run it at the earliest `delete_at`.
  */
 import { backoff } from '../backoff.ts';
-import type { Clock } from '../clock.ts';
-import type { Logger } from '../log.ts';
+import { dayIn, type Clock } from '../clock.ts';
+import { logAtDebug, type Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import type { PendingDeletion } from '../store/schema.ts';
 import * as deletions from '../store/deletions.ts';
 import { getSetting } from '../store/settings.ts';
 import { markBlocked } from '../store/users.ts';
 import { countDeleted } from '../store/stats.ts';
+import { addToDay } from '../store/daily-stats.ts';
 import {
   classifyError,
   FatalTelegramError,
@@ -93,6 +94,8 @@ export interface MessageDeleterDeps {
   concurrency?: number;
   /** Told each worked row's lateness in seconds (metrics). */
   onLateness?: (seconds: number) => void;
+  /** The zone of the days the figures are counted in (default UTC). */
+  timezone?: string;
 }
 
 /** Deletes the due messages at the run's clock. The seed's `delete_due_messages()`. */
@@ -158,6 +161,7 @@ export async function deleteDueMessages(
     goodChats,
     halted,
     halt,
+    day: emptyTally(),
   };
   const release = async (ids: number[]) => {
     if (ids.length === 0) return;
@@ -170,6 +174,13 @@ export async function deleteDueMessages(
           'could not release deletion claims; they come back when the lease ends',
         ),
       );
+  };
+  // The day's deletion figures, written after each batch (one upsert) and at the end.
+  const flushDay = async () => {
+    const tally = run.day;
+    run.day = emptyTally();
+    const day = dayIn(wall.now(), deps.timezone ?? 'UTC');
+    await addToDay(store, day, tally).catch(logAtDebug(ctx.logger, "could not count the day's deletions"));
   };
   try {
     while (!ctx.signal.aborted && !stop && !keeper.lost) {
@@ -223,10 +234,12 @@ export async function deleteDueMessages(
           if (watch.tripped) halt(SetupFaultError.missingChats(watch.stormSize));
         }
       });
-      // Feeds the status page's "deleted per hour" chart; a failure here must not fail the deletions.
+      // Feeds the status page's "deleted per hour" chart and the day's figures; a failure here must not fail the
+      // deletions.
       await countDeleted(store, wall.now().getTime(), s.messages_deleted - before).catch((e: unknown) =>
         ctx.logger.debug({ err: (e as Error).message }, 'could not count deletions for the chart'),
       );
+      await flushDay();
       // Rows not reached (a stop, a setup fault, a database blip) go back now instead of waiting for their lease;
       // held rows stay claimed for the next batch.
       const held = new Set(watch.heldItems().map((h) => Number(h.row.id)));
@@ -235,6 +248,7 @@ export async function deleteDueMessages(
     // "chat not found" answers no success came after: a chat that answered lately tells whose fault they are.
     if (!stop && !ctx.signal.aborted && watch.heldItems().length > 0) stop = await settleHeld(run);
   } finally {
+    await flushDay();
     await rememberChats(store, goodChats, wall.now().getTime()).catch((e: unknown) =>
       ctx.logger.debug({ err: (e as Error).message }, 'could not remember the chats that answered'),
     );
@@ -291,6 +305,30 @@ interface RunState extends MessageDeleterDeps {
   halted: () => boolean;
   /** Ends the run with this error (the first one wins). */
   halt: (e: Error) => void;
+  /** Rows finished since the day's figures were last written. */
+  day: DeletionTally;
+}
+
+/** Finished rows by outcome, for the day's figures: done (on time or late) or failed (nothing could be deleted). */
+type DeletionTally = Record<'deletions_done' | 'deletions_on_time' | 'deletions_late' | 'deletions_failed', number>;
+
+const emptyTally = (): DeletionTally => ({
+  deletions_done: 0,
+  deletions_on_time: 0,
+  deletions_late: 0,
+  deletions_failed: 0,
+});
+
+/**
+ * Counts a removed row: deleted within a second of its `delete_at` (on time) or later, or failed (a message Telegram
+ * would not delete, or the chat is gone).
+ */
+function countRow(r: RunState, how: 'on_time' | 'late' | 'failed'): void {
+  if (how === 'failed') r.day.deletions_failed++;
+  else {
+    r.day.deletions_done++;
+    r.day[how === 'on_time' ? 'deletions_on_time' : 'deletions_late']++;
+  }
 }
 
 /** The chat is gone for good (blocked, deactivated, or a single "chat not found"): mark the user, drop the row. */
@@ -298,6 +336,7 @@ async function dropUnreachable(row: PendingDeletion, o: Outcome, r: RunState): P
   const id = Number(row.id);
   // Only the row's owner marks the user. Facts are stamped with real time, whatever instant the run decides at.
   if (!(await remove(row, r))) return;
+  countRow(r, 'failed');
   await markBlocked(r.store, [row.user_id, row.chat_id], r.wall.now().getTime());
   r.s.unreachable++;
   r.logger.info(
@@ -367,6 +406,8 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
   const chatId = row.chat_id;
   s.rows++;
   const lateness = Math.max(0, (r.clock.now().getTime() - row.delete_at) / 1000);
+  // Messages of this row Telegram would not delete (the summary's count is shared by the chats worked side by side).
+  let undeletable = 0;
   s.max_lateness_s = Math.max(s.max_lateness_s, Math.round(lateness * 1000) / 1000);
   r.onLateness?.(lateness);
 
@@ -429,6 +470,7 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
           if (one.kind === 'gone') s.gone++;
           if (one.kind === 'undeletable') {
             s.undeletable++;
+            undeletable++;
             logger.warn(
               { row: id, chat_id: chatId, message_id: m, reason: one.reason },
               `Failed to delete message ${m}: ${one.reason} (not retried)`,
@@ -464,10 +506,11 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
         `Deleted notice to ${chatId} was refused: ${sent.reason}`,
       );
     // Halted before the lane moves on: the next row's notice must not go out for a row the run cannot remove.
-    await remove(row, r).catch((e: unknown) => {
+    const removed = await remove(row, r).catch((e: unknown) => {
       r.halt(e as Error);
       throw e;
     });
+    if (removed) countRow(r, undeletable > 0 ? 'failed' : lateness <= 1 ? 'on_time' : 'late');
   });
 }
 

@@ -11,6 +11,7 @@ import { tokenCleanupJob, type TokenCleanupSummary } from './token-cleanup.ts';
 import { tokenCountResetJob, type TokenCountResetSummary } from './token-count-reset.ts';
 import { messageDeleterJob, type MessageDeleterSummary } from './message-deleter.ts';
 import { broadcastDeleterJob, type BroadcastDeleterSummary } from './broadcast-deleter.ts';
+import { statsJob, type StatsSummary } from './stats.ts';
 
 /** Each job's summary type, by job name. */
 export interface JobSummaries {
@@ -18,6 +19,7 @@ export interface JobSummaries {
   'message-deleter': MessageDeleterSummary;
   'broadcast-deleter': BroadcastDeleterSummary;
   'token-count-reset': TokenCountResetSummary;
+  stats: StatsSummary;
 }
 
 /** The definition of job `J`. */
@@ -56,9 +58,16 @@ export function buildJobs(config: Config, store: Store, tg: TelegramJobDeps | nu
   const jobs: SeedJob[] = [
     tokenCleanupJob(store, config.schedules['token-cleanup']),
     tokenCountResetJob(store, config.timezone, config.schedules['token-count-reset']),
+    statsJob(store, config.timezone, config.schedules.stats),
   ];
   if (tg) {
-    const common = { store, telegram: tg.telegram, owner: tg.owner, leaseMs: config.claimLeaseS * 1000 };
+    const common = {
+      store,
+      telegram: tg.telegram,
+      owner: tg.owner,
+      leaseMs: config.claimLeaseS * 1000,
+      timezone: config.timezone,
+    };
     const deleter = { ...common, ...(tg.onDeletionLateness ? { onLateness: tg.onDeletionLateness } : {}) };
     const bdeps = {
       ...common,

@@ -3,6 +3,7 @@
  * and what a schedule says in words. croner does the calendar work, daylight-saving edges included.
  */
 import { Cron } from 'croner';
+import { dayIn } from '../clock.ts';
 
 const cache = new Map<string, Cron>();
 
@@ -122,4 +123,19 @@ export function describeSchedule(expr: string): string {
     return `at ${times.slice(0, -1).join(', ')} and ${times[times.length - 1]}`;
   }
   return `cron "${expr}"`;
+}
+
+/**
+ * The instants a local calendar day (`YYYY-MM-DD`) in `tz` starts and ends (the next day's start), daylight-saving
+ * days included (23 or 25 hours long).
+ */
+export function dayBounds(day: string, tz: string): { startMs: number; endMs: number } {
+  const [y, m, d] = day.split('-').map(Number) as [number, number, number];
+  // Local midnight lies between 14 h before and 12 h after UTC midnight; start looking a little before.
+  let start = nextFire('0 0 * * *', tz, new Date(Date.UTC(y, m - 1, d) - 15 * HOUR_MS));
+  // Zones west of UTC can meet the previous day's midnight first.
+  while (start && dayIn(start, tz) < day) start = nextFire('0 0 * * *', tz, start);
+  if (!start || dayIn(start, tz) !== day) throw new Error(`no local day ${day} in ${tz}`);
+  const end = nextFire('0 0 * * *', tz, start)!;
+  return { startMs: start.getTime(), endMs: end.getTime() };
 }

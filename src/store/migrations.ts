@@ -9,6 +9,7 @@ import {
   type MigrationResultSet,
 } from 'kysely';
 import type { Store } from './db.ts';
+import { DAILY_STATS_FIELDS, DAY_COUNTER_NAMES } from './daily-stats.ts';
 import { backoff } from '../backoff.ts';
 import { systemClock, type Clock } from '../clock.ts';
 
@@ -224,6 +225,28 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .addColumn('chat_id', 'bigint', (c) => c.primaryKey())
           .addColumn('seen_at', 'bigint', (c) => c.notNull())
           .execute();
+      },
+    },
+    '0006_daily_stats': {
+      async up(db: AnyDb) {
+        // Per local day (TIMEZONE), what the other tables forget: deliveries, deletions and how late they were,
+        // broadcasts. One upsert per event or per batch, read by the stats job.
+        let counters = db.schema.createTable('day_counters').addColumn('day', 'text', (c) => c.primaryKey());
+        for (const name of DAY_COUNTER_NAMES)
+          counters = counters.addColumn(name, 'integer', (c) => c.notNull().defaultTo(0));
+        await counters.execute();
+        // Who sent the bot anything, one row per user and day.
+        await db.schema
+          .createTable('user_activity')
+          .addColumn('day', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('user_activity_pk', ['day', 'user_id'])
+          .execute();
+        // One row per local day, written (and rewritten) by the stats job.
+        let daily = db.schema.createTable('daily_stats').addColumn('day', 'text', (c) => c.primaryKey());
+        for (const name of DAILY_STATS_FIELDS)
+          daily = daily.addColumn(name, 'integer', (c) => c.notNull().defaultTo(0));
+        await daily.addColumn('computed_at', 'bigint', (c) => c.notNull()).execute();
       },
     },
   };

@@ -171,7 +171,50 @@ export interface KnownChatsTable {
   seen_at: number;
 }
 
+/** Per local day: counts of what other tables forget (see `daily-stats.ts`). */
+export interface DayCountersTable {
+  day: string;
+  files_delivered: number;
+  deletions_done: number;
+  deletions_on_time: number;
+  deletions_late: number;
+  deletions_failed: number;
+  broadcasts_sent: number;
+  broadcasts_deleted: number;
+  recipients_reached: number;
+}
+
+/** A user who sent the bot anything on a local day. */
+export interface UserActivityTable {
+  day: string;
+  user_id: number;
+}
+
+/** One local day's figures, written by the stats job. */
+export interface DailyStatsTable {
+  day: string;
+  users_total: number;
+  users_new: number;
+  users_active: number;
+  users_blocked: number;
+  tokens_created: number;
+  tokens_verified: number;
+  tokens_bypassed: number;
+  files_delivered: number;
+  deletions_done: number;
+  deletions_on_time: number;
+  deletions_late: number;
+  deletions_failed: number;
+  broadcasts_sent: number;
+  broadcasts_deleted: number;
+  recipients_reached: number;
+  computed_at: number;
+}
+
 export interface Database {
+  day_counters: DayCountersTable;
+  user_activity: UserActivityTable;
+  daily_stats: DailyStatsTable;
   files: FilesTable;
   token_stats: TokenStatsTable;
   deletion_stats: DeletionStatsTable;
