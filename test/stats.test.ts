@@ -6,7 +6,7 @@ import type { Store } from '../src/store/db.ts';
 import { addToDay, noteActive, statsOfDays } from '../src/store/daily-stats.ts';
 import { countTokenEvent } from '../src/store/stats.ts';
 import { insertDeletion } from '../src/store/deletions.ts';
-import { daysBefore, writeDailyStats } from '../src/jobs/stats.ts';
+import { daysBefore, userGrowth, writeDailyStats } from '../src/jobs/stats.ts';
 import { deleteDueMessages } from '../src/jobs/message-deleter.ts';
 import { dayBounds } from '../src/scheduler/schedule.ts';
 import { BACKENDS, withTestDb } from './support/db.ts';
@@ -105,6 +105,13 @@ for (const backend of BACKENDS) {
 
         const dry = await writeDailyStats(store, TZ, { ...ctx, dryRun: true });
         assert.equal(dry.would_write, 1);
+
+        // The status page's users chart: the days' rows, and today (the 30th in Kolkata) so far.
+        assert.deepEqual(await userGrowth(store, TZ, clock.now(), 3), [
+          { day: '2026-11-28', total: 2, new: 0 },
+          { day: '2026-11-29', total: 4, new: 2 },
+          { day: '2026-11-30', total: 5, new: 1 }, // user 4 joined at the 30th's first instant
+        ]);
       }));
 
     test('the message deleter counts its rows per day: on time, late, failed', () =>

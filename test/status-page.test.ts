@@ -53,6 +53,12 @@ const DAYS = Array.from({ length: 14 }, (_, i) => ({
   bypassed: i % 2 === 0 ? 0 : 2,
   not_used: i === 13 ? 0 : 5,
 }));
+/** 30 days of users: 10 on the first day, 3 more each day after. */
+const USERS = Array.from({ length: 30 }, (_, i) => ({
+  day: new Date(Date.UTC(2025, 1, 9 + i)).toISOString().slice(0, 10), // 2025-02-09 … 2025-03-10
+  total: 10 + 3 * i,
+  new: i === 0 ? 10 : 3,
+}));
 const NONZERO_SEGMENTS = DAYS.reduce((n, d) => n + [d.verified, d.bypassed, d.not_used].filter((v) => v > 0).length, 0);
 
 function fixture(): StatusSnapshot {
@@ -100,6 +106,7 @@ function fixture(): StatusSnapshot {
     ],
     deleted_per_hour: HOURS,
     tokens_per_day: DAYS,
+    users_per_day: USERS,
     health: {
       ok: false,
       problems: ['3 pending deletions are overdue', 'message-deleter last run failed: <oops>'],
@@ -118,6 +125,7 @@ function emptySnapshot(): StatusSnapshot {
     broadcasts: [],
     deleted_per_hour: HOURS.map((h) => ({ ...h, messages: 0 })),
     tokens_per_day: DAYS.map((d) => ({ ...d, verified: 0, bypassed: 0, not_used: 0 })),
+    users_per_day: USERS.map((d) => ({ ...d, total: 0, new: 0 })),
     health: { ok: true, problems: [], failing: [] },
   };
 }
@@ -328,6 +336,16 @@ test('empty data still renders readable charts and the page', () => {
   const bare = renderStatusPage({ ...emptySnapshot(), deleted_per_hour: [], tokens_per_day: [] });
   assert.match(svgById(bare, 'chart-deleted-per-hour'), /no data yet/);
   assert.match(svgById(bare, 'chart-tokens-per-day'), /no data yet/);
+});
+
+test('the users chart: one bar per day for 30 days, each with its total and new users; empty says so', () => {
+  const c = svgById(renderStatusPage(fixture()), 'chart-users-per-day');
+  assert.equal(count(group(c, 'bars'), /<rect /g), 30);
+  assert.match(c, /<title>2025-03-10: 97 users, 3 new<\/title>/);
+  assert.match(c, /<title>2025-02-09: 10 users, 10 new<\/title>/);
+  assert.match(c, /aria-label="Registered users over the last 30 days: 97 now, 97 joined"/);
+  assert.match(c, /max 97 users/);
+  assert.match(svgById(renderStatusPage(emptySnapshot()), 'chart-users-per-day'), /no data yet/);
 });
 
 test('rendering is pure: same snapshot, same output', () => {

@@ -510,3 +510,30 @@ test('export pages through more rows than one page, in key order', async () => {
     });
   }
 });
+
+for (const backend of BACKENDS) {
+  test(`${backend}: imported tokens feed the per-day token counters, once, on their creation day in TIMEZONE`, () =>
+    withTestDb(backend, async (store) => {
+      const stats = async () =>
+        (await store.db.selectFrom('token_stats').selectAll().orderBy('day').execute()).map((r) =>
+          [r.day, r.created, r.verified, r.bypassed].map(String).join(' '),
+        );
+      const doc = (token: string, status: string, createdAt: string) =>
+        JSON.stringify({ token, unique_id: token, created_by: 1, status, created_at: createdAt, expires_at: 1 });
+      const text = [
+        doc('t1', 'verified', '2026-11-28T18:29:59Z'), // 23:59:59 on the 28th in Kolkata
+        doc('t2', 'not_used', '2026-11-28T18:30:00Z'), // 00:00 on the 29th
+        doc('t3', 'bypassed', '2026-11-29T10:00:00Z'),
+      ].join('\n');
+      await importCollection(store, 'tokens', text, { now: NOW, timezone: 'Asia/Kolkata' });
+      assert.deepEqual(await stats(), ['2026-11-28 1 1 0', '2026-11-29 2 0 1']);
+      await importCollection(store, 'tokens', text, { now: NOW, timezone: 'Asia/Kolkata' });
+      assert.deepEqual(await stats(), ['2026-11-28 1 1 0', '2026-11-29 2 0 1'], 'the same documents again: no change');
+      // An unused token imported again as verified counts its outcome, not a second creation.
+      await importCollection(store, 'tokens', doc('t2', 'verified', '2026-11-28T18:30:00Z'), {
+        now: NOW,
+        timezone: 'Asia/Kolkata',
+      });
+      assert.deepEqual(await stats(), ['2026-11-28 1 1 0', '2026-11-29 2 1 1']);
+    }));
+}

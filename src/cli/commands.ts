@@ -126,7 +126,9 @@ const importCmd: Command = {
       throw new CliError(`cannot read ${file}: ${(e as Error).message}`, 2);
     }
     try {
-      const r = await withStore(config, (store) => importCollection(store, collection, text));
+      const r = await withStore(config, (store) =>
+        importCollection(store, collection, text, { timezone: config.timezone }),
+      );
       ctx.stderr.write(
         `imported ${collection}: ${r.read} read, ${r.inserted} inserted, ${r.updated} updated, ${r.unchanged} unchanged\n`,
       );

@@ -144,6 +144,40 @@ export function deletedPerHourChart(data: { hour: string; messages: number }[], 
   );
 }
 
+/**
+ * "Users (30 days)": one bar per day, the registered users at that day's end (today: so far), each with a tooltip
+ * that also says how many joined that day, inside `<g class="bars">`; the date under every 5th bar.
+ */
+export function usersPerDayChart(data: { day: string; total: number; new: number }[]): string {
+  const num = (v: number) => (Number.isFinite(v) && v > 0 ? v : 0);
+  const max = Math.max(0, ...data.map((d) => num(d.total)));
+  const slot = PLOT_W / Math.max(1, data.length);
+  const bw = Math.max(2, slot * 0.7);
+  const bars: string[] = [];
+  const labels: string[] = [];
+  data.forEach((d, i) => {
+    const v = num(d.total);
+    const h = max > 0 ? (v / max) * PLOT_H : 0;
+    const x = PAD.left + i * slot + (slot - bw) / 2;
+    const title = `${d.day}: ${formatCount(v)} users, ${formatCount(num(d.new))} new`;
+    bars.push(rect({ x, w: bw, y: BASE_Y - h, h, cls: 'bar', title }));
+    if ((data.length - 1 - i) % 5 === 0) {
+      const cx = PAD.left + i * slot + slot / 2;
+      labels.push(
+        `<text class="tick" x="${r1(cx)}" y="${BASE_Y + 16}" text-anchor="middle">${escapeHtml(d.day.slice(5))}</text>`,
+      );
+    }
+  });
+  const last = data.at(-1);
+  const joined = data.reduce((a, d) => a + num(d.new), 0);
+  const label = `Registered users over the last ${data.length} days: ${formatCount(num(last?.total ?? 0))} now, ${formatCount(joined)} joined`;
+  return svg(
+    'chart-users-per-day',
+    label,
+    frame(max, 'users') + `<g class="bars">${bars.join('')}</g>` + `<g class="x-labels">${labels.join('')}</g>`,
+  );
+}
+
 /** The stacked series of the tokens chart, bottom to top, with their colours' CSS classes. */
 export const TOKEN_SERIES = [
   { key: 'verified', label: 'verified', cls: 'seg-verified' },

@@ -6,7 +6,14 @@
  */
 import type { BroadcastView, StatusSnapshot } from '../jobs/status.ts';
 import { formatSummary, type JobView, type RunView } from '../jobs/overview.ts';
-import { deletedPerHourChart, formatCount, formatLocal, safeTimeZone, tokensPerDayChart } from './charts.ts';
+import {
+  deletedPerHourChart,
+  formatCount,
+  formatLocal,
+  safeTimeZone,
+  tokensPerDayChart,
+  usersPerDayChart,
+} from './charts.ts';
 import { escapeHtml } from './html.ts';
 
 export { formatLocal } from './charts.ts';
@@ -212,6 +219,7 @@ function charts(s: StatusSnapshot): string {
 <div class="charts">
 <figure class="card" style="margin:0"><h3>Messages deleted per hour (48 h)</h3>${deletedPerHourChart(s.deleted_per_hour, s.timezone)}</figure>
 <figure class="card" style="margin:0"><h3>Tokens per day (14 days)</h3>${tokensPerDayChart(s.tokens_per_day)}</figure>
+<figure class="card" style="margin:0"><h3>Users (30 days)</h3>${usersPerDayChart(s.users_per_day)}</figure>
 </div>`;
 }
 

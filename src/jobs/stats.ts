@@ -117,3 +117,26 @@ export async function recentDays(store: Store, timezone: string, now: Date, n: n
   });
   return n > 0 ? [{ date: today, ...(await figuresOf(store, today, timezone)) }, ...past] : [];
 }
+
+/** Users at the end of each of the last `n` local days (today so far included), oldest first, for the chart. */
+export async function userGrowth(
+  store: Store,
+  timezone: string,
+  now: Date,
+  n = 30,
+): Promise<{ day: string; total: number; new: number }[]> {
+  const today = dayIn(now, timezone);
+  const earlier = daysBefore(today, n - 1);
+  const rows = new Map((await statsOfDays(store, earlier)).map((r) => [r.day, r]));
+  const { startMs } = dayBounds(today, timezone);
+  const count = async (since: number | null) => {
+    let q = store.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n'));
+    if (since !== null) q = q.where('joined_at', '>=', since);
+    return Number((await q.executeTakeFirstOrThrow()).n);
+  };
+  const past = earlier.reverse().map((day) => {
+    const r = rows.get(day);
+    return { day, total: r?.users_total ?? 0, new: r?.users_new ?? 0 };
+  });
+  return [...past, { day: today, total: await count(null), new: await count(startMs) }];
+}

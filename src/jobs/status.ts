@@ -1,4 +1,5 @@
 /** What the status page, `tg-janitor status`, /healthz and the admin's /status show: one snapshot of the service. */
+import { userGrowth } from './stats.ts';
 import { dayIn, type Clock } from '../clock.ts';
 import { JOB_NAMES, type Config } from '../config.ts';
 import type { Store } from '../store/db.ts';
@@ -50,6 +51,8 @@ export interface StatusSnapshot {
   deleted_per_hour: { hour: string; messages: number }[];
   /** 14 days, oldest first, by the day tokens were created in TIMEZONE. */
   tokens_per_day: { day: string; verified: number; bypassed: number; not_used: number }[];
+  /** 30 days, oldest first: registered users at each day's end (today: so far) and how many joined that day. */
+  users_per_day: { day: string; total: number; new: number }[];
   health: Health;
 }
 
@@ -78,6 +81,7 @@ export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> 
   const active = await activeBroadcasts(store);
   const perHour = await deletedPerHour(store, nowMs, 48);
   const tokens = await tokensPerDay(store, lastDays(dayIn(now, config.timezone), 14));
+  const users = await userGrowth(store, config.timezone, now, 30);
   const snapshot: StatusSnapshot = {
     generated_at: now.toISOString(),
     timezone: config.timezone,
@@ -103,6 +107,7 @@ export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> 
     })),
     deleted_per_hour: perHour.map((h) => ({ hour: new Date(h.hour).toISOString(), messages: h.messages })),
     tokens_per_day: tokens,
+    users_per_day: users,
     health: { ok: true, problems: [], failing: [] },
   };
   snapshot.health = await judgeHealth(src, jobs, nowMs);

@@ -1,5 +1,6 @@
 /** Counters kept for the status page and analytics: messages deleted per hour, tokens per day by outcome. */
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from './schema.ts';
 import type { Store } from './db.ts';
 
 const HOUR = 3600_000;
@@ -39,15 +40,25 @@ export async function countTokenEvent(
   day: string,
   event: 'created' | 'verified' | 'bypassed',
 ): Promise<void> {
-  await store.db
+  await addTokenStats(store.db, day, { created: 0, verified: 0, bypassed: 0, [event]: 1 });
+}
+
+/** Adds token counts to a creation day in one upsert (also inside a transaction: an import's). */
+export async function addTokenStats(
+  db: Kysely<Database>,
+  day: string,
+  n: { created: number; verified: number; bypassed: number },
+): Promise<void> {
+  await db
     .insertInto('token_stats')
-    .values({
-      day,
-      created: event === 'created' ? 1 : 0,
-      verified: event === 'verified' ? 1 : 0,
-      bypassed: event === 'bypassed' ? 1 : 0,
-    })
-    .onConflict((oc) => oc.column('day').doUpdateSet({ [event]: sql<number>`token_stats.${sql.ref(event)} + 1` }))
+    .values({ day, ...n })
+    .onConflict((oc) =>
+      oc.column('day').doUpdateSet({
+        created: sql<number>`token_stats.created + ${n.created}`,
+        verified: sql<number>`token_stats.verified + ${n.verified}`,
+        bypassed: sql<number>`token_stats.bypassed + ${n.bypassed}`,
+      }),
+    )
     .execute();
 }
 

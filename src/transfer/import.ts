@@ -5,6 +5,8 @@
 import { sql, type Kysely } from 'kysely';
 import { writeTransaction, type Store } from '../store/db.ts';
 import type { Database } from '../store/schema.ts';
+import { addTokenStats } from '../store/stats.ts';
+import { dayIn } from '../clock.ts';
 import {
   parseLines,
   type BroadcastDoc,
@@ -19,6 +21,8 @@ export { COLLECTIONS, ImportError, isCollection, type Collection } from './docum
 export interface ImportOptions {
   /** The import instant, used for defaults (`users.joined_at`, a deletion's `created_at`). Default: now. */
   now?: Date;
+  /** The zone of the days imported tokens are counted on in `token_stats` (default UTC). */
+  timezone?: string;
 }
 
 /** What an import did. `inserted + updated + unchanged === read`. */
@@ -60,6 +64,8 @@ async function upsert<D extends object>(
   docs: readonly D[],
   counts: Counts,
   resolve: (doc: D, existing: Row | undefined) => Row = (d) => d as Row,
+  /** Told each row written, with the row it replaces (none for a new one). */
+  onWrite?: (row: Row, existing: Row | undefined) => void,
 ): Promise<void> {
   // The table name is dynamic here; the specs below pair each table with its own columns.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- no static table type fits a table chosen at run time
@@ -86,6 +92,7 @@ async function upsert<D extends object>(
         counts.unchanged++;
         continue;
       } else counts.updated++;
+      onWrite?.(row, existing);
       state.set(key, row);
       dirty.add(key);
     }
@@ -182,6 +189,7 @@ const WRITERS: {
     docs: readonly DocumentOf[C][],
     counts: Counts,
     now: number,
+    timezone: string,
   ) => Promise<void>;
 } = {
   users: (db, docs, counts, now) => {
@@ -193,8 +201,20 @@ const WRITERS: {
     // A document without joined_at keeps the row's; only a new user gets the import instant.
     return upsert(db, spec, docs, counts, (d, ex) => ({ ...d, joined_at: d.joined_at ?? ex?.joined_at ?? now }));
   },
-  tokens: (db, docs, counts) =>
-    upsert(
+  tokens: async (db, docs, counts, _now, timezone) => {
+    // Imported tokens feed the per-day counters the charts and the stats job read, on the day each was made: a new
+    // token counts as created (and verified or bypassed, as imported); an unused one imported as used counts its
+    // outcome. Importing the same documents again counts nothing.
+    const days = new Map<string, { created: number; verified: number; bypassed: number }>();
+    const count = (row: Row, existing: Row | undefined) => {
+      const day = dayIn(new Date(Number(row.created_at)), timezone);
+      const t = days.get(day) ?? { created: 0, verified: 0, bypassed: 0 };
+      days.set(day, t);
+      if (!existing) t.created++;
+      const outcome = row.status === 'verified' || row.status === 'bypassed' ? row.status : null;
+      if (outcome && (!existing || existing.status === 'not_used')) t[outcome]++;
+    };
+    await upsert(
       db,
       {
         table: 'tokens',
@@ -212,7 +232,11 @@ const WRITERS: {
       },
       docs,
       counts,
-    ),
+      undefined,
+      count,
+    );
+    for (const [day, n] of days) await addTokenStats(db, day, n);
+  },
   token_generator_count: (db, docs, counts) =>
     upsert(
       db,
@@ -250,7 +274,9 @@ export async function importCollection(
     docs: readonly DocumentOf[Collection][],
     counts: Counts,
     now: number,
+    timezone: string,
   ) => Promise<void>;
-  await writeTransaction(store, (trx) => write(trx as Kysely<Database>, docs, counts, now));
+  const timezone = opts.timezone ?? 'UTC';
+  await writeTransaction(store, (trx) => write(trx as Kysely<Database>, docs, counts, now, timezone));
   return counts;
 }
