@@ -190,8 +190,8 @@ export interface UserActivityTable {
   user_id: number;
 }
 
-/** One local day's figures, written by the stats job. */
-export interface DailyStatsTable {
+/** One local day's figures, written by the stats job: the users and tokens at the day's end, and its counters. */
+export interface DailyStatsTable extends Omit<DayCountersTable, 'day'> {
   day: string;
   users_total: number;
   users_new: number;
@@ -200,14 +200,6 @@ export interface DailyStatsTable {
   tokens_created: number;
   tokens_verified: number;
   tokens_bypassed: number;
-  files_delivered: number;
-  deletions_done: number;
-  deletions_on_time: number;
-  deletions_late: number;
-  deletions_failed: number;
-  broadcasts_sent: number;
-  broadcasts_deleted: number;
-  recipients_reached: number;
   computed_at: number;
 }
 
