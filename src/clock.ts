@@ -165,6 +165,12 @@ export function dayIn(at: Date, tz: string): string {
   );
 }
 
+/** The `n` calendar days ending with `today` (`YYYY-MM-DD`), oldest first: calendar steps, so DST never skips one. */
+export function lastDays(today: string, n: number): string[] {
+  const [y, m, d] = today.split('-').map(Number) as [number, number, number];
+  return Array.from({ length: n }, (_, i) => new Date(Date.UTC(y, m - 1, d - (n - 1 - i))).toISOString().slice(0, 10));
+}
+
 /** `at` as local wall time in `tz`, `YYYY-MM-DD HH:MM:SS`, for logs and the status page. */
 export function formatIn(at: Date, tz: string): string {
   const parts = new Intl.DateTimeFormat('en-CA', {

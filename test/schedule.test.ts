@@ -84,7 +84,7 @@ test('stale threshold is twice the gap between the next two fires', () => {
 });
 
 test("the status page's 14 days are calendar days: none skipped or repeated across DST", async () => {
-  const { lastDays } = await import('../src/jobs/status.ts');
+  const { lastDays } = await import('../src/clock.ts');
   // 00:30 in Europe/Berlin on 2026-03-30, the day after spring-forward.
   const today = dayIn(new Date('2026-03-29T22:30:00Z'), 'Europe/Berlin');
   assert.equal(today, '2026-03-30');

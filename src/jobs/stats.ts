@@ -4,7 +4,7 @@
  * tokens (created, verified, bypassed), files delivered, deletions (done, on time, late, failed), broadcasts (sent,
  * deleted) and recipients reached. Re-running a day replaces its row.
  */
-import { dayIn } from '../clock.ts';
+import { dayIn, lastDays } from '../clock.ts';
 import type { Store } from '../store/db.ts';
 import {
   activeUsers,
@@ -35,8 +35,9 @@ export interface StatsSummary {
 
 /** The `n` local days before `today`, newest first. */
 export function daysBefore(today: string, n: number): string[] {
-  const [y, m, d] = today.split('-').map(Number) as [number, number, number];
-  return Array.from({ length: n }, (_, i) => new Date(Date.UTC(y, m - 1, d - 1 - i)).toISOString().slice(0, 10));
+  return lastDays(today, n + 1)
+    .slice(0, n)
+    .reverse();
 }
 
 /** A day's figures from the tables at the end of that day. */

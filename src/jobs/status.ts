@@ -1,6 +1,6 @@
 /** What the status page, `tg-janitor status`, /healthz and the admin's /status show: one snapshot of the service. */
 import { userGrowth } from './stats.ts';
-import { dayIn, type Clock } from '../clock.ts';
+import { dayIn, lastDays, type Clock } from '../clock.ts';
 import { JOB_NAMES, type Config } from '../config.ts';
 import type { Store } from '../store/db.ts';
 import { activeBroadcasts } from '../store/broadcasts.ts';
@@ -163,9 +163,3 @@ async function judgeHealth(
 }
 
 const TELEGRAM_JOBS = ['message-deleter', 'broadcast-deleter'];
-
-/** The `n` calendar days ending with `today` (`YYYY-MM-DD`), oldest first: calendar steps, so DST never skips one. */
-export function lastDays(today: string, n: number): string[] {
-  const [y, m, d] = today.split('-').map(Number) as [number, number, number];
-  return Array.from({ length: n }, (_, i) => new Date(Date.UTC(y, m - 1, d - (n - 1 - i))).toISOString().slice(0, 10));
-}
