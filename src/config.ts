@@ -14,6 +14,7 @@ export const JOB_NAMES = [
   'broadcast-deleter',
   'token-count-reset',
   'stats',
+  'health-check',
 ] as const;
 /** One of the scheduled jobs. */
 export type JobName = (typeof JOB_NAMES)[number];
@@ -201,6 +202,7 @@ const envSchema = z.object({
   SCHEDULE_BROADCAST_DELETER: schedule.default('0 * * * *'),
   SCHEDULE_TOKEN_COUNT_RESET: schedule.default('0 0 * * *'),
   SCHEDULE_STATS: schedule.default('5 0 * * *'),
+  SCHEDULE_HEALTH_CHECK: schedule.default('*/5 * * * *'),
   CATCH_UP_MISSED: bool.default(true),
   SHUTDOWN_TIMEOUT_S: int(0, 3600).default(30),
   JOB_LEASE_S: int(5, 3600).default(60),
@@ -415,6 +417,7 @@ function parseConfig(input: Record<string, string>, n: Naming): Config {
       'broadcast-deleter': e.SCHEDULE_BROADCAST_DELETER,
       'token-count-reset': e.SCHEDULE_TOKEN_COUNT_RESET,
       stats: e.SCHEDULE_STATS,
+      'health-check': e.SCHEDULE_HEALTH_CHECK,
     },
     catchUpMissed: e.CATCH_UP_MISSED,
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT_S,

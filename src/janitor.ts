@@ -27,7 +27,7 @@ import {
   type WakeReport,
 } from './jobs/registry.ts';
 import type { ScheduleDeletionInput } from './jobs/message-deleter.ts';
-import { createTelegram, instrument, type Telegram } from './telegram/client.ts';
+import { createTelegram, instrument, type Telegram, type TelegramOptions } from './telegram/client.ts';
 import { insertDeletion } from './store/deletions.ts';
 import { Bot, type Api, type RawApi } from 'grammy';
 import type { Broadcast } from './store/schema.ts';
@@ -86,6 +86,8 @@ export interface JanitorParts {
   /** The Bot API client, when a bot or token was given. */
   telegram: Telegram | null;
   hooks: JanitorHooks;
+  /** Tells every admin a text (the health check's changes); null when there is nobody to tell. */
+  notifyAdmins: ((text: string) => Promise<void>) | null;
 }
 
 /** The schedulers, ready to start. Made by {@link createJanitor}. */
@@ -109,7 +111,7 @@ export class Janitor {
     this.telegram = telegram;
     this.ownsStore = parts.ownsStore;
     const owner = newOwnerId();
-    const jobs = buildJobs(config, store, telegram ? { telegram, owner, ...hooks } : null);
+    const jobs = buildJobs(config, store, telegram ? { telegram, owner, ...hooks } : null, parts.notifyAdmins);
     this.engine = new Engine({
       store,
       clock,
@@ -250,5 +252,35 @@ export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor>
         })
       : null;
   const hooks = opts.hooks ?? {};
-  return new Janitor({ config, store, clock, logger, ownsStore: !opts.store, telegram, hooks });
+  const notifyAdmins = adminNotifier(config, telegram, logger, tgOpts);
+  return new Janitor({ config, store, clock, logger, ownsStore: !opts.store, telegram, hooks, notifyAdmins });
+}
+
+/**
+ * Tells every admin in ADMIN_IDS a text, through the admin bot when there is one (its own client: Telegram's limits
+ * are per bot), else the user bot; null when there is nobody to tell or no bot to tell it with. A message an admin
+ * cannot get is logged; the others still get theirs.
+ */
+function adminNotifier(
+  config: Config,
+  telegram: Telegram | null,
+  logger: Logger,
+  tgOpts: Pick<TelegramOptions, 'clock' | 'rate' | 'retries'>,
+): ((text: string) => Promise<void>) | null {
+  const api = config.adminBotToken
+    ? createTelegram({
+        token: config.adminBotToken,
+        apiRoot: config.botApiRoot,
+        timeoutSeconds: config.telegramTimeoutS,
+        ...tgOpts,
+      }).api
+    : telegram?.api;
+  if (!api || config.adminIds.length === 0) return null;
+  return async (text) => {
+    for (const admin of config.adminIds) {
+      await api
+        .sendMessage(admin, text)
+        .catch((e: unknown) => logger.warn({ admin, err: (e as Error).message }, `could not tell admin ${admin}`));
+    }
+  };
 }

@@ -129,6 +129,13 @@ export function createMetrics(): Metrics {
     registers,
   });
 
+  const healthCheck = new Gauge({
+    name: 'tg_janitor_health_check_ok',
+    help: 'Each check of the last health-check run: 1 passed, 0 failed (database, telegram, job:<name>, deletions, broadcasts).',
+    labelNames: ['check'] as const,
+    registers,
+  });
+
   // Known series start at 0, so rate() and absent() work before the first run.
   for (const job of JOB_NAMES) for (const status of ['ok', 'error'] as const) runs.inc({ job, status }, 0);
 
@@ -160,6 +167,9 @@ export function createMetrics(): Metrics {
         if (finite(t)) lastSuccess.set({ job: r.job }, t);
       }
       if (r.job === 'message-deleter') countDeleted(r.summary.messages_deleted);
+      // An unhealthy run is recorded `error` with its summary: its checks count either way.
+      if (r.job === 'health-check' && r.summary.checks)
+        for (const [check, ok] of Object.entries(r.summary.checks)) healthCheck.set({ check }, ok ? 1 : 0);
     }),
     onTelegramCall: guard((method: string, outcome: string, errorCode?: number) => {
       telegramCalls.inc({ method, outcome });
@@ -170,6 +180,9 @@ export function createMetrics(): Metrics {
     }),
     onWakeRun: guard((r: WakeReport) => {
       if (r.job === 'message-deleter') countDeleted(r.summary.messages_deleted);
+      // An unhealthy run is recorded `error` with its summary: its checks count either way.
+      if (r.job === 'health-check' && r.summary.checks)
+        for (const [check, ok] of Object.entries(r.summary.checks)) healthCheck.set({ check }, ok ? 1 : 0);
     }),
     onBroadcastProgress: guard((broadcastId: number, left: number) => {
       const labels = { broadcast_id: String(broadcastId) };

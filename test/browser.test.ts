@@ -41,7 +41,14 @@ test('the status page in headless Chromium: jobs table, charts, and it refreshes
     }
     await page.goto(demo.url);
     const jobs = await page.locator('#jobs tr.job').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-job')));
-    assert.deepEqual(jobs, ['token-cleanup', 'message-deleter', 'broadcast-deleter', 'token-count-reset', 'stats']);
+    assert.deepEqual(jobs, [
+      'token-cleanup',
+      'message-deleter',
+      'broadcast-deleter',
+      'token-count-reset',
+      'stats',
+      'health-check',
+    ]);
     assert.equal(await page.locator('#jobs tr.job[data-job="message-deleter"] .badge').first().textContent(), 'ok');
     const bars = page.locator('#chart-deleted-per-hour g.bars rect');
     assert.equal(await bars.count(), 48);

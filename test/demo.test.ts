@@ -40,7 +40,14 @@ test('npx tg-janitor demo: a URL, then every job runs and deletions happen; Ctrl
       await new Promise((r) => setTimeout(r, 200)); // a look at the status, not a wait for time to pass
     }
     const page = await (await fetch(url)).text();
-    for (const job of ['token-cleanup', 'message-deleter', 'broadcast-deleter', 'token-count-reset', 'stats'])
+    for (const job of [
+      'token-cleanup',
+      'message-deleter',
+      'broadcast-deleter',
+      'token-count-reset',
+      'stats',
+      'health-check',
+    ])
       assert.match(page, new RegExp(`data-job="${job}"`));
     const dbDir = dirname(s.database.replace(/^sqlite:/, ''));
     assert.ok(existsSync(dbDir));

@@ -58,7 +58,12 @@ for (const backend of BACKENDS) {
   describe(`health on ${backend}`, () => {
     test('TOKEN_CLEANUP_HOURS=0,6 stays healthy from 18:00 to 00:00 and turns unhealthy after two missed runs', () =>
       withTestDb(backend, async (store) => {
-        const config = loadConfig({ TOKEN_CLEANUP_HOURS: '0,6', SCHEDULE_TOKEN_COUNT_RESET: 'off' });
+        const config = loadConfig({
+          TOKEN_CLEANUP_HOURS: '0,6',
+          SCHEDULE_TOKEN_COUNT_RESET: 'off',
+          // Only token cleanup is judged here.
+          SCHEDULE_HEALTH_CHECK: 'off',
+        });
         assert.equal(config.schedules['token-cleanup'], '0 0,6 * * *');
         const clock = new FakeClock('2026-11-29T20:00:00Z');
         const src = {
@@ -96,6 +101,7 @@ for (const backend of BACKENDS) {
           SCHEDULE_TOKEN_COUNT_RESET: 'off',
           SCHEDULE_BROADCAST_DELETER: 'off',
           SCHEDULE_MESSAGE_DELETER: '* * * * *',
+          SCHEDULE_HEALTH_CHECK: 'off',
         });
         const now = Date.parse('2026-11-29T12:10:30Z');
         const clock = new FakeClock(now);

@@ -21,6 +21,7 @@ const DEMO_SCHEDULES = {
   SCHEDULE_BROADCAST_DELETER: '*/10 * * * * *',
   SCHEDULE_TOKEN_COUNT_RESET: '*/15 * * * * *',
   SCHEDULE_STATS: '*/15 * * * * *',
+  SCHEDULE_HEALTH_CHECK: '*/10 * * * * *',
 };
 
 /** A running demo. */

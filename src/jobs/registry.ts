@@ -12,6 +12,7 @@ import { tokenCountResetJob, type TokenCountResetSummary } from './token-count-r
 import { messageDeleterJob, type MessageDeleterSummary } from './message-deleter.ts';
 import { broadcastDeleterJob, type BroadcastDeleterSummary } from './broadcast-deleter.ts';
 import { statsJob, type StatsSummary } from './stats.ts';
+import { healthCheckJob, type HealthCheckSummary } from './health-check.ts';
 
 /** Each job's summary type, by job name. */
 export interface JobSummaries {
@@ -20,6 +21,7 @@ export interface JobSummaries {
   'broadcast-deleter': BroadcastDeleterSummary;
   'token-count-reset': TokenCountResetSummary;
   stats: StatsSummary;
+  'health-check': HealthCheckSummary;
 }
 
 /** The definition of job `J`. */
@@ -53,12 +55,21 @@ export interface TelegramJobDeps {
   onBroadcastCut?: (b: Broadcast) => void;
 }
 
-/** The job definitions for a configuration, in the seed's order; the Telegram jobs only with a client. */
-export function buildJobs(config: Config, store: Store, tg: TelegramJobDeps | null): SeedJob[] {
+/**
+ * The job definitions for a configuration, in the seed's order; the Telegram jobs only with a client. `notify` tells
+ * every admin a text (the health check's changes); null when there is nobody to tell.
+ */
+export function buildJobs(
+  config: Config,
+  store: Store,
+  tg: TelegramJobDeps | null,
+  notify: ((text: string) => Promise<void>) | null = null,
+): SeedJob[] {
   const jobs: SeedJob[] = [
     tokenCleanupJob(store, config.schedules['token-cleanup']),
     tokenCountResetJob(store, config.timezone, config.schedules['token-count-reset']),
     statsJob(store, config.timezone, config.schedules.stats),
+    healthCheckJob({ store, config, telegram: tg?.telegram ?? null, notify }, config.schedules['health-check']),
   ];
   if (tg) {
     const common = {

@@ -60,6 +60,11 @@ export interface JobDefinition<S extends object = object, N extends string = str
   successLine(summary: S, at: string): string;
   /** Wake-ups at the instant work becomes due, besides the ticks (the deleters). */
   wake?: WakeOptions<S>;
+  /**
+   * Whether a run that returned `summary` failed all the same (a health check that found problems): the text is
+   * recorded as the run's error, status `error`, with the summary kept. Null: the run is `ok`.
+   */
+  failure?(summary: S): string | null;
 }
 
 /** How a run ended, as the engine reports it, whatever its status. */

@@ -92,6 +92,8 @@ export async function execute<S extends object, N extends string>(
       signal: runAbort.signal,
       logger: logger.child({ job: job.name }),
     });
+    const failed = job.failure?.(summary) ?? null;
+    if (failed !== null) [status, error] = ['error', failed];
   } catch (e) {
     status = 'error';
     error = errorText(e);
@@ -125,8 +127,9 @@ export async function execute<S extends object, N extends string>(
     logger.info(logged, job.successLine(summary, at));
     return { ...base, status: 'ok', summary };
   }
-  logger.error({ ...fields, err: error }, `❌ Error during ${job.label}: ${error}`);
-  return { ...base, status: 'error', summary: {}, ...(error ? { error } : {}) };
+  const failedFields: object = { ...fields, ...summary, err: error };
+  logger.error(failedFields, `❌ Error during ${job.label}: ${error}`);
+  return { ...base, status: 'error', summary: summary ?? {}, ...(error ? { error } : {}) };
 }
 
 /**

@@ -249,6 +249,20 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
         await daily.addColumn('computed_at', 'bigint', (c) => c.notNull()).execute();
       },
     },
+    '0007_health_state': {
+      async up(db: AnyDb) {
+        // The health check's last verdict, one row: runs from any process (or the CLI) and restarts agree on what
+        // changed, so admins hear of a change once.
+        await db.schema
+          .createTable('health_state')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('healthy', 'integer', (c) => c.notNull())
+          .addColumn('failing', 'text', (c) => c.notNull())
+          .addColumn('changed_at', 'bigint', (c) => c.notNull())
+          .addColumn('unhealthy_told_at', 'bigint')
+          .execute();
+      },
+    },
   };
 }
 

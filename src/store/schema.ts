@@ -203,7 +203,20 @@ export interface DailyStatsTable extends Omit<DayCountersTable, 'day'> {
   computed_at: number;
 }
 
+/** The health check's last verdict (one row, id 1). */
+export interface HealthStateTable {
+  id: number;
+  /** 1 healthy, 0 not. */
+  healthy: number;
+  /** The failed checks, comma-separated. */
+  failing: string;
+  changed_at: number;
+  /** When admins were last told "unhealthy" (a new "unhealthy" within 30 minutes of it is held back). */
+  unhealthy_told_at: number | null;
+}
+
 export interface Database {
+  health_state: HealthStateTable;
   day_counters: DayCountersTable;
   user_activity: UserActivityTable;
   daily_stats: DailyStatsTable;
