@@ -1,13 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CliProcess, runCli } from './support/cli.ts';
-import { BACKENDS, createTestDb } from './support/db.ts';
-import { until } from './support/wait.ts';
-import { BotApiEmulator } from './support/bot-api-emulator.ts';
+import { CliProcess, runCli } from './cli.ts';
+import { createTestDb, type Backend } from './db.ts';
+import { until } from './wait.ts';
+import { BotApiEmulator } from './bot-api-emulator.ts';
 
 const jsonl = (docs: object[]) => docs.map((d) => JSON.stringify(d)).join('\n') + '\n';
 
-for (const backend of BACKENDS) {
+/** The deleters through the CLI on one backend (one test file per backend, so the two run side by side). */
+export function deleterCliSuite(backend: Backend): void {
   describe(`deleters through the CLI on ${backend}`, () => {
     let emu: BotApiEmulator;
     before(async () => {

@@ -1,0 +1,3 @@
+import { cliBackendSuite } from './support/cli-backend-suite.ts';
+
+cliBackendSuite('sqlite');

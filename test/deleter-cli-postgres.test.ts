@@ -1,0 +1,3 @@
+import { deleterCliSuite } from './support/deleter-cli-suite.ts';
+
+deleterCliSuite('postgres');
