@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { createLogger } from '../src/log.ts';
 import { startDemo } from '../src/demo/demo.ts';
+import { JOB_NAMES } from '../src/config.ts';
 
 const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
 
@@ -41,14 +42,7 @@ test('the status page in headless Chromium: jobs table, charts, and it refreshes
     }
     await page.goto(demo.url);
     const jobs = await page.locator('#jobs tr.job').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-job')));
-    assert.deepEqual(jobs, [
-      'token-cleanup',
-      'message-deleter',
-      'broadcast-deleter',
-      'token-count-reset',
-      'stats',
-      'health-check',
-    ]);
+    assert.deepEqual(jobs, [...JOB_NAMES], 'every job, in the seed order');
     assert.equal(await page.locator('#jobs tr.job[data-job="message-deleter"] .badge').first().textContent(), 'ok');
     const bars = page.locator('#chart-deleted-per-hour g.bars rect');
     assert.equal(await bars.count(), 48);

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CliProcess } from './support/cli.ts';
+import { JOB_NAMES } from '../src/config.ts';
 
 test('npx tg-janitor demo: a URL, then every job runs and deletions happen; Ctrl-C ends it and removes its database', async () => {
   // A .env and environment that would break a normal start: the demo must ignore them.
@@ -40,15 +41,8 @@ test('npx tg-janitor demo: a URL, then every job runs and deletions happen; Ctrl
       await new Promise((r) => setTimeout(r, 200)); // a look at the status, not a wait for time to pass
     }
     const page = await (await fetch(url)).text();
-    for (const job of [
-      'token-cleanup',
-      'message-deleter',
-      'broadcast-deleter',
-      'token-count-reset',
-      'stats',
-      'health-check',
-    ])
-      assert.match(page, new RegExp(`data-job="${job}"`));
+    // Every job the service knows is on the page.
+    for (const job of JOB_NAMES) assert.match(page, new RegExp(`data-job="${job}"`));
     const dbDir = dirname(s.database.replace(/^sqlite:/, ''));
     assert.ok(existsSync(dbDir));
     const exit = await demo.kill('SIGINT');
