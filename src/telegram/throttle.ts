@@ -40,6 +40,9 @@ export class Throttle {
       // Sleep until the slot is really reached (a timer may fire a little early): no call goes out before a 429
       // pause ends.
       for (let now = this.now(); now < slot; now = this.now()) await this.clock.sleep(Math.max(1, slot - now));
+      // After a stalled event loop a timer runs before the I/O that came meanwhile: a 429 already received would
+      // announce its pause only after this call left. One turn of the loop lets that I/O in first.
+      await new Promise((r) => setImmediate(r));
       if (this.pauses === pauses) return;
     }
   }
