@@ -22,7 +22,7 @@ import {
 } from '../telegram/errors.ts';
 import { callsNotAfter, NotSentError } from '../telegram/client.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
-import { judgeMissingChats, noteAnswered, underSetupFaultBackoff } from '../jobs/setup-faults.ts';
+import { confirmMissingChats, judgeMissingChats, noteAnswered, underSetupFaultBackoff } from '../jobs/setup-faults.ts';
 import { rememberChats } from '../store/faults.ts';
 import { addToDay } from '../store/daily-stats.ts';
 
@@ -358,8 +358,9 @@ export class BroadcastSender {
   }
 
   /**
-   * Settles held "chat not found" users: marked blocked and counted as failed. `confirmed`: a copy just worked, so
-   * they are single ones; otherwise a chat that answered lately is asked first — "not found" too is a setup fault
+   * Settles held "chat not found" users: each asked itself, those still "not found" marked blocked and counted as
+   * failed; one that answers ends the pass (thrown), so the next asks them again. `confirmed`: a copy just worked,
+   * so the setup works; otherwise a chat that answered lately is asked first — "not found" too is a setup fault
    * (thrown; the held users stay as they were), no answer ends the pass for now.
    */
   private async settle(st: SendState, confirmed: boolean): Promise<void> {
@@ -372,6 +373,17 @@ export class BroadcastSender {
         throw new Error(
           `could not tell whose "chat not found" it is (${verdict.reason}); broadcast ${st.id} resumes after user ${st.cursor}`,
         );
+    }
+    // The setup works now; each held user is asked itself. One that answers was "not found" while the setup was
+    // wrong (fixed since): the pass ends with the cursor before them, and the next pass asks them again.
+    const gone = await confirmMissingChats(this.o.api, st.watch.heldItems());
+    const answered = st.watch.heldItems().filter((u) => !gone.has(u));
+    if (answered.length > 0) {
+      st.watch.forget();
+      throw new Error(
+        `user ${answered[0]} answered after its "chat not found" (the setup was at fault then, fixed since); ` +
+          `broadcast ${st.id} resumes after user ${st.cursor}`,
+      );
     }
     const held = st.watch.drain();
     await markBlocked(this.o.store, held, this.o.clock.now().getTime());

@@ -16,7 +16,7 @@ import type { JobDefinition, RunContext } from '../scheduler/job.ts';
 import { runOwner } from '../scheduler/run.ts';
 import { workPool } from '../scheduler/pool.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
-import { judgeMissingChats, noteAnswered, underSetupFaultBackoff } from './setup-faults.ts';
+import { confirmMissingChats, judgeMissingChats, noteAnswered, underSetupFaultBackoff } from './setup-faults.ts';
 import { rememberChats } from '../store/faults.ts';
 import type { Broadcast } from '../store/schema.ts';
 
@@ -208,8 +208,13 @@ async function deleteOne(
     keeper.markLost(`recipient ${chatId} could not be removed under our claim`);
     return false;
   };
+  // Held "chat not found" recipients, the setup now known to work: each chat is asked itself; one that answers was
+  // "not found" while the setup was wrong (fixed since) and stays for a later attempt.
   const applyHeld = async (held: number[]) => {
-    for (const chatId of held) {
+    if (held.length === 0) return;
+    const gone = await confirmMissingChats(telegram.api, held);
+    kept += held.length - gone.size;
+    for (const chatId of gone) {
       if (!(await finish(chatId))) return;
       s.unreachable++;
       blocked.push(chatId);

@@ -31,7 +31,13 @@ import type { JobDefinition, RunContext } from '../scheduler/job.ts';
 import { runOwner } from '../scheduler/run.ts';
 import { workPool } from '../scheduler/pool.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
-import { isSetupFault, judgeMissingChats, noteAnswered, underSetupFaultBackoff } from './setup-faults.ts';
+import {
+  confirmMissingChats,
+  isSetupFault,
+  judgeMissingChats,
+  noteAnswered,
+  underSetupFaultBackoff,
+} from './setup-faults.ts';
 import { rememberChats } from '../store/faults.ts';
 
 /** The notice sent after a deletion when the `deleted_notice_text` setting is not set. */
@@ -363,13 +369,33 @@ async function remove(row: PendingDeletion, r: RunState): Promise<boolean> {
   return false;
 }
 
-/** Single "chat not found" answers, now known not to be a storm: done as today (user marked, row dropped). */
+/**
+ * Held "chat not found" answers, now known not to be a storm and the setup known to work: each chat is asked itself.
+ * Still "not found": gone (user marked, row dropped). It answers: the "not found" came while the setup was wrong
+ * (fixed since), so the row is tried again later.
+ */
 async function applyHeld(held: HeldRow[], r: RunState): Promise<void> {
-  for (const h of held) await dropUnreachable(h.row, h.outcome, r);
+  if (held.length === 0) return;
+  const gone = await confirmMissingChats(
+    r.telegram.api,
+    held.map((h) => h.row.chat_id),
+  );
+  for (const h of held) {
+    if (gone.has(h.row.chat_id)) await dropUnreachable(h.row, h.outcome, r);
+    else await keepHeld(h, r, 'the chat answers now: that "chat not found" was the setup\'s, fixed since');
+  }
+}
+
+/** A held row whose chat's fate is not known: kept for a later attempt (its back-off), nobody marked. */
+async function keepHeld(h: HeldRow, r: RunState, why: string): Promise<void> {
+  r.unfinished.delete(Number(h.row.id));
+  const o: Outcome = { kind: 'transient', reason: `"chat not found", not confirmed: ${why}` };
+  if ((await keepForLater(r.store, h.row, r.owner, r.clock, o, Boolean(h.row.messages_deleted))) !== null)
+    r.s.transient++;
 }
 
 /**
- * Settles the held rows at the end of a run: done as single "chat not found" answers when a chat that answered
+ * Settles the held rows at the end of a run: confirmed one by one (see {@link applyHeld}) when a chat that answered
  * lately still answers, left untouched (a setup fault, returned) when it is "not found" too, kept for a retry when
  * it cannot be asked.
  */
@@ -378,16 +404,8 @@ async function settleHeld(r: RunState): Promise<SetupFaultError | null> {
   const verdict = await judgeMissingChats(r.store, r.telegram.api, held0, [...r.goodChats].reverse());
   if (verdict.kind === 'setup') return verdict.error;
   const held = r.watch.drain();
-  if (verdict.kind === 'single') {
-    await applyHeld(held, r);
-    return null;
-  }
-  for (const h of held) {
-    r.unfinished.delete(Number(h.row.id));
-    const o: Outcome = { kind: 'transient', reason: `"chat not found", not confirmed yet: ${verdict.reason}` };
-    if ((await keepForLater(r.store, h.row, r.owner, r.clock, o, Boolean(h.row.messages_deleted))) !== null)
-      r.s.transient++;
-  }
+  if (verdict.kind === 'single') await applyHeld(held, r);
+  else for (const h of held) await keepHeld(h, r, verdict.reason);
   return null;
 }
 

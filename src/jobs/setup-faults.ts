@@ -98,6 +98,21 @@ export async function judgeMissingChats(
   return { kind: 'single' };
 }
 
+/**
+ * Asks each held chat itself, once the setup is known to work (a call just worked, or a chat that answered lately
+ * still does): only a chat that is "not found" now is gone. A "chat not found" held from before may have come while
+ * the setup was wrong and was fixed since (a token swapped back, a Bot API server restored); such a chat answers now,
+ * and its work is tried again instead of its user being marked. Returns the chats confirmed gone.
+ */
+export async function confirmMissingChats(api: Api<RawApi>, held: Iterable<number>): Promise<Set<number>> {
+  const gone = new Set<number>();
+  for (const chatId of new Set(held)) {
+    const o = await outcomeOf(() => api.getChat(chatId));
+    if (o.kind !== 'done' && o.kind !== 'fatal' && isMissingChat(o.reason)) gone.add(chatId);
+  }
+  return gone;
+}
+
 /** Notes a chat that just answered, keeping only the newest few (a run may meet a million chats). */
 export function noteAnswered(recent: Set<number>, chatId: number, keep = 5): void {
   recent.delete(chatId);

@@ -61,9 +61,12 @@ test(
       emu.failAllChats({ kind: 'status', code: 400, description: 'Bad Request: chat not found' });
       const tStorm = Date.now();
       await svc.start();
-      // The storm lasts at least MIN_STORM_MS and past the first minute sweep, so a scheduled (recorded) run meets it too.
-      const sweepAt = Math.ceil((Date.now() + 1000) / 60_000) * 60_000;
-      const stormEnd = Math.max(tStorm + MIN_STORM_MS, sweepAt + 5000);
+      // The storm lasts at least MIN_STORM_MS and past the first minute sweep that starts after the fault is recorded,
+      // so a scheduled (recorded) run meets it too. (A sweep at a minute boundary that comes while the first wake-up
+      // still holds every row finds nothing to do; it must not be the only one the storm lasts for.)
+      const sweepAfter = (ms: number) => Math.ceil((ms + 1000) / 60_000) * 60_000;
+      let stormEnd = Math.max(tStorm + MIN_STORM_MS, sweepAfter(Date.now()) + 5000);
+      let faultSeen = false;
       const violations: string[] = [];
       const health: Record<string, number> = {};
       let first503: number | null = null;
@@ -76,6 +79,10 @@ test(
           violations.push(`+${secs(tStorm, at)} s: rows changed (attempts / next_attempt_at / messages_deleted)`);
         const blocked = await blockedUsers();
         if (blocked.length) violations.push(`+${secs(tStorm, at)} s: ${blocked.length} users marked blocked`);
+        if (!faultSeen && (await store.db.selectFrom('job_faults').select('job').execute()).length > 0) {
+          faultSeen = true;
+          stormEnd = Math.max(stormEnd, sweepAfter(Date.now()) + 5000);
+        }
         const h = await svc.healthz(2000);
         health[h.status] = (health[h.status] ?? 0) + 1;
         if (h.status === 503 && first503 === null) first503 = at;
