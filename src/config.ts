@@ -15,6 +15,7 @@ export const JOB_NAMES = [
   'token-count-reset',
   'stats',
   'health-check',
+  'backup',
 ] as const;
 /** One of the scheduled jobs. */
 export type JobName = (typeof JOB_NAMES)[number];
@@ -203,6 +204,9 @@ const envSchema = z.object({
   SCHEDULE_TOKEN_COUNT_RESET: schedule.default('0 0 * * *'),
   SCHEDULE_STATS: schedule.default('5 0 * * *'),
   SCHEDULE_HEALTH_CHECK: schedule.default('*/5 * * * *'),
+  SCHEDULE_BACKUP: schedule.default('0 3 * * *'),
+  BACKUP_DIR: z.string().min(1, 'a folder path').default('./data/backups'),
+  BACKUP_KEEP: int(1, 1000).default(7),
   CATCH_UP_MISSED: bool.default(true),
   SHUTDOWN_TIMEOUT_S: int(0, 3600).default(30),
   JOB_LEASE_S: int(5, 3600).default(60),
@@ -315,6 +319,10 @@ export interface Config {
   statusToken: string | undefined;
   /** Seconds between the status page's own refreshes (default 15). */
   statusRefreshS: number;
+  /** The folder backups go in, one sub-folder each (default `./data/backups`). */
+  backupDir: string;
+  /** Backups kept, 1–1000: older ones are removed once a new one is checked (default 7). */
+  backupKeep: number;
 }
 
 /** The seed's token-cleanup schedule: on the hour, at each of TOKEN_CLEANUP_HOURS. */
@@ -418,6 +426,7 @@ function parseConfig(input: Record<string, string>, n: Naming): Config {
       'token-count-reset': e.SCHEDULE_TOKEN_COUNT_RESET,
       stats: e.SCHEDULE_STATS,
       'health-check': e.SCHEDULE_HEALTH_CHECK,
+      backup: e.SCHEDULE_BACKUP,
     },
     catchUpMissed: e.CATCH_UP_MISSED,
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT_S,
@@ -437,6 +446,8 @@ function parseConfig(input: Record<string, string>, n: Naming): Config {
     webhookSecret: e.WEBHOOK_SECRET,
     statusToken: e.STATUS_TOKEN,
     statusRefreshS: e.STATUS_REFRESH_S,
+    backupDir: e.BACKUP_DIR,
+    backupKeep: e.BACKUP_KEEP,
   };
 }
 
@@ -480,6 +491,8 @@ const OPTIONS: Record<Exclude<keyof Config, 'schedules'>, readonly [variable: Va
   webhookSecret: ['WEBHOOK_SECRET', 'string'],
   statusToken: ['STATUS_TOKEN', 'string'],
   statusRefreshS: ['STATUS_REFRESH_S', 'number'],
+  backupDir: ['BACKUP_DIR', 'string'],
+  backupKeep: ['BACKUP_KEEP', 'number'],
 };
 
 /** The variable of a job's schedule: `token-cleanup` → `SCHEDULE_TOKEN_CLEANUP`. */

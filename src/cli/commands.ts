@@ -1,9 +1,6 @@
 /** The sub-commands of `tg-janitor`. Each is thin: parse, open, call the library, print. */
-import { readFileSync } from 'node:fs';
 import { formatIn, parseIso, systemClock } from '../clock.ts';
-import { isJobName, JOB_NAMES, loadConfig, type Config } from '../config.ts';
-import { openStore, type Store } from '../store/db.ts';
-import { migrateToLatest } from '../store/migrations.ts';
+import { isJobName, JOB_NAMES, loadConfig } from '../config.ts';
 import { createJanitor } from '../janitor.ts';
 import { startService } from '../service.ts';
 import { startDemo } from '../demo/demo.ts';
@@ -11,7 +8,8 @@ import { collectStatus } from '../jobs/status.ts';
 import { recentDays } from '../jobs/stats.ts';
 import { formatStatus, table } from './format.ts';
 import { formatSummary, listJobs } from '../jobs/overview.ts';
-import { COLLECTIONS, ImportError, exportCollection, importCollection, isCollection } from '../transfer/index.ts';
+import { backupCmd, exportCmd, importCmd, restoreCmd } from './data-commands.ts';
+import { withStore, write } from './io.ts';
 import { CliError, UsageError } from './errors.ts';
 import type { Logger } from '../log.ts';
 import type { Command } from './main.ts';
@@ -38,29 +36,6 @@ function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-}
-
-async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(config.databaseUrl);
-  try {
-    await migrateToLatest(store);
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function write(out: NodeJS.WritableStream, s: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (out.write(s)) resolve();
-    else out.once('drain', resolve).once('error', reject);
   });
 }
 
@@ -104,54 +79,6 @@ const migrate: Command = {
       ctx.stderr.write(`migrated ${store.describe}\n`);
       return Promise.resolve();
     });
-    return 0;
-  },
-};
-
-const importCmd: Command = {
-  name: 'import',
-  summary: 'import a JSON Lines file of one collection (all or nothing)',
-  usage: `Usage: tg-janitor import <collection> <file|->\n\nCollections: ${COLLECTIONS.join(', ')}.\nOne document per line in the original bot's MongoDB shapes; '-' reads stdin. Any bad line: exit 2, nothing written.`,
-  options: {},
-  async run(ctx, { positionals }) {
-    const [collection, file, ...extra] = positionals;
-    if (!collection || !file || extra.length) throw new UsageError('expected <collection> and <file|->', this.usage);
-    if (!isCollection(collection))
-      throw new UsageError(`unknown collection "${collection}" (one of ${COLLECTIONS.join(', ')})`, this.usage);
-    const config = ctx.config();
-    let text: string;
-    try {
-      text = file === '-' ? await readAll(ctx.stdin) : readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new CliError(`cannot read ${file}: ${(e as Error).message}`, 2);
-    }
-    try {
-      const r = await withStore(config, (store) =>
-        importCollection(store, collection, text, { timezone: config.timezone }),
-      );
-      ctx.stderr.write(
-        `imported ${collection}: ${r.read} read, ${r.inserted} inserted, ${r.updated} updated, ${r.unchanged} unchanged\n`,
-      );
-      return 0;
-    } catch (e) {
-      if (e instanceof ImportError) throw new CliError(`${file}: ${e.message}; nothing was imported`, 2);
-      throw e;
-    }
-  },
-};
-
-const exportCmd: Command = {
-  name: 'export',
-  summary: 'write one collection as JSON Lines to stdout',
-  usage: `Usage: tg-janitor export <collection>\n\nCollections: ${COLLECTIONS.join(', ')}. Dates are ISO-8601 UTC.`,
-  options: {},
-  async run(ctx, { positionals }) {
-    const [collection, ...extra] = positionals;
-    if (!collection || extra.length) throw new UsageError('expected <collection>', this.usage);
-    if (!isCollection(collection))
-      throw new UsageError(`unknown collection "${collection}" (one of ${COLLECTIONS.join(', ')})`, this.usage);
-    const config = ctx.config();
-    await withStore(config, (store) => exportCollection(store, collection, (line) => write(ctx.stdout, `${line}\n`)));
     return 0;
   },
 };
@@ -332,4 +259,16 @@ const demo: Command = {
 };
 
 /** Every sub-command, in the order `--help` lists them. */
-export const commands: Command[] = [start, migrate, run, jobs, status, stats, importCmd, exportCmd, demo];
+export const commands: Command[] = [
+  start,
+  migrate,
+  run,
+  jobs,
+  status,
+  stats,
+  importCmd,
+  exportCmd,
+  backupCmd,
+  restoreCmd,
+  demo,
+];

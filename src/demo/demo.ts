@@ -22,6 +22,8 @@ const DEMO_SCHEDULES = {
   SCHEDULE_TOKEN_COUNT_RESET: '*/15 * * * * *',
   SCHEDULE_STATS: '*/15 * * * * *',
   SCHEDULE_HEALTH_CHECK: '*/10 * * * * *',
+  SCHEDULE_BACKUP: '*/30 * * * * *',
+  BACKUP_KEEP: '3',
 };
 
 /** A running demo. */
@@ -45,6 +47,7 @@ export async function startDemo(env: Record<string, string | undefined>, logger:
       ...pick('LOG_FORMAT'),
       ...pick('STATUS_REFRESH_S'),
       DATABASE_URL: `sqlite:${join(dir, 'demo.db')}`,
+      BACKUP_DIR: join(dir, 'backups'),
       BOT_TOKEN: emulator.token,
       BOT_API_ROOT: emulator.url,
       ADMIN_IDS: '1',

@@ -13,6 +13,7 @@ import { messageDeleterJob, type MessageDeleterSummary } from './message-deleter
 import { broadcastDeleterJob, type BroadcastDeleterSummary } from './broadcast-deleter.ts';
 import { statsJob, type StatsSummary } from './stats.ts';
 import { healthCheckJob, type HealthCheckSummary } from './health-check.ts';
+import { backupJob, type BackupSummary } from './backup.ts';
 
 /** Each job's summary type, by job name. */
 export interface JobSummaries {
@@ -22,6 +23,7 @@ export interface JobSummaries {
   'token-count-reset': TokenCountResetSummary;
   stats: StatsSummary;
   'health-check': HealthCheckSummary;
+  backup: BackupSummary;
 }
 
 /** The definition of job `J`. */
@@ -70,6 +72,7 @@ export function buildJobs(
     tokenCountResetJob(store, config.timezone, config.schedules['token-count-reset']),
     statsJob(store, config.timezone, config.schedules.stats),
     healthCheckJob({ store, config, telegram: tg?.telegram ?? null, notify }, config.schedules['health-check']),
+    backupJob(store, { dir: config.backupDir, keep: config.backupKeep }, config.schedules.backup),
   ];
   if (tg) {
     const common = {

@@ -19,6 +19,11 @@ export interface Store {
   dialect: Dialect;
   /** A description safe to log (no password). */
   describe: string;
+  /**
+   * SQLite only: copies the database to `dest` through SQLite's online backup API, a consistent copy while this
+   * and other connections write.
+   */
+  backupTo?: (dest: string) => Promise<void>;
   close(): Promise<void>;
 }
 
@@ -28,6 +33,8 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
   /** PostgreSQL pool size (default 10). */
   poolSize?: number;
+  /** SQLite: open an existing file read-only, changing nothing in it (a backup being restored). Default false. */
+  readonly?: boolean;
 }
 
 const SECRET_PARAMS = ['password', 'sslpassword', 'sslkey', 'sslcert'];
@@ -56,13 +63,21 @@ export function sqlitePath(url: string): string {
 export async function openStore(url: string, opts: OpenOptions = {}): Promise<Store> {
   if (url.startsWith('sqlite:')) {
     const path = sqlitePath(url);
+    if (opts.readonly) {
+      const conn = new SQLite(path, { readonly: true, fileMustExist: true });
+      const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
+      return { db, dialect: 'sqlite', describe: `sqlite:${path}`, close: () => db.destroy() };
+    }
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const conn = new SQLite(path, { timeout: opts.busyTimeoutMs ?? 10_000 });
     conn.pragma('journal_mode = WAL');
     conn.pragma('synchronous = NORMAL');
     conn.pragma('foreign_keys = ON');
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
-    return { db, dialect: 'sqlite', describe: `sqlite:${path}`, close: () => db.destroy() };
+    const backupTo = async (dest: string) => {
+      await conn.backup(dest);
+    };
+    return { db, dialect: 'sqlite', describe: `sqlite:${path}`, backupTo, close: () => db.destroy() };
   }
   const u = new URL(url);
   const schema = u.searchParams.get('schema');

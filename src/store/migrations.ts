@@ -9,6 +9,7 @@ import {
   type MigrationResultSet,
 } from 'kysely';
 import type { Store } from './db.ts';
+import type { Database } from './schema.ts';
 import { DAILY_STATS_FIELDS, DAY_COUNTER_NAMES } from './daily-stats.ts';
 import { backoff } from '../backoff.ts';
 import { systemClock, type Clock } from '../clock.ts';
@@ -264,6 +265,17 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
       },
     },
   };
+}
+
+/** The name of the newest migration this version knows: the schema version a backup records. */
+export function latestMigration(): string {
+  return Object.keys(migrations('sqlite')).sort().at(-1)!;
+}
+
+/** The newest migration applied to `db` (null before any): the schema version of its data. */
+export async function appliedMigration(db: Kysely<Database>): Promise<string | null> {
+  const r = await sql<{ name: string }>`select max(name) as name from kysely_migration`.execute(db).catch(() => null);
+  return r?.rows[0]?.name ?? null;
 }
 
 /**

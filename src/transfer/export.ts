@@ -6,6 +6,7 @@
 import { CompiledQuery, sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { Store } from '../store/db.ts';
 import type { Database } from '../store/schema.ts';
+import { columnsOf, TABLE_KEYS, type TableName } from './tables.ts';
 import {
   formatBroadcast,
   formatPendingDeletion,
@@ -48,6 +49,8 @@ async function forEachRow(
   store: Store,
   src: Source,
   onRow: (row: Row, db: Kysely<Database>) => Promise<void>,
+  /** PostgreSQL: an open read-only repeatable-read transaction to read in (one snapshot across several tables). */
+  snapshot?: Kysely<Database>,
 ): Promise<void> {
   const ordered = (db: Kysely<Database>) =>
     src.keys.reduce(
@@ -73,19 +76,25 @@ async function forEachRow(
       last = rows[rows.length - 1];
     }
   }
-  await store.db
-    .transaction()
-    .setIsolationLevel('repeatable read')
-    .setAccessMode('read only')
-    .execute(async (trx) => {
-      const q = ordered(trx).compile();
-      await trx.executeQuery(CompiledQuery.raw(`declare tgj_export no scroll cursor for ${q.sql}`, [...q.parameters]));
-      for (;;) {
-        const { rows } = await trx.executeQuery<Row>(CompiledQuery.raw(`fetch forward ${PAGE} from tgj_export`));
-        for (const row of rows) await onRow(row, trx);
-        if (rows.length < PAGE) return;
-      }
-    });
+  const read = async (trx: Kysely<Database>) => {
+    const q = ordered(trx).compile();
+    await trx.executeQuery(CompiledQuery.raw(`declare tgj_export no scroll cursor for ${q.sql}`, [...q.parameters]));
+    for (;;) {
+      const { rows } = await trx.executeQuery<Row>(CompiledQuery.raw(`fetch forward ${PAGE} from tgj_export`));
+      for (const row of rows) await onRow(row, trx);
+      if (rows.length < PAGE) break;
+    }
+    // Closed, so the next table read in the same snapshot can declare it again.
+    await trx.executeQuery(CompiledQuery.raw('close tgj_export'));
+  };
+  if (snapshot) return read(snapshot);
+  await inSnapshot(store, read);
+}
+
+/** Runs `fn` in one read-only repeatable-read transaction (PostgreSQL): every read sees the same instant. */
+export async function inSnapshot<T>(store: Store, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+  if (store.dialect === 'sqlite') return fn(store.db);
+  return store.db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(fn);
 }
 
 const SOURCES: Record<Collection, Source> = {
@@ -179,4 +188,40 @@ export async function exportCollection(store: Store, collection: Collection, wri
     n++;
   });
   return n;
+}
+
+/**
+ * Writes every row of `table` as it is stored (all columns, instants as epoch milliseconds) in key order, one JSON
+ * object per call; `snapshot` reads it inside an open {@link inSnapshot} transaction. Returns the rows written.
+ */
+export async function exportTable(
+  store: Store,
+  table: TableName,
+  write: (row: Record<string, unknown>) => void | Promise<void>,
+  snapshot?: Kysely<Database>,
+): Promise<number> {
+  const cols = await columnsOf(snapshot ?? store.db, store.dialect, table);
+  const src: Source = {
+    keys: TABLE_KEYS[table],
+    textKeys: cols.filter((c) => c.type === 'text').map((c) => c.name),
+    // The table is chosen at run time: its rows are plain objects of its columns.
+    query: (db) => (db as unknown as Kysely<Record<string, Row>>).selectFrom(table).selectAll(),
+    format: () => '',
+  };
+  let n = 0;
+  await forEachRow(
+    store,
+    src,
+    async (row) => {
+      await write(row);
+      n++;
+    },
+    snapshot,
+  );
+  return n;
+}
+
+/** Writes every row of one of the table collections as JSON Lines (see {@link exportTable}). */
+export function exportTableLines(store: Store, table: TableName, write: LineWriter): Promise<number> {
+  return exportTable(store, table, (row) => write(JSON.stringify(row)));
 }

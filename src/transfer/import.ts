@@ -6,8 +6,11 @@ import { sql, type Kysely } from 'kysely';
 import { writeTransaction, type Store } from '../store/db.ts';
 import type { Database } from '../store/schema.ts';
 import { addTokenStats } from '../store/stats.ts';
+import { checkRow, columnsOf, TABLE_KEYS, type TableName } from './tables.ts';
 import { dayIn } from '../clock.ts';
 import {
+  DocumentError,
+  ImportError,
   parseLines,
   type BroadcastDoc,
   type Collection,
@@ -48,7 +51,7 @@ function* chunks<T>(items: readonly T[], size = CHUNK): Generator<T[]> {
 }
 
 interface UpsertSpec {
-  table: 'users' | 'tokens' | 'token_generator_count' | 'settings';
+  table: TableName;
   keys: readonly string[];
   columns: readonly string[];
 }
@@ -278,5 +281,35 @@ export async function importCollection(
   ) => Promise<void>;
   const timezone = opts.timezone ?? 'UTC';
   await writeTransaction(store, (trx) => write(trx as Kysely<Database>, docs, counts, now, timezone));
+  return counts;
+}
+
+/**
+ * Imports JSON Lines rows of one of the {@link TABLE_COLLECTIONS} (each line a row as `export` writes it). Every line
+ * is checked against the table's columns first; then the rows are upserted by the table's key in one transaction.
+ * @throws ImportError naming the first bad line and field; database errors roll everything back.
+ */
+export async function importTable(store: Store, table: TableName, text: string): Promise<ImportResult> {
+  const columns = await columnsOf(store.db, store.dialect, table);
+  const rows: Row[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (e) {
+      throw new ImportError(i + 1, null, `not JSON (${(e as Error).message})`);
+    }
+    try {
+      rows.push(checkRow(table, columns, value));
+    } catch (e) {
+      if (e instanceof DocumentError) throw new ImportError(i + 1, e.field, e.detail);
+      throw e;
+    }
+  });
+  const counts: Counts = { read: rows.length, inserted: 0, updated: 0, unchanged: 0 };
+  if (rows.length === 0) return counts;
+  const spec = { table, keys: TABLE_KEYS[table], columns: columns.map((c) => c.name) };
+  await writeTransaction(store, (trx) => upsert(trx as Kysely<Database>, spec, rows, counts));
   return counts;
 }

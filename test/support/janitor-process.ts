@@ -158,6 +158,8 @@ export function serviceEnv(o: {
     CLAIM_LEASE_S: '5',
     JOB_LEASE_S: '5',
     SHUTDOWN_TIMEOUT_S: '10',
+    // Backups are tested on their own; a service of a test never writes one into the working folder.
+    SCHEDULE_BACKUP: 'off',
     ...(o.emu ? { BOT_TOKEN: o.emu.token, BOT_API_ROOT: o.emu.url } : {}),
     ...o.extra,
   };
