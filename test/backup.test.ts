@@ -5,12 +5,16 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import type { Store } from '../src/store/db.ts';
+import { FakeClock } from '../src/clock.ts';
+import { createLogger } from '../src/log.ts';
+import { Engine } from '../src/scheduler/engine.ts';
+import { backupJob } from '../src/jobs/backup.ts';
 import { makeBackup } from '../src/backup/backup.ts';
 import { restoreBackup } from '../src/backup/restore.ts';
 import { BackupError, beyondKeep, folderName, parseManifest } from '../src/backup/manifest.ts';
@@ -20,6 +24,7 @@ import * as deletions from '../src/store/deletions.ts';
 import { createTestDb, withTestDb, type Backend } from './support/db.ts';
 
 const T0 = new Date('2026-12-06T03:00:00.000Z');
+const logger = createLogger({ level: 'silent' });
 const tmp = mkdtempSync(join(tmpdir(), 'tgj-backup-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 let dirs = 0;
@@ -305,13 +310,26 @@ test('retention keeps the newest BACKUP_KEEP backups and touches nothing else', 
     await seed(store);
     const dir = newDir();
     mkdirSync(join(dir, 'my-notes'), { recursive: true });
+    // Left by a backup killed mid-way a day earlier: removed; one of a backup still going: kept.
+    mkdirSync(join(dir, '.partial-20261205T030000.000Z-dead'));
+    utimesSync(
+      join(dir, '.partial-20261205T030000.000Z-dead'),
+      new Date(T0.getTime() - 86_400_000),
+      new Date(T0.getTime() - 86_400_000),
+    );
+    mkdirSync(join(dir, '.partial-20261206T030000.000Z-busy'));
+    const last = new Date(T0.getTime() + 4 * 86_400_000);
+    utimesSync(join(dir, '.partial-20261206T030000.000Z-busy'), last, last);
     const made: string[] = [];
     for (let i = 0; i < 5; i++) {
       const r = await makeBackup(store, { dir, keep: 3, at: new Date(T0.getTime() + i * 86_400_000) });
       made.push(folderName(new Date(T0.getTime() + i * 86_400_000)));
       assert.equal(r.removed.length, i < 3 ? 0 : 1, `backup ${i + 1}: the oldest beyond 3 goes`);
     }
-    assert.deepEqual(readdirSync(dir).sort(), [...made.slice(2), 'my-notes'].sort());
+    assert.deepEqual(
+      readdirSync(dir).sort(),
+      [...made.slice(2), '.partial-20261206T030000.000Z-busy', 'my-notes'].sort(),
+    );
     // A folder with the same name is never overwritten.
     await assert.rejects(
       makeBackup(store, { dir, keep: 3, at: new Date(T0.getTime() + 4 * 86_400_000) }),
@@ -360,3 +378,43 @@ test('SQLite: a backup taken while another connection writes is consistent and p
     await tdb.drop();
   }
 });
+
+for (const backend of ['sqlite', 'postgres'] as const) {
+  test(`${backend}: two instances on one database make one backup per tick, recorded`, async () => {
+    await withTestDb(backend, async (store, tdb) => {
+      const counts = await seed(store);
+      const dir = newDir();
+      const clock = new FakeClock('2026-12-06T02:59:59.000Z');
+      const engines = [store, await tdb.open()].map(
+        (s) =>
+          new Engine({
+            store: s,
+            clock,
+            logger,
+            jobs: [backupJob(s, { dir, keep: 7 }, '0 3 * * *')],
+            catchUpMissed: false,
+          }),
+      );
+      for (const e of engines) await e.start({ timers: false });
+      for (const day of ['2026-12-06', '2026-12-07']) {
+        clock.set(`${day}T03:00:00.200Z`);
+        await Promise.all(engines.map((e) => Promise.all(e.tick())));
+      }
+      for (const e of engines) await e.stop();
+      const runs = await store.db.selectFrom('job_runs').selectAll().where('job', '=', 'backup').execute();
+      assert.deepEqual(
+        runs.map((r) => r.status),
+        ['ok', 'ok'],
+        'one run per tick',
+      );
+      const folders = readdirSync(dir).sort();
+      assert.equal(folders.length, 2, `one backup per tick: ${folders.join(', ')}`);
+      const summary = JSON.parse(runs[0]!.summary!) as { folder: string; rows: number };
+      assert.equal(summary.folder, join(dir, folders[0]!));
+      assert.equal(
+        summary.rows,
+        Object.values(counts).reduce((a, b) => a + b, 0),
+      );
+    });
+  });
+}

@@ -80,7 +80,7 @@ export async function makeBackup(store: Store, o: BackupOptions): Promise<Backup
     };
     await writeFile(join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     await rename(tmp, folder);
-    const removed = await prune(o.dir, o.keep);
+    const removed = await prune(o.dir, o.keep, o.at);
     const rows = Object.values(made.tables).reduce((a, b) => a + b, 0);
     return { folder, kind: made.kind, bytes: manifest.bytes, rows, removed };
   } finally {
@@ -184,13 +184,22 @@ export async function* readJsonl(file: string): AsyncGenerator<{ table: string; 
   }
 }
 
-/** Removes the backups beyond the newest `keep` (folders holding a manifest); returns their names. */
-async function prune(dir: string, keep: number): Promise<string[]> {
+/**
+ * Removes the backups beyond the newest `keep` (folders holding a manifest; their names are returned) and partial
+ * folders more than an hour older than `at`.
+ */
+async function prune(dir: string, keep: number, at: Date): Promise<string[]> {
   const names: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true }))
     if (e.isDirectory() && isBackupFolder(e.name) && (await exists(join(dir, e.name, 'manifest.json'))))
       names.push(e.name);
   const old = beyondKeep(names, keep);
   for (const n of old) await rm(join(dir, n), { recursive: true, force: true });
+  // What a backup killed mid-way left behind: an hour old, it is no backup in progress.
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (!e.isDirectory() || !e.name.startsWith('.partial-')) continue;
+    const path = join(dir, e.name);
+    if ((await stat(path)).mtimeMs < at.getTime() - 3_600_000) await rm(path, { recursive: true, force: true });
+  }
   return old;
 }

@@ -1,4 +1,7 @@
 import { describe, test } from 'node:test';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { CliProcess, runCli } from './cli.ts';
 import { createTestDb, type Backend } from './db.ts';
@@ -145,6 +148,61 @@ export function cliBackendSuite(backend: Backend): void {
         );
       } finally {
         await tdb.drop();
+      }
+    });
+
+    test('backup prints its folder; restore moves it into the other kind of database; a bad one exits 2, nothing changed', async () => {
+      const tdb = await createTestDb(backend);
+      const target = await createTestDb(backend === 'sqlite' ? 'postgres' : 'sqlite');
+      const dir = mkdtempSync(join(tmpdir(), 'tgj-cli-backup-'));
+      try {
+        const store = await tdb.open();
+        await store.db.insertInto('settings').values({ key: 'DELETE_AFTER_MINUTES', value: '15' }).execute();
+        await store.db
+          .insertInto('files')
+          .values({ unique_id: 'u', channel_id: -100, message_ids: '[3]', created_by: 1, created_at: 2 })
+          .execute();
+        const env = { DATABASE_URL: tdb.url, BACKUP_DIR: dir, BACKUP_KEEP: '2' };
+        const made = await runCli(['backup'], env);
+        assert.equal(made.code, 0, made.stderr);
+        const folder = made.stdout.trim();
+        assert.match(folder, /\/\d{8}T\d{6}\.\d{3}Z$/);
+        assert.ok(existsSync(join(folder, 'manifest.json')));
+        const json = await runCli(['run', 'backup', '--json'], env);
+        assert.equal(json.code, 0, json.stderr);
+        const summary = JSON.parse(json.stdout) as { status: string; rows: number; kind: string };
+        assert.deepEqual(
+          [summary.status, summary.rows, summary.kind],
+          ['ok', 2, backend === 'sqlite' ? 'sqlite' : 'jsonl'],
+        );
+        const into = { DATABASE_URL: target.url };
+        // A corrupted copy is refused before anything is written.
+        const bad = join(dir, 'corrupted');
+        cpSync(folder, bad, { recursive: true });
+        const dataFile = readdirSync(bad).find((f) => f.startsWith('data'))!;
+        appendFileSync(join(bad, dataFile), 'x');
+        const refused = await runCli(['restore', bad], into);
+        assert.equal(refused.code, 2);
+        assert.match(refused.stderr, /restore refused: .*does not match the checksum/);
+        const restored = await runCli(['restore', folder], into);
+        assert.equal(restored.code, 0, restored.stderr);
+        assert.match(restored.stderr, /restored 2 rows/);
+        for (const c of ['settings', 'files']) {
+          const a = await runCli(['export', c], { DATABASE_URL: tdb.url });
+          const b = await runCli(['export', c], into);
+          assert.equal(b.stdout, a.stdout, c);
+          assert.ok(a.stdout.length > 0);
+        }
+        const again = await runCli(['restore', folder], into);
+        assert.equal(again.code, 2);
+        assert.match(again.stderr, /is not empty .*--force/);
+        const keep = await runCli(['backup'], { ...env, BACKUP_KEEP: '0' });
+        assert.equal(keep.code, 2);
+        assert.match(keep.stderr, /BACKUP_KEEP/);
+      } finally {
+        await tdb.drop();
+        await target.drop();
+        rmSync(dir, { recursive: true, force: true });
       }
     });
 
