@@ -91,6 +91,7 @@ for (const backend of BACKENDS) {
           broadcasts_sent: 1,
           broadcasts_deleted: 1,
           recipients_reached: 7,
+          broadcast_audience: 0,
         });
         const [before] = await statsOfDays(store, ['2026-11-28']);
         assert.deepEqual([before!.users_total, before!.users_new, before!.users_active], [2, 0, 1]);
