@@ -22,6 +22,7 @@ const DEMO_SCHEDULES = {
   SCHEDULE_TOKEN_COUNT_RESET: '*/15 * * * * *',
   SCHEDULE_STATS: '*/15 * * * * *',
   SCHEDULE_HEALTH_CHECK: '*/10 * * * * *',
+  SCHEDULE_ANALYTICS: '*/15 * * * * *',
 };
 
 /** A running demo. */

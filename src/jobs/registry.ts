@@ -13,6 +13,7 @@ import { messageDeleterJob, type MessageDeleterSummary } from './message-deleter
 import { broadcastDeleterJob, type BroadcastDeleterSummary } from './broadcast-deleter.ts';
 import { statsJob, type StatsSummary } from './stats.ts';
 import { healthCheckJob, type HealthCheckSummary } from './health-check.ts';
+import { analyticsJob, type AnalyticsSummary } from './analytics.ts';
 
 /** Each job's summary type, by job name. */
 export interface JobSummaries {
@@ -22,6 +23,7 @@ export interface JobSummaries {
   'token-count-reset': TokenCountResetSummary;
   stats: StatsSummary;
   'health-check': HealthCheckSummary;
+  analytics: AnalyticsSummary;
 }
 
 /** The definition of job `J`. */
@@ -57,7 +59,7 @@ export interface TelegramJobDeps {
 
 /**
  * The job definitions for a configuration, in the seed's order; the Telegram jobs only with a client. `notify` tells
- * every admin a text (the health check's changes); null when there is nobody to tell.
+ * every admin a text (the health check's changes, the analytics' bypass alerts); null when there is nobody to tell.
  */
 export function buildJobs(
   config: Config,
@@ -70,6 +72,10 @@ export function buildJobs(
     tokenCountResetJob(store, config.timezone, config.schedules['token-count-reset']),
     statsJob(store, config.timezone, config.schedules.stats),
     healthCheckJob({ store, config, telegram: tg?.telegram ?? null, notify }, config.schedules['health-check']),
+    analyticsJob(
+      { store, timezone: config.timezone, alertRate: config.bypassAlertRate, notify },
+      config.schedules.analytics,
+    ),
   ];
   if (tg) {
     const common = {
