@@ -16,6 +16,7 @@ export const JOB_NAMES = [
   'stats',
   'health-check',
   'backup',
+  'analytics',
 ] as const;
 /** One of the scheduled jobs. */
 export type JobName = (typeof JOB_NAMES)[number];
@@ -207,6 +208,8 @@ const envSchema = z.object({
   SCHEDULE_BACKUP: schedule.default('0 3 * * *'),
   BACKUP_DIR: z.string().min(1, 'a folder path').default('./data/backups'),
   BACKUP_KEEP: int(1, 1000).default(7),
+  SCHEDULE_ANALYTICS: schedule.default('0 * * * *'),
+  BYPASS_ALERT_RATE: num(0, 1).default(0.3),
   CATCH_UP_MISSED: bool.default(true),
   SHUTDOWN_TIMEOUT_S: int(0, 3600).default(30),
   JOB_LEASE_S: int(5, 3600).default(60),
@@ -283,6 +286,11 @@ export interface Config {
   httpPort: number;
   /** Cron expression per job, or `off` (defaults from the seed). */
   schedules: Record<JobName, string>;
+  /**
+   * Admins are told (once per day) when the share of a day's tokens that were bypassed is above this, 0–1, with at
+   * least 20 tokens made that day (default 0.3).
+   */
+  bypassAlertRate: number;
   /** Run a job once at start when its last tick passed while the service was down (default true). */
   catchUpMissed: boolean;
   /** Seconds `stop()` waits for runs in flight (default 30). */
@@ -427,7 +435,9 @@ function parseConfig(input: Record<string, string>, n: Naming): Config {
       stats: e.SCHEDULE_STATS,
       'health-check': e.SCHEDULE_HEALTH_CHECK,
       backup: e.SCHEDULE_BACKUP,
+      analytics: e.SCHEDULE_ANALYTICS,
     },
+    bypassAlertRate: e.BYPASS_ALERT_RATE,
     catchUpMissed: e.CATCH_UP_MISSED,
     shutdownTimeoutS: e.SHUTDOWN_TIMEOUT_S,
     jobLeaseS: e.JOB_LEASE_S,
@@ -473,6 +483,7 @@ const OPTIONS: Record<Exclude<keyof Config, 'schedules'>, readonly [variable: Va
   logFormat: ['LOG_FORMAT', 'string'],
   httpHost: ['HTTP_HOST', 'string'],
   httpPort: ['HTTP_PORT', 'number'],
+  bypassAlertRate: ['BYPASS_ALERT_RATE', 'number'],
   catchUpMissed: ['CATCH_UP_MISSED', 'boolean'],
   shutdownTimeoutS: ['SHUTDOWN_TIMEOUT_S', 'number'],
   jobLeaseS: ['JOB_LEASE_S', 'number'],

@@ -86,7 +86,10 @@ export interface JanitorParts {
   /** The Bot API client, when a bot or token was given. */
   telegram: Telegram | null;
   hooks: JanitorHooks;
-  /** Tells every admin a text (the health check's changes); null when there is nobody to tell. */
+  /**
+   * Tells every admin a text (the health check's changes, the analytics' bypass alerts); null when there is nobody to
+   * tell.
+   */
   notifyAdmins: ((text: string) => Promise<void>) | null;
 }
 

@@ -134,6 +134,7 @@ async function seed(store: Store): Promise<Record<string, number>> {
       broadcasts_sent: 1,
       broadcasts_deleted: 0,
       recipients_reached: 1,
+      broadcast_audience: 2,
     })
     .execute();
   await db.insertInto('user_activity').values({ day: '2026-12-05', user_id: 1 }).execute();
@@ -156,7 +157,31 @@ async function seed(store: Store): Promise<Record<string, number>> {
       broadcasts_sent: 1,
       broadcasts_deleted: 0,
       recipients_reached: 1,
+      broadcast_audience: 2,
       computed_at: 9,
+    })
+    .execute();
+  await db
+    .insertInto('deletion_lateness')
+    .values([
+      { day: '2026-12-05', le_ms: 1000, count: 1 },
+      { day: '2026-12-05', le_ms: -1, count: 1 },
+    ])
+    .execute();
+  await db
+    .insertInto('analytics')
+    .values({
+      day: '2026-12-05',
+      verification_rate: 0.5,
+      bypass_rate: 0.25,
+      bypass_rate_7d: null,
+      on_time_share: 0.5,
+      lateness_p50_s: 0.75,
+      lateness_p99_s: 3600,
+      deliveries_per_active_user: 3,
+      broadcast_reach: 0.5,
+      computed_at: 9,
+      bypass_alert_at: null,
     })
     .execute();
   await db

@@ -6,6 +6,8 @@ import { createLogger } from '../src/log.ts';
 import { startService, type Service } from '../src/service.ts';
 import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
 import { until } from './support/wait.ts';
+import { DAILY_STATS_FIELDS, saveDay, type DayFigures } from '../src/store/daily-stats.ts';
+import { addLateness, emptyLateness, latenessBucket } from '../src/store/analytics.ts';
 import { BotApiEmulator, type EmulatedMessage } from './support/bot-api-emulator.ts';
 
 const ADMIN = 999;
@@ -39,6 +41,8 @@ for (const backend of BACKENDS) {
         SCHEDULE_BROADCAST_DELETER: 'off',
         SCHEDULE_TOKEN_CLEANUP: 'off',
         SCHEDULE_TOKEN_COUNT_RESET: 'off',
+        // Run by hand below; an hourly job would also be judged stale by the health check after the clock's jumps.
+        SCHEDULE_ANALYTICS: 'off',
       });
       svc = await startService(config, logger, { clock, pollTimeoutS: 1 });
     });
@@ -321,17 +325,79 @@ for (const backend of BACKENDS) {
 
     test("the day's figures were kept as things happened: deliveries, broadcasts, active users", async () => {
       const counters = await svc.store.db.selectFrom('day_counters').selectAll().execute();
-      const sum = (k: 'files_delivered' | 'broadcasts_sent' | 'recipients_reached' | 'broadcasts_deleted') =>
-        counters.reduce((a, c) => a + Number(c[k]), 0);
+      type Counted = 'files_delivered' | 'broadcasts_sent' | 'recipients_reached' | 'broadcasts_deleted';
+      const sum = (k: Counted | 'broadcast_audience') => counters.reduce((a, c) => a + Number(c[k]), 0);
       assert.equal(sum('files_delivered'), 1, 'the one file delivered');
       assert.equal(sum('broadcasts_sent'), 1);
       assert.equal(sum('recipients_reached'), 6);
+      assert.equal(sum('broadcast_audience'), 7, 'the six reached and the one who had blocked the bot');
       assert.equal(sum('broadcasts_deleted'), 1);
       const active = await svc.store.db.selectFrom('user_activity').select('user_id').execute();
       assert.ok(
         [ADMIN, 1001, 1002].every((u) => active.some((a) => Number(a.user_id) === u)),
         'the users who wrote are active on their days',
       );
+    });
+
+    test('/stats: the last 7 days of analytics, rates as percentages, as computed by hand', async () => {
+      // The stats job's 00:05 run (due since the clock's jump past it) fills the missing days: let it finish first,
+      // so it cannot write zeros over the days seeded here.
+      const statsTick = Date.parse('2026-11-30T00:05:00Z');
+      await until(
+        async () =>
+          (
+            await svc.store.db
+              .selectFrom('job_runs')
+              .select('status')
+              .where('job', '=', 'stats')
+              .where('scheduled_for', '=', statsTick)
+              .executeTakeFirst()
+          )?.status === 'ok',
+        "the stats job's 00:05 run",
+      );
+      const zero = Object.fromEntries(DAILY_STATS_FIELDS.map((k) => [k, 0])) as DayFigures;
+      await saveDay(svc.store, '2026-11-26', { ...zero, tokens_created: 2, tokens_bypassed: 2 }, 0);
+      const day27 = {
+        ...zero,
+        tokens_created: 8,
+        tokens_verified: 6,
+        tokens_bypassed: 1,
+        files_delivered: 9,
+        users_active: 6,
+        deletions_done: 5,
+        deletions_on_time: 4,
+        deletions_late: 1,
+        recipients_reached: 10,
+        broadcast_audience: 16,
+      };
+      await saveDay(svc.store, '2026-11-27', day27, 0);
+      const lateness = emptyLateness();
+      for (const seconds of [0.1, 0.1, 0.3, 0.8, 12]) lateness[latenessBucket(seconds)]!++;
+      await addLateness(svc.store, '2026-11-27', lateness);
+      assert.equal((await svc.janitor.run('analytics')).status, 'ok');
+
+      const reply = (await ask(ADMIN, '/stats')).text ?? '';
+      const lines = reply.split('\n');
+      assert.equal(lines[0], '📈 Analytics, last 7 days (UTC)');
+      assert.deepEqual(
+        lines.filter((l) => /^\d{4}-\d\d-\d\d$/.test(l)),
+        ['2026-11-30', '2026-11-29', '2026-11-28', '2026-11-27', '2026-11-26', '2026-11-25', '2026-11-24'],
+      );
+      const day = (d: string) => lines.slice(lines.indexOf(d) + 1, lines.indexOf(d) + 4);
+      // 6/8 verified, 1/8 bypassed, over 11-21..27 (1 + 2)/(8 + 2); 4/5 on time; lateness 0.1, 0.1, 0.3, 0.8, 12 s:
+      // p50 rank 2.5 in (0.25, 0.5] with 2 below: 0.25 + 0.25 × 0.5 = 0.375 s, p99 rank 4.95 in (10, 30] with 4
+      // below: 10 + 20 × 0.95 = 29 s; 9 files to 6 active users; 10 of 16 reached.
+      assert.deepEqual(day('2026-11-27'), [
+        '🎟️ tokens: 75.0% verified, 12.5% bypassed (7 days: 30.0%)',
+        '🗑️ deletions: 80.0% on time, lateness p50 0.375 s, p99 29 s',
+        '📦 1.50 files per active user · 📢 broadcast reach 62.5%',
+      ]);
+      assert.deepEqual(day('2026-11-26'), [
+        '🎟️ tokens: 0.0% verified, 100.0% bypassed (7 days: 100.0%)',
+        '🗑️ deletions: – on time, lateness p50 –, p99 –',
+        '📦 – files per active user · 📢 broadcast reach –',
+      ]);
+      assert.match(day('2026-11-30')[2]!, /broadcast reach 85\.7%$/, "today's broadcast: 6 of 7");
     });
   });
 }

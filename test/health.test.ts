@@ -63,6 +63,7 @@ for (const backend of BACKENDS) {
           SCHEDULE_TOKEN_COUNT_RESET: 'off',
           // Only token cleanup is judged here.
           SCHEDULE_HEALTH_CHECK: 'off',
+          SCHEDULE_ANALYTICS: 'off',
         });
         assert.equal(config.schedules['token-cleanup'], '0 0,6 * * *');
         const clock = new FakeClock('2026-11-29T20:00:00Z');
@@ -102,6 +103,7 @@ for (const backend of BACKENDS) {
           SCHEDULE_BROADCAST_DELETER: 'off',
           SCHEDULE_MESSAGE_DELETER: '* * * * *',
           SCHEDULE_HEALTH_CHECK: 'off',
+          SCHEDULE_ANALYTICS: 'off',
         });
         const now = Date.parse('2026-11-29T12:10:30Z');
         const clock = new FakeClock(now);

@@ -7,6 +7,7 @@ import { addToDay, noteActive, statsOfDays } from '../src/store/daily-stats.ts';
 import { countTokenEvent } from '../src/store/stats.ts';
 import { insertDeletion } from '../src/store/deletions.ts';
 import { daysBefore, userGrowth, writeDailyStats } from '../src/jobs/stats.ts';
+import { recentAnalytics } from '../src/jobs/analytics.ts';
 import { deleteDueMessages } from '../src/jobs/message-deleter.ts';
 import { dayBounds } from '../src/scheduler/schedule.ts';
 import { BACKENDS, withTestDb } from './support/db.ts';
@@ -91,6 +92,7 @@ for (const backend of BACKENDS) {
           broadcasts_sent: 1,
           broadcasts_deleted: 1,
           recipients_reached: 7,
+          broadcast_audience: 0,
         });
         const [before] = await statsOfDays(store, ['2026-11-28']);
         assert.deepEqual([before!.users_total, before!.users_new, before!.users_active], [2, 0, 1]);
@@ -141,6 +143,44 @@ for (const backend of BACKENDS) {
             ),
             [['2026-11-29', '2', '1', '1', '1']],
           );
+        } finally {
+          await emu.close();
+        }
+      }));
+
+    test("the message deleter keeps the day's lateness histogram as it counts its rows", () =>
+      withTestDb(backend, async (store) => {
+        const T0 = Date.parse('2026-11-29T12:00:00Z');
+        const emu = await BotApiEmulator.start({ now: () => T0 });
+        try {
+          const row = async (chat: number, deleteAt: number, sentAt = T0 - 60_000) =>
+            insertDeletion(store, {
+              userId: chat,
+              chatId: chat,
+              messageIds: [emu.addMessage(chat, { text: 'file', sentAt })],
+              deleteAt,
+              uniqueId: null,
+              createdAt: T0 - 120_000,
+            });
+          await row(101, T0 - 500); // half a second late: the (0.25, 0.5] bucket
+          await row(102, T0 - 5000); // five seconds: (2, 5]
+          await row(104, T0 - 40_000); // forty seconds: (30, 60]
+          await row(103, T0 - 1000, T0 - 49 * 3600_000); // older than 48 h: failed, in no bucket
+          const deps = { store, telegram: emulatorTelegram(emu), owner: 'analytics-test', timezone: TZ };
+          const s = await deleteDueMessages(deps, runContext(new FakeClock(T0), logger));
+          assert.equal(s.removed, 4);
+          const buckets = await store.db.selectFrom('deletion_lateness').selectAll().orderBy('le_ms').execute();
+          assert.deepEqual(
+            buckets.map((b) => [b.day, Number(b.le_ms), Number(b.count)]),
+            [
+              ['2026-11-29', 500, 1],
+              ['2026-11-29', 5000, 1],
+              ['2026-11-29', 60000, 1],
+            ],
+          );
+          // Against its day counters: 3 done, 1 on time. p50: rank 1.5 in (2, 5] with 1 below: 2 + 3 × 0.5 = 3.5 s.
+          const [today] = await recentAnalytics(store, TZ, new Date(T0), 1);
+          assert.deepEqual([today!.on_time_share, today!.lateness_p50_s], [0.3333, 3.5]);
         } finally {
           await emu.close();
         }

@@ -59,6 +59,31 @@ const USERS = Array.from({ length: 30 }, (_, i) => ({
   total: 10 + 3 * i,
   new: i === 0 ? 10 : 3,
 }));
+/** Two days of analytics, newest first: today with nothing counted, yesterday with every figure. */
+const ANALYTICS = [
+  {
+    day: '2025-03-10',
+    verification_rate: null,
+    bypass_rate: null,
+    bypass_rate_7d: 0.25,
+    on_time_share: null,
+    lateness_p50_s: null,
+    lateness_p99_s: null,
+    deliveries_per_active_user: null,
+    broadcast_reach: null,
+  },
+  {
+    day: '2025-03-09',
+    verification_rate: 0.6,
+    bypass_rate: 0.35,
+    bypass_rate_7d: 0.4286,
+    on_time_share: 0.75,
+    lateness_p50_s: 1,
+    lateness_p99_s: 57.6,
+    deliveries_per_active_user: 1.5,
+    broadcast_reach: 0.8571,
+  },
+];
 const NONZERO_SEGMENTS = DAYS.reduce((n, d) => n + [d.verified, d.bypassed, d.not_used].filter((v) => v > 0).length, 0);
 
 function fixture(): StatusSnapshot {
@@ -107,6 +132,7 @@ function fixture(): StatusSnapshot {
     deleted_per_hour: HOURS,
     tokens_per_day: DAYS,
     users_per_day: USERS,
+    analytics: ANALYTICS,
     health: {
       ok: false,
       problems: ['3 pending deletions are overdue', 'message-deleter last run failed: <oops>'],
@@ -126,6 +152,7 @@ function emptySnapshot(): StatusSnapshot {
     deleted_per_hour: HOURS.map((h) => ({ ...h, messages: 0 })),
     tokens_per_day: DAYS.map((d) => ({ ...d, verified: 0, bypassed: 0, not_used: 0 })),
     users_per_day: USERS.map((d) => ({ ...d, total: 0, new: 0 })),
+    analytics: [],
     health: { ok: true, problems: [], failing: [] },
   };
 }
@@ -346,6 +373,22 @@ test('the users chart: one bar per day for 30 days, each with its total and new 
   assert.match(c, /aria-label="Registered users over the last 30 days: 97 now, 97 joined"/);
   assert.match(c, /max 97 users/);
   assert.match(svgById(renderStatusPage(emptySnapshot()), 'chart-users-per-day'), /no data yet/);
+});
+
+test('the analytics table: a row per day, newest first, rates as percentages, a dash where nothing was counted', () => {
+  const html = renderStatusPage(fixture());
+  const table = /<table id="analytics">[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
+  assert.match(html, /<h2>Analytics \(2 days\)<\/h2>/);
+  const cells = (day: string) =>
+    [
+      ...(new RegExp(`<tr data-day="${day}">([\\s\\S]*?)</tr>`).exec(table)?.[1] ?? '').matchAll(
+        /<td[^>]*>(.*?)<\/td>/g,
+      ),
+    ].map((m) => m[1]);
+  assert.deepEqual(cells('2025-03-09'), ['60.0%', '35.0%', '42.9%', '75.0%', '1 s', '57.6 s', '1.50', '85.7%']);
+  assert.deepEqual(cells('2025-03-10'), ['–', '–', '25.0%', '–', '–', '–', '–', '–']);
+  assert.ok(table.indexOf('2025-03-10') < table.indexOf('2025-03-09'), 'newest first');
+  assert.match(renderStatusPage(emptySnapshot()), /<table id="analytics">[\s\S]*no data yet/);
 });
 
 test('rendering is pure: same snapshot, same output', () => {

@@ -1,6 +1,6 @@
 /**
- * Admin commands (ADMIN_IDS only; everyone else gets silence): settings, share links, expiring broadcasts, status
- * and manual runs. Every command checks its arguments and answers clearly on bad input.
+ * Admin commands (ADMIN_IDS only; everyone else gets silence): settings, share links, expiring broadcasts, status,
+ * analytics and manual runs. Every command checks its arguments and answers clearly on bad input.
  */
 import { Composer, type Context } from 'grammy';
 import type { Clock } from '../clock.ts';
@@ -17,6 +17,7 @@ import { classifyError } from '../telegram/errors.ts';
 import type { SeedRunResult } from '../jobs/registry.ts';
 import type { StatusSnapshot } from '../jobs/status.ts';
 import { formatSummary } from '../jobs/overview.ts';
+import { formatRate, formatRatio, formatSeconds, recentAnalytics, type AnalyticsDay } from '../jobs/analytics.ts';
 
 /** The longest broadcast: Telegram deletes nothing older than 48 h, and the hourly deleter needs the margin. */
 export const MAX_BROADCAST_HOURS = 47;
@@ -106,6 +107,23 @@ export function parseLinkRange(text: string): number[] | string {
   if (a < 1 || b < a) return 'The range must be <first>-<last> with first ≤ last.';
   if (b - a >= 100) return 'A batch holds at most 100 messages.';
   return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+}
+
+/** Days `/stats` shows, today included. */
+export const STATS_COMMAND_DAYS = 7;
+
+/** `/stats`' answer: each day's analytics, newest first, rates as percentages, `–` where nothing was counted. Pure. */
+export function formatAnalyticsDays(days: AnalyticsDay[], timezone: string): string {
+  const lines = [`📈 Analytics, last ${days.length} days (${timezone})`];
+  for (const d of days)
+    lines.push(
+      '',
+      d.day,
+      `🎟️ tokens: ${formatRate(d.verification_rate)} verified, ${formatRate(d.bypass_rate)} bypassed (7 days: ${formatRate(d.bypass_rate_7d)})`,
+      `🗑️ deletions: ${formatRate(d.on_time_share)} on time, lateness p50 ${formatSeconds(d.lateness_p50_s)}, p99 ${formatSeconds(d.lateness_p99_s)}`,
+      `📦 ${formatRatio(d.deliveries_per_active_user)} files per active user · 📢 broadcast reach ${formatRate(d.broadcast_reach)}`,
+    );
+  return lines.join('\n');
 }
 
 /** The admin commands as a composer: install before the user handlers. */
@@ -230,6 +248,11 @@ export function adminBot(deps: AdminDeps): Composer<Context> {
       `📢 Broadcasts: ${s.broadcasts.length ? s.broadcasts.map((b) => `#${b.id} ${b.status}, ${b.sent_count} sent, ${b.recipients_left} left`).join('; ') : 'none'}`,
     );
     await ctx.reply(lines.join('\n'));
+  });
+
+  admin.command('stats', async (ctx) => {
+    const days = await recentAnalytics(store, config.timezone, clock.now(), STATS_COMMAND_DAYS);
+    await ctx.reply(formatAnalyticsDays(days, config.timezone));
   });
 
   admin.command('run', async (ctx) => {

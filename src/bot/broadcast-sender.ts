@@ -10,7 +10,7 @@ import { dayIn, formatIn } from '../clock.ts';
 import { logAtDebug, type Logger } from '../log.ts';
 import type { Store } from '../store/db.ts';
 import * as broadcasts from '../store/broadcasts.ts';
-import { markBlocked, recipientsAfter } from '../store/users.ts';
+import { countAudience, markBlocked, recipientsAfter } from '../store/users.ts';
 import type { Broadcast } from '../store/schema.ts';
 import {
   classifyCopyError,
@@ -539,12 +539,19 @@ export class BroadcastSender {
     }
   }
 
-  /** Counts an ended sending and the users it reached in the day's figures (once: its end is conditional). */
+  /**
+   * Counts an ended sending, the users it reached and its audience in the day's figures (once: its end is
+   * conditional). The audience is everyone it was meant for: those asked (reached or not), and those after the
+   * cursor that a sending cut short (its deadline, a source that cannot be copied) never got to.
+   */
   private async countSent(st: SendState): Promise<void> {
-    const day = dayIn(this.o.clock.now(), this.o.timezone);
-    await addToDay(this.o.store, day, { broadcasts_sent: 1, recipients_reached: st.sent }).catch(
-      logAtDebug(this.o.logger, 'could not count a sent broadcast for the day'),
-    );
+    const { store, clock, timezone } = this.o;
+    const day = dayIn(clock.now(), timezone);
+    const count = async () => {
+      const audience = st.sent + st.failed + (await countAudience(store, st.cursor));
+      await addToDay(store, day, { broadcasts_sent: 1, recipients_reached: st.sent, broadcast_audience: audience });
+    };
+    await count().catch(logAtDebug(this.o.logger, 'could not count a sent broadcast for the day'));
   }
 
   private async progress(b: Broadcast, text: string): Promise<void> {

@@ -5,7 +5,7 @@ import { createJanitor } from '../janitor.ts';
 import { startService } from '../service.ts';
 import { startDemo } from '../demo/demo.ts';
 import { collectStatus } from '../jobs/status.ts';
-import { recentDays } from '../jobs/stats.ts';
+import { formatRate, formatRatio, formatSeconds, recentStats } from '../jobs/analytics.ts';
 import { formatStatus, table } from './format.ts';
 import { formatSummary, listJobs } from '../jobs/overview.ts';
 import { backupCmd, exportCmd, importCmd, restoreCmd } from './data-commands.ts';
@@ -183,9 +183,9 @@ const status: Command = {
 
 const stats: Command = {
   name: 'stats',
-  summary: "the day's figures for the last days: users, tokens, deliveries, deletions, broadcasts",
+  summary: "the day's figures for the last days: users, tokens, deliveries, deletions, broadcasts, analytics",
   usage:
-    'Usage: tg-janitor stats [--days N] [--json]\n\nThe last N days (today included, default 14, at most 366), newest first: today so far, earlier days\nas the stats job wrote them (zeros where it has not). --json prints {"days": [...]}.',
+    'Usage: tg-janitor stats [--days N] [--json]\n\nThe last N days (today included, default 14, at most 366), newest first: today so far, earlier days\nas the stats and analytics jobs wrote them (zeros, and no analytics, where they have not). Rates in --json\nare fractions 0-1, null where nothing was counted to divide by. --json prints {"days": [...]}.',
   options: { days: { type: 'string' }, json: { type: 'boolean' } },
   async run(ctx, { values }) {
     const text = typeof values.days === 'string' ? values.days : '14';
@@ -193,13 +193,14 @@ const stats: Command = {
     if (!/^\d+$/.test(text) || n < 1 || n > 366)
       throw new UsageError(`--days: expected a whole number from 1 to 366, got "${text}"`, this.usage);
     const config = ctx.config();
-    const days = await withStore(config, (store) => recentDays(store, config.timezone, systemClock.now(), n));
+    const days = await withStore(config, (store) => recentStats(store, config.timezone, systemClock.now(), n));
     if (values.json) {
       await write(ctx.stdout, `${JSON.stringify({ days })}\n`);
       return 0;
     }
     const head = ['DATE', 'USERS', 'NEW', 'ACTIVE', 'BLOCKED', 'TOKENS', 'VERIFIED', 'BYPASSED', 'FILES'];
-    const more = ['DELETED', 'ON TIME', 'LATE', 'FAILED', 'BROADCASTS', 'REACHED'];
+    const more = ['DELETED', 'ON TIME', 'LATE', 'FAILED', 'BROADCASTS', 'REACHED', 'AUDIENCE'];
+    const rates = ['VERIFIED%', 'BYPASSED%', 'BYPASSED% 7D', 'ON TIME%', 'P50', 'P99', 'FILES/ACTIVE', 'REACH%'];
     const rows = days.map((d) =>
       [
         d.date,
@@ -217,9 +218,21 @@ const stats: Command = {
         d.deletions_failed,
         d.broadcasts_sent,
         d.recipients_reached,
-      ].map(String),
+        d.broadcast_audience,
+      ]
+        .map(String)
+        .concat([
+          formatRate(d.verification_rate),
+          formatRate(d.bypass_rate),
+          formatRate(d.bypass_rate_7d),
+          formatRate(d.on_time_share),
+          formatSeconds(d.lateness_p50_s),
+          formatSeconds(d.lateness_p99_s),
+          formatRatio(d.deliveries_per_active_user),
+          formatRate(d.broadcast_reach),
+        ]),
     );
-    await write(ctx.stdout, `${table([...head, ...more], rows).join('\n')}\n`);
+    await write(ctx.stdout, `${table([...head, ...more, ...rates], rows).join('\n')}\n`);
     return 0;
   },
 };

@@ -2,6 +2,7 @@
 import { formatIn } from '../clock.ts';
 import type { StatusSnapshot } from '../jobs/status.ts';
 import { formatSummary } from '../jobs/overview.ts';
+import { formatRate, formatRatio, formatSeconds } from '../jobs/analytics.ts';
 
 /** The snapshot as a few aligned lines. */
 export function formatStatus(s: StatusSnapshot): string {
@@ -42,6 +43,14 @@ export function formatStatus(s: StatusSnapshot): string {
   out.push(
     `messages deleted in 48 h: ${deleted}; tokens in 14 days: ${t.v} verified, ${t.b} bypassed, ${t.n} not used`,
   );
+  const a = s.analytics[0];
+  if (a)
+    out.push(
+      `analytics today: ${formatRate(a.verification_rate)} verified, ${formatRate(a.bypass_rate)} bypassed (7 days ` +
+        `${formatRate(a.bypass_rate_7d)}), ${formatRate(a.on_time_share)} on time (p50 ${formatSeconds(a.lateness_p50_s)}, ` +
+        `p99 ${formatSeconds(a.lateness_p99_s)}), ${formatRatio(a.deliveries_per_active_user)} files per active user, ` +
+        `broadcast reach ${formatRate(a.broadcast_reach)}`,
+    );
   return `${out.join('\n')}\n`;
 }
 

@@ -24,6 +24,7 @@ const DEMO_SCHEDULES = {
   SCHEDULE_HEALTH_CHECK: '*/10 * * * * *',
   SCHEDULE_BACKUP: '*/30 * * * * *',
   BACKUP_KEEP: '3',
+  SCHEDULE_ANALYTICS: '*/15 * * * * *',
 };
 
 /** A running demo. */

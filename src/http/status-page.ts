@@ -6,6 +6,7 @@
  */
 import type { BroadcastView, StatusSnapshot } from '../jobs/status.ts';
 import { formatSummary, type JobView, type RunView } from '../jobs/overview.ts';
+import { formatRate, formatRatio, formatSeconds } from '../jobs/analytics.ts';
 import {
   deletedPerHourChart,
   formatCount,
@@ -223,9 +224,34 @@ function charts(s: StatusSnapshot): string {
 </div>`;
 }
 
+/** The analytics of the snapshot's days, newest first: one row per day, rates as percentages, `–` where none. */
+function analytics(s: StatusSnapshot): string {
+  const head = ['Verified', 'Bypassed', 'Bypassed, 7 days', 'On time', 'Lateness p50', 'Lateness p99'];
+  const heads = [...head, 'Files per active user', 'Broadcast reach'].map((h) => `<th>${h}</th>`).join('');
+  const rows = s.analytics.map((d) => {
+    const cells = [
+      formatRate(d.verification_rate),
+      formatRate(d.bypass_rate),
+      formatRate(d.bypass_rate_7d),
+      formatRate(d.on_time_share),
+      formatSeconds(d.lateness_p50_s),
+      formatSeconds(d.lateness_p99_s),
+      formatRatio(d.deliveries_per_active_user),
+      formatRate(d.broadcast_reach),
+    ];
+    return (
+      `<tr data-day="${escapeHtml(d.day)}"><th scope="row">${escapeHtml(d.day)}</th>` +
+      `${cells.map((c) => `<td class="num">${escapeHtml(c)}</td>`).join('')}</tr>`
+    );
+  });
+  return `<h2>Analytics (${s.analytics.length} days)</h2>
+<div class="scroll"><table id="analytics"><thead><tr><th>Day</th>${heads}</tr></thead>
+<tbody>${rows.join('\n') || '<tr><td colspan="9" class="muted">no data yet</td></tr>'}</tbody></table></div>`;
+}
+
 /**
  * The whole status page for a snapshot: header (generated time in the snapshot's zone, health), jobs, pending
- * deletions, broadcasts in progress, and the two charts. A pure function of its arguments. Its links and its
+ * deletions, broadcasts in progress, the charts, and the last days' analytics. A pure function of its arguments. Its links and its
  * self-refresh reload the page's own address and carry no token: the server holds a remote viewer's token in a
  * cookie, so it never lands in a link, the history or a proxy's log.
  */
@@ -255,6 +281,7 @@ ${jobs(snap)}
 ${deletions(snap)}
 ${broadcasts(snap)}
 ${charts(snap)}
+${analytics(snap)}
 <footer>${countdown} · <a href="?">refresh now</a> · times in ${escapeHtml(snap.timezone)}</footer>
 </main>
 </body>

@@ -16,6 +16,7 @@ import { getSetting } from '../store/settings.ts';
 import { markBlocked } from '../store/users.ts';
 import { countDeleted } from '../store/stats.ts';
 import { addToDay } from '../store/daily-stats.ts';
+import { addLateness, emptyLateness, latenessBucket, type LatenessCounts } from '../store/analytics.ts';
 import {
   classifyError,
   FatalTelegramError,
@@ -168,6 +169,7 @@ export async function deleteDueMessages(
     halted,
     halt,
     day: emptyTally(),
+    lateness: emptyLateness(),
   };
   const release = async (ids: number[]) => {
     if (ids.length === 0) return;
@@ -181,12 +183,14 @@ export async function deleteDueMessages(
         ),
       );
   };
-  // The day's deletion figures, written after each batch (one upsert) and at the end.
+  // The day's deletion figures and lateness histogram, written after each batch (one upsert each) and at the end.
   const flushDay = async () => {
-    const tally = run.day;
+    const [tally, lateness] = [run.day, run.lateness];
     run.day = emptyTally();
+    run.lateness = emptyLateness();
     const day = dayIn(wall.now(), deps.timezone ?? 'UTC');
     await addToDay(store, day, tally).catch(logAtDebug(ctx.logger, "could not count the day's deletions"));
+    await addLateness(store, day, lateness).catch(logAtDebug(ctx.logger, "could not count the day's lateness"));
   };
   try {
     while (!ctx.signal.aborted && !stop && !keeper.lost) {
@@ -313,6 +317,8 @@ interface RunState extends MessageDeleterDeps {
   halt: (e: Error) => void;
   /** Rows finished since the day's figures were last written. */
   day: DeletionTally;
+  /** Rows done (not failed) since the day's figures were last written, per lateness bucket. */
+  lateness: LatenessCounts;
 }
 
 /** Finished rows by outcome, for the day's figures: done (on time or late) or failed (nothing could be deleted). */
@@ -326,14 +332,15 @@ const emptyTally = (): DeletionTally => ({
 });
 
 /**
- * Counts a removed row: deleted within a second of its `delete_at` (on time) or later, or failed (a message Telegram
- * would not delete, or the chat is gone).
+ * Counts a removed row: deleted within a second of its `delete_at` (on time) or later, with its lateness in seconds,
+ * or failed (a message Telegram would not delete, or the chat is gone).
  */
-function countRow(r: RunState, how: 'on_time' | 'late' | 'failed'): void {
+function countRow(r: RunState, how: 'on_time' | 'late' | 'failed', lateness = 0): void {
   if (how === 'failed') r.day.deletions_failed++;
   else {
     r.day.deletions_done++;
     r.day[how === 'on_time' ? 'deletions_on_time' : 'deletions_late']++;
+    r.lateness[latenessBucket(lateness)]!++;
   }
 }
 
@@ -528,7 +535,7 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
       r.halt(e as Error);
       throw e;
     });
-    if (removed) countRow(r, undeletable > 0 ? 'failed' : lateness <= 1 ? 'on_time' : 'late');
+    if (removed) countRow(r, undeletable > 0 ? 'failed' : lateness <= 1 ? 'on_time' : 'late', lateness);
   });
 }
 

@@ -14,6 +14,7 @@ import { broadcastDeleterJob, type BroadcastDeleterSummary } from './broadcast-d
 import { statsJob, type StatsSummary } from './stats.ts';
 import { healthCheckJob, type HealthCheckSummary } from './health-check.ts';
 import { backupJob, type BackupSummary } from './backup.ts';
+import { analyticsJob, type AnalyticsSummary } from './analytics.ts';
 
 /** Each job's summary type, by job name. */
 export interface JobSummaries {
@@ -24,6 +25,7 @@ export interface JobSummaries {
   stats: StatsSummary;
   'health-check': HealthCheckSummary;
   backup: BackupSummary;
+  analytics: AnalyticsSummary;
 }
 
 /** The definition of job `J`. */
@@ -59,7 +61,7 @@ export interface TelegramJobDeps {
 
 /**
  * The job definitions for a configuration, in the seed's order; the Telegram jobs only with a client. `notify` tells
- * every admin a text (the health check's changes); null when there is nobody to tell.
+ * every admin a text (the health check's changes, the analytics' bypass alerts); null when there is nobody to tell.
  */
 export function buildJobs(
   config: Config,
@@ -73,6 +75,10 @@ export function buildJobs(
     statsJob(store, config.timezone, config.schedules.stats),
     healthCheckJob({ store, config, telegram: tg?.telegram ?? null, notify }, config.schedules['health-check']),
     backupJob(store, { dir: config.backupDir, keep: config.backupKeep }, config.schedules.backup),
+    analyticsJob(
+      { store, timezone: config.timezone, alertRate: config.bypassAlertRate, notify },
+      config.schedules.analytics,
+    ),
   ];
   if (tg) {
     const common = {

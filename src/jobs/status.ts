@@ -1,5 +1,6 @@
 /** What the status page, `tg-janitor status`, /healthz and the admin's /status show: one snapshot of the service. */
 import { userGrowth } from './stats.ts';
+import { recentAnalytics, type AnalyticsDay } from './analytics.ts';
 import { dayIn, lastDays, type Clock } from '../clock.ts';
 import { JOB_NAMES, type Config } from '../config.ts';
 import type { Store } from '../store/db.ts';
@@ -53,6 +54,8 @@ export interface StatusSnapshot {
   tokens_per_day: { day: string; verified: number; bypassed: number; not_used: number }[];
   /** 30 days, oldest first: registered users at each day's end (today: so far) and how many joined that day. */
   users_per_day: { day: string; total: number; new: number }[];
+  /** 14 days, newest first (as `stats --json`): today's analytics so far, earlier days' `analytics` rows. */
+  analytics: AnalyticsDay[];
   health: Health;
 }
 
@@ -82,6 +85,7 @@ export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> 
   const perHour = await deletedPerHour(store, nowMs, 48);
   const tokens = await tokensPerDay(store, lastDays(dayIn(now, config.timezone), 14));
   const users = await userGrowth(store, config.timezone, now, 30);
+  const analytics = await recentAnalytics(store, config.timezone, now, 14);
   const snapshot: StatusSnapshot = {
     generated_at: now.toISOString(),
     timezone: config.timezone,
@@ -108,6 +112,7 @@ export async function collectStatus(src: StatusSource): Promise<StatusSnapshot> 
     deleted_per_hour: perHour.map((h) => ({ hour: new Date(h.hour).toISOString(), messages: h.messages })),
     tokens_per_day: tokens,
     users_per_day: users,
+    analytics,
     health: { ok: true, problems: [], failing: [] },
   };
   snapshot.health = await judgeHealth(src, jobs, nowMs);

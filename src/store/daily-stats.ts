@@ -16,6 +16,7 @@ export const DAY_COUNTER_NAMES = [
   'broadcasts_sent',
   'broadcasts_deleted',
   'recipients_reached',
+  'broadcast_audience',
 ] as const;
 
 /** One of {@link DAY_COUNTER_NAMES}. */

@@ -10,13 +10,38 @@ import {
 } from 'kysely';
 import type { Store } from './db.ts';
 import type { Database } from './schema.ts';
-import { DAILY_STATS_FIELDS, DAY_COUNTER_NAMES } from './daily-stats.ts';
 import { backoff } from '../backoff.ts';
 import { systemClock, type Clock } from '../clock.ts';
 
 // A migration is written against the schema as it stood at its step, not today's `Database` type (Kysely's own advice).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyDb = Kysely<any>;
+
+/**
+ * The day counters as 0006 created them. Frozen here, not read from `DAY_COUNTER_NAMES`: a counter added later comes
+ * with its own migration (0008's `broadcast_audience`), and 0006 must create on a new database what it always did.
+ */
+const COUNTERS_0006 = [
+  'files_delivered',
+  'deletions_done',
+  'deletions_on_time',
+  'deletions_late',
+  'deletions_failed',
+  'broadcasts_sent',
+  'broadcasts_deleted',
+  'recipients_reached',
+] as const;
+/** The figures of a `daily_stats` row as 0006 created them (see {@link COUNTERS_0006}). */
+const DAILY_0006 = [
+  'users_total',
+  'users_new',
+  'users_active',
+  'users_blocked',
+  'tokens_created',
+  'tokens_verified',
+  'tokens_bypassed',
+  ...COUNTERS_0006,
+] as const;
 
 function migrations(dialect: Store['dialect']): Record<string, Migration> {
   // The only difference between the dialects in the schema: how an auto-incrementing id is spelled.
@@ -233,7 +258,7 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
         // Per local day (TIMEZONE), what the other tables forget: deliveries, deletions and how late they were,
         // broadcasts. One upsert per event or per batch, read by the stats job.
         let counters = db.schema.createTable('day_counters').addColumn('day', 'text', (c) => c.primaryKey());
-        for (const name of DAY_COUNTER_NAMES)
+        for (const name of COUNTERS_0006)
           counters = counters.addColumn(name, 'integer', (c) => c.notNull().defaultTo(0));
         await counters.execute();
         // Who sent the bot anything, one row per user and day.
@@ -245,8 +270,7 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .execute();
         // One row per local day, written (and rewritten) by the stats job.
         let daily = db.schema.createTable('daily_stats').addColumn('day', 'text', (c) => c.primaryKey());
-        for (const name of DAILY_STATS_FIELDS)
-          daily = daily.addColumn(name, 'integer', (c) => c.notNull().defaultTo(0));
+        for (const name of DAILY_0006) daily = daily.addColumn(name, 'integer', (c) => c.notNull().defaultTo(0));
         await daily.addColumn('computed_at', 'bigint', (c) => c.notNull()).execute();
       },
     },
@@ -261,6 +285,42 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .addColumn('failing', 'text', (c) => c.notNull())
           .addColumn('changed_at', 'bigint', (c) => c.notNull())
           .addColumn('unhealthy_told_at', 'bigint')
+          .execute();
+      },
+    },
+    '0008_analytics': {
+      async up(db: AnyDb) {
+        // Who the broadcasts that ended were meant for, per day: reach = reached / audience.
+        for (const table of ['day_counters', 'daily_stats'])
+          await db.schema
+            .alterTable(table)
+            .addColumn('broadcast_audience', 'integer', (c) => c.notNull().defaultTo(0))
+            .execute();
+        // Deletions per day and lateness bucket, one upsert per batch: the day's percentiles without the rows.
+        await db.schema
+          .createTable('deletion_lateness')
+          .addColumn('day', 'text', (c) => c.notNull())
+          .addColumn('le_ms', 'bigint', (c) => c.notNull())
+          .addColumn('count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addPrimaryKeyConstraint('deletion_lateness_pk', ['day', 'le_ms'])
+          .execute();
+        // One row per local day, written by the analytics job; bypass_alert_at is set once (a conditional update),
+        // so of the runs that see a day's bypass rate high, across instances and restarts, one tells the admins.
+        let analytics = db.schema.createTable('analytics').addColumn('day', 'text', (c) => c.primaryKey());
+        for (const name of [
+          'verification_rate',
+          'bypass_rate',
+          'bypass_rate_7d',
+          'on_time_share',
+          'lateness_p50_s',
+          'lateness_p99_s',
+          'deliveries_per_active_user',
+          'broadcast_reach',
+        ])
+          analytics = analytics.addColumn(name, 'double precision');
+        await analytics
+          .addColumn('computed_at', 'bigint', (c) => c.notNull())
+          .addColumn('bypass_alert_at', 'bigint')
           .execute();
       },
     },

@@ -182,6 +182,8 @@ export interface DayCountersTable {
   broadcasts_sent: number;
   broadcasts_deleted: number;
   recipients_reached: number;
+  /** Users the broadcasts whose sending ended were meant for: reached, failed, or not reached before a cut. */
+  broadcast_audience: number;
 }
 
 /** A user who sent the bot anything on a local day. */
@@ -215,7 +217,34 @@ export interface HealthStateTable {
   unhealthy_told_at: number | null;
 }
 
+/** Deletions done on a local day, per lateness bucket (see `store/analytics.ts` for the bounds). */
+export interface DeletionLatenessTable {
+  day: string;
+  /** The bucket's upper bound in ms (inclusive); -1 for the last bucket (beyond an hour), which has none. */
+  le_ms: number;
+  count: number;
+}
+
+/** One local day's analytics, written by the analytics job; rates are fractions 0–1, null without a denominator. */
+export interface AnalyticsTable {
+  day: string;
+  verification_rate: number | null;
+  bypass_rate: number | null;
+  /** Bypassed / created over the 7 days ending with this one. */
+  bypass_rate_7d: number | null;
+  on_time_share: number | null;
+  lateness_p50_s: number | null;
+  lateness_p99_s: number | null;
+  deliveries_per_active_user: number | null;
+  broadcast_reach: number | null;
+  computed_at: number;
+  /** When admins were told this day's bypass rate was high (set once, by one conditional update); null before. */
+  bypass_alert_at: number | null;
+}
+
 export interface Database {
+  analytics: AnalyticsTable;
+  deletion_lateness: DeletionLatenessTable;
   health_state: HealthStateTable;
   day_counters: DayCountersTable;
   user_activity: UserActivityTable;

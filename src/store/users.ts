@@ -80,13 +80,14 @@ export async function recipientsAfter(store: Store, afterUserId: number, limit: 
   return rows.map((r) => r.user_id);
 }
 
-/** How many users a broadcast would reach now. */
-export async function countAudience(store: Store): Promise<number> {
-  const r = await store.db
+/** How many users a broadcast would reach now (those after `afterUserId` in id order, when given). */
+export async function countAudience(store: Store, afterUserId?: number): Promise<number> {
+  let q = store.db
     .selectFrom('users')
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .where('blocked_at', 'is', null)
-    .where('is_banned', '=', 0)
-    .executeTakeFirstOrThrow();
+    .where('is_banned', '=', 0);
+  if (afterUserId !== undefined) q = q.where('user_id', '>', afterUserId);
+  const r = await q.executeTakeFirstOrThrow();
   return Number(r.n);
 }

@@ -33,6 +33,8 @@ export const TABLE_KEYS: Record<TableName, readonly string[]> = {
   user_activity: ['day', 'user_id'],
   daily_stats: ['day'],
   health_state: ['id'],
+  deletion_lateness: ['day', 'le_ms'],
+  analytics: ['day'],
 };
 
 /** Every table of a backup, in the order a restore writes them (a broadcast before its recipients). */

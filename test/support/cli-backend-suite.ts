@@ -121,6 +121,92 @@ export function cliBackendSuite(backend: Backend): void {
       }
     });
 
+    test('run analytics [--now] [--dry-run] is recorded; stats --json and the table show yesterday as computed by hand; a bad BYPASS_ALERT_RATE exits 2', async () => {
+      const tdb = await createTestDb(backend);
+      try {
+        const store = await tdb.open();
+        const env = { DATABASE_URL: tdb.url };
+        const at = ['--now', '2026-11-29T12:00:00Z'];
+        const dry = await runCli(['run', 'analytics', ...at, '--dry-run', '--json'], env);
+        assert.equal(dry.code, 0, dry.stderr);
+        const dj = JSON.parse(dry.stdout) as Record<string, unknown>;
+        assert.deepEqual([dj.dry_run, dj.would_write, dj.evaluated_at], [true, 32, '2026-11-29T12:00:00.000Z']);
+        assert.equal((await store.db.selectFrom('analytics').select('day').execute()).length, 0, 'nothing written');
+        const fixed = await runCli(['run', 'analytics', ...at, '--json'], env);
+        assert.equal(fixed.code, 0, fixed.stderr);
+        const fj = JSON.parse(fixed.stdout) as Record<string, unknown>;
+        assert.deepEqual(
+          [fj.status, fj.days_written, fj.first_day, fj.last_day],
+          ['ok', 32, '2026-10-29', '2026-11-29'],
+        );
+        const [recorded] = await store.db.selectFrom('job_runs').selectAll().where('job', '=', 'analytics').execute();
+        assert.equal(recorded!.status, 'ok');
+        assert.match(recorded!.summary ?? '', /"days_written":32/);
+
+        // Yesterday (real time, UTC), from the counters (the stats job has not run): 20 tokens, 12 verified, 7
+        // bypassed; 6 files to 4 active users; 4 deletions done, 3 on time, lateness 0.1, 0.4, 0.9 and 45 s; 6 of 7
+        // reached.
+        const yesterday = new Date(Date.now() - 86400_000).toISOString().slice(0, 10);
+        await store.db
+          .insertInto('token_stats')
+          .values({ day: yesterday, created: 20, verified: 12, bypassed: 7 })
+          .execute();
+        await store.db
+          .insertInto('user_activity')
+          .values([1, 2, 3, 4].map((u) => ({ day: yesterday, user_id: u })))
+          .execute();
+        await store.db
+          .insertInto('day_counters')
+          .values({
+            day: yesterday,
+            files_delivered: 6,
+            deletions_done: 4,
+            deletions_on_time: 3,
+            deletions_late: 1,
+            deletions_failed: 0,
+            broadcasts_sent: 1,
+            broadcasts_deleted: 0,
+            recipients_reached: 6,
+            broadcast_audience: 7,
+          })
+          .execute();
+        await store.db
+          .insertInto('deletion_lateness')
+          .values([250, 500, 1000, 60000].map((le) => ({ day: yesterday, le_ms: le, count: 1 })))
+          .execute();
+        const run = await runCli(['run', 'analytics', '--json'], env);
+        assert.equal(run.code, 0, run.stderr);
+        const r = await runCli(['stats', '--json', '--days', '2'], env);
+        assert.equal(r.code, 0, r.stderr);
+        const { days } = JSON.parse(r.stdout) as { days: Record<string, unknown>[] };
+        const fields = ['verification_rate', 'bypass_rate', 'bypass_rate_7d', 'on_time_share', 'lateness_p50_s'];
+        const more = ['lateness_p99_s', 'deliveries_per_active_user', 'broadcast_reach'];
+        const pick = (d: Record<string, unknown>) => [...fields, ...more].map((k) => d[k]);
+        assert.equal(days[1]!.date, yesterday);
+        // 12/20, 7/20, 7/20 over the week, 3/4; p50 rank 2 ends (0.25, 0.5]: 0.5 s; p99 rank 3.96 in (30, 60] with
+        // 3 below: 30 + 30 × 0.96 = 58.8 s; 6/4; 6/7.
+        assert.deepEqual(pick(days[1]!), [0.6, 0.35, 0.35, 0.75, 0.5, 58.8, 1.5, 0.8571]);
+        assert.deepEqual(pick(days[0]!), [null, null, 0.35, null, null, null, null, null], 'today: nothing yet');
+        const text = await runCli(['stats', '--days', '2'], env);
+        assert.match(
+          text.stdout,
+          /VERIFIED%\s+BYPASSED%\s+BYPASSED% 7D\s+ON TIME%\s+P50\s+P99\s+FILES\/ACTIVE\s+REACH%/,
+        );
+        assert.match(
+          text.stdout,
+          new RegExp(
+            `${yesterday} .* 60\\.0%\\s+35\\.0%\\s+35\\.0%\\s+75\\.0%\\s+0\\.5 s\\s+58\\.8 s\\s+1\\.50\\s+85\\.7%`,
+          ),
+        );
+
+        const bad = await runCli(['run', 'analytics'], { ...env, BYPASS_ALERT_RATE: '1.5' });
+        assert.equal(bad.code, 2);
+        assert.match(bad.stderr, /BYPASS_ALERT_RATE="1\.5" is not valid: expected at most 1/);
+      } finally {
+        await tdb.drop();
+      }
+    });
+
     test('TIMEZONE=Asia/Kolkata run token-count-reset --now 2026-11-28T20:00:00Z treats 2026-11-29 as today', async () => {
       const tdb = await createTestDb(backend);
       try {
