@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
 export default defineConfig(
-  { ignores: ['node_modules/', 'data/', 'scratch/', 'test-artifacts/', 'bench/results*'] },
+  { ignores: ['node_modules/', 'dist/', 'data/', 'scratch/', 'test-artifacts/', 'bench/results*'] },
   tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

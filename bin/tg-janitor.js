@@ -1,7 +1,4 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx so `npx tg-janitor` works right after `npm ci`, with no build step.
-import { register } from 'tsx/esm/api';
-
-register();
-const { main } = await import('../src/cli/main.ts');
+// Runs the compiled CLI (`npm run build` writes dist/; `npm ci` and `npm install` build it through `prepare`).
+const { main } = await import('../dist/cli/main.js');
 process.exitCode = await main(process.argv.slice(2));

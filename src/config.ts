@@ -7,21 +7,9 @@ import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { Cron } from 'croner';
 
-/** Names of the scheduled jobs, in the seed's order. */
-export const JOB_NAMES = [
-  'token-cleanup',
-  'message-deleter',
-  'broadcast-deleter',
-  'token-count-reset',
-  'stats',
-  'health-check',
-  'backup',
-  'analytics',
-] as const;
-/** One of the scheduled jobs. */
-export type JobName = (typeof JOB_NAMES)[number];
-/** Whether `name` is one of the scheduled jobs. */
-export const isJobName = (name: string): name is JobName => (JOB_NAMES as readonly string[]).includes(name);
+import { isJobName, JOB_NAMES, type JobName } from './job-names.ts';
+
+export { JOB_NAMES, isJobName, type JobName } from './job-names.ts';
 
 /**
  * Thrown for a bad configuration value; `variable` names the environment variable, or the option when the library's

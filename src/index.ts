@@ -1,45 +1,28 @@
-/** tg-janitor's library API: the background schedulers of a token-gated Telegram file bot. */
-export {
-  createJanitor,
-  Janitor,
-  type JanitorOptions,
-  type JanitorHooks,
-  type RunOptions,
-  type ScheduleDeletionInput,
-} from './janitor.ts';
-export { loadConfig, ConfigError, JOB_NAMES, type Config, type JobName } from './config.ts';
-export { systemClock, FakeClock, offsetClock, dayIn, type Clock, type Timer, type TimerOptions } from './clock.ts';
-export { backoff, type BackoffOptions } from './backoff.ts';
-export { createLogger, type Logger } from './log.ts';
-export { openStore, type Store, type Dialect } from './store/db.ts';
-export { migrateToLatest } from './store/migrations.ts';
-export { Engine, type EngineOptions } from './scheduler/engine.ts';
-export { runManual } from './scheduler/run.ts';
-export type { JobDefinition, RunContext, RunResult, Trigger, WakeOptions } from './scheduler/job.ts';
-export {
-  buildJobs,
-  type JobSummaries,
-  type SeedRunResult,
-  type RunResultOf,
-  type WakeReport,
-} from './jobs/registry.ts';
-export { nextFire, describeSchedule } from './scheduler/schedule.ts';
-export {
-  classifyCopyError,
-  classifyError,
-  classifyResponse,
-  FatalTelegramError,
-  type CopyFailure,
-  type Outcome,
-  type OutcomeKind,
-} from './telegram/errors.ts';
+/**
+ * tg-janitor's library API: the background schedulers of a token-gated Telegram file bot, for a grammY bot author to
+ * embed. A {@link Janitor} is made by {@link createJanitor} only; everything else here is a name or a type it uses.
+ *
+ * ```ts
+ * import { createJanitor } from 'tg-janitor';
+ * const janitor = await createJanitor({ databaseUrl: 'sqlite:./data/bot.db', bot });
+ * await janitor.start();
+ * ```
+ */
+export { createJanitor } from './janitor.ts';
+export type { Janitor, JanitorOptions, JanitorHooks, RunOptions, ScheduleDeletionInput } from './janitor.ts';
+export { ConfigError, type Config } from './config.ts';
+export { JOB_NAMES, type JobName } from './job-names.ts';
+export { FakeClock, type Clock, type Timer, type TimerOptions } from './clock.ts';
 export { createMetrics, type Metrics } from './metrics.ts';
-export { createTelegram, instrument, type Telegram, type TelegramOptions } from './telegram/client.ts';
-export { cleanupExpiredTokens } from './jobs/token-cleanup.ts';
-export { resetTokenCounts } from './jobs/token-count-reset.ts';
-export { deleteDueMessages, type MessageDeleterSummary } from './jobs/message-deleter.ts';
-export { deleteExpiredBroadcasts, type BroadcastDeleterSummary } from './jobs/broadcast-deleter.ts';
-export { type TokenCleanupSummary } from './jobs/token-cleanup.ts';
-export { type TokenCountResetSummary } from './jobs/token-count-reset.ts';
-export { Waker, jobWaker, type WakerOptions } from './scheduler/waker.ts';
-export { importCollection, exportCollection, COLLECTIONS, ImportError, type Collection } from './transfer/index.ts';
+export type { Logger } from './log.ts';
+export type { RunResult, Trigger } from './scheduler/job.ts';
+export type { JobSummaries, RunResultOf, SeedRunResult, WakeReport } from './jobs/registry.ts';
+export type { TokenCleanupSummary } from './jobs/token-cleanup.ts';
+export type { MessageDeleterSummary } from './jobs/message-deleter.ts';
+export type { BroadcastDeleterSummary } from './jobs/broadcast-deleter.ts';
+export type { TokenCountResetSummary } from './jobs/token-count-reset.ts';
+export type { StatsSummary } from './jobs/stats.ts';
+export type { HealthCheckSummary } from './jobs/health-check.ts';
+export type { BackupSummary } from './jobs/backup.ts';
+export type { AnalyticsSummary } from './jobs/analytics.ts';
+export type { Broadcast } from './store/schema.ts';

@@ -1,13 +1,9 @@
-/** The sub-commands of `tg-janitor`. Each is thin: parse, open, call the library, print. */
+/**
+ * The sub-commands of `tg-janitor`. Each is thin: parse, open, call the library, print. What a command needs is
+ * imported when it runs: the service, grammY and the database drivers take longer to load than `--help` may.
+ */
 import { formatIn, parseIso, systemClock } from '../clock.ts';
-import { isJobName, JOB_NAMES, loadConfig } from '../config.ts';
-import { createJanitor } from '../janitor.ts';
-import { startService } from '../service.ts';
-import { startDemo } from '../demo/demo.ts';
-import { collectStatus } from '../jobs/status.ts';
-import { formatRate, formatRatio, formatSeconds, recentStats } from '../jobs/analytics.ts';
-import { formatStatus, table } from './format.ts';
-import { formatSummary, listJobs } from '../jobs/overview.ts';
+import { isJobName, JOB_NAMES } from '../job-names.ts';
 import { backupCmd, exportCmd, importCmd, restoreCmd } from './data-commands.ts';
 import { withStore, write } from './io.ts';
 import { CliError, UsageError } from './errors.ts';
@@ -50,6 +46,7 @@ const start: Command = {
     const logger = ctx.logger(config);
     guardProcess(logger);
     const stopped = untilSignal();
+    const { startService } = await import('../service.ts');
     const service = await startService(config, logger);
     logger.info(
       {
@@ -110,6 +107,8 @@ const run: Command = {
       );
     }
     const logger = ctx.logger(config);
+    const { createJanitor } = await import('../janitor.ts');
+    const { formatSummary } = await import('../jobs/overview.ts');
     const janitor = await createJanitor({ config, logger });
     try {
       const r = await janitor.run(job, { now, dryRun: Boolean(values['dry-run']) });
@@ -146,6 +145,8 @@ const jobs: Command = {
   options: { json: { type: 'boolean' } },
   async run(ctx, { values }) {
     const config = ctx.config();
+    const { listJobs } = await import('../jobs/overview.ts');
+    const { table } = await import('./format.ts');
     const list = await withStore(config, (store) => listJobs(config, store, systemClock.now()));
     if (values.json) {
       await write(ctx.stdout, `${JSON.stringify({ timezone: config.timezone, jobs: list })}\n`);
@@ -172,6 +173,8 @@ const status: Command = {
   options: { json: { type: 'boolean' } },
   async run(ctx, { values }) {
     const config = ctx.config();
+    const { collectStatus } = await import('../jobs/status.ts');
+    const { formatStatus } = await import('./format.ts');
     const s = await withStore(config, (store) =>
       collectStatus({ config, store, clock: systemClock, startedAt: null, telegram: Boolean(config.botToken) }),
     );
@@ -193,6 +196,8 @@ const stats: Command = {
     if (!/^\d+$/.test(text) || n < 1 || n > 366)
       throw new UsageError(`--days: expected a whole number from 1 to 366, got "${text}"`, this.usage);
     const config = ctx.config();
+    const { recentStats, formatRate, formatRatio, formatSeconds } = await import('../jobs/analytics.ts');
+    const { table } = await import('./format.ts');
     const days = await withStore(config, (store) => recentStats(store, config.timezone, systemClock.now(), n));
     if (values.json) {
       await write(ctx.stdout, `${JSON.stringify({ days })}\n`);
@@ -246,6 +251,8 @@ const demo: Command = {
   async run(ctx) {
     // The demo's own settings: nothing from .env, and only the HTTP, time zone and log variables of the environment.
     const env = ctx.processEnv;
+    const { loadConfig } = await import('../config.ts');
+    const { startDemo } = await import('../demo/demo.ts');
     const config = loadConfig(
       {
         LOG_LEVEL: env.LOG_LEVEL,

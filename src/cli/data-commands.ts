@@ -1,20 +1,7 @@
-/** The commands that move data in and out: import, export, backup, restore. */
+/** The commands that move data in and out: import, export, backup, restore (each loads what it needs when it runs). */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { createJanitor } from '../janitor.ts';
-import { openStore } from '../store/db.ts';
-import {
-  COLLECTIONS,
-  ImportError,
-  exportCollection,
-  exportTableLines,
-  importCollection,
-  importTable,
-  isCollection,
-} from '../transfer/index.ts';
-import { isTableCollection, TABLE_COLLECTIONS } from '../transfer/tables.ts';
-import { BackupError } from '../backup/manifest.ts';
-import { restoreBackup } from '../backup/restore.ts';
+import { COLLECTIONS, isCollection, isTableCollection, TABLE_COLLECTIONS } from '../transfer/names.ts';
 import { CliError, UsageError } from './errors.ts';
 import { readAll, withStore, write } from './io.ts';
 import type { Command } from './main.ts';
@@ -42,6 +29,7 @@ export const importCmd: Command = {
     } catch (e) {
       throw new CliError(`cannot read ${file}: ${(e as Error).message}`, 2);
     }
+    const { importCollection, importTable, ImportError } = await import('../transfer/index.ts');
     try {
       const r = await withStore(config, (store) =>
         isCollection(collection)
@@ -72,6 +60,7 @@ export const exportCmd: Command = {
     if (!isCollection(collection) && !isTableCollection(collection))
       throw new UsageError(unknown(collection), this.usage);
     const config = ctx.config();
+    const { exportCollection, exportTableLines } = await import('../transfer/index.ts');
     const out = (line: string) => write(ctx.stdout, `${line}\n`);
     await withStore(config, (store) =>
       isCollection(collection) ? exportCollection(store, collection, out) : exportTableLines(store, collection, out),
@@ -88,6 +77,7 @@ export const backupCmd: Command = {
   options: {},
   async run(ctx) {
     const config = ctx.config();
+    const { createJanitor } = await import('../janitor.ts');
     const janitor = await createJanitor({ config, logger: ctx.logger(config) });
     try {
       const r = await janitor.run('backup');
@@ -113,6 +103,9 @@ export const restoreCmd: Command = {
     const [folder, ...extra] = positionals;
     if (!folder || extra.length) throw new UsageError('expected one <folder>', this.usage);
     const config = ctx.config();
+    const { openStore } = await import('../store/db.ts');
+    const { restoreBackup } = await import('../backup/restore.ts');
+    const { BackupError } = await import('../backup/manifest.ts');
     const store = await openStore(config.databaseUrl);
     try {
       const r = await restoreBackup(store, folder, { force: Boolean(values.force) });

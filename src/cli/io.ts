@@ -1,10 +1,12 @@
 /** What the commands share: opening a migrated store, reading stdin, writing with back-pressure. */
 import type { Config } from '../config.ts';
-import { openStore, type Store } from '../store/db.ts';
-import { migrateToLatest } from '../store/migrations.ts';
+import type { Store } from '../store/db.ts';
 
 /** Opens the configured database, migrates it, runs `fn`, closes it. */
 export async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): Promise<T> {
+  // Loaded here, not at the top: `--help` must not wait for the database drivers.
+  const { openStore } = await import('../store/db.ts');
+  const { migrateToLatest } = await import('../store/migrations.ts');
   const store = await openStore(config.databaseUrl);
   try {
     await migrateToLatest(store);

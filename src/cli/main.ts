@@ -3,8 +3,8 @@
  * failed, 2 for bad usage, configuration or input.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig, readEnvironment, secretsOf, type Config } from '../config.ts';
-import { createLogger, type Logger } from '../log.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
 import { commands } from './commands.ts';
 import { CliError, UsageError } from './errors.ts';
 
@@ -92,6 +92,9 @@ export async function main(
     stdout.write(`${cmd.usage}\n`);
     return 0;
   }
+  // Loaded once a command runs: `--help` answers without zod, croner or pino.
+  const { ConfigError, loadConfig, readEnvironment, secretsOf } = await import('../config.ts');
+  const { createLogger } = await import('../log.ts');
   const env = io.env ?? readEnvironment();
   let cachedConfig: Config | undefined;
   const ctx: CliContext = {

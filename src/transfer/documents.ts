@@ -21,22 +21,8 @@ import {
   type User,
 } from '../store/schema.ts';
 
-/** The collections that can be imported and exported (any order works: none refers to another). */
-export const COLLECTIONS = [
-  'users',
-  'tokens',
-  'token_generator_count',
-  'pending_deletions',
-  'broadcasts',
-  'settings',
-] as const;
-/** One of {@link COLLECTIONS}. */
-export type Collection = (typeof COLLECTIONS)[number];
-
-/** True when `name` is one of {@link COLLECTIONS}. */
-export function isCollection(name: string): name is Collection {
-  return (COLLECTIONS as readonly string[]).includes(name);
-}
+export { COLLECTIONS, isCollection, type Collection } from './names.ts';
+import type { Collection } from './names.ts';
 
 /** Broadcast statuses a document may carry (the schema's {@link BroadcastStatus}). */
 export const BROADCAST_STATUSES: readonly BroadcastStatus[] = ['sending', 'sent', 'deleting'];
