@@ -1,6 +1,8 @@
 # tg-janitor: `docker build -t tg-janitor .`, then
-#   docker run -d --name tg-janitor -v tg-janitor-data:/data -p 8080:8080 --env-file .env --stop-timeout 20 tg-janitor
-# docker-compose.yml runs it with PostgreSQL. test/deploy.test.ts checks this file's shape (no Docker engine there).
+#   docker run -d --name tg-janitor -v tg-janitor-data:/data -p 127.0.0.1:8080:8080 --env-file .env \
+#     --stop-timeout 20 tg-janitor
+# docker-compose.yml runs it with PostgreSQL. test/deploy-files.test.ts checks this file's shape (no Docker engine
+# runs where the project is developed and tested, so it is read, not built, there).
 
 # ---- build: dependencies (the native addon compiled), the TypeScript compiled to dist/, then dev dependencies dropped
 FROM node:20-bookworm-slim AS build

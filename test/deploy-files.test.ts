@@ -215,7 +215,7 @@ describe('deploy/tg-janitor.service', () => {
   });
 
   test('runs the service as its own user, stops it within its grace, and writes only its data folder', () => {
-    const service = Object.fromEntries(
+    const service: Record<string, string | undefined> = Object.fromEntries(
       UNIT.slice(UNIT.indexOf('[Service]'), UNIT.indexOf('[Install]'))
         .split('\n')
         .filter((l) => /^[A-Za-z]+=/.test(l))
@@ -237,7 +237,7 @@ describe('deploy/tg-janitor.service', () => {
     // The default database and backups, resolved from the working directory, lie in the one writable folder.
     const writable = service.ReadWritePaths!.split(/\s+/);
     for (const path of [defaults.databaseUrl.replace(/^sqlite:/, ''), defaults.backupDir]) {
-      const abs = resolve(service.WorkingDirectory!, path);
+      const abs = resolve(service.WorkingDirectory, path);
       assert.ok(
         writable.some((w) => abs.startsWith(`${w}/`)),
         `${abs} is writable`,
