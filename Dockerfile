@@ -6,7 +6,7 @@
 
 # ---- build: dependencies (the native addon compiled), the TypeScript compiled to dist/, then dev dependencies dropped
 FROM node:20-bookworm-slim AS build
-# better-sqlite3 is a native addon: npm fetches a prebuilt binary when one exists for this Node and platform, and
+# better-sqlite3 is a native addon: its install fetches a prebuilt binary when one exists for this Node and platform, and
 # otherwise compiles it with node-gyp, which needs these. They stay in this stage.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 make g++ \

@@ -468,8 +468,8 @@ function parseConfig(input: Record<string, string>, n: Naming): Config {
 /**
  * Where the HTTP server listens. `PORT` is the platform's (Heroku, Koyeb, Render, Railway): its router reaches the
  * process from outside on that port, so, unless `HTTP_PORT` is set, it gives the port and — unless `HTTP_HOST` is set
- * — every interface (`0.0.0.0`). `HTTP_PORT` set is the operator's choice and wins entirely, loopback included: a
- * `PORT` that a shell or tool happens to export must not open the server to the network by itself.
+ * — every interface (`0.0.0.0`). `HTTP_PORT` set is the operator's choice and wins entirely, the host included: an
+ * operator who chose the port keeps loopback even where some tool happens to export a `PORT`.
  * `input` holds only the variables that were set, so a default is told apart from the same value written out.
  */
 function httpAddress(
