@@ -148,8 +148,11 @@ const schedule = z.string().transform((s, ctx) => {
   return v;
 });
 
-/** The environment variables and what they accept. Keys are the variable names. */
-const envSchema = z.object({
+/**
+ * The environment variables and what they accept. Keys are the variable names; each default is the value an unset
+ * (or empty) variable takes, in its parsed form. `.env.example` lists them all (a test keeps it in step).
+ */
+export const envSchema = z.object({
   DATABASE_URL: z
     .string()
     .default('sqlite:./data/tg-janitor.db')
@@ -187,6 +190,8 @@ const envSchema = z.object({
   LOG_FORMAT: z.enum(['pretty', 'json'], { message: 'pretty or json' }).optional(),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   HTTP_PORT: int(0, 65535).default(8080),
+  // Set by the platform (Heroku, Koyeb, Render, Railway), never by the operator: see httpAddress.
+  PORT: int(0, 65535).optional(),
   SCHEDULE_TOKEN_CLEANUP: schedule.optional(),
   SCHEDULE_MESSAGE_DELETER: schedule.default('* * * * *'),
   SCHEDULE_BROADCAST_DELETER: schedule.default('0 * * * *'),
@@ -268,9 +273,9 @@ export interface Config {
   logLevel: string;
   /** `pretty` on a TTY, else `json` (default by TTY). */
   logFormat: 'pretty' | 'json';
-  /** HTTP server host (default `127.0.0.1`). */
+  /** HTTP server host (default `127.0.0.1`; `0.0.0.0` when the platform's `PORT` gives the port). */
   httpHost: string;
-  /** HTTP server port, `0` = any free port (default 8080). */
+  /** HTTP server port, `0` = any free port (default 8080; the platform's `PORT` when set, unless `HTTP_PORT` is). */
   httpPort: number;
   /** Cron expression per job, or `off` (defaults from the seed). */
   schedules: Record<JobName, string>;
@@ -413,8 +418,7 @@ function parseConfig(input: Record<string, string>, n: Naming): Config {
     adminIds: e.ADMIN_IDS,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT ?? (n.isTTY ? 'pretty' : 'json'),
-    httpHost: e.HTTP_HOST,
-    httpPort: e.HTTP_PORT,
+    ...httpAddress(input, e),
     schedules: {
       'token-cleanup': e.SCHEDULE_TOKEN_CLEANUP ?? tokenCleanupSchedule(hours),
       'message-deleter': e.SCHEDULE_MESSAGE_DELETER,
@@ -447,6 +451,22 @@ function parseConfig(input: Record<string, string>, n: Naming): Config {
     backupDir: e.BACKUP_DIR,
     backupKeep: e.BACKUP_KEEP,
   };
+}
+
+/**
+ * Where the HTTP server listens. `PORT` is the platform's (Heroku, Koyeb, Render, Railway): its router reaches the
+ * process from outside on that port, so, unless `HTTP_PORT` is set, it gives the port and — unless `HTTP_HOST` is set
+ * — every interface (`0.0.0.0`). `HTTP_PORT` set is the operator's choice and wins entirely, the host included: an
+ * operator who chose the port keeps loopback even where some tool happens to export a `PORT`.
+ * `input` holds only the variables that were set, so a default is told apart from the same value written out.
+ */
+function httpAddress(
+  input: Record<string, string>,
+  e: Pick<z.infer<typeof envSchema>, 'HTTP_HOST' | 'HTTP_PORT' | 'PORT'>,
+): Pick<Config, 'httpHost' | 'httpPort'> {
+  const platformPort = input.HTTP_PORT === undefined ? e.PORT : undefined;
+  if (platformPort === undefined) return { httpHost: e.HTTP_HOST, httpPort: e.HTTP_PORT };
+  return { httpHost: input.HTTP_HOST === undefined ? '0.0.0.0' : e.HTTP_HOST, httpPort: platformPort };
 }
 
 /** What kind of JavaScript value an option takes, before it is written in the environment's string form. */
