@@ -35,7 +35,9 @@ test(
     const random = rng(seed);
     const emu = await BotApiEmulator.start();
     const tdb = await createTestDb('postgres');
-    const fleet = new Fleet(3, serviceEnv({ databaseUrl: tdb.url, emu, extra: { TELEGRAM_RATE: '60' } }));
+    // 40 calls/s each: the work lasts about 2 minutes, past MIN_KILLS kills at 2-5 s apart (the compiled service
+    // starts in a fraction of the time tsx took, so at 60/s the work could end before the 20th kill).
+    const fleet = new Fleet(3, serviceEnv({ databaseUrl: tdb.url, emu, extra: { TELEGRAM_RATE: '40' } }));
     try {
       const store = await tdb.open();
       const now = Date.now();
