@@ -352,6 +352,7 @@ export function broadcastDeleterJob(
         : `✅ Broadcast cleanup completed at ${at} (${s.broadcasts_done} broadcasts, ${s.messages_deleted} messages deleted${s.remaining === undefined ? '' : `, ${s.remaining} left`})`,
     wake: {
       pollMs: 1000,
+      changeToken: () => deps.store.changeToken(),
       earliest: (nowMs) => broadcasts.earliestDueBroadcast(deps.store, nowMs),
       worked: (s) => s.broadcasts_done + s.messages_deleted + s.undeletable + s.unreachable,
     },

@@ -587,6 +587,7 @@ export function messageDeleterJob(
         : `✅ Deleted ${s.messages_deleted} messages, ${s.undeletable + s.transient} failed at ${at}`,
     wake: {
       pollMs: 250,
+      changeToken: () => deps.store.changeToken(),
       earliest: (nowMs) => deletions.earliestWorkable(deps.store, nowMs),
       worked: (s) => s.rows,
     },

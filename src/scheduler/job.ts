@@ -34,8 +34,10 @@ export interface RunContext {
 
 /** On-time wake-ups of a job between its ticks (see `waker.ts`). */
 export interface WakeOptions<S> {
-  /** How often the earliest due time is read again (ms). */
+  /** How often the change token is checked (ms); without one, how often the earliest due time is read again. */
   pollMs: number;
+  /** A token that moves when work may have changed (the store's `changeToken`); see {@link WakerOptions}. */
+  changeToken?: () => Promise<string>;
   /** The earliest instant (epoch ms) work becomes due, or null when there is none. */
   earliest(nowMs: number): Promise<number | null>;
   /** How many items a wake-up's run worked (0: nothing was workable, e.g. claimed elsewhere). */

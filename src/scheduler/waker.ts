@@ -1,8 +1,9 @@
 /**
- * Wakes at the instant work becomes due instead of at the next cron tick: re-reads the earliest due time every
- * `pollMs` (so work other processes add is seen), sleeps until then, and runs the work. The cron sweep stays as the
- * recorded run and the safety net. Never throws; logs, backs off and keeps going. {@link jobWaker} makes one for a
- * job that declares `wake`.
+ * Wakes at the instant work becomes due instead of at the next cron tick: sleeps until the earliest due time and runs
+ * the work. Work added meanwhile (by this or another process) is learnt through a cheap change token checked every
+ * `pollMs`: the earliest due time is read again only when the token moved, when the known due time came, or after
+ * `safetyPollMs` (the net for a change the token missed). The cron sweep stays as the recorded run and the last net.
+ * Never throws; logs, backs off and keeps going. {@link jobWaker} makes one for a job that declares `wake`.
  */
 import { backoff } from '../backoff.ts';
 import type { Clock, Timer } from '../clock.ts';
@@ -16,8 +17,15 @@ export interface WakerOptions {
   /** Where now and every wait come from. */
   clock: Clock;
   logger: Logger;
-  /** How often the earliest due time is re-read (default 250 ms). */
+  /** How often the change token is checked, or (without one) the earliest due time re-read (default 250 ms). */
   pollMs?: number;
+  /**
+   * A token that moves when work may have changed (the store's `changeToken`); without one the earliest
+   * due time is read every `pollMs`.
+   */
+  changeToken?: () => Promise<string>;
+  /** With a change token: the earliest due time is read again at least this often anyway (default 10 s). */
+  safetyPollMs?: number;
   /** The earliest instant (epoch ms) work becomes due, or null when there is none. */
   earliest(nowMs: number): Promise<number | null>;
   /** Does the due work; returns how many items it worked (0: nothing was workable, e.g. claimed elsewhere). */
@@ -36,6 +44,11 @@ export class Waker {
   private busy: Promise<unknown> | null = null;
   private readonly abort = new AbortController();
   private failures = 0;
+  /** The change token when the earliest due time was last read. */
+  private token: string | null = null;
+  /** The earliest due time last read (null: none), and when it was read; undefined: read it again. */
+  private knownNext: number | null | undefined = undefined;
+  private readAt = 0;
 
   constructor(private readonly o: WakerOptions) {}
 
@@ -78,17 +91,34 @@ export class Waker {
     const pollMs = this.o.pollMs ?? 250;
     try {
       const now = this.o.clock.now().getTime();
+      if (this.o.changeToken) {
+        // Read before the due time, so a change that lands between the two is seen on the next check.
+        const token = await this.o.changeToken();
+        const known = this.knownNext;
+        const fresh =
+          token === this.token &&
+          known !== undefined &&
+          (known === null || now < known) &&
+          now - this.readAt < (this.o.safetyPollMs ?? 10_000);
+        if (fresh) return known === null ? pollMs : Math.min(pollMs, known - now);
+        this.token = token;
+      }
       const next = await this.o.earliest(now);
+      this.knownNext = next;
+      this.readAt = now;
       if (next === null || next > now || !this.running) {
         this.failures = 0;
         return next === null || !this.running ? pollMs : Math.min(pollMs, next - now);
       }
       const worked = await this.o.work(this.abort.signal);
+      // The work changed what is due: read it again on the next step.
+      this.knownNext = undefined;
       // Reset only once the work itself went through: work that keeps failing backs off toward 30 s.
       this.failures = 0;
       // More may be due right away (a next batch); if nothing was workable, look again after a poll.
       return worked > 0 ? 0 : pollMs;
     } catch (e) {
+      this.knownNext = undefined;
       this.failures++;
       const delay = backoff(this.failures, { base: 2 * pollMs, cap: MAX_FAILURE_WAIT_MS });
       this.o.logger.error(
@@ -124,6 +154,7 @@ export function jobWaker<S extends object, N extends string>(
     clock: o.clock,
     logger: o.logger,
     pollMs: wake.pollMs,
+    ...(wake.changeToken ? { changeToken: wake.changeToken } : {}),
     ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
     earliest: (nowMs) => wake.earliest(nowMs),
     async work(signal) {

@@ -8,6 +8,7 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import type { Database } from './schema.ts';
+import { WorkFeed } from './work-feed.ts';
 import { PG_SCHEMA_NAME } from '../config.ts';
 
 /** Which SQL dialect a store speaks. */
@@ -24,6 +25,13 @@ export interface Store {
    * and other connections write.
    */
   backupTo?: (dest: string) => Promise<void>;
+  /**
+   * A token that changes when work may have changed: rows written by any process or tool (SQLite: `PRAGMA
+   * data_version` and this connection's `total_changes()`; PostgreSQL: a `LISTEN` that the work tables' triggers
+   * `NOTIFY`). Cheap (no query on PostgreSQL, one pragma on SQLite), so a waker can ask it often and query for due
+   * work only when it moved.
+   */
+  changeToken(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -66,7 +74,14 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
     if (opts.readonly) {
       const conn = new SQLite(path, { readonly: true, fileMustExist: true });
       const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
-      return { db, dialect: 'sqlite', describe: `sqlite:${path}`, close: () => db.destroy() };
+      return {
+        db,
+        dialect: 'sqlite',
+        describe: `sqlite:${path}`,
+        // Nothing writes a read-only file.
+        changeToken: () => Promise.resolve('readonly'),
+        close: () => db.destroy(),
+      };
     }
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const conn = new SQLite(path, { timeout: opts.busyTimeoutMs ?? 10_000 });
@@ -77,7 +92,22 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
     const backupTo = async (dest: string) => {
       await conn.backup(dest);
     };
-    return { db, dialect: 'sqlite', describe: `sqlite:${path}`, backupTo, close: () => db.destroy() };
+    // data_version moves when another connection commits; total_changes() when this one writes (raw inserts too).
+    const changes = conn.prepare<[], { dv: number; tc: number }>(
+      'select (select data_version from pragma_data_version) as dv, total_changes() as tc',
+    );
+    const changeToken = () => {
+      const r = changes.get()!;
+      return Promise.resolve(`${r.dv}:${r.tc}`);
+    };
+    return {
+      db,
+      dialect: 'sqlite',
+      describe: `sqlite:${path}`,
+      backupTo,
+      changeToken,
+      close: () => db.destroy(),
+    };
   }
   const u = new URL(url);
   const schema = u.searchParams.get('schema');
@@ -122,7 +152,17 @@ export async function openStore(url: string, opts: OpenOptions = {}): Promise<St
     }
   }
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', describe: describeUrl(url), close: () => db.destroy() };
+  const feed = new WorkFeed(pool);
+  return {
+    db,
+    dialect: 'postgres',
+    describe: describeUrl(url),
+    changeToken: () => feed.token(),
+    close: async () => {
+      await feed.close();
+      await db.destroy();
+    },
+  };
 }
 
 /**

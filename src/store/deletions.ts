@@ -207,16 +207,25 @@ export async function releaseClaims(store: Store, owner: string, ids: number[]):
   }
 }
 
-/** The earliest instant a row becomes workable (due and not claimed by a live process), or null. */
+/**
+ * The earliest instant a row becomes workable, or null: the first `next_attempt_at` among rows no live process holds,
+ * or the first lease end among held ones (a holder that died leaves its rows then; one that renews moves it on).
+ */
 export async function earliestWorkable(store: Store, nowMs: number): Promise<number | null> {
-  const r = await store.db
+  const free = await store.db
     .selectFrom('pending_deletions')
     .select('next_attempt_at')
     .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', nowMs)]))
     .orderBy('next_attempt_at')
     .limit(1)
     .executeTakeFirst();
-  return r ? Number(r.next_attempt_at) : null;
+  const held = await store.db
+    .selectFrom('pending_deletions')
+    .select((eb) => eb.fn.min('claim_expires_at').as('at'))
+    .where('claim_expires_at', '>=', nowMs)
+    .executeTakeFirst();
+  const times = [free?.next_attempt_at, held?.at].filter((t) => t !== null && t !== undefined).map(Number);
+  return times.length ? Math.min(...times) : null;
 }
 
 /** Pending deletions: total, overdue at `now`, due within `withinMs` after now, and the earliest `delete_at`. */

@@ -324,6 +324,29 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .execute();
       },
     },
+    '0010_work_notify': {
+      async up(db: AnyDb) {
+        // The waker sleeps until the first lease end of claimed rows too (a holder that died leaves them then).
+        await db.schema
+          .createIndex('pending_deletions_claim_expires_at')
+          .on('pending_deletions')
+          .column('claim_expires_at')
+          .execute();
+        // PostgreSQL only: every statement that adds or moves work tells the schema's channel, so wakers in any process
+        // learn of it without asking (SQLite's wakers watch PRAGMA data_version instead). Statement-level: one NOTIFY
+        // per statement, however many rows; PostgreSQL folds identical ones in a transaction into one.
+        if (dialect !== 'postgres') return;
+        await sql`create or replace function tgj_notify_work() returns trigger language plpgsql as $$
+          begin
+            perform pg_notify(left('tgj_work_' || TG_TABLE_SCHEMA, 63), TG_TABLE_NAME);
+            return null;
+          end $$`.execute(db);
+        await sql`create trigger pending_deletions_work after insert or update of next_attempt_at, claim_expires_at
+          on pending_deletions for each statement execute function tgj_notify_work()`.execute(db);
+        await sql`create trigger broadcasts_work after insert or update of delete_at, status, claim_expires_at
+          on broadcasts for each statement execute function tgj_notify_work()`.execute(db);
+      },
+    },
   };
 }
 
