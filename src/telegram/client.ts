@@ -8,6 +8,7 @@ import { Api, type RawApi } from 'grammy';
 import { backoff } from '../backoff.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { Throttle } from './throttle.ts';
+import { leanFetch } from './transport.ts';
 import { classifyResponse, isIdempotent } from './errors.ts';
 
 /** Options for {@link createTelegram}. */
@@ -125,6 +126,8 @@ export function createTelegram(opts: TelegramOptions): Telegram {
   const api = new Api(opts.token, {
     apiRoot: opts.apiRoot ?? 'https://api.telegram.org',
     timeoutSeconds: opts.timeoutSeconds ?? 30,
+    // Plain node:http with keep-alive instead of node-fetch: see transport.ts.
+    fetch: leanFetch(),
   });
   return instrument(api, opts);
 }
