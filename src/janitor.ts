@@ -195,8 +195,8 @@ export class Janitor {
 
   /**
    * Schedules messages for deletion: one row for all of them, deleted at `deleteAt` (or `afterMinutes` from now, or
-   * the `DELETE_AFTER_MINUTES` default), followed by the "deleted" notice with "Click Here" when `uniqueId` is set.
-   * Returns the row id. Scheduling the same deletion twice keeps one row.
+   * the `DELETE_AFTER_MINUTES` default), followed by the "deleted" notice (with "Click Here" when `uniqueId` is set)
+   * unless `notice` is false (default true). Returns the row id. Scheduling the same deletion twice keeps one row.
    */
   async scheduleDeletion(d: ScheduleDeletionInput): Promise<number> {
     if (!Number.isSafeInteger(d.chatId)) throw new TypeError('scheduleDeletion: chatId must be an integer');
@@ -215,6 +215,7 @@ export class Janitor {
       deleteAt,
       uniqueId: d.uniqueId ?? null,
       createdAt: now,
+      notice: d.notice !== false,
     });
   }
 }
