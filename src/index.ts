@@ -43,3 +43,19 @@ export { type TokenCleanupSummary } from './jobs/token-cleanup.ts';
 export { type TokenCountResetSummary } from './jobs/token-count-reset.ts';
 export { Waker, jobWaker, type WakerOptions } from './scheduler/waker.ts';
 export { importCollection, exportCollection, COLLECTIONS, ImportError, type Collection } from './transfer/index.ts';
+export {
+  autoDelete,
+  AutoDeleteError,
+  AUTO_DELETE_METHODS,
+  MAX_DELAY_S,
+  parseDelay,
+  type AutoDeletePlugin,
+  type AutoDeleteOptions,
+  type AutoDeleteOption,
+  type AutoDeleteOther,
+  type AutoDeleteFlavor,
+  type AutoDeleteApiFlavor,
+  type AutoDeleteMethod,
+  type DeleteAfterOptions,
+  type Delay,
+} from './plugin/auto-delete.ts';

@@ -15,7 +15,7 @@ import { openStore, type Store } from './store/db.ts';
 import { migrateToLatest } from './store/migrations.ts';
 import { Engine } from './scheduler/engine.ts';
 import { newOwnerId } from './scheduler/run.ts';
-import type { AnyJob, RunResult } from './scheduler/job.ts';
+import type { AnyJob, RunContext, RunResult } from './scheduler/job.ts';
 import { jobWaker, type Waker } from './scheduler/waker.ts';
 import {
   buildJobs,
@@ -27,7 +27,7 @@ import {
   type WakeReport,
 } from './jobs/registry.ts';
 import type { ScheduleDeletionInput } from './jobs/message-deleter.ts';
-import { createTelegram, instrument, type Telegram, type TelegramOptions } from './telegram/client.ts';
+import { asOwnCalls, createTelegram, instrument, type Telegram, type TelegramOptions } from './telegram/client.ts';
 import { insertDeletion } from './store/deletions.ts';
 import { Bot, type Api, type RawApi } from 'grammy';
 import type { Broadcast } from './store/schema.ts';
@@ -115,6 +115,7 @@ export class Janitor {
     this.ownsStore = parts.ownsStore;
     const owner = newOwnerId();
     const jobs = buildJobs(config, store, telegram ? { telegram, owner, ...hooks } : null, parts.notifyAdmins);
+    for (const job of jobs) markOwnCalls(job);
     this.engine = new Engine({
       store,
       clock,
@@ -218,6 +219,16 @@ export class Janitor {
       notice: d.notice !== false,
     });
   }
+}
+
+/**
+ * Marks every Bot API call of the job's runs (scheduled, woken or manual) as the janitor's own: an
+ * auto-delete transformer on the bot's Api then never schedules the deleter's notices or the admins' alerts.
+ */
+function markOwnCalls(job: Pick<AnyJob, 'run'>): void {
+  // The wrapper returns what the job's own run returns: its summary type is unchanged.
+  const run = job.run.bind(job);
+  job.run = (ctx: RunContext) => asOwnCalls(() => run(ctx));
 }
 
 /** Whether `def` is the definition of job `name` (the registry builds each name with its own summary type). */
