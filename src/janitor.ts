@@ -29,7 +29,7 @@ import {
 import type { ScheduleDeletionInput } from './jobs/message-deleter.ts';
 import { asOwnCalls, createTelegram, instrument, type Telegram, type TelegramOptions } from './telegram/client.ts';
 import { insertDeletion } from './store/deletions.ts';
-import { Bot, type Api, type RawApi } from 'grammy';
+import type { Api, RawApi } from 'grammy';
 import type { Broadcast } from './store/schema.ts';
 
 export type { ScheduleDeletionInput };
@@ -48,8 +48,11 @@ export interface JanitorOptions {
   logger?: Logger;
   /** Apply migrations on create (default true). */
   migrate?: boolean;
-  /** A grammY `Bot` or `Api` for the Telegram jobs (default: one made from `config.botToken`, if set). */
-  bot?: Bot | Api<RawApi>;
+  /**
+   * A grammY `Bot` (of any context and Api flavour: whatever has a Bot API `api`) or `Api` for the Telegram jobs
+   * (default: one made from `config.botToken`, if set).
+   */
+  bot?: { readonly api: Api<RawApi> } | Api<RawApi>;
   /** Hooks for metrics. */
   hooks?: JanitorHooks;
 }
@@ -255,7 +258,8 @@ export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor>
     retries: config.telegramRetries,
     ...(opts.hooks?.onTelegramCall ? { onCall: opts.hooks.onTelegramCall } : {}),
   };
-  const api = opts.bot instanceof Bot ? opts.bot.api : opts.bot;
+  // A Bot has its Api as `api`, whatever its flavour; an Api has none.
+  const api = opts.bot && 'api' in opts.bot ? opts.bot.api : opts.bot;
   const telegram = api
     ? instrument(api, tgOpts)
     : config.botToken

@@ -51,13 +51,3 @@ function secondsOf(delay: unknown): number | null {
   const [h, min, s] = m.slice(1).map((p) => Number(p ?? 0)) as [number, number, number];
   return h * 3600 + min * 60 + s;
 }
-
-/** A delay in words for messages: 5400 → '1h30m', 90 → '1m30s'. */
-export function formatDelay(seconds: number): string {
-  const whole = Math.round(seconds);
-  const h = Math.floor(whole / 3600);
-  const m = Math.floor((whole % 3600) / 60);
-  const s = whole % 60;
-  const out = `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s ? `${s}s` : ''}`;
-  return out || `${seconds}s`;
-}

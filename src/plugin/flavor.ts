@@ -92,8 +92,10 @@ type WithAutoDelete<F> = F extends (...args: infer P) => infer R
   : F;
 
 /** A raw method (`(payload, signal?)`) whose payload also takes `auto_delete`. */
-type RawWithAutoDelete<F> = F extends (payload: infer P, signal?: AbortSignal) => infer R
-  ? (payload: P & AutoDeleteOther, signal?: AbortSignal) => R
+type RawWithAutoDelete<F> = F extends (...args: infer P) => infer R
+  ? P extends [infer Payload, ...infer Rest]
+    ? (payload: Payload & AutoDeleteOther, ...rest: Rest) => R
+    : F
   : F;
 
 /** Options of {@link AutoDeleteFlavor.deleteAfter}. */
