@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { MAX_DELAY_S, parseDelay } from '../src/plugin/delay.ts';
 import { planOf, sentMessages } from '../src/plugin/auto-delete.ts';
 
@@ -113,4 +114,13 @@ test("the messages an answer names: a Message's own chat, else the payload's num
   assert.deepEqual(sentMessages({ chat_id: 1 }, []), { chatId: 1, ids: [] });
   // A webhook reply answers `true`: no message is named.
   assert.deepEqual(sentMessages({ chat_id: 1 }, true), { chatId: null, ids: [] });
+});
+
+test("the README's auto-delete example is examples/auto-delete-bot.ts, the file the fault suite runs", () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const example = readFileSync(new URL('../examples/auto-delete-bot.ts', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('## Auto-delete plugin (grammY)'));
+  const block = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+  // The file less its opening comment (how to run it), which the README says in words.
+  assert.equal(block, example.slice(example.indexOf('import { Bot')));
 });
