@@ -16,6 +16,8 @@ import {
 import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 import { driveUntil } from './support/clock.ts';
+import { exportCollection } from '../src/transfer/export.ts';
+import { importCollection } from '../src/transfer/import.ts';
 
 type C = Context & AutoDeleteFlavor;
 type A = Api & AutoDeleteApiFlavor;
@@ -270,6 +272,38 @@ for (const backend of BACKENDS) {
       );
       assert.deepEqual(await rows(), [], "the deleter's notice got no deletion of its own");
       assert.equal(emu.messages(701).length, 1, 'the notice stays');
+    });
+
+    test('export and import keep a silent deletion silent (notice: false, written only when false)', async () => {
+      await janitor.scheduleDeletion({ chatId: 901, messageIds: [1], deleteAt: new Date(T0 + 60 * S), notice: false });
+      await janitor.scheduleDeletion({ chatId: 902, messageIds: [2], deleteAt: new Date(T0 + 60 * S) });
+      const lines: string[] = [];
+      await exportCollection(store, 'pending_deletions', (l) => void lines.push(l));
+      const common = '"delete_at":"2026-11-29T10:01:00.000Z","unique_id":null,"created_at":"2026-11-29T10:00:00.000Z"';
+      const retry = '"attempts":0,"next_attempt_at":"2026-11-29T10:01:00.000Z","last_error":null';
+      assert.deepEqual(lines, [
+        `{"user_id":901,"chat_id":901,"message_ids":[1],${common},${retry},"notice":false}`,
+        `{"user_id":902,"chat_id":902,"message_ids":[2],${common},${retry}}`,
+      ]);
+      const other = await createTestDb(backend);
+      try {
+        const moved = await other.open();
+        await importCollection(moved, 'pending_deletions', lines.join('\n'));
+        const got = await moved.db
+          .selectFrom('pending_deletions')
+          .select(['chat_id', 'notice'])
+          .orderBy('id')
+          .execute();
+        assert.deepEqual(
+          got.map((r) => [Number(r.chat_id), Number(r.notice)]),
+          [
+            [901, 0],
+            [902, 1],
+          ],
+        );
+      } finally {
+        await other.drop();
+      }
     });
 
     test('a deletion that cannot be recorded leaves the send standing and is logged with chat and message ids', async () => {
