@@ -175,9 +175,9 @@ export function sentMessages(payload: Payload | undefined, result: unknown): { c
 
 /**
  * Records a send's deletion at once (its delay counted from the janitor's clock at Telegram's answer). A failed
- * insert is tried twice more at once-ish (one instant, so a retry after a lost answer finds the same row); if it
- * still fails the send stands — the caller gets its messages, since throwing would invite sending them again — and
- * the messages are logged at error level: they exist and nothing will delete them.
+ * insert is tried twice more within ~0.3 s, with the same delete_at, so a retry after a lost answer finds the same
+ * row; if it still fails the send stands — the caller gets its messages, since throwing would invite sending them
+ * again — and the messages are logged at error level: they exist and nothing will delete them.
  */
 function recorder(janitor: Janitor) {
   const { logger, clock } = janitor;
