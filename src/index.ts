@@ -26,3 +26,19 @@ export type { HealthCheckSummary } from './jobs/health-check.ts';
 export type { BackupSummary } from './jobs/backup.ts';
 export type { AnalyticsSummary } from './jobs/analytics.ts';
 export type { Broadcast } from './store/schema.ts';
+export {
+  autoDelete,
+  AutoDeleteError,
+  AUTO_DELETE_METHODS,
+  MAX_DELAY_S,
+  parseDelay,
+  type AutoDeletePlugin,
+  type AutoDeleteOptions,
+  type AutoDeleteOption,
+  type AutoDeleteOther,
+  type AutoDeleteFlavor,
+  type AutoDeleteApiFlavor,
+  type AutoDeleteMethod,
+  type DeleteAfterOptions,
+  type Delay,
+} from './plugin/auto-delete.ts';

@@ -15,7 +15,7 @@ import { openStore, type Store } from './store/db.ts';
 import { migrateToLatest } from './store/migrations.ts';
 import { Engine } from './scheduler/engine.ts';
 import { newOwnerId } from './scheduler/run.ts';
-import type { AnyJob, RunResult } from './scheduler/job.ts';
+import type { AnyJob, RunContext, RunResult } from './scheduler/job.ts';
 import { jobWaker, type Waker } from './scheduler/waker.ts';
 import {
   buildJobs,
@@ -27,9 +27,9 @@ import {
   type WakeReport,
 } from './jobs/registry.ts';
 import type { ScheduleDeletionInput } from './jobs/message-deleter.ts';
-import { createTelegram, instrument, type Telegram, type TelegramOptions } from './telegram/client.ts';
+import { asOwnCalls, createTelegram, instrument, type Telegram, type TelegramOptions } from './telegram/client.ts';
 import { insertDeletion } from './store/deletions.ts';
-import { Bot, type Api, type RawApi } from 'grammy';
+import type { Api, RawApi } from 'grammy';
 import type { Broadcast } from './store/schema.ts';
 
 export type { ScheduleDeletionInput };
@@ -48,8 +48,11 @@ export interface JanitorOptions {
   logger?: Logger;
   /** Apply migrations on create (default true). */
   migrate?: boolean;
-  /** A grammY `Bot` or `Api` for the Telegram jobs (default: one made from `config.botToken`, if set). */
-  bot?: Bot | Api<RawApi>;
+  /**
+   * A grammY `Bot` (of any context and Api flavour: whatever has a Bot API `api`) or `Api` for the Telegram jobs
+   * (default: one made from `config.botToken`, if set).
+   */
+  bot?: { readonly api: Api<RawApi> } | Api<RawApi>;
   /** Hooks for metrics. */
   hooks?: JanitorHooks;
 }
@@ -115,6 +118,7 @@ export class Janitor {
     this.ownsStore = parts.ownsStore;
     const owner = newOwnerId();
     const jobs = buildJobs(config, store, telegram ? { telegram, owner, ...hooks } : null, parts.notifyAdmins);
+    for (const job of jobs) markOwnCalls(job);
     this.engine = new Engine({
       store,
       clock,
@@ -195,8 +199,8 @@ export class Janitor {
 
   /**
    * Schedules messages for deletion: one row for all of them, deleted at `deleteAt` (or `afterMinutes` from now, or
-   * the `DELETE_AFTER_MINUTES` default), followed by the "deleted" notice with "Click Here" when `uniqueId` is set.
-   * Returns the row id. Scheduling the same deletion twice keeps one row.
+   * the `DELETE_AFTER_MINUTES` default), followed by the "deleted" notice (with "Click Here" when `uniqueId` is set)
+   * unless `notice` is false (default true). Returns the row id. Scheduling the same deletion twice keeps one row.
    */
   async scheduleDeletion(d: ScheduleDeletionInput): Promise<number> {
     if (!Number.isSafeInteger(d.chatId)) throw new TypeError('scheduleDeletion: chatId must be an integer');
@@ -215,8 +219,19 @@ export class Janitor {
       deleteAt,
       uniqueId: d.uniqueId ?? null,
       createdAt: now,
+      notice: d.notice !== false,
     });
   }
+}
+
+/**
+ * Marks every Bot API call of the job's runs (scheduled, woken or manual) as the janitor's own: an
+ * auto-delete transformer on the bot's Api then never schedules the deleter's notices or the admins' alerts.
+ */
+function markOwnCalls(job: Pick<AnyJob, 'run'>): void {
+  // The wrapper returns what the job's own run returns: its summary type is unchanged.
+  const run = job.run.bind(job);
+  job.run = (ctx: RunContext) => asOwnCalls(() => run(ctx));
 }
 
 /** Whether `def` is the definition of job `name` (the registry builds each name with its own summary type). */
@@ -243,7 +258,8 @@ export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor>
     retries: config.telegramRetries,
     ...(opts.hooks?.onTelegramCall ? { onCall: opts.hooks.onTelegramCall } : {}),
   };
-  const api = opts.bot instanceof Bot ? opts.bot.api : opts.bot;
+  // A Bot has its Api as `api`, whatever its flavour; an Api has none.
+  const api = opts.bot && 'api' in opts.bot ? opts.bot.api : opts.bot;
   const telegram = api
     ? instrument(api, tgOpts)
     : config.botToken

@@ -59,6 +59,10 @@ export interface EmulatedMessage {
   /** Whether the bot sent it (false: the user did). */
   fromBot: boolean;
   copiedFrom?: { chat_id: number; message_id: number };
+  /** Set when a forward made it (the Message reports forward_origin). */
+  forwarded?: boolean;
+  /** What a media send made (`photo`, `document`, `location`, …); its caption, if any, is `text`. */
+  kind?: string;
   edit_date?: number;
 }
 
@@ -486,6 +490,8 @@ export class BotApiEmulator {
       fromBot: boolean;
       reply_markup?: ReplyMarkup;
       copiedFrom?: EmulatedMessage['copiedFrom'];
+      forwarded?: boolean;
+      kind?: string;
       messageId?: number;
     },
   ): EmulatedMessage {
@@ -507,6 +513,8 @@ export class BotApiEmulator {
     if (m.text !== undefined) msg.text = m.text;
     if (m.reply_markup !== undefined) msg.reply_markup = m.reply_markup;
     if (m.copiedFrom) msg.copiedFrom = m.copiedFrom;
+    if (m.forwarded) msg.forwarded = true;
+    if (m.kind !== undefined) msg.kind = m.kind;
     chat.messages.delete(id);
     chat.messages.set(id, msg);
     return msg;
@@ -535,7 +543,13 @@ export class BotApiEmulator {
     o.chat = this.chatObject(m.chat_id);
     o.date = m.date;
     if (m.edit_date !== undefined) o.edit_date = m.edit_date;
-    if (m.text !== undefined) o.text = m.text;
+    if (m.forwarded) o.forward_origin = { type: 'user', sender_user: this.botUser(), date: m.date };
+    if (m.kind !== undefined) {
+      // Just enough of the media object for a client to tell what it got.
+      const file = { file_id: `${m.kind}-${m.chat_id}-${m.message_id}`, file_unique_id: `u${m.message_id}` };
+      o[m.kind] = m.kind === 'photo' ? [{ ...file, width: 1, height: 1 }] : file;
+      if (m.text !== undefined) o.caption = m.text;
+    } else if (m.text !== undefined) o.text = m.text;
     if (m.reply_markup !== undefined) o.reply_markup = m.reply_markup;
     return o;
   }
@@ -653,6 +667,81 @@ export class BotApiEmulator {
           text: p.bool('remove_caption') ? undefined : src.text,
           sentAt: this.nowFn(),
           fromBot: true,
+          copiedFrom: { chat_id: from.id, message_id: src.message_id },
+        }).message_id,
+      }));
+    });
+
+    // Media and the other kinds of message: stored with their kind and caption, answered with a Message.
+    const kinds: Record<string, string> = {
+      sendPhoto: 'photo',
+      sendAudio: 'audio',
+      sendDocument: 'document',
+      sendVideo: 'video',
+      sendAnimation: 'animation',
+      sendVoice: 'voice',
+      sendVideoNote: 'video_note',
+      sendSticker: 'sticker',
+      sendLocation: 'location',
+      sendVenue: 'venue',
+      sendContact: 'contact',
+      sendPoll: 'poll',
+      sendDice: 'dice',
+      sendPaidMedia: 'paid_media',
+      sendInvoice: 'invoice',
+      sendGame: 'game',
+    };
+    const files = new Set(['photo', 'audio', 'document', 'video', 'animation', 'voice', 'video_note', 'sticker']);
+    for (const [method, kind] of Object.entries(kinds))
+      this.def(method, (p) => {
+        const chat = this.targetChat(p);
+        // A file send needs its file: an id, a URL or an upload (a multipart part, parsed as { filename, size }).
+        if (files.has(kind) && !p.has(kind)) throw badRequest(`there is no ${kind} in the request`);
+        const caption = p.str('caption');
+        return this.messageObject(this.store(chat, { text: caption, sentAt: this.nowFn(), fromBot: true, kind }));
+      });
+
+    this.def('sendMediaGroup', (p) => {
+      const chat = this.targetChat(p);
+      const media = p.json('media');
+      if (!Array.isArray(media) || media.length < 2 || media.length > 10)
+        throw badRequest('media must include 2-10 items');
+      return (media as { type?: string; caption?: string }[]).map((item) =>
+        this.messageObject(
+          this.store(chat, { text: item.caption, sentAt: this.nowFn(), fromBot: true, kind: item.type ?? 'photo' }),
+        ),
+      );
+    });
+
+    this.def('forwardMessage', (p) => {
+      const chat = this.targetChat(p);
+      const from = this.targetChat(p, 'from_chat_id');
+      const id = p.int('message_id');
+      if (id === undefined) throw badRequest('message identifier is not specified');
+      const src = from.messages.get(id);
+      if (!src) throw badRequest('message to forward not found');
+      const copy = { text: src.text, sentAt: this.nowFn(), fromBot: true, forwarded: true, kind: src.kind };
+      return this.messageObject(this.store(chat, { ...copy, copiedFrom: { chat_id: from.id, message_id: id } }));
+    });
+
+    this.def('forwardMessages', (p) => {
+      const chat = this.targetChat(p);
+      const from = this.targetChat(p, 'from_chat_id');
+      const ids = p.intArray('message_ids', 'message identifiers are not specified');
+      if (ids.length === 0) throw badRequest('message identifiers are not specified');
+      if (ids.length > 100) throw badRequest('too many messages to forward');
+      const sources = [...new Set(ids)]
+        .sort((a, b) => a - b)
+        .map((id) => from.messages.get(id))
+        .filter((m): m is EmulatedMessage => m !== undefined);
+      if (sources.length === 0) throw badRequest('message to forward not found');
+      return sources.map((src) => ({
+        message_id: this.store(chat, {
+          text: src.text,
+          sentAt: this.nowFn(),
+          fromBot: true,
+          forwarded: true,
+          kind: src.kind,
           copiedFrom: { chat_id: from.id, message_id: src.message_id },
         }).message_id,
       }));

@@ -82,6 +82,11 @@ export interface ScheduleDeletionInput {
   afterMinutes?: number;
   /** What the "Click Here" button fetches again. */
   uniqueId?: string;
+  /**
+   * Whether the "deleted" notice (with "Click Here" when `uniqueId` is set) follows the deletion (default true);
+   * false deletes the messages silently.
+   */
+  notice?: boolean;
 }
 
 /** Back-off for a row's next attempt after `attempts` failures: 30 s, doubling, capped at 15 min. */
@@ -506,6 +511,18 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
     }
   }
 
+  // Removes the finished row and counts it; a failed removal ends the run before the lane moves on, so no later
+  // row's notice goes out for a row the run cannot remove.
+  const finish = async () => {
+    const removed = await remove(row, r).catch((e: unknown) => {
+      r.halt(e as Error);
+      throw e;
+    });
+    if (removed) countRow(r, undeletable > 0 ? 'failed' : lateness <= 1 ? 'on_time' : 'late', lateness);
+  };
+  // A row that asked for no notice (the auto-delete plugin's default) is done once its messages are.
+  if (!row.notice) return finish();
+
   const username = row.unique_id ? await telegram.username().catch((e) => e as Error) : null;
   if (username instanceof Error) {
     const o = classifyError(username);
@@ -530,12 +547,7 @@ async function processRow(row: PendingDeletion, r: RunState): Promise<void> {
         { row: id, chat_id: chatId, reason: sent.reason },
         `Deleted notice to ${chatId} was refused: ${sent.reason}`,
       );
-    // Halted before the lane moves on: the next row's notice must not go out for a row the run cannot remove.
-    const removed = await remove(row, r).catch((e: unknown) => {
-      r.halt(e as Error);
-      throw e;
-    });
-    if (removed) countRow(r, undeletable > 0 ? 'failed' : lateness <= 1 ? 'on_time' : 'late', lateness);
+    await finish();
   });
 }
 

@@ -16,6 +16,8 @@ export interface NewDeletion {
   /** What "Click Here" fetches again (the file's unique id). */
   uniqueId?: string | null;
   createdAt: number;
+  /** Whether the "deleted" notice follows the deletion (default true). */
+  notice?: boolean;
 }
 
 /** `sha256:<hex>` of the compact JSON of `content`. */
@@ -72,6 +74,7 @@ export async function insertDeletion(store: Store, d: NewDeletion): Promise<numb
       messages_deleted: 0,
       claimed_by: null,
       claim_expires_at: null,
+      notice: d.notice === false ? 0 : 1,
     })
     .onConflict((oc) => oc.column('dedupe_key').doNothing())
     .returning('id')

@@ -324,6 +324,16 @@ function migrations(dialect: Store['dialect']): Record<string, Migration> {
           .execute();
       },
     },
+    '0009_deletion_notice': {
+      async up(db: AnyDb) {
+        // Whether the "deleted" notice follows a row's deletion: rows before this step and the user bot's keep it
+        // (1); the auto-delete plugin writes 0 unless the bot asked for one.
+        await db.schema
+          .alterTable('pending_deletions')
+          .addColumn('notice', 'integer', (c) => c.notNull().defaultTo(1))
+          .execute();
+      },
+    },
     '0010_work_notify': {
       async up(db: AnyDb) {
         // The waker sleeps until the first lease end of claimed rows too (a holder that died leaves them then).

@@ -61,6 +61,8 @@ export interface PendingDeletionsTable {
   messages_deleted: number;
   claimed_by: string | null;
   claim_expires_at: number | null;
+  /** 1 when the "deleted" notice follows the deletion (the default), 0 when the deletion is silent. */
+  notice: Generated<number>;
 }
 
 /** Life of a broadcast: being sent, sent (waiting for delete_at), deleting, or deleted (row about to go). */

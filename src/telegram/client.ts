@@ -57,6 +57,22 @@ export function callsNotAfter<T>(expired: () => boolean, fn: () => Promise<T>): 
   return deadlines.run(expired, fn);
 }
 
+const ownCalls = new AsyncLocalStorage<true>();
+
+/**
+ * Runs `fn` so that every Bot API call it makes is known as tg-janitor's own (the jobs' deletions, notices and
+ * alerts, through a bot author's Api when the janitor was given one): the auto-delete plugin's transformer leaves
+ * them alone, so its defaults never schedule the janitor's own notices.
+ */
+export function asOwnCalls<T>(fn: () => Promise<T>): Promise<T> {
+  return ownCalls.run(true, fn);
+}
+
+/** Whether the Bot API call being made comes from inside {@link asOwnCalls}. */
+export function isOwnCall(): boolean {
+  return ownCalls.getStore() === true;
+}
+
 /** Wraps an existing grammY Api (a bot author's) with the shared throttle, retries and instrumentation. */
 export function instrument(
   api: Api<RawApi>,

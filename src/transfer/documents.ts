@@ -287,6 +287,8 @@ const parsers: { [C in Collection]: (doc: Doc, now: number) => DocumentOf[C] } =
       attempts: opt(doc, 'attempts', count) ?? 0,
       next_attempt_at: opt(doc, 'next_attempt_at', instant),
       last_error: opt(doc, 'last_error', text),
+      // Rows made before the flag existed, and the original bot's, always had the notice.
+      notice: opt(doc, 'notice', flag) ?? 1,
     };
     // Never workable before delete_at: an earlier retry time would only make the waker poll a row it cannot take.
     return {
@@ -421,6 +423,8 @@ export function formatPendingDeletion(
     attempts: r.attempts,
     next_attempt_at: iso(r.next_attempt_at),
     last_error: r.last_error,
+    // Only when false: an export of rows that keep the notice (all of them before the flag) is unchanged.
+    ...(r.notice ? {} : { notice: false }),
   });
 }
 

@@ -132,6 +132,7 @@ const SOURCES: Record<Collection, Source> = {
           'attempts',
           'next_attempt_at',
           'last_error',
+          'notice',
         ]),
     format: formatPendingDeletion,
   }),
