@@ -88,7 +88,18 @@ console.log(JSON.stringify({ status: r.status, summary: r.summary, jobs: JOB_NAM
     status: 'ok',
     summary: { deleted: 0 },
     jobs: 8,
-    exports: ['ConfigError', 'FakeClock', 'JOB_NAMES', 'createJanitor', 'createMetrics'],
+    exports: [
+      'AUTO_DELETE_METHODS',
+      'AutoDeleteError',
+      'ConfigError',
+      'FakeClock',
+      'JOB_NAMES',
+      'MAX_DELAY_S',
+      'autoDelete',
+      'createJanitor',
+      'createMetrics',
+      'parseDelay',
+    ],
     internal: 'hidden',
   });
   const help = spawnSync(join(app, 'node_modules', '.bin', 'tg-janitor'), ['--help'], { cwd: app, encoding: 'utf8' });
