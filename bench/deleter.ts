@@ -1,8 +1,10 @@
 /**
- * Message-deleter throughput: 20,000 due rows (2 messages each, 4 rows per chat) against the Bot API emulator in
- * another process with no rate limit. Prints rows/s, Bot API calls per row and peak memory.
+ * Message-deleter throughput (benchmark A): due rows over chats of 5 rows each (1–5 messages a row, 15 a chat)
+ * against the Bot API emulator in another process with no rate limit. Prints rows/s, messages/s, Bot API calls per
+ * row and peak memory; {@link httpCeiling} measures what plain keep-alive `node:http` and grammY's default client
+ * reach against the same emulator.
  *
- *   npm run bench:deleter                       # SQLite in a temporary folder
+ *   npm run bench:deleter                       # 100,000 rows (BENCH_ROWS), SQLite in a temporary folder
  *   BENCH_DATABASE_URL=postgres://root@127.0.0.1:5432/test?schema=bench npm run bench:deleter
  */
 import { fork } from 'node:child_process';
@@ -17,12 +19,30 @@ import { migrateToLatest } from '../src/store/migrations.ts';
 import { createTelegram } from '../src/telegram/client.ts';
 import { deleteDueMessages } from '../src/jobs/message-deleter.ts';
 
-const ROWS = Number(process.env.BENCH_ROWS ?? 20_000);
-const PER_CHAT = 4;
+const PER_CHAT = 5;
+/** Messages of a chat's k-th row: 1 to 5. */
+const PER_ROW = [1, 2, 3, 4, 5];
+const OFFSETS = PER_ROW.map((_, k) => PER_ROW.slice(0, k).reduce((a, b) => a + b, 0));
 
-export async function benchDeleter(): Promise<void> {
+/** What one throughput run measured. */
+export interface DeleterFigures {
+  dialect: string;
+  rows: number;
+  messages: number;
+  seconds: number;
+  rowsPerS: number;
+  messagesPerS: number;
+  callsPerRow: number;
+  peakRssMiB: number;
+}
+
+export async function benchDeleter(
+  rowsWanted = Number(process.env.BENCH_ROWS ?? 100_000),
+  databaseUrl = process.env.BENCH_DATABASE_URL,
+): Promise<DeleterFigures> {
+  const ROWS = Math.ceil(rowsWanted / PER_CHAT) * PER_CHAT;
   const dir = mkdtempSync(join(tmpdir(), 'tgj-bench-'));
-  const url = process.env.BENCH_DATABASE_URL ?? `sqlite:${join(dir, 'bench.db')}`;
+  const url = databaseUrl ?? `sqlite:${join(dir, 'bench.db')}`;
   const child = fork(fileURLToPath(new URL('./emulator-process.ts', import.meta.url)), {
     execArgv: ['--import', 'tsx'],
   });
@@ -44,8 +64,10 @@ export async function benchDeleter(): Promise<void> {
   try {
     await migrateToLatest(store);
     await store.db.deleteFrom('pending_deletions').execute();
+    await store.db.deleteFrom('day_counters').execute();
     const chats = Array.from({ length: ROWS / PER_CHAT }, (_, i) => 1_000_000 + i);
-    const { ids } = (await ask({ cmd: 'seed', chats, perChat: PER_CHAT * 2 })) as { ids: number[][] };
+    const perChat = PER_ROW.reduce((a, b) => a + b, 0);
+    const { ids } = (await ask({ cmd: 'seed', chats, perChat })) as { ids: number[][] };
     const now = Date.now();
     const rows = chats.flatMap((chat, c) =>
       Array.from({ length: PER_CHAT }, (_, k) => ({
@@ -53,7 +75,7 @@ export async function benchDeleter(): Promise<void> {
         dedupe_key: `bench:${chat}:${k}`,
         user_id: chat,
         chat_id: chat,
-        message_ids: JSON.stringify(ids[c]!.slice(k * 2, k * 2 + 2)),
+        message_ids: JSON.stringify(ids[c]!.slice(OFFSETS[k], OFFSETS[k]! + PER_ROW[k]!)),
         delete_at: now - 1000,
         unique_id: `f${k}`,
         created_at: now - 60_000,
@@ -90,13 +112,24 @@ export async function benchDeleter(): Promise<void> {
     const { methods } = (await ask({ cmd: 'stats' })) as { methods: Record<string, number> };
     const calls =
       (methods.deleteMessages ?? 0) + (methods.deleteMessage ?? 0) + (methods.sendMessage ?? 0) + (methods.getMe ?? 0);
+    const figures: DeleterFigures = {
+      dialect: store.dialect,
+      rows: s.rows,
+      messages: s.messages_deleted,
+      seconds: secs,
+      rowsPerS: s.rows / secs,
+      messagesPerS: s.messages_deleted / secs,
+      callsPerRow: calls / s.rows,
+      peakRssMiB: peakRss / 2 ** 20,
+    };
     console.log(
       `message-deleter on ${store.dialect}: ${s.rows} rows, ${s.messages_deleted} messages, ${s.notices_sent} notices in ${secs.toFixed(2)} s`,
     );
     console.log(
-      `  ${(s.rows / secs).toFixed(0)} rows/s, ${(calls / s.rows).toFixed(2)} calls/row (${JSON.stringify(methods)}), peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB`,
+      `  ${figures.rowsPerS.toFixed(0)} rows/s, ${figures.messagesPerS.toFixed(0)} messages/s, ${figures.callsPerRow.toFixed(2)} calls/row (${JSON.stringify(methods)}), peak RSS ${figures.peakRssMiB.toFixed(0)} MiB`,
     );
     if (s.rows !== ROWS) throw new Error(`expected ${ROWS} rows, worked ${s.rows}`);
+    return figures;
   } finally {
     await store.close();
     child.send({ cmd: 'close' });

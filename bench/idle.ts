@@ -112,7 +112,10 @@ async function measure(bin: string, emu: BotApiEmulator) {
   };
 }
 
-export async function benchIdle(): Promise<void> {
+/** What {@link benchIdle} measured, per version. */
+export type IdleFigures = Record<string, Awaited<ReturnType<typeof measure>>>;
+
+export async function benchIdle(): Promise<IdleFigures> {
   const bins: [string, string][] = [['this version', BIN]];
   if (process.env.BENCH_BASELINE_BIN) bins.push(['baseline', process.env.BENCH_BASELINE_BIN]);
   const emu = await BotApiEmulator.start();
@@ -138,6 +141,7 @@ export async function benchIdle(): Promise<void> {
         `${f(a.alone.rssMiB / b.alone.rssMiB, 2)}; with a bot: CPU ${f(a.withBot.cpuPct / b.withBot.cpuPct, 2)}, RSS ` +
         `${f(a.withBot.rssMiB / b.withBot.rssMiB, 2)}`,
     );
+  return rows;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await benchIdle();

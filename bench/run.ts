@@ -1,6 +1,87 @@
-/** `npm run bench`: every benchmark, one after the other. */
+/**
+ * `npm run bench [-- --quick]`: every benchmark in one run on the machine at hand, each figure beside its target
+ * (issue 13), printed and written to bench/results.md and bench/results.json. `--quick` (under 2 minutes): 20,000
+ * rows instead of 100,000, idle over 15 s instead of 60.
+ *
+ * Measured: A (deleter throughput on SQLite and PostgreSQL, the HTTP ceiling, grammY's default client) and E (idle
+ * CPU and memory, --help). Not yet measured here: B (the seed's algorithm), C (lateness under contention at
+ * Telegram's limits), D (the 1,000,000-recipient broadcast); results.md says so.
+ */
+import { writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { benchDeleter } from './deleter.ts';
+import { httpCeiling } from './ceiling.ts';
 import { benchIdle } from './idle.ts';
 
-await benchIdle();
-await benchDeleter();
+const quick = process.argv.includes('--quick');
+const PG = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
+const rows = quick ? 20_000 : 100_000;
+
+const ceiling = await httpCeiling(quick ? 10_000 : 20_000);
+const sqlite = await benchDeleter(rows);
+const schema = `bench_${randomBytes(4).toString('hex')}`;
+let postgres;
+try {
+  postgres = await benchDeleter(rows, `${PG}?schema=${schema}`);
+} finally {
+  const c = new pg.Client({ connectionString: PG });
+  await c.connect();
+  await c.query(`drop schema if exists "${schema}" cascade`);
+  await c.end();
+}
+const idle = (await benchIdle())['this version']!;
+
+// A row takes 2 calls at best (one deleteMessages, one notice): the ceiling in rows/s is half the calls/s.
+const ceilingRows = ceiling.plainHttpPerS / 2;
+const f = (n: number, d = 0) => n.toFixed(d);
+const ok = (met: boolean) => (met ? 'met' : 'missed');
+const lines: [string, string, string, string][] = [
+  [
+    'HTTP ceiling: plain keep-alive node:http',
+    `${f(ceiling.plainHttpPerS)} calls/s (${f(ceilingRows)} rows/s)`,
+    '—',
+    '',
+  ],
+  ['HTTP: grammY default client (node-fetch)', `${f(ceiling.grammyDefaultPerS)} calls/s`, '—', ''],
+  ['HTTP: grammY on the lean transport', `${f(ceiling.grammyLeanPerS)} calls/s`, '—', ''],
+  ...[sqlite, postgres].map(
+    (d) =>
+      [
+        `A ${d.dialect}: ${d.rows} rows, ${d.messages} messages`,
+        `${f(d.rowsPerS)} rows/s (${f(d.rowsPerS / ceilingRows, 2)} of the ceiling), ${f(d.messagesPerS)} messages/s, ` +
+          `${f(d.callsPerRow, 2)} calls/row, peak RSS ${f(d.peakRssMiB)} MiB`,
+        `≥ ${f(ceilingRows / 2)} rows/s, ≤ 2 calls/row`,
+        ok(d.rowsPerS >= ceilingRows / 2 && d.callsPerRow <= 2.0001),
+      ] as [string, string, string, string],
+  ),
+  ['E idle CPU, no bot', `${f(idle.alone.cpuPct, 2)} % of a core`, '< 0.5 %', ok(idle.alone.cpuPct < 0.5)],
+  [
+    'E idle CPU, a bot long-polling',
+    `${f(idle.withBot.cpuPct, 2)} % of a core`,
+    '< 0.5 %',
+    ok(idle.withBot.cpuPct < 0.5),
+  ],
+  ['E idle RSS (no bot / with a bot)', `${f(idle.alone.rssMiB)} / ${f(idle.withBot.rssMiB)} MiB`, '—', ''],
+  ['E tg-janitor --help', `${f(idle.helpS, 3)} s`, '< 0.5 s', ok(idle.helpS < 0.5)],
+  ['B the seed algorithm on the same data', 'not measured yet', 'ratio', ''],
+  ['C lateness under contention at Telegram limits', 'not measured yet', 'p99 ≤ 1 s', ''],
+  ['D 1,000,000-recipient broadcast deletion', 'not measured yet', 'peak RSS < 150 MB, ≥ 90 % rate', ''],
+];
+const md = [
+  `# Benchmarks${quick ? ' (--quick)' : ''}`,
+  '',
+  `${new Date().toISOString()}, Node ${process.version}, one run on this machine (figures move with its load).`,
+  '',
+  '| What | Measured | Target | |',
+  '| --- | --- | --- | --- |',
+  ...lines.map((l) => `| ${l.join(' | ')} |`),
+  '',
+].join('\n');
+const here = new URL('.', import.meta.url);
+writeFileSync(new URL('results.md', here), md);
+writeFileSync(
+  new URL('results.json', here),
+  `${JSON.stringify({ at: new Date().toISOString(), quick, ceiling, deleter: [sqlite, postgres], idle }, null, 2)}\n`,
+);
+console.log(`\n${md}`);
