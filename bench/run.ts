@@ -3,9 +3,9 @@
  * (issue 13), printed and written to bench/results.md and bench/results.json. `--quick` (under 2 minutes): 20,000
  * rows instead of 100,000, idle over 15 s instead of 60.
  *
- * Measured: A (deleter throughput on SQLite and PostgreSQL, the HTTP ceiling, grammY's default client) and E (idle
- * CPU and memory, --help). Not yet measured here: B (the seed's algorithm), C (lateness under contention at
- * Telegram's limits), D (the 1,000,000-recipient broadcast); results.md says so.
+ * Measured: A (deleter throughput on SQLite and PostgreSQL, the HTTP ceiling, grammY's default client), B (the seed's
+ * algorithm on the same data shape) and E (idle CPU and memory, --help). Not yet measured here: C (lateness under
+ * contention at Telegram's limits), D (the 1,000,000-recipient broadcast); results.md says so.
  */
 import { writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -13,6 +13,7 @@ import pg from 'pg';
 import { benchDeleter } from './deleter.ts';
 import { httpCeiling } from './ceiling.ts';
 import { benchIdle } from './idle.ts';
+import { benchSeedAlgorithm } from './seed-algorithm.ts';
 
 const quick = process.argv.includes('--quick');
 const PG = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
@@ -30,6 +31,7 @@ try {
   await c.query(`drop schema if exists "${schema}" cascade`);
   await c.end();
 }
+const seed = await benchSeedAlgorithm(quick ? 2000 : 5000);
 const idle = (await benchIdle())['this version']!;
 
 // A row takes 2 calls at best (one deleteMessages, one notice): the ceiling in rows/s is half the calls/s.
@@ -64,7 +66,12 @@ const lines: [string, string, string, string][] = [
   ],
   ['E idle RSS (no bot / with a bot)', `${f(idle.alone.rssMiB)} / ${f(idle.withBot.rssMiB)} MiB`, '—', ''],
   ['E tg-janitor --help', `${f(idle.helpS, 3)} s`, '< 0.5 s', ok(idle.helpS < 0.5)],
-  ['B the seed algorithm on the same data', 'not measured yet', 'ratio', ''],
+  [
+    `B the seed's algorithm, same data shape (${seed.rows} rows, sqlite)`,
+    `${f(seed.rowsPerS)} rows/s, ${f(seed.callsPerRow, 2)} calls/row; A sqlite is ${f(sqlite.rowsPerS / seed.rowsPerS, 1)}x`,
+    'ratio',
+    '',
+  ],
   ['C lateness under contention at Telegram limits', 'not measured yet', 'p99 ≤ 1 s', ''],
   ['D 1,000,000-recipient broadcast deletion', 'not measured yet', 'peak RSS < 150 MB, ≥ 90 % rate', ''],
 ];
@@ -82,6 +89,6 @@ const here = new URL('.', import.meta.url);
 writeFileSync(new URL('results.md', here), md);
 writeFileSync(
   new URL('results.json', here),
-  `${JSON.stringify({ at: new Date().toISOString(), quick, ceiling, deleter: [sqlite, postgres], idle }, null, 2)}\n`,
+  `${JSON.stringify({ at: new Date().toISOString(), quick, ceiling, deleter: [sqlite, postgres], seed, idle }, null, 2)}\n`,
 );
 console.log(`\n${md}`);
