@@ -3,9 +3,8 @@
  * process, no rate limit) through plain `node:http` with keep-alive, through grammY's default client (node-fetch), and
  * through grammY on this project's lean transport; 64 calls in flight each time.
  */
-import { fork } from 'node:child_process';
+import { startEmulatorProcess } from './emulator-client.ts';
 import http from 'node:http';
-import { fileURLToPath } from 'node:url';
 import { Api } from 'grammy';
 import { leanFetch } from '../src/telegram/transport.ts';
 
@@ -20,27 +19,12 @@ export interface CeilingFigures {
 }
 
 export async function httpCeiling(calls = Number(process.env.BENCH_CEILING_CALLS ?? 20_000)): Promise<CeilingFigures> {
-  const child = fork(fileURLToPath(new URL('./emulator-process.ts', import.meta.url)), {
-    execArgv: ['--import', 'tsx'],
-  });
-  let seq = 0;
-  const waiting = new Map<number, (v: unknown) => void>();
-  type Reply = { id: number; ready?: boolean; url: string; token: string };
-  const ready = new Promise<{ url: string; token: string }>((resolve) =>
-    child.on('message', (m: Reply) => (m.ready ? resolve(m) : waiting.get(m.id)?.(m))),
-  );
-  const ask = (msg: object) =>
-    new Promise<unknown>((resolve) => {
-      const id = ++seq;
-      waiting.set(id, resolve);
-      child.send({ ...msg, id });
-    });
-  const emu = await ready;
+  const emu = await startEmulatorProcess();
   try {
     // Three runs' worth of real messages: every call deletes one that exists.
     const chats = Array.from({ length: 1000 }, (_, i) => 3_000_000 + i);
     const perChat = Math.ceil((3 * calls + 6000) / chats.length);
-    const { ids } = (await ask({ cmd: 'seed', chats, perChat })) as { ids: number[][] };
+    const ids = await emu.seed(chats, perChat);
     const targets = chats.flatMap((c, i) => ids[i]!.map((m) => [c, m] as const));
     let next = 0;
     const run = async (one: (chat: number, message: number) => Promise<unknown>) => {
@@ -95,7 +79,7 @@ export async function httpCeiling(calls = Number(process.env.BENCH_CEILING_CALLS
     );
     return figures;
   } finally {
-    child.send({ cmd: 'close' });
+    emu.close();
   }
 }
 

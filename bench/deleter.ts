@@ -7,14 +7,13 @@
  *   npm run bench:deleter                       # 100,000 rows (BENCH_ROWS), SQLite in a temporary folder
  *   BENCH_DATABASE_URL=postgres://root@127.0.0.1:5432/test?schema=bench npm run bench:deleter
  */
-import { fork } from 'node:child_process';
+import { startEmulatorProcess, type EmulatorProcess } from './emulator-client.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { systemClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
-import { openStore } from '../src/store/db.ts';
+import { openStore, type Store } from '../src/store/db.ts';
 import { migrateToLatest } from '../src/store/migrations.ts';
 import { createTelegram } from '../src/telegram/client.ts';
 import { deleteDueMessages } from '../src/jobs/message-deleter.ts';
@@ -23,6 +22,48 @@ const PER_CHAT = 5;
 /** Messages of a chat's k-th row: 1 to 5. */
 const PER_ROW = [1, 2, 3, 4, 5];
 const OFFSETS = PER_ROW.map((_, k) => PER_ROW.slice(0, k).reduce((a, b) => a + b, 0));
+
+/**
+ * Benchmark A's data: `chatCount` chats from `firstChat`, each with 5 due rows of 1–5 messages (15 real messages a
+ * chat in the emulator). Returns the rows.
+ */
+export async function seedDueRows(
+  store: Store,
+  emu: EmulatorProcess,
+  chatCount: number,
+  firstChat: number,
+): Promise<number> {
+  const chats = Array.from({ length: chatCount }, (_, i) => firstChat + i);
+  const ids = await emu.seed(
+    chats,
+    PER_ROW.reduce((a, b) => a + b, 0),
+  );
+  const now = Date.now();
+  const rows = chats.flatMap((chat, c) =>
+    Array.from({ length: PER_CHAT }, (_, k) => ({
+      source_id: null,
+      dedupe_key: `bench:${chat}:${k}`,
+      user_id: chat,
+      chat_id: chat,
+      message_ids: JSON.stringify(ids[c]!.slice(OFFSETS[k], OFFSETS[k]! + PER_ROW[k]!)),
+      delete_at: now - 1000,
+      unique_id: `f${k}`,
+      created_at: now - 60_000,
+      attempts: 0,
+      next_attempt_at: now - 1000,
+      last_error: null,
+      messages_deleted: 0,
+      claimed_by: null,
+      claim_expires_at: null,
+    })),
+  );
+  for (let i = 0; i < rows.length; i += 500)
+    await store.db
+      .insertInto('pending_deletions')
+      .values(rows.slice(i, i + 500))
+      .execute();
+  return rows.length;
+}
 
 /** What one throughput run measured. */
 export interface DeleterFigures {
@@ -43,55 +84,13 @@ export async function benchDeleter(
   const ROWS = Math.ceil(rowsWanted / PER_CHAT) * PER_CHAT;
   const dir = mkdtempSync(join(tmpdir(), 'tgj-bench-'));
   const url = databaseUrl ?? `sqlite:${join(dir, 'bench.db')}`;
-  const child = fork(fileURLToPath(new URL('./emulator-process.ts', import.meta.url)), {
-    execArgv: ['--import', 'tsx'],
-  });
-  let seq = 0;
-  // What emulator-process.ts sends back: the ready message once, then one answer per `ask`, by id.
-  type Reply = { id: number; ready?: boolean; url: string; token: string };
-  const waiting = new Map<number, (v: unknown) => void>();
-  const ready = new Promise<{ url: string; token: string }>((resolve) =>
-    child.on('message', (m: Reply) => (m.ready ? resolve(m) : waiting.get(m.id)?.(m))),
-  );
-  const ask = (msg: object) =>
-    new Promise<unknown>((resolve) => {
-      const id = ++seq;
-      waiting.set(id, resolve);
-      child.send({ ...msg, id });
-    });
-  const emu = await ready;
+  const emu = await startEmulatorProcess();
   const store = await openStore(url, { poolSize: 20 });
   try {
     await migrateToLatest(store);
     await store.db.deleteFrom('pending_deletions').execute();
     await store.db.deleteFrom('day_counters').execute();
-    const chats = Array.from({ length: ROWS / PER_CHAT }, (_, i) => 1_000_000 + i);
-    const perChat = PER_ROW.reduce((a, b) => a + b, 0);
-    const { ids } = (await ask({ cmd: 'seed', chats, perChat })) as { ids: number[][] };
-    const now = Date.now();
-    const rows = chats.flatMap((chat, c) =>
-      Array.from({ length: PER_CHAT }, (_, k) => ({
-        source_id: null,
-        dedupe_key: `bench:${chat}:${k}`,
-        user_id: chat,
-        chat_id: chat,
-        message_ids: JSON.stringify(ids[c]!.slice(OFFSETS[k], OFFSETS[k]! + PER_ROW[k]!)),
-        delete_at: now - 1000,
-        unique_id: `f${k}`,
-        created_at: now - 60_000,
-        attempts: 0,
-        next_attempt_at: now - 1000,
-        last_error: null,
-        messages_deleted: 0,
-        claimed_by: null,
-        claim_expires_at: null,
-      })),
-    );
-    for (let i = 0; i < rows.length; i += 500)
-      await store.db
-        .insertInto('pending_deletions')
-        .values(rows.slice(i, i + 500))
-        .execute();
+    await seedDueRows(store, emu, ROWS / PER_CHAT, 1_000_000);
 
     const telegram = createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0 });
     let peakRss = 0;
@@ -109,7 +108,7 @@ export async function benchDeleter(
     );
     const secs = (performance.now() - t) / 1000;
     clearInterval(sample);
-    const { methods } = (await ask({ cmd: 'stats' })) as { methods: Record<string, number> };
+    const methods = await emu.methods();
     const calls =
       (methods.deleteMessages ?? 0) + (methods.deleteMessage ?? 0) + (methods.sendMessage ?? 0) + (methods.getMe ?? 0);
     const figures: DeleterFigures = {
@@ -132,7 +131,7 @@ export async function benchDeleter(
     return figures;
   } finally {
     await store.close();
-    child.send({ cmd: 'close' });
+    emu.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -4,16 +4,14 @@
  * against the emulator in its own process. Its rows/s beside the deleter's gives the ratio (the minute's wait
  * between polls is left out: this is the seed's best case).
  */
-import { fork } from 'node:child_process';
+import { startEmulatorProcess } from './emulator-client.ts';
+import { seedDueRows } from './deleter.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Api } from 'grammy';
 import { openStore } from '../src/store/db.ts';
 import { migrateToLatest } from '../src/store/migrations.ts';
-
-const PER_ROW = [1, 2, 3, 4, 5];
 
 /** What the seed's algorithm did. */
 export interface SeedFigures {
@@ -25,55 +23,11 @@ export interface SeedFigures {
 
 export async function benchSeedAlgorithm(rows = Number(process.env.BENCH_SEED_ROWS ?? 5000)): Promise<SeedFigures> {
   const dir = mkdtempSync(join(tmpdir(), 'tgj-bench-seed-'));
-  const child = fork(fileURLToPath(new URL('./emulator-process.ts', import.meta.url)), {
-    execArgv: ['--import', 'tsx'],
-  });
-  let seq = 0;
-  const waiting = new Map<number, (v: unknown) => void>();
-  type Reply = { id: number; ready?: boolean; url: string; token: string };
-  const ready = new Promise<{ url: string; token: string }>((resolve) =>
-    child.on('message', (m: Reply) => (m.ready ? resolve(m) : waiting.get(m.id)?.(m))),
-  );
-  const ask = (msg: object) =>
-    new Promise<unknown>((resolve) => {
-      const id = ++seq;
-      waiting.set(id, resolve);
-      child.send({ ...msg, id });
-    });
-  const emu = await ready;
+  const emu = await startEmulatorProcess();
   const store = await openStore(`sqlite:${join(dir, 'seed.db')}`);
   try {
     await migrateToLatest(store);
-    const chats = Array.from({ length: Math.ceil(rows / PER_ROW.length) }, (_, i) => 5_000_000 + i);
-    const { ids } = (await ask({ cmd: 'seed', chats, perChat: 15 })) as { ids: number[][] };
-    const now = Date.now();
-    const all = chats.flatMap((chat, c) => {
-      let at = 0;
-      return PER_ROW.map((n, k) => {
-        const messageIds = ids[c]!.slice(at, (at += n));
-        return {
-          source_id: null,
-          dedupe_key: `seed:${chat}:${k}`,
-          user_id: chat,
-          chat_id: chat,
-          message_ids: JSON.stringify(messageIds),
-          delete_at: now - 1000,
-          unique_id: `f${k}`,
-          created_at: now - 60_000,
-          attempts: 0,
-          next_attempt_at: now - 1000,
-          last_error: null,
-          messages_deleted: 0,
-          claimed_by: null,
-          claim_expires_at: null,
-        };
-      });
-    });
-    for (let i = 0; i < all.length; i += 500)
-      await store.db
-        .insertInto('pending_deletions')
-        .values(all.slice(i, i + 500))
-        .execute();
+    await seedDueRows(store, emu, Math.ceil(rows / 5), 5_000_000);
     const api = new Api(emu.token, { apiRoot: emu.url });
     let calls = 0;
     const t = performance.now();
@@ -102,7 +56,7 @@ export async function benchSeedAlgorithm(rows = Number(process.env.BENCH_SEED_RO
     return figures;
   } finally {
     await store.close();
-    child.send({ cmd: 'close' });
+    emu.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
