@@ -58,6 +58,11 @@ export function inLane<T>(lane: Lane, fn: () => Promise<T>): Promise<T> {
   return lanes.run(lane, fn);
 }
 
+/** The lane a Bot API call made here waits in (`reply` outside any {@link inLane}). */
+export function currentLane(): Lane {
+  return lanes.getStore() ?? 'reply';
+}
+
 /**
  * Runs `fn` so that every Bot API call it makes is checked against `expired` once the throttle lets it go: a call
  * whose deadline passed while it waited is not sent (it throws {@link NotSentError}). A broadcast copy that would
@@ -77,7 +82,7 @@ export function instrument(
   const onCall = opts.onCall;
   // Innermost first: every HTTP attempt (retries too) is throttled and counted.
   api.config.use(async (prev, method, payload, signal) => {
-    const { lane, chat } = routeOf(method, payload, lanes.getStore() ?? 'reply');
+    const { lane, chat } = routeOf(method, payload, currentLane());
     const grantedAt = lane ? await throttle.take(lane, chat) : await throttle.afterPause();
     if (deadlines.getStore()?.()) throw new NotSentError(method);
     try {
