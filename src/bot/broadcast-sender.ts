@@ -20,7 +20,7 @@ import {
   SetupFaultError,
   type CopyFailure,
 } from '../telegram/errors.ts';
-import { callsNotAfter, NotSentError } from '../telegram/client.ts';
+import { callsNotAfter, inLane, NotSentError } from '../telegram/client.ts';
 import { LeaseKeeper } from '../scheduler/lease-keeper.ts';
 import { confirmMissingChats, judgeMissingChats, noteAnswered, underSetupFaultBackoff } from '../jobs/setup-faults.ts';
 import { rememberChats } from '../store/faults.ts';
@@ -103,7 +103,7 @@ export class BroadcastSender {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loop = this.run();
+    this.loop = inLane('bulk', () => this.run());
   }
 
   /** Look for work now instead of at the next poll. */

@@ -11,7 +11,7 @@ import { addToDay } from '../store/daily-stats.ts';
 import { dayIn } from '../clock.ts';
 import { logAtDebug } from '../log.ts';
 import { FatalTelegramError, isMissingChat, MissingChatWatch, outcomeOf, SetupFaultError } from '../telegram/errors.ts';
-import type { Telegram } from '../telegram/client.ts';
+import { inLane, type Telegram } from '../telegram/client.ts';
 import type { JobDefinition, RunContext } from '../scheduler/job.ts';
 import { runOwner } from '../scheduler/run.ts';
 import { workPool } from '../scheduler/pool.ts';
@@ -343,7 +343,8 @@ export function broadcastDeleterJob(
     run: async (ctx) => {
       const gate = { store: deps.store, job: 'broadcast-deleter', ...ctx, clock: ctx.wallClock };
       // A wake-up runs again at once: it skips counting what is left. One while the job rests works nothing.
-      const work = () => deleteExpiredBroadcasts(deps, ctx, { countRemaining: ctx.trigger !== 'wake-up' });
+      const work = () =>
+        inLane('bulk', () => deleteExpiredBroadcasts(deps, ctx, { countRemaining: ctx.trigger !== 'wake-up' }));
       return (await underSetupFaultBackoff(gate, work, provedSetup)) ?? emptySummary();
     },
     successLine: (s, at) =>

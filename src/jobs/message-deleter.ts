@@ -26,7 +26,7 @@ import {
   SetupFaultError,
   type Outcome,
 } from '../telegram/errors.ts';
-import type { Telegram } from '../telegram/client.ts';
+import { inLane, type Telegram } from '../telegram/client.ts';
 import { startLink } from '../telegram/links.ts';
 import type { JobDefinition, RunContext } from '../scheduler/job.ts';
 import { runOwner } from '../scheduler/run.ts';
@@ -591,7 +591,8 @@ export function messageDeleterJob(
     run: async (ctx) => {
       const gate = { store: deps.store, job: 'message-deleter', ...ctx, clock: ctx.wallClock };
       // A wake-up while the job rests after a setup fault works nothing.
-      return (await underSetupFaultBackoff(gate, () => deleteDueMessages(deps, ctx), provedSetup)) ?? emptySummary();
+      const work = () => inLane('deletion', () => deleteDueMessages(deps, ctx));
+      return (await underSetupFaultBackoff(gate, work, provedSetup)) ?? emptySummary();
     },
     successLine: (s, at) =>
       s.would_delete !== undefined

@@ -1,7 +1,7 @@
 /**
  * The Bot API client every job shares: grammY's `Api` pointed at `BOT_API_ROOT`, retries of 429s (after their
- * retry_after) and of 5xx (capped, only where safe), and one throttle for the whole process, all waiting on one
- * clock. The token stays inside grammY's URL: errors and reasons built here never contain it.
+ * retry_after) and of 5xx (capped, only where safe), and one throttle for the whole process (priority lanes, per-chat
+ * spacing, see throttle.ts), all waiting on one clock. The token stays inside grammY's URL: errors and reasons built here never contain it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Api, type RawApi } from 'grammy';
@@ -9,6 +9,7 @@ import { backoff } from '../backoff.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { Throttle } from './throttle.ts';
 import { leanFetch } from './transport.ts';
+import { routeOf, type Lane } from './lanes.ts';
 import { classifyResponse, isIdempotent } from './errors.ts';
 
 /** Options for {@link createTelegram}. */
@@ -47,6 +48,21 @@ export class NotSentError extends Error {
 }
 
 const deadlines = new AsyncLocalStorage<() => boolean>();
+const lanes = new AsyncLocalStorage<Lane>();
+
+/**
+ * Runs `fn` so that every Bot API call it makes waits in the throttle's `lane`: `deletion` for on-time deletions
+ * and their notices, `bulk` for broadcast work. Calls made outside any lane go in `reply`, the first, so a bot
+ * author's own calls are never held behind the janitor's work.
+ */
+export function inLane<T>(lane: Lane, fn: () => Promise<T>): Promise<T> {
+  return lanes.run(lane, fn);
+}
+
+/** The lane a Bot API call made here waits in (`reply` outside any {@link inLane}). */
+export function currentLane(): Lane {
+  return lanes.getStore() ?? 'reply';
+}
 
 /**
  * Runs `fn` so that every Bot API call it makes is checked against `expired` once the throttle lets it go: a call
@@ -83,11 +99,16 @@ export function instrument(
   const onCall = opts.onCall;
   // Innermost first: every HTTP attempt (retries too) is throttled and counted.
   api.config.use(async (prev, method, payload, signal) => {
-    await throttle.take();
+    const { lane, chat } = routeOf(method, payload, currentLane());
+    const grantedAt = lane ? await throttle.take(lane, chat) : await throttle.afterPause();
     if (deadlines.getStore()?.()) throw new NotSentError(method);
     try {
       const res = await prev(method, payload, signal);
-      if (!res.ok && res.error_code === 429) throttle.pause((res.parameters?.retry_after ?? 1) * 1000);
+      if (!res.ok && res.error_code === 429) {
+        throttle.pause((res.parameters?.retry_after ?? 1) * 1000);
+        // The lane that met the limit also slows down: pausing alone would bring it back at the pace that met it.
+        if (lane) throttle.slowDown(lane, grantedAt);
+      }
       if (onCall)
         onCall(
           method,
