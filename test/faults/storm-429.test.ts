@@ -1,7 +1,7 @@
 /**
  * Fault scenario 4, a 429 storm: one `tg-janitor start` with many workers busy (400 due rows over 300 chats, the
- * default concurrency) against a Bot API that admits 30 calls a second and answers the rest 429 with
- * retry_after = 3. From the emulator's call log: after a 429 answered at T, no call arrives before T + 3 s, i.e.
+ * default concurrency, asking 8 times the rate) against a Bot API that admits 30 calls a second and answers the
+ * rest 429 with retry_after = 3; the lane that meets them halves its rate each time. From the emulator's call log: after a 429 answered at T, no call arrives before T + 3 s, i.e.
  * every worker honours the pause announced to the process.
  *
  * Tolerance: calls already on their way when the 429 was answered. After a 429 the process goes on sending until it
@@ -50,7 +50,9 @@ test(
     // The process may call twice as fast as the emulator admits: it runs into the limit again and again.
     const svc = new JanitorProcess(
       'instance-1',
-      serviceEnv({ databaseUrl: tdb.url, emu, extra: { TELEGRAM_RATE: String(RATE * 2) } }),
+      // Eight times the limit: each 429 halves the deletion lane's rate (the throttle's slow-down), so at twice the
+      // limit one or two 429s were all there was; at eight times the lane meets three or more before it fits.
+      serviceEnv({ databaseUrl: tdb.url, emu, extra: { TELEGRAM_RATE: String(RATE * 8) } }),
     );
     try {
       const store = await tdb.open();
@@ -175,7 +177,7 @@ test(
       }
       if (examples.length) t.diagnostic(`calls inside a pause: ${examples.join('; ')}`);
 
-      assert.ok(limited.length >= 5, `a storm: at least 5 answers 429 (${limited.length})`);
+      assert.ok(limited.length >= 3, `a storm: at least 3 answers 429 (${limited.length})`);
       assert.equal(inside, 0, 'no call arrived inside a pause announced to the process');
       assert.equal(messagesLeft(emu, deliveries), 0, 'every message deleted');
       assert.deepEqual(missing, [], 'every row got its "deleted" notice');
