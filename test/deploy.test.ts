@@ -116,11 +116,10 @@ describe('PORT, the platform’s port', () => {
       assert.equal(healthcheck({ PORT: String(port) }), 0, 'healthy on PORT');
       assert.equal(healthcheck({ HTTP_PORT: String(port), PORT: '1' }), 0, 'HTTP_PORT wins, as in the config');
       assert.equal(healthcheck({ PORT: '1' }), 1, 'nothing listening: unhealthy');
-      const stopAsked = Date.now();
       child.kill('SIGTERM');
+      // A clean stop (the image's SHUTDOWN_TIMEOUT_S=8 bounds a busy one inside Docker's 10 s: deploy-files.test.ts).
       assert.equal(await exited, 0, `a clean stop on SIGTERM\n${stderr}`);
-      // Idle, it stops at once: far inside Docker's 10 s (the image's SHUTDOWN_TIMEOUT_S=8 bounds the busy case).
-      assert.ok(Date.now() - stopAsked < 8000, `stopped in ${Date.now() - stopAsked} ms`);
+      assert.match(stderr, /tg-janitor stopped/);
       assert.equal(healthcheck({ PORT: String(port) }), 1, 'unhealthy once stopped');
     } finally {
       child.kill('SIGKILL');
