@@ -12,7 +12,6 @@ import { broadcastDeleterJob } from '../src/jobs/broadcast-deleter.ts';
 import { BroadcastSender } from '../src/bot/broadcast-sender.ts';
 import { insertDeletion } from '../src/store/deletions.ts';
 import { insertBroadcast } from '../src/store/broadcasts.ts';
-import type { Store } from '../src/store/db.ts';
 import type { RunContext } from '../src/scheduler/job.ts';
 import { currentLane, type Telegram } from '../src/telegram/client.ts';
 import type { Lane } from '../src/telegram/lanes.ts';
@@ -20,6 +19,7 @@ import { withTestDb } from './support/db.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 import { emulatorTelegram } from './support/telegram.ts';
 import { until } from './support/wait.ts';
+import { addUsers, adminBroadcast } from './support/world.ts';
 
 const logger = createLogger({ level: 'silent' });
 const T0 = new Date('2026-11-29T10:00:00Z').getTime();
@@ -34,19 +34,6 @@ function recorded(emu: BotApiEmulator): { telegram: Telegram; seen: [string, Lan
     return prev(method, payload, signal);
   });
   return { telegram, seen };
-}
-
-async function addUsers(store: Store, ids: number[]): Promise<void> {
-  const rows = ids.map((u) => ({
-    user_id: u,
-    username: null,
-    first_name: 'U',
-    joined_at: T0,
-    is_banned: 0,
-    user_access_count: 0,
-    blocked_at: null,
-  }));
-  await store.db.insertInto('users').values(rows).execute();
 }
 
 const runCtx = (clock: FakeClock): RunContext => ({
@@ -68,7 +55,7 @@ test('the deleters, the sender and a bot author each call in their own lane', as
       const lanesOf = (methods: string[]) => new Set(seen.filter(([m]) => methods.includes(m)).map(([, lane]) => lane));
 
       // The message deleter: the deletion and its notice.
-      await addUsers(store, [501]);
+      await addUsers(store, [501], T0);
       const ids = [emu.addMessage(501, { text: 'file', sentAt: T0 - 60_000 })];
       await insertDeletion(store, {
         userId: 501,
@@ -107,19 +94,8 @@ test('the deleters, the sender and a bot author each call in their own lane', as
       seen.length = 0;
 
       // The broadcast sender (on real time: it polls between passes).
-      await addUsers(store, [503, 504]);
-      const source = emu.sendUserMessage({ id: ADMIN }, 'News') as { message: { message_id: number } };
-      const sending = await insertBroadcast(store, {
-        fromChatId: ADMIN,
-        messageId: source.message.message_id,
-        text: 'News',
-        caption: null,
-        fileId: null,
-        durationHours: 1,
-        createdAt: Date.now(),
-        progressChatId: null,
-        progressMessageId: null,
-      });
+      await addUsers(store, [503, 504], T0);
+      const sending = await adminBroadcast(emu, store, { admin: ADMIN, createdAt: Date.now(), progress: false });
       const sender = new BroadcastSender({
         store,
         api: telegram.api,

@@ -28,6 +28,7 @@ import { BotApiEmulator } from './support/bot-api-emulator.ts';
 import { emulatorTelegram } from './support/telegram.ts';
 import { until } from './support/wait.ts';
 import { runContext } from './support/context.ts';
+import { addUsers, adminBroadcast, blockedUsers } from './support/world.ts';
 
 const logger = createLogger({ level: 'silent' });
 const T0 = new Date('2026-11-29T10:00:00Z').getTime();
@@ -35,24 +36,6 @@ const HOUR = 3600_000;
 const ADMIN = 4242;
 
 const ctx = (clock: Clock) => runContext(clock, logger);
-
-async function addUsers(store: Store, ids: number[]): Promise<void> {
-  const rows = ids.map((u) => ({
-    user_id: u,
-    username: null,
-    first_name: 'U',
-    joined_at: T0,
-    is_banned: 0,
-    user_access_count: 0,
-    blocked_at: null,
-  }));
-  await store.db.insertInto('users').values(rows).execute();
-}
-
-const blockedUsers = async (store: Store) =>
-  (await store.db.selectFrom('users').select('user_id').where('blocked_at', 'is not', null).execute()).map((r) =>
-    Number(r.user_id),
-  );
 
 async function withWorld(
   backend: Backend,
@@ -68,22 +51,8 @@ async function withWorld(
 }
 
 /** A broadcast in `sending` from the admin's chat to whoever is in `users`, due at `deleteAt`. */
-async function sendingBroadcast(emu: BotApiEmulator, store: Store, deleteAt: number): Promise<number> {
-  const source = emu.sendUserMessage({ id: ADMIN }, 'News') as { message: { message_id: number } };
-  const id = await broadcasts.insertBroadcast(store, {
-    fromChatId: ADMIN,
-    messageId: source.message.message_id,
-    text: 'News',
-    caption: null,
-    fileId: null,
-    durationHours: 1,
-    createdAt: T0,
-    progressChatId: ADMIN,
-    progressMessageId: source.message.message_id,
-  });
-  await store.db.updateTable('broadcasts').set({ delete_at: deleteAt }).where('id', '=', id).execute();
-  return id;
-}
+const sendingBroadcast = (emu: BotApiEmulator, store: Store, deleteAt: number) =>
+  adminBroadcast(emu, store, { admin: ADMIN, createdAt: T0, deleteAt });
 
 const broadcastRow = (store: Store, id: number) =>
   store.db.selectFrom('broadcasts').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
@@ -118,7 +87,7 @@ for (const backend of BACKENDS) {
     test('the sending stops at delete_at: nobody gets it later, the admin is told how many it reached', async () => {
       await withWorld(backend, {}, async (emu, store) => {
         const users = Array.from({ length: 10 }, (_, i) => 50_000 + i);
-        await addUsers(store, users);
+        await addUsers(store, users, T0);
         const id = await sendingBroadcast(emu, store, T0 + HOUR);
         // Time passes the deadline once the 4th copy is made (a slow send: 100,000 users at 25/s).
         const clock: Clock = {
@@ -190,7 +159,7 @@ for (const backend of BACKENDS) {
 
     test('message deleter: 20 chats in a row stop the run; rows and users stay exactly as they were', async () => {
       await withWorld(backend, { strictChats: true }, async (emu, store) => {
-        await addUsers(store, chats);
+        await addUsers(store, chats, T0);
         for (const c of chats) {
           await deletions.insertDeletion(store, {
             userId: c,
@@ -227,7 +196,7 @@ for (const backend of BACKENDS) {
       await withWorld(backend, { strictChats: true }, async (emu, store) => {
         const live = chats.slice(0, 10);
         const gone = [79_001, 79_002];
-        await addUsers(store, [...live, ...gone]);
+        await addUsers(store, [...live, ...gone], T0);
         for (const c of [...gone, ...live]) {
           const ids = live.includes(c) ? [emu.addMessage(c, { text: 'file' })] : [1];
           await deletions.insertDeletion(store, {
@@ -248,7 +217,7 @@ for (const backend of BACKENDS) {
 
     test('broadcast deleter: 20 recipients in a row stop the run; recipients and users stay', async () => {
       await withWorld(backend, { strictChats: true }, async (emu, store) => {
-        await addUsers(store, chats);
+        await addUsers(store, chats, T0);
         const id = await sendingBroadcast(emu, store, T0 - 1000);
         await broadcasts.finishSending(store, id);
         for (const c of chats) await broadcasts.addRecipient(store, id, c, 5);
@@ -270,7 +239,7 @@ for (const backend of BACKENDS) {
       await withWorld(backend, { strictChats: true }, async (emu, store) => {
         const first = 60_000; // before the storm's users in id order
         emu.addChat(first);
-        await addUsers(store, [first, ...chats]);
+        await addUsers(store, [first, ...chats], T0);
         const id = await sendingBroadcast(emu, store, T0 + HOUR);
         const s = sender(emu, store, new FakeClock(T0));
         s.start();
@@ -295,7 +264,7 @@ for (const backend of BACKENDS) {
     test("is the recipient's: marked, and the others still get it (three at the head of a resumed pass)", async () => {
       await withWorld(backend, {}, async (emu, store) => {
         const users = Array.from({ length: 10 }, (_, i) => 90_000 + i);
-        await addUsers(store, users);
+        await addUsers(store, users, T0);
         const id = await sendingBroadcast(emu, store, T0 + HOUR);
         // An earlier pass reached the first user; this pass starts at three users whose chats are gone.
         await broadcasts.addRecipient(store, id, users[0]!, emu.addMessage(users[0]!, { text: 'News' }));
@@ -319,7 +288,7 @@ for (const backend of BACKENDS) {
     test('each is asked once and counted once, though the cursor waits behind them', async () => {
       await withWorld(backend, {}, async (emu, store) => {
         const users = Array.from({ length: 110 }, (_, i) => 91_000 + i);
-        await addUsers(store, users);
+        await addUsers(store, users, T0);
         const id = await sendingBroadcast(emu, store, T0 + HOUR);
         // The last ten of the first page of 100 are gone: held until the next page's first copy works.
         const gone = users.slice(90, 100);
@@ -418,7 +387,7 @@ for (const backend of BACKENDS) {
     test('two senders never both copy a broadcast to one recipient, even when one lost its lease mid-copy', async () => {
       await withWorld(backend, {}, async (emu, store) => {
         const users = [95_000, 95_001, 95_002];
-        await addUsers(store, users);
+        await addUsers(store, users, T0);
         const id = await sendingBroadcast(emu, store, T0 + 10 * HOUR);
         // a's copy to the first user is made at once but answered only after b has taken the broadcast over.
         emu.failNext('copyMessage', { kind: 'slow', ms: 600 });

@@ -13,12 +13,12 @@ import { deleteDueMessages } from '../src/jobs/message-deleter.ts';
 import { deleteExpiredBroadcasts } from '../src/jobs/broadcast-deleter.ts';
 import * as broadcasts from '../src/store/broadcasts.ts';
 import * as deletions from '../src/store/deletions.ts';
-import type { Store } from '../src/store/db.ts';
 import { BACKENDS, withTestDb } from './support/db.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 import { emulatorTelegram } from './support/telegram.ts';
 import { driveUntil } from './support/clock.ts';
 import { runContext } from './support/context.ts';
+import { addUsers, adminBroadcast, blockedUsers } from './support/world.ts';
 
 const logger = createLogger({ level: 'silent' });
 const T0 = new Date('2026-12-06T10:00:00Z').getTime();
@@ -28,28 +28,6 @@ const NOT_FOUND = { kind: 'status', code: 400, description: 'Bad Request: chat n
 
 const ctx = (clock: Clock) => runContext(clock, logger);
 
-async function addUsers(store: Store, ids: number[]): Promise<void> {
-  await store.db
-    .insertInto('users')
-    .values(
-      ids.map((u) => ({
-        user_id: u,
-        username: null,
-        first_name: 'U',
-        joined_at: T0,
-        is_banned: 0,
-        user_access_count: 0,
-        blocked_at: null,
-      })),
-    )
-    .execute();
-}
-
-const blockedUsers = async (store: Store) =>
-  (await store.db.selectFrom('users').select('user_id').where('blocked_at', 'is not', null).execute())
-    .map((r) => Number(r.user_id))
-    .sort();
-
 for (const backend of BACKENDS) {
   describe(`${backend}: "chat not found" from a setup fixed before the first success`, () => {
     test('message deleter: the chats that answer keep their rows (deleted on the retry); the gone one is marked', async () => {
@@ -58,7 +36,7 @@ for (const backend of BACKENDS) {
         await withTestDb(backend, async (store) => {
           const chats = [61_001, 61_002, 61_003, 61_004, 61_005];
           const goneChat = 61_009;
-          await addUsers(store, [...chats, goneChat]);
+          await addUsers(store, [...chats, goneChat], T0);
           for (const c of [...chats, goneChat]) {
             await deletions.insertDeletion(store, {
               userId: c,
@@ -98,19 +76,8 @@ for (const backend of BACKENDS) {
       try {
         await withTestDb(backend, async (store) => {
           const chats = [62_001, 62_002, 62_003, 62_004];
-          await addUsers(store, chats);
-          const source = emu.sendUserMessage({ id: ADMIN }, 'News') as { message: { message_id: number } };
-          const id = await broadcasts.insertBroadcast(store, {
-            fromChatId: ADMIN,
-            messageId: source.message.message_id,
-            text: 'News',
-            caption: null,
-            fileId: null,
-            durationHours: 1,
-            createdAt: T0 - HOUR,
-            progressChatId: ADMIN,
-            progressMessageId: source.message.message_id,
-          });
+          await addUsers(store, chats, T0);
+          const id = await adminBroadcast(emu, store, { admin: ADMIN, createdAt: T0 - HOUR });
           await store.db
             .updateTable('broadcasts')
             .set({ delete_at: T0 - 1000 })
@@ -147,19 +114,8 @@ for (const backend of BACKENDS) {
       try {
         await withTestDb(backend, async (store) => {
           const users = [63_001, 63_002, 63_003, 63_004, 63_005, 63_006];
-          await addUsers(store, users);
-          const source = emu.sendUserMessage({ id: ADMIN }, 'News') as { message: { message_id: number } };
-          const id = await broadcasts.insertBroadcast(store, {
-            fromChatId: ADMIN,
-            messageId: source.message.message_id,
-            text: 'News',
-            caption: null,
-            fileId: null,
-            durationHours: 1,
-            createdAt: T0,
-            progressChatId: ADMIN,
-            progressMessageId: source.message.message_id,
-          });
+          await addUsers(store, users, T0);
+          const id = await adminBroadcast(emu, store, { admin: ADMIN, createdAt: T0 });
           // A copy worked in an earlier pass (so "chat not found" reads as the recipient's), then the setup broke.
           await broadcasts.addRecipient(store, id, users[0]!, emu.addMessage(users[0]!, { text: 'News' }));
           await store.db
