@@ -49,4 +49,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Exec form, node itself as PID 1 (no shell, no npm in between): SIGTERM reaches the service, which stops cleanly.
-CMD ["node", "bin/tg-janitor.js", "start"]
+CMD ["node", "--max-old-space-size=512", "--max-semi-space-size=4", "bin/tg-janitor.js", "start"]

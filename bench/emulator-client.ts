@@ -10,12 +10,25 @@ export interface EmulatorProcess {
   seed(chats: number[], perChat: number): Promise<number[][]>;
   /** Calls received so far, by method. */
   methods(): Promise<Record<string, number>>;
+  /** Per method: calls, answers by HTTP status, first and last arrival (ms epoch). */
+  report(): Promise<Record<string, MethodReport>>;
   close(): void;
 }
 
-export async function startEmulatorProcess(): Promise<EmulatorProcess> {
+/** What the emulator saw of one method. */
+export interface MethodReport {
+  calls: number;
+  /** Answers by HTTP status (0: none, the call hung or its socket was cut). */
+  status: Record<string, number>;
+  first: number;
+  last: number;
+}
+
+/** Starts the emulator in a child process; `options` are its EmulatorOptions' plain fields (e.g. `rateLimit`). */
+export async function startEmulatorProcess(options: Record<string, unknown> = {}): Promise<EmulatorProcess> {
   const child = fork(fileURLToPath(new URL('./emulator-process.ts', import.meta.url)), {
     execArgv: ['--import', 'tsx'],
+    env: { ...process.env, BENCH_EMU_OPTIONS: JSON.stringify(options) },
   });
   let seq = 0;
   // What emulator-process.ts sends back: the ready message once, then one answer per `ask`, by id.
@@ -36,6 +49,7 @@ export async function startEmulatorProcess(): Promise<EmulatorProcess> {
     token,
     seed: async (chats, perChat) => ((await ask({ cmd: 'seed', chats, perChat })) as { ids: number[][] }).ids,
     methods: async () => ((await ask({ cmd: 'stats' })) as { methods: Record<string, number> }).methods,
+    report: async () => ((await ask({ cmd: 'stats' })) as { report: Record<string, MethodReport> }).report,
     close: () => child.send({ cmd: 'close' }),
   };
 }

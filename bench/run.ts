@@ -4,8 +4,9 @@
  * rows instead of 100,000, idle over 15 s instead of 60.
  *
  * Measured: A (deleter throughput on SQLite and PostgreSQL, the HTTP ceiling, grammY's default client), B (the seed's
- * algorithm on the same data shape) and E (idle CPU and memory, --help). Not yet measured here: C (lateness under
- * contention at Telegram's limits), D (the 1,000,000-recipient broadcast); results.md says so.
+ * algorithm on the same data shape), D (a 1,000,000-recipient broadcast deleted at 2,500 calls/s and one sent at
+ * 1,000/s, each in its own process; `--quick`: 50,000 and 20,000) and E (idle CPU and memory, --help). Not yet
+ * measured here: C (lateness under contention at Telegram's limits); results.md says so.
  */
 import { writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import { benchDeleter } from './deleter.ts';
 import { httpCeiling } from './ceiling.ts';
 import { benchIdle } from './idle.ts';
 import { benchSeedAlgorithm } from './seed-algorithm.ts';
+import { benchBroadcastDeletion, benchBroadcastSending, type BroadcastFigures } from './broadcast.ts';
 
 const quick = process.argv.includes('--quick');
 const PG = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
@@ -33,6 +35,8 @@ try {
 }
 const seed = await benchSeedAlgorithm(quick ? 2000 : 5000);
 const idle = (await benchIdle())['this version']!;
+const bDelete = await benchBroadcastDeletion(quick ? 50_000 : 1_000_000, 2500);
+const bSend = await benchBroadcastSending(quick ? 20_000 : 1_000_000, 1000);
 
 // A row takes 2 calls at best (one deleteMessages, one notice): the ceiling in rows/s is half the calls/s.
 const ceilingRows = ceiling.plainHttpPerS / 2;
@@ -73,7 +77,19 @@ const lines: [string, string, string, string][] = [
     '',
   ],
   ['C lateness under contention at Telegram limits', 'not measured yet', 'p99 ≤ 1 s', ''],
-  ['D 1,000,000-recipient broadcast deletion', 'not measured yet', 'peak RSS < 150 MB, ≥ 90 % rate', ''],
+  ...[
+    [`D broadcast deletion: ${bDelete.recipients} recipients`, bDelete],
+    [`D broadcast sending: ${bSend.recipients} users`, bSend],
+  ].map(([what, d]) => {
+    const b = d as BroadcastFigures;
+    return [
+      `${what as string} (${b.dialect}, TELEGRAM_RATE ${b.rate}, 429 above ${b.telegramLimit})`,
+      `${f(b.seconds)} s, ${f(b.callsPerS)} calls/s (${f(b.ofRate * 100, 1)} % of the rate), ${b.answered429} 429s, ` +
+        `peak RSS ${f(b.peakRssMiB)} MiB (${f(b.peakRssMiB * 1.048576)} MB)`,
+      '≥ 90 % of the rate, no 429, peak RSS < 150 MB',
+      ok(b.ofRate >= 0.9 && b.answered429 === 0 && b.peakRssMiB * 1.048576 < 150),
+    ] as [string, string, string, string];
+  }),
 ];
 const md = [
   `# Benchmarks${quick ? ' (--quick)' : ''}`,
@@ -89,6 +105,6 @@ const here = new URL('.', import.meta.url);
 writeFileSync(new URL('results.md', here), md);
 writeFileSync(
   new URL('results.json', here),
-  `${JSON.stringify({ at: new Date().toISOString(), quick, ceiling, deleter: [sqlite, postgres], seed, idle }, null, 2)}\n`,
+  `${JSON.stringify({ at: new Date().toISOString(), quick, ceiling, deleter: [sqlite, postgres], seed, idle, broadcast: { deletion: bDelete, sending: bSend } }, null, 2)}\n`,
 );
 console.log(`\n${md}`);

@@ -13,7 +13,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config.ts';
-import { dockerfileProblems, envOf, execForm, parseDockerfile, stagesOf, type Stage } from './support/dockerfile.ts';
+import {
+  HEAP_FLAGS,
+  dockerfileProblems,
+  envOf,
+  execForm,
+  parseDockerfile,
+  stagesOf,
+  type Stage,
+} from './support/dockerfile.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
@@ -34,7 +42,7 @@ describe('Dockerfile', () => {
       [build.name, build.from, runtime.name, runtime.from],
       ['build', 'node:20-bookworm-slim', 'runtime', 'node:20-bookworm-slim'],
     );
-    assert.deepEqual(execForm(args(runtime, 'CMD').at(-1)!), ['node', 'bin/tg-janitor.js', 'start']);
+    assert.deepEqual(execForm(args(runtime, 'CMD').at(-1)!), ['node', ...HEAP_FLAGS, 'bin/tg-janitor.js', 'start']);
     assert.deepEqual(args(runtime, 'USER'), ['node']);
   });
 
@@ -213,7 +221,7 @@ describe('deploy/tg-janitor.service', () => {
     assert.equal(service.User, 'tg-janitor');
     assert.equal(service.WorkingDirectory, '/opt/tg-janitor');
     assert.equal(service.EnvironmentFile, '/etc/tg-janitor.env');
-    assert.equal(service.ExecStart, '/usr/bin/node /opt/tg-janitor/bin/tg-janitor.js start');
+    assert.equal(service.ExecStart, `/usr/bin/node ${HEAP_FLAGS.join(' ')} /opt/tg-janitor/bin/tg-janitor.js start`);
     assert.equal(service.Restart, 'on-failure');
     assert.equal(service.KillSignal, 'SIGTERM');
     const stopS = Number(service.TimeoutStopSec);

@@ -15,7 +15,7 @@ import { parseEnv } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, configFromOptions, envSchema, loadConfig } from '../src/config.ts';
 import { runCli, runCliHere } from './support/cli.ts';
-import { healthcheckCommand, parseDockerfile, stagesOf } from './support/dockerfile.ts';
+import { HEAP_FLAGS, healthcheckCommand, parseDockerfile, stagesOf } from './support/dockerfile.ts';
 import { until } from './support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -88,8 +88,15 @@ describe('PORT, the platform’s port', () => {
 
   test('started as the Procfile says with only PORT: /healthz answers on every interface; the HEALTHCHECK passes', async () => {
     const web = /^web:\s*(.+)$/m.exec(read('Procfile'))?.[1]?.trim();
-    assert.equal(web, 'node bin/tg-janitor.js start', 'the Procfile starts the service itself (no npm in between)');
-    const [, script, ...args] = web.split(/\s+/);
+    assert.equal(
+      web,
+      `node ${HEAP_FLAGS.join(' ')} bin/tg-janitor.js start`,
+      'the Procfile starts the service itself (no npm in between)',
+    );
+    // node, its flags, the script (relative to the app's folder), the command.
+    const [, ...rest] = web.split(/\s+/);
+    const flags = rest.filter((a) => a.startsWith('--'));
+    const [script, ...args] = rest.filter((a) => !a.startsWith('--'));
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'tgj-deploy-'));
     // Exactly what a platform gives: PORT, no HTTP_HOST, no HTTP_PORT (absent, not empty); a folder without a .env.
@@ -100,7 +107,7 @@ describe('PORT, the platform’s port', () => {
       PORT: String(port),
       SHUTDOWN_TIMEOUT_S: '8',
     };
-    const child = spawn(process.execPath, [join(ROOT, script!), ...args], { env, cwd: dir, stdio: 'pipe' });
+    const child = spawn(process.execPath, [...flags, join(ROOT, script!), ...args], { env, cwd: dir, stdio: 'pipe' });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -9,6 +9,7 @@ import { Api, type RawApi } from 'grammy';
 import { FakeClock } from '../src/clock.ts';
 import { Throttle } from '../src/telegram/throttle.ts';
 import {
+  book,
   emptyState,
   laneRate,
   limitsFor,
@@ -118,6 +119,35 @@ describe('the decision (pure)', () => {
     assert.deepEqual(nextGrant(q, limits, T0 + 100), { kind: 'wait', at: T0 + 200 });
     q.queues.reply.push({ lane: 'reply' });
     assert.equal(nextGrant(q, limits, T0 + 100).kind, 'grant');
+  });
+
+  test('a wake-up late by less than the catch-up keeps the schedule (slots made up); a longer gap starts it again', () => {
+    const fast = limitsFor(2000); // a slot every 0.5 ms: more than one per millisecond timer
+    const s = emptyState();
+    for (let i = 0; i < 10; i++) s.queues.bulk.push({ lane: 'bulk' });
+    s.nextFree = T0;
+    // The timer meant for T0 fires at T0 + 1: the slots of T0 and T0 + 0.5 both go now, the next waits for T0 + 1.5.
+    const grantsAt = (now: number) => {
+      let n = 0;
+      for (let d = nextGrant(s, fast, now); d.kind === 'grant'; d = nextGrant(s, fast, now), n++) {
+        s.queues.bulk.splice(d.index, 1);
+        book(s, fast, d.waiter, now);
+      }
+      return n;
+    };
+    assert.equal(grantsAt(T0 + 1), 3);
+    assert.equal(s.nextFree, T0 + 1.5);
+    assert.equal(grantsAt(T0 + 1.2), 0);
+    // 20 ms late (inside the 25 ms catch-up): every slot since is made up, the average rate holds.
+    s.queues.bulk.push(...Array.from({ length: 60 }, () => ({ lane: 'bulk' as const })));
+    assert.equal(grantsAt(T0 + 21.5), 41);
+    // 30 ms of nobody waiting: the schedule starts from now, one call, no burst for the unused time.
+    s.queues.bulk.push(...Array.from({ length: 5 }, () => ({ lane: 'bulk' as const })));
+    const gapEnd = s.nextFree + 30;
+    assert.equal(grantsAt(gapEnd), 1);
+    assert.equal(s.nextFree, gapEnd + 0.5);
+    // At Telegram's own rates (25/s: 40 ms a slot) the catch-up is one interval: a late timer never doubles a slot.
+    assert.equal(limitsFor(25).catchUpMs, 40);
   });
 
   test('routes: getUpdates takes no slot, calls that send nothing go in reply, messages carry their chat', () => {

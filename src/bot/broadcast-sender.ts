@@ -78,7 +78,14 @@ interface SendState {
   keeper?: LeaseKeeper;
   /** Users whose copy worked in this pass (remembered, to probe the setup with later). */
   goodChats: Set<number>;
+  /** When the cursor last moved (see `flushSometimes`). */
+  flushedAt: number;
 }
+
+/** Outcomes gathered before the cursor moves (see `flushSometimes`). */
+const FLUSH_EVERY = 100;
+/** The longest the cursor lags the outcomes (the admin's progress reads the counts it carries). */
+const FLUSH_EVERY_MS = 1000;
 
 /**
  * Ambiguous source failures ("chat not found", no rights) in a row, with no copy made in this pass, that stop a
@@ -184,6 +191,7 @@ export class BroadcastSender {
       watch: new MissingChatWatch<number>(),
       pending: { to: null, sent: 0, failed: 0 },
       goodChats: new Set(),
+      flushedAt: clock.now().getTime(),
     };
     const keeper = new LeaseKeeper({
       what: `broadcast ${id} (sending)`,
@@ -274,10 +282,12 @@ export class BroadcastSender {
             // The held "chat not found" answers were those users' own: they are marked now, as single ones.
             await this.settle(st, true);
             st.pending = { to: userId, sent: st.pending.sent + 1, failed: st.pending.failed };
-            if (!(await this.flush(st))) return sentThisPass;
+            if (!(await this.flushSometimes(st))) return sentThisPass;
           } else if (fail.failure === 'source' && st.copyWorked && isMissingChat(fail.reason)) {
             // After a copy worked, "chat not found" is the recipient's, unless it comes from too many chats in a
-            // row: then it is the setup's, and everyone held stays exactly as they were.
+            // row: then it is the setup's, and everyone held stays exactly as they were. The cursor first moves
+            // over what was decided before: it stays behind held users.
+            if (st.watch.heldItems().length === 0 && !(await this.flush(st))) return sentThisPass;
             if (st.watch.hold(userId, userId)) throw SetupFaultError.missingChats(st.watch.stormSize);
           } else {
             // Only the recipient's own refusal marks them: a source the bot cannot read must not mark everyone.
@@ -290,7 +300,7 @@ export class BroadcastSender {
             // Source failures before any copy worked wait behind the cursor: if they turn out to be the setup's,
             // those users are asked again once it is fixed.
             const deferred = fail.failure === 'source' && !st.copyWorked;
-            if (!deferred && !(await this.flush(st))) return sentThisPass;
+            if (!deferred && !(await this.flushSometimes(st))) return sentThisPass;
           }
           // The source message is gone: nobody can get it. An unreadable source chat looks like some recipients'
           // errors, so it ends the sending only when it comes three times in a row before any copy worked.
@@ -314,7 +324,10 @@ export class BroadcastSender {
             );
           if (clock.now().getTime() - lastProgress >= (this.o.progressEveryMs ?? 2000)) {
             lastProgress = clock.now().getTime();
-            await this.progress(b, `📢 Broadcast #${id}: sending… ${st.sent} sent, ${st.failed} failed`);
+            await this.progress(
+              b,
+              `📢 Broadcast #${id}: sending… ${st.sent + st.pending.sent} sent, ${st.failed + st.pending.failed} failed`,
+            );
           }
         }
       }
@@ -336,10 +349,16 @@ export class BroadcastSender {
       return sentThisPass;
     } catch (e) {
       if (e instanceof SetupFaultError) {
-        await this.progress(b, `⚠️ Broadcast #${id} paused after ${st.sent} users: ${e.message}`);
+        await this.progress(b, `⚠️ Broadcast #${id} paused after ${st.sent + st.pending.sent} users: ${e.message}`);
       }
       throw e;
     } finally {
+      // What was decided since the last flush (a stop, an error): the cursor moves over it now, not after a re-ask;
+      // not over source failures before any copy worked, which wait to be asked again (see `deferred`).
+      if (!keeper.lost && sourceFailed.length === 0)
+        await this.flush(st).catch((e: unknown) =>
+          logger.debug({ err: (e as Error).message }, 'could not move the sending cursor; those users are asked again'),
+        );
       await rememberChats(store, st.goodChats, clock.now().getTime()).catch((e: unknown) =>
         logger.debug({ err: (e as Error).message }, 'could not remember the chats that answered'),
       );
@@ -412,6 +431,17 @@ export class BroadcastSender {
   }
 
   /**
+   * {@link flush}, once {@link FLUSH_EVERY} outcomes or {@link FLUSH_EVERY_MS} have gathered: one cursor write per
+   * user would be a third of a copy's database work. A cursor left behind by a crash costs nothing sent twice: the
+   * users after it are found reserved or recorded and counted as they were.
+   */
+  private async flushSometimes(st: SendState): Promise<boolean> {
+    const p = st.pending;
+    const due = p.sent + p.failed >= FLUSH_EVERY || this.o.clock.now().getTime() - st.flushedAt >= FLUSH_EVERY_MS;
+    return due ? this.flush(st) : true;
+  }
+
+  /**
    * Moves the cursor over what is decided, unless a "chat not found" is held (the cursor must not pass a user whose
    * verdict may still be "the setup is wrong"). False when the claim was lost.
    */
@@ -423,6 +453,7 @@ export class BroadcastSender {
       return false;
     }
     st.cursor = p.to;
+    st.flushedAt = this.o.clock.now().getTime();
     st.sent += p.sent;
     st.failed += p.failed;
     st.pending = { to: null, sent: 0, failed: 0 };

@@ -38,6 +38,13 @@ export interface Limits {
   recoverEveryMs: number;
   /** Each step multiplies the lane's rate by this, up to the shared rate (default 1.25). */
   recoverFactor: number;
+  /**
+   * How far behind its schedule the throttle may run and still keep it, making the slots up (default 25 ms, never
+   * less than one interval). A timer fires a millisecond late at best: at rates above a few hundred calls a second
+   * the slots between two wake-ups are made up at once, or the rate would be capped near one call per wake-up. Longer
+   * idle gaps start the schedule again from now, so no burst makes up for time nobody used.
+   */
+  catchUpMs: number;
 }
 
 /** A lane's own pace: its share of the rate after 429s, and its last call. */
@@ -78,6 +85,7 @@ export function limitsFor(rate: number, opts: Partial<Omit<Limits, 'interval'>> 
     minRate: Math.min(opts.minRate ?? 1, rate),
     recoverEveryMs: opts.recoverEveryMs ?? 10_000,
     recoverFactor: opts.recoverFactor ?? 1.25,
+    catchUpMs: Math.max(1000 / rate, opts.catchUpMs ?? 25),
   };
 }
 
@@ -153,9 +161,9 @@ export function nextGrant<W extends Waiter>(s: ThrottleState<W>, limits: Limits,
 export function book(s: ThrottleState, limits: Limits, w: Waiter, now: number): () => void {
   const before = { nextFree: s.nextFree, last: s.lanes[w.lane].last };
   const chatBefore = w.chat === undefined ? undefined : s.chatNext.get(w.chat);
-  // A timer that fired a little late keeps the schedule (the average rate holds); after a longer idle gap the
-  // schedule starts again from now, so no burst makes up for time nobody used.
-  const base = now - s.nextFree < limits.interval ? s.nextFree : now;
+  // A timer that fired a little late keeps the schedule (the average rate holds; see `catchUpMs`); after a longer
+  // idle gap the schedule starts again from now, so no burst makes up for time nobody used.
+  const base = now - s.nextFree < limits.catchUpMs ? s.nextFree : now;
   s.nextFree = base + limits.interval;
   s.lanes[w.lane].last = now;
   if (w.chat !== undefined) s.chatNext.set(w.chat, now + chatSpacing(w.chat, limits));

@@ -32,6 +32,8 @@ export interface ThrottleOptions {
   recoverEveryMs?: number;
   /** Each recovery step multiplies the lane's rate by this, up to the shared rate (default 1.25). */
   recoverFactor?: number;
+  /** How far behind its schedule the throttle may fall and make the slots up (default 25 ms, at least one interval). */
+  catchUpMs?: number;
 }
 
 interface Pending extends Waiter {

@@ -3,6 +3,7 @@
  * checked by reading it — its instructions (continuation lines joined, comments dropped), its stages, and the rules
  * the image relies on ({@link dockerfileProblems}).
  */
+import { readFileSync } from 'node:fs';
 
 /** One instruction: its keyword (upper case), its arguments as written, and the line it starts on. */
 export interface Instruction {
@@ -160,3 +161,15 @@ export function dockerfileProblems(text: string): string[] {
   else if (!healthcheckCommand(stages.at(-1)!)) problems.push('the HEALTHCHECK has no exec-form CMD');
   return problems;
 }
+
+/**
+ * The V8 heap flags every shipped way of running the service passes to node (`npm start`'s script is the reference;
+ * the Procfile, the Dockerfile's CMD and the systemd unit repeat them, and the deploy tests keep them in step): with
+ * a cap V8 collects before its heap grows to four times what is live, which keeps a long broadcast deletion's peak
+ * memory flat and low. The broadcast benchmark runs its deleting process with them too.
+ */
+export const HEAP_FLAGS: string[] = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }
+).scripts.start
+  .split(/\s+/)
+  .filter((a) => a.startsWith('--max-'));
