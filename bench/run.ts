@@ -5,8 +5,9 @@
  *
  * Measured: A (deleter throughput on SQLite and PostgreSQL, the HTTP ceiling, grammY's default client), B (the seed's
  * algorithm on the same data shape), D (a 1,000,000-recipient broadcast deleted at 2,500 calls/s and one sent at
- * 1,000/s, each in its own process; `--quick`: 50,000 and 20,000) and E (idle CPU and memory, --help). Not yet
- * measured here: C (lateness under contention at Telegram's limits); results.md says so.
+ * 1,000/s, each in its own process; `--quick`: 50,000 and 20,000), C (lateness of deletions and replies at
+ * Telegram's limits, idle and under a broadcast's deletion and sending; 60 s each, `--quick` 20 s) and E (idle CPU
+ * and memory, --help).
  */
 import { writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,7 @@ import { benchDeleter } from './deleter.ts';
 import { httpCeiling } from './ceiling.ts';
 import { benchIdle } from './idle.ts';
 import { benchSeedAlgorithm } from './seed-algorithm.ts';
+import { benchContention, type Spread } from './contention.ts';
 import { benchBroadcastDeletion, benchBroadcastSending, type BroadcastFigures } from './broadcast.ts';
 
 const quick = process.argv.includes('--quick');
@@ -35,6 +37,8 @@ try {
 }
 const seed = await benchSeedAlgorithm(quick ? 2000 : 5000);
 const idle = (await benchIdle())['this version']!;
+const cIdle = await benchContention({ seconds: quick ? 20 : 60, contention: false });
+const cBusy = await benchContention({ seconds: quick ? 20 : 60 });
 const bDelete = await benchBroadcastDeletion(quick ? 50_000 : 1_000_000, 2500);
 const bSend = await benchBroadcastSending(quick ? 20_000 : 1_000_000, 1000);
 
@@ -42,6 +46,8 @@ const bSend = await benchBroadcastSending(quick ? 20_000 : 1_000_000, 1000);
 const ceilingRows = ceiling.plainHttpPerS / 2;
 const f = (n: number, d = 0) => n.toFixed(d);
 const ok = (met: boolean) => (met ? 'met' : 'missed');
+const spreadText = (x: Spread) =>
+  `p50 ${f(x.p50)} ms, p99 ${f(x.p99)} ms, max ${f(x.max)} ms (${x.n} samples${x.missing ? `, ${x.missing} never seen` : ''})`;
 const lines: [string, string, string, string][] = [
   [
     'HTTP ceiling: plain keep-alive node:http',
@@ -76,7 +82,26 @@ const lines: [string, string, string, string][] = [
     'ratio',
     '',
   ],
-  ['C lateness under contention at Telegram limits', 'not measured yet', 'p99 ≤ 1 s', ''],
+  ...[
+    ['C idle: deletion lateness (a delivery due every second)', cIdle.lateness, 100],
+    ['C idle: /start reply time', cIdle.reply, 1000],
+    [`C contention: deletion lateness (${cBusy.seconds} s)`, cBusy.lateness, 1000],
+    ['C contention: /start reply time (a newcomer every second)', cBusy.reply, 1000],
+  ].map(
+    ([what, x, goal]) =>
+      [
+        what as string,
+        spreadText(x as Spread),
+        `p99 ≤ ${goal === 100 ? '100 ms' : '1 s'}`,
+        ok((x as Spread).p99 <= (goal as number) && (x as Spread).missing === 0),
+      ] as [string, string, string, string],
+  ),
+  [
+    'C contention: bulk work meanwhile (broadcast deletions and copies), all calls, 429s',
+    `${f(cBusy.bulkPerS, 1)} bulk calls/s of ${f(cBusy.callsPerS, 1)} calls/s; ${cBusy.answered429} 429s`,
+    'bulk not starved, no 429',
+    ok(cBusy.bulkPerS > 0 && cBusy.answered429 === 0),
+  ],
   ...[
     [`D broadcast deletion: ${bDelete.recipients} recipients`, bDelete],
     [`D broadcast sending: ${bSend.recipients} users`, bSend],
@@ -105,6 +130,6 @@ const here = new URL('.', import.meta.url);
 writeFileSync(new URL('results.md', here), md);
 writeFileSync(
   new URL('results.json', here),
-  `${JSON.stringify({ at: new Date().toISOString(), quick, ceiling, deleter: [sqlite, postgres], seed, idle, broadcast: { deletion: bDelete, sending: bSend } }, null, 2)}\n`,
+  `${JSON.stringify({ at: new Date().toISOString(), quick, ceiling, deleter: [sqlite, postgres], seed, idle, contention: { idle: cIdle, busy: cBusy }, broadcast: { deletion: bDelete, sending: bSend } }, null, 2)}\n`,
 );
 console.log(`\n${md}`);

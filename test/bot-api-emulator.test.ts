@@ -559,4 +559,30 @@ describe('BotApiEmulator fault knobs', () => {
       await emu.close();
     }
   });
+
+  test("chatLimits: a private chat's second message within a second, a group's 21st within a minute → 429", async () => {
+    const clock = new FakeClock(Date.now());
+    const emu = await BotApiEmulator.start({ chatLimits: true, clock });
+    try {
+      const send = (chat: number) => call(emu, 'sendMessage', { chat_id: chat, text: 'x' });
+      assert.equal((await send(7)).status, 200);
+      const again = await send(7);
+      assert.equal(again.status, 429);
+      assert.deepEqual(again.body.parameters, { retry_after: 1 });
+      assert.equal((await send(8)).status, 200, 'other chats are not held');
+      assert.equal((await call(emu, 'deleteMessage', { chat_id: 7, message_id: 1 })).status, 200, 'not a message');
+      clock.advance(1000);
+      assert.equal((await send(7)).status, 200);
+      for (let i = 0; i < 20; i++) assert.equal((await send(-100)).status, 200);
+      const group = await send(-100);
+      assert.equal(group.status, 429);
+      assert.deepEqual(group.body.parameters, { retry_after: 60 });
+      clock.advance(59_000);
+      assert.equal((await send(-100)).status, 429);
+      clock.advance(1000);
+      assert.equal((await send(-100)).status, 200);
+    } finally {
+      await emu.close();
+    }
+  });
 });

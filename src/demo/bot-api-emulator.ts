@@ -25,6 +25,11 @@ export interface EmulatorOptions {
    */
   rateLimitRetryAfter?: number;
   /**
+   * Telegram's per-chat limits (default off): a message (send*, copy*, forward*, edit*; not sendChatAction) to a
+   * private chat within a second of the last one admitted there, or a 21st to a group or channel within a minute → 429.
+   */
+  chatLimits?: boolean;
+  /**
    * When on, positive chat ids that were never added (addMessage / addChat / sendUserMessage) do not exist:
    * sendMessage / copyMessage(s) / deleteMessage(s) / editMessageText to them → 400 "Bad Request: chat not found".
    * Default off: every positive chat id exists. Chat ids ≤ 0 always exist (groups / channels).
@@ -217,6 +222,8 @@ export class BotApiEmulator {
   /** Clock stamps (ms) of the calls admitted in the current sliding window (a queue from `rateHead`). */
   private rateStamps: number[] = [];
   private rateHead = 0;
+  /** With `chatLimits`: each chat's admitted messages in its window (the last second, or minute for groups). */
+  private readonly chatStamps: Map<number, number[]> | null;
   private nowFn: () => number;
   private readonly clock: Clock;
   private updates: Array<Record<string, unknown>> = [];
@@ -233,6 +240,7 @@ export class BotApiEmulator {
     this.botId = Number(/^(\d+):/.exec(this.token)?.[1] ?? 123456);
     this.rateLimit = opts.rateLimit ?? null;
     this.rateLimitRetryAfter = opts.rateLimitRetryAfter ?? 0;
+    this.chatStamps = opts.chatLimits ? new Map() : null;
     this.strictChats = opts.strictChats ?? false;
     this.nowFn = opts.now ?? Date.now;
     this.clock = opts.clock ?? systemClock;
@@ -283,6 +291,23 @@ export class BotApiEmulator {
       });
     });
     return this.closing;
+  }
+
+  /**
+   * With `chatLimits`: the retry_after (seconds) of a message `method` to a chat past Telegram's per-chat limit, or
+   * null when it may go (and is counted).
+   */
+  private chatLimit(method: string, raw: Record<string, unknown>): number | null {
+    if (!this.chatStamps || !/^(send|copy|forward|edit)/i.test(method) || /^sendChatAction$/i.test(method)) return null;
+    const chat = Number(raw.chat_id);
+    if (!Number.isFinite(chat)) return null;
+    const [window, max] = chat > 0 ? [1000, 1] : [60_000, 20];
+    const t = this.clock.now().getTime();
+    const stamps = (this.chatStamps.get(chat) ?? []).filter((at) => at > t - window);
+    if (stamps.length >= max) return Math.max(1, Math.ceil((stamps[0]! + window - t) / 1000));
+    stamps.push(t);
+    this.chatStamps.set(chat, stamps);
+    return null;
   }
 
   // ------------------------------------------------------------------ state
@@ -951,6 +976,12 @@ export class BotApiEmulator {
         );
       }
       this.rateStamps.push(t);
+    }
+
+    const chatLimited = this.chatLimit(handler.name, raw);
+    if (chatLimited !== null) {
+      const body = errorBody(429, `Too Many Requests: retry after ${chatLimited}`, { retry_after: chatLimited });
+      return this.reply(res, record, body, 429);
     }
 
     if (parseError !== null) return this.reply(res, record, errorBody(400, `Bad Request: ${parseError}`), 400);
