@@ -9,7 +9,7 @@ import { Api, GrammyError } from 'grammy';
 import { ConfigError, configFromOptions, loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { startService } from '../src/service.ts';
-import { BotApiEmulator } from './support/bot-api-emulator.ts';
+import { BotApiEmulator, type EmulatorOptions } from './support/bot-api-emulator.ts';
 import { runCliHere } from './support/cli.ts';
 import { withTestDb } from './support/db.ts';
 import { until } from './support/wait.ts';
@@ -89,10 +89,18 @@ describe('the emulator', () => {
     return e;
   };
 
-  test('paid broadcast messages count in a window of their own, 429 past it, and are counted', async () => {
-    const emu = await BotApiEmulator.start({ rateLimit: 2, paidRateLimit: 3 });
+  /** Runs `fn` with an emulator started with `opts` and a grammY Api on it; the emulator is closed afterwards. */
+  async function withEmulator(opts: EmulatorOptions, fn: (emu: BotApiEmulator, api: Api) => Promise<void>) {
+    const emu = await BotApiEmulator.start(opts);
     try {
-      const api = new Api(emu.token, { apiRoot: emu.url });
+      await fn(emu, new Api(emu.token, { apiRoot: emu.url }));
+    } finally {
+      await emu.close();
+    }
+  }
+
+  test('paid broadcast messages count in a window of their own, 429 past it, and are counted', () =>
+    withEmulator({ rateLimit: 2, paidRateLimit: 3 }, async (emu, api) => {
       const paid = { allow_paid_broadcast: true };
       const source = emu.addMessage(ADMIN, { text: 'News' });
       for (let i = 0; i < 2; i++) await api.getMe();
@@ -109,23 +117,15 @@ describe('the emulator', () => {
       assert.equal((await failure(api.sendMessage(5, 'x', { allow_paid_broadcast: false }))).error_code, 429);
       assert.equal(emu.paidMessages, 3);
       assert.equal(emu.messages(5).length, 0);
-    } finally {
-      await emu.close();
-    }
-  });
+    }));
 
-  test('a paid message Telegram refuses is not counted as paid', async () => {
-    const emu = await BotApiEmulator.start();
-    try {
-      const api = new Api(emu.token, { apiRoot: emu.url });
+  test('a paid message Telegram refuses is not counted as paid', () =>
+    withEmulator({}, async (emu, api) => {
       emu.blockUser(7);
       assert.equal((await failure(api.sendMessage(7, 'x', { allow_paid_broadcast: true }))).error_code, 403);
       await api.sendMessage(8, 'x', { allow_paid_broadcast: true });
       assert.equal(emu.paidMessages, 1);
-    } finally {
-      await emu.close();
-    }
-  });
+    }));
 });
 
 describe('a broadcast sent by the service', () => {
