@@ -100,7 +100,7 @@ describe('the decision (pure)', () => {
       lane: 'bulk',
       chat: 7,
     });
-    // Methods without the parameter: Telegram counts them as free calls whatever the payload says.
+    // Methods that do not take the parameter (Bot API 7.11's list) stay free calls whatever the payload says.
     assert.deepEqual(routeOf('forwardMessage', flag, 'bulk'), { lane: 'bulk', chat: 7 });
     assert.deepEqual(routeOf('copyMessages', flag, 'bulk'), { lane: 'bulk', chat: 7 });
     assert.deepEqual(routeOf('deleteMessage', flag, 'bulk'), { lane: 'bulk' });

@@ -296,8 +296,8 @@ export function routeOf(method: string, payload: unknown, callerLane: Lane): Rou
 }
 
 /**
- * Whether `method` takes `allow_paid_broadcast` (Bot API 7.11: the send* methods and copyMessage; not
- * forwardMessage(s) or copyMessages, where Telegram would ignore it and count the call as a free one).
+ * Whether `method` takes `allow_paid_broadcast` (Bot API 7.11: the send* methods and copyMessage). forwardMessage(s)
+ * and copyMessages do not take it: with the flag in their payload they are still free calls, in the shared rate.
  */
 function takesPaidBroadcast(method: string): boolean {
   return method === 'copyMessage' || (method.startsWith('send') && method !== 'sendChatAction');
