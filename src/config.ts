@@ -211,6 +211,8 @@ export const envSchema = z.object({
   TELEGRAM_RATE: num(0, 10_000).default(25),
   TELEGRAM_RETRIES: int(0, 10).default(2),
   TELEGRAM_TIMEOUT_S: int(1, 600).default(30),
+  BROADCAST_PAID: bool.default(false),
+  BROADCAST_PAID_RATE: int(1, 1000).default(1000),
   STORAGE_CHANNEL_ID: z
     .string()
     .regex(/^-100\d{5,}$/, 'a channel id like -1001234567890')
@@ -300,6 +302,17 @@ export interface Config {
   telegramRetries: number;
   /** Seconds before a Bot API call times out (default 30). */
   telegramTimeoutS: number;
+  /**
+   * Broadcast copies are sent with `allow_paid_broadcast` (Bot API 7.11): Telegram lets them past its free ~30
+   * messages a second, up to 1000, each one over the free 30 costing 0.1 Telegram Stars from the bot's balance
+   * (default false).
+   */
+  broadcastPaid: boolean;
+  /**
+   * Paid broadcast copies per second, 1–1000, spaced apart from `telegramRate`: they take no slot of it (default
+   * 1000, Telegram's most).
+   */
+  broadcastPaidRate: number;
   /** The channel where files live (the bot is its admin); needed for file delivery. */
   storageChannelId: number | undefined;
   /** Where users reach this service (verify links); default: the local HTTP address, with a warning. */
@@ -438,6 +451,8 @@ function parseConfig(input: Record<string, string>, n: Naming): Config {
     telegramRate: e.TELEGRAM_RATE,
     telegramRetries: e.TELEGRAM_RETRIES,
     telegramTimeoutS: e.TELEGRAM_TIMEOUT_S,
+    broadcastPaid: e.BROADCAST_PAID,
+    broadcastPaidRate: e.BROADCAST_PAID_RATE,
     storageChannelId: e.STORAGE_CHANNEL_ID,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
     shortenerApiUrl: e.SHORTENER_API_URL,
@@ -500,6 +515,8 @@ const OPTIONS: Record<Exclude<keyof Config, 'schedules'>, readonly [variable: Va
   telegramRate: ['TELEGRAM_RATE', 'number'],
   telegramRetries: ['TELEGRAM_RETRIES', 'number'],
   telegramTimeoutS: ['TELEGRAM_TIMEOUT_S', 'number'],
+  broadcastPaid: ['BROADCAST_PAID', 'boolean'],
+  broadcastPaidRate: ['BROADCAST_PAID_RATE', 'number'],
   storageChannelId: ['STORAGE_CHANNEL_ID', 'number'],
   publicUrl: ['PUBLIC_URL', 'string'],
   shortenerApiUrl: ['SHORTENER_API_URL', 'string'],

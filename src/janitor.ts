@@ -255,6 +255,7 @@ export async function createJanitor(opts: JanitorOptions = {}): Promise<Janitor>
   const tgOpts = {
     clock,
     rate: config.telegramRate,
+    paidRate: config.broadcastPaidRate,
     retries: config.telegramRetries,
     ...(opts.hooks?.onTelegramCall ? { onCall: opts.hooks.onTelegramCall } : {}),
   };

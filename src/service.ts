@@ -206,6 +206,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
       timezone: config.timezone,
       leaseMs: config.claimLeaseS * 1000,
       stopGraceMs: config.shutdownTimeoutS * 1000,
+      paid: config.broadcastPaid,
     });
     userSide.use(
       userBot({

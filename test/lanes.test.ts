@@ -7,7 +7,6 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Api, type RawApi } from 'grammy';
 import { FakeClock } from '../src/clock.ts';
-import { Throttle } from '../src/telegram/throttle.ts';
 import {
   book,
   emptyState,
@@ -16,43 +15,11 @@ import {
   nextGrant,
   routeOf,
   slowDown,
-  type ChatKey,
   type Lane,
   type Waiter,
 } from '../src/telegram/lanes.ts';
 import { inLane, instrument } from '../src/telegram/client.ts';
-
-const T0 = new Date('2026-11-29T10:00:00Z').getTime();
-
-/** Runs the clock's timers one after another until `done` holds (each step lets the callers' continuations run). */
-async function runUntil(clock: FakeClock, done: () => boolean): Promise<void> {
-  for (let i = 0; i < 100_000; i++) {
-    await new Promise((r) => setImmediate(r));
-    if (done() || (await clock.runNext()) === null) return;
-  }
-}
-
-interface Grant {
-  at: number;
-  lane: Lane;
-  chat: ChatKey | undefined;
-  id: number;
-}
-
-/** A throttle on a fake clock and the log of the slots it gave, in order. */
-function world(rate: number) {
-  const clock = new FakeClock(T0);
-  const t = new Throttle(rate, clock);
-  const log: Grant[] = [];
-  let n = 0;
-  const ask = (lane: Lane, chat?: ChatKey) => {
-    const id = n++;
-    void t.take(lane, chat).then((at) => log.push({ at: at - T0, lane, chat, id }));
-    return id;
-  };
-  const after = (ms: number) => runUntil(clock, () => clock.now().getTime() >= T0 + ms);
-  return { clock, t, log, ask, after, count: (p: (g: Grant) => boolean) => log.filter(p).length };
-}
+import { runUntil, T0, world } from './support/throttle-world.ts';
 
 describe('the decision (pure)', () => {
   const limits = limitsFor(10); // a slot every 100 ms

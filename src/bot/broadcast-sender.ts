@@ -49,6 +49,11 @@ export interface SenderOptions {
    * loses track of that copy: Telegram may have made it, and nobody would record it for deletion.
    */
   stopGraceMs?: number;
+  /**
+   * Send each copy with `allow_paid_broadcast` (BROADCAST_PAID): Telegram lets it past its free ~30 messages a second
+   * for Telegram Stars from the bot's balance, and the throttle spaces such copies at their own rate (default false).
+   */
+  paid?: boolean;
 }
 
 /** What became of one recipient (see `BroadcastSender.deliver`). */
@@ -489,7 +494,8 @@ export class BroadcastSender {
         // Not cut by stop() at once: an answer on its way says whether the copy exists, and only then can it be
         // recorded for deletion.
         const signal = this.calls.signal as Parameters<Api['copyMessage']>[4];
-        const copied = await this.o.api.copyMessage(userId, b.from_chat_id!, b.message_id!, {}, signal);
+        const other = this.o.paid ? { allow_paid_broadcast: true } : {};
+        const copied = await this.o.api.copyMessage(userId, b.from_chat_id!, b.message_id!, other, signal);
         // The copy exists: it must be recorded, or the deleter would never remove it. A database outage is waited
         // out; the copy is never sent again.
         return (await this.record(id, userId, copied.message_id)) ? { kind: 'sent' } : { kind: 'stopped' };

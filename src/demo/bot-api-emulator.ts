@@ -5,20 +5,31 @@
  * "parameters":{...}}` with the HTTP status equal to `error_code`.
  *
  * Pass `emu.url` as grammY's `apiRoot` (or `BOT_API_ROOT`). It keeps chats and messages in memory (the 48 h
- * deletion rule included), logs every call, and has knobs for blocked users, rate limits, injected failures
- * (per method, per chat, for every chat, or for every call: an outage), hanging requests and dropped connections.
+ * deletion rule included), logs every call, and has knobs for blocked users, rate limits (paid broadcasts apart),
+ * injected failures (per method, per chat, for every chat, or for every call: an outage), hanging requests and
+ * dropped connections.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { systemClock, type Clock, type Timer } from '../clock.ts';
+import { RateWindow, takesPaidBroadcast } from './rate-window.ts';
 
 export interface EmulatorOptions {
   /** The one valid bot token; any other token → 401 "Unauthorized". */
   token?: string;
   /** Username reported by getMe. The bot id is the token's numeric prefix. */
   botUsername?: string;
-  /** Max calls per second over all methods (sliding 1 s window); past it → 429. Default: no limit. */
+  /**
+   * Max calls per second over all methods (sliding 1 s window); past it → 429. Paid broadcast messages are not
+   * counted here but in `paidRateLimit`. Default: no limit.
+   */
   rateLimit?: number;
+  /**
+   * Max paid broadcast messages per second — send* and copyMessage calls with `allow_paid_broadcast: true` — in a
+   * sliding 1 s window of their own, apart from `rateLimit`; past it → 429 as for `rateLimit`. Default 1000 (Telegram:
+   * "up to 1000 messages per second"); null: no limit.
+   */
+  paidRateLimit?: number | null;
   /**
    * The `retry_after` (seconds) a rate-limit 429 announces, when more than the default (the seconds until the
    * window has room again, at least 1): a flood wait longer than the window, as Telegram sometimes asks.
@@ -214,14 +225,17 @@ export class BotApiEmulator {
   private readonly strictChats: boolean;
   private rateLimit: number | null;
   private rateLimitRetryAfter = 0;
+  private readonly paidRateLimit: number | null;
+  /** Paid broadcast messages sent (see {@link paidMessages}). */
+  private paidCount = 0;
   /** Failures for every call (an outage), rotated call by call; empty = none. */
   private allFailures: Failure[] = [];
   private allFailureNext = 0;
   /** A failure for every call carrying any chat_id (after the per-chat ones); null = none. */
   private allChatsFailure: Failure | null = null;
-  /** Clock stamps (ms) of the calls admitted in the current sliding window (a queue from `rateHead`). */
-  private rateStamps: number[] = [];
-  private rateHead = 0;
+  /** The calls admitted in the last second under `rateLimit`, and the paid broadcast messages under theirs. */
+  private readonly rateWindow = new RateWindow();
+  private readonly paidWindow = new RateWindow();
   /** With `chatLimits`: each chat's admitted messages in its window (the last second, or minute for groups). */
   private readonly chatStamps: Map<number, number[]> | null;
   private nowFn: () => number;
@@ -241,6 +255,7 @@ export class BotApiEmulator {
     this.rateLimit = opts.rateLimit ?? null;
     this.rateLimitRetryAfter = opts.rateLimitRetryAfter ?? 0;
     this.chatStamps = opts.chatLimits ? new Map() : null;
+    this.paidRateLimit = opts.paidRateLimit === undefined ? 1000 : opts.paidRateLimit;
     this.strictChats = opts.strictChats ?? false;
     this.nowFn = opts.now ?? Date.now;
     this.clock = opts.clock ?? systemClock;
@@ -382,6 +397,14 @@ export class BotApiEmulator {
     this.callLog.length = 0;
   }
 
+  /**
+   * Messages sent with `allow_paid_broadcast: true` (those refused are not counted): what a bot's Stars would pay
+   * for, where Telegram charges the ones over its free 30 a second.
+   */
+  get paidMessages(): number {
+    return this.paidCount;
+  }
+
   /** The URL given to the last successful setWebhook ('' when none). Updates are not delivered to it. */
   get webhook(): string {
     return this.webhookUrl;
@@ -442,8 +465,7 @@ export class BotApiEmulator {
   setRateLimit(perSecond: number | null, opts: { retryAfter?: number } = {}): void {
     this.rateLimit = perSecond;
     if (opts.retryAfter !== undefined) this.rateLimitRetryAfter = opts.retryAfter;
-    this.rateStamps = [];
-    this.rateHead = 0;
+    this.rateWindow.clear();
   }
 
   setNow(fn: () => number): void {
@@ -957,25 +979,13 @@ export class BotApiEmulator {
       this.lateReplies.set(res, pending.failure.ms);
     }
 
-    // Global rate limit (sliding 1 s window over admitted calls).
-    if (this.rateLimit !== null) {
-      const t = this.clock.now().getTime();
-      while (this.rateHead < this.rateStamps.length && this.rateStamps[this.rateHead]! <= t - 1000) this.rateHead++;
-      if (this.rateHead > 1024 && this.rateHead * 2 > this.rateStamps.length) {
-        this.rateStamps = this.rateStamps.slice(this.rateHead);
-        this.rateHead = 0;
-      }
-      if (this.rateStamps.length - this.rateHead >= this.rateLimit) {
-        const oldest = this.rateStamps[this.rateHead] ?? t;
-        const retryAfter = Math.max(1, Math.ceil((oldest + 1000 - t) / 1000), this.rateLimitRetryAfter);
-        return this.reply(
-          res,
-          record,
-          errorBody(429, `Too Many Requests: retry after ${retryAfter}`, { retry_after: retryAfter }),
-          429,
-        );
-      }
-      this.rateStamps.push(t);
+    // Rate limits (sliding 1 s windows over admitted calls): paid broadcast messages count in their own.
+    const params = new Params(raw);
+    const paid = takesPaidBroadcast(handler.name) && params.bool('allow_paid_broadcast');
+    const retryAfter = this.admit(paid);
+    if (retryAfter !== null) {
+      const body = errorBody(429, `Too Many Requests: retry after ${retryAfter}`, { retry_after: retryAfter });
+      return this.reply(res, record, body, 429);
     }
 
     const chatLimited = this.chatLimit(handler.name, raw);
@@ -986,7 +996,6 @@ export class BotApiEmulator {
 
     if (parseError !== null) return this.reply(res, record, errorBody(400, `Bad Request: ${parseError}`), 400);
 
-    const params = new Params(raw);
     try {
       // Per-chat state for every call that carries a chat_id.
       const chatId = params.has('chat_id') ? params.raw.chat_id : undefined;
@@ -1001,6 +1010,7 @@ export class BotApiEmulator {
       }
       if (handler.name === 'getUpdates') return this.getUpdates(params, res, record);
       const result = handler.fn(params);
+      if (paid) this.paidCount++;
       this.reply(res, record, okBody(result), 200);
     } catch (err) {
       if (err instanceof ApiError) {
@@ -1009,6 +1019,15 @@ export class BotApiEmulator {
         throw err;
       }
     }
+  }
+
+  /** Admits a call into its rate window now: null, or the retry_after (seconds) of the 429 it gets. */
+  private admit(paid: boolean): number | null {
+    const t = this.clock.now().getTime();
+    if (paid) return this.paidRateLimit === null ? null : this.paidWindow.admit(t, this.paidRateLimit);
+    if (this.rateLimit === null) return null;
+    const wait = this.rateWindow.admit(t, this.rateLimit);
+    return wait === null ? null : Math.max(wait, this.rateLimitRetryAfter);
   }
 
   private fail(res: http.ServerResponse, record: CallRecord, failure: Failure): void {

@@ -20,6 +20,11 @@ export interface TelegramOptions {
   apiRoot?: string;
   /** Calls per second for the process, 0 = unlimited (default 25). */
   rate?: number;
+  /**
+   * Paid broadcast messages per second (bulk-lane messages sent with `allow_paid_broadcast: true`), spaced apart
+   * from `rate` (default 1000); unlimited too when `rate` is 0.
+   */
+  paidRate?: number;
   /** Retries of a 429 or 5xx inside one call before it counts as transient (default 2). */
   retries?: number;
   /** The longest `retry_after` waited inside a call; longer ones count as transient (default 30 s). */
@@ -95,12 +100,12 @@ export function instrument(
   opts: Omit<TelegramOptions, 'token' | 'apiRoot' | 'timeoutSeconds'> = {},
 ): Telegram {
   const clock = opts.clock ?? systemClock;
-  const throttle = new Throttle(opts.rate ?? 25, clock);
+  const throttle = new Throttle(opts.rate ?? 25, clock, { paidRate: opts.paidRate });
   const onCall = opts.onCall;
   // Innermost first: every HTTP attempt (retries too) is throttled and counted.
   api.config.use(async (prev, method, payload, signal) => {
-    const { lane, chat } = routeOf(method, payload, currentLane());
-    const grantedAt = lane ? await throttle.take(lane, chat) : await throttle.afterPause();
+    const { lane, chat, paid } = routeOf(method, payload, currentLane());
+    const grantedAt = lane ? await throttle.take(lane, chat, paid) : await throttle.afterPause();
     if (deadlines.getStore()?.()) throw new NotSentError(method);
     try {
       const res = await prev(method, payload, signal);

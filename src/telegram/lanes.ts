@@ -1,7 +1,7 @@
 /**
- * The throttle's decisions, pure: which waiting call goes next and when, given the shared rate, a 429 pause, each
- * lane's slow-down and each chat's own spacing. `throttle.ts` owns the timers and calls these; tests call them
- * directly with a state they build.
+ * The throttle's decisions, pure: which waiting call goes next and when, given the shared rate, the paid budget, a
+ * 429 pause, each lane's slow-down and each chat's own spacing. `throttle.ts` owns the timers and calls these; tests
+ * call them directly with a state they build.
  */
 
 /**
@@ -14,6 +14,19 @@ export type Lane = 'reply' | 'deletion' | 'bulk';
 /** The lanes in priority order. */
 export const LANES: readonly Lane[] = ['reply', 'deletion', 'bulk'];
 
+/** Where a waiter queues: its lane's queue, or `paid` for the bulk lane's paid broadcast messages (their own budget). */
+export type QueueKey = Lane | 'paid';
+
+/**
+ * Each lane's queues, in the order a free slot is offered: the bulk lane's free waiters, then its paid ones. Paid
+ * waiters queue apart so that a decision never walks a long queue of free waiters to find them.
+ */
+const LANE_QUEUES: Record<Lane, readonly QueueKey[]> = {
+  reply: ['reply'],
+  deletion: ['deletion'],
+  bulk: ['bulk', 'paid'],
+};
+
 /** A chat as the per-chat spacing knows it: a numeric id, or a `@username` (a channel or public group). */
 export type ChatKey = number | string;
 
@@ -22,12 +35,19 @@ export interface Waiter {
   lane: Lane;
   /** The chat a message goes to; none for calls that send nothing to a chat (no per-chat spacing). */
   chat?: ChatKey | undefined;
+  /**
+   * A paid broadcast message (`allow_paid_broadcast`): in the bulk lane it takes the paid budget's slot instead of
+   * the shared rate's; in the other lanes it changes nothing (see {@link isPaid}).
+   */
+  paid?: boolean | undefined;
 }
 
 /** The throttle's fixed numbers. */
 export interface Limits {
   /** Milliseconds between any two calls (1000 / rate); > 0 — an unlimited throttle never asks these functions. */
   interval: number;
+  /** Milliseconds between two paid broadcast messages (1000 / the paid rate; default 1: 1000 a second). */
+  paidInterval: number;
   /** Spacing of messages to one private chat (default 1000 ms: Telegram's "about one message per second"). */
   privateChatMs: number;
   /** Spacing of messages to one group or channel (default 3000 ms: 20 per minute). */
@@ -61,10 +81,12 @@ export interface LaneState {
 
 /** Everything the decision reads. */
 export interface ThrottleState<W extends Waiter = Waiter> {
-  /** Each lane's waiters, oldest first. */
-  queues: Record<Lane, W[]>;
+  /** Each queue's waiters ({@link queueOf}), oldest first. */
+  queues: Record<QueueKey, W[]>;
   /** The earliest instant the next call may go (the shared rate). */
   nextFree: number;
+  /** The earliest instant the next paid broadcast message may go (the paid budget, apart from the shared rate). */
+  paidNextFree: number;
   /** No call goes before this (a 429's retry_after). */
   pausedUntil: number;
   /** Each chat's earliest next message; entries in the past mean nothing and are pruned now and then. */
@@ -72,14 +94,21 @@ export interface ThrottleState<W extends Waiter = Waiter> {
   lanes: Record<Lane, LaneState>;
 }
 
-/** What the throttle does now: let `waiter` (at `index` of its lane's queue) go, wait until `at`, or nothing. */
+/** What the throttle does now: let `waiter` (at `index` of its queue) go, wait until `at`, or nothing. */
 export type Decision<W extends Waiter> =
   { kind: 'grant'; waiter: W; index: number } | { kind: 'wait'; at: number } | { kind: 'idle' };
 
-/** Limits for `rate` calls per second (> 0), the defaults filled in. */
-export function limitsFor(rate: number, opts: Partial<Omit<Limits, 'interval'>> = {}): Limits {
+/**
+ * Limits for `rate` calls per second (> 0) and `paidRate` paid broadcast messages per second (> 0, default 1000:
+ * Telegram's "up to 1000 messages per second"), the defaults filled in.
+ */
+export function limitsFor(
+  rate: number,
+  opts: Partial<Omit<Limits, 'interval' | 'paidInterval'>> & { paidRate?: number } = {},
+): Limits {
   return {
     interval: 1000 / rate,
+    paidInterval: 1000 / (opts.paidRate ?? 1000),
     privateChatMs: opts.privateChatMs ?? 1000,
     groupChatMs: opts.groupChatMs ?? 3000,
     minRate: Math.min(opts.minRate ?? 1, rate),
@@ -93,8 +122,9 @@ export function limitsFor(rate: number, opts: Partial<Omit<Limits, 'interval'>> 
 export function emptyState<W extends Waiter>(): ThrottleState<W> {
   const lane = (): LaneState => ({ rate: Infinity, since: 0, last: -Infinity, slowedAt: -Infinity });
   return {
-    queues: { reply: [], deletion: [], bulk: [] },
+    queues: { reply: [], deletion: [], bulk: [], paid: [] },
     nextFree: -Infinity,
+    paidNextFree: -Infinity,
     pausedUntil: -Infinity,
     chatNext: new Map(),
     lanes: { reply: lane(), deletion: lane(), bulk: lane() },
@@ -104,6 +134,19 @@ export function emptyState<W extends Waiter>(): ThrottleState<W> {
 /** The spacing of messages to `chat`: private chats have positive ids; groups, channels and `@names` do not. */
 export function chatSpacing(chat: ChatKey, limits: Limits): number {
   return typeof chat === 'number' && chat > 0 ? limits.privateChatMs : limits.groupChatMs;
+}
+
+/**
+ * Whether `w` takes the paid budget's slot: a paid broadcast message in the bulk lane. Elsewhere the flag changes
+ * nothing: replies and deletions are not broadcasts, and Telegram's paid limit is about broadcasting.
+ */
+export function isPaid(w: Waiter): boolean {
+  return w.paid === true && w.lane === 'bulk';
+}
+
+/** The queue `w` waits in. */
+export function queueOf(w: Waiter): QueueKey {
+  return isPaid(w) ? 'paid' : w.lane;
 }
 
 /**
@@ -127,53 +170,68 @@ function laneReadyAt(s: ThrottleState, limits: Limits, lane: Lane, now: number):
 }
 
 /**
- * Which waiter goes at `now`, or until when nothing can: after a pause and the shared slot, the highest lane whose
- * own pace allows a call gives its oldest waiter whose chat is ready. A waiter whose chat is not ready is passed
- * over, not waited for: other chats of its lane, then lower lanes, take the slot.
+ * Which waiter goes at `now`, or until when nothing can: after a pause, the highest lane whose own pace allows a call
+ * gives the oldest waiter of a queue whose slot is free — the shared rate's, or the paid budget's for the bulk lane's
+ * paid broadcast messages ({@link queueOf}) — and whose chat is ready. A waiter whose chat is not ready is passed
+ * over, not waited for: other chats of its queue, then the next queues and lanes, take the slot.
  */
 export function nextGrant<W extends Waiter>(s: ThrottleState<W>, limits: Limits, now: number): Decision<W> {
-  if (LANES.every((lane) => s.queues[lane].length === 0)) return { kind: 'idle' };
+  if (Object.values(s.queues).every((q) => q.length === 0)) return { kind: 'idle' };
   if (now < s.pausedUntil) return { kind: 'wait', at: s.pausedUntil };
-  if (now < s.nextFree) return { kind: 'wait', at: s.nextFree };
   let wake = Infinity;
   for (const lane of LANES) {
-    const q = s.queues[lane];
-    if (q.length === 0) continue;
+    const keys = LANE_QUEUES[lane].filter((key) => s.queues[key].length > 0);
+    if (keys.length === 0) continue;
     const ready = laneReadyAt(s, limits, lane, now);
     if (ready > now) {
       wake = Math.min(wake, ready);
       continue;
     }
-    for (let i = 0; i < q.length; i++) {
-      const w = q[i]!;
-      const at = w.chat === undefined ? now : (s.chatNext.get(w.chat) ?? now);
-      if (at <= now) return { kind: 'grant', waiter: w, index: i };
-      wake = Math.min(wake, at);
+    for (const key of keys) {
+      const slot = key === 'paid' ? s.paidNextFree : s.nextFree;
+      if (slot > now) {
+        wake = Math.min(wake, slot);
+        continue;
+      }
+      const q = s.queues[key];
+      for (let i = 0; i < q.length; i++) {
+        const w = q[i]!;
+        const at = w.chat === undefined ? now : (s.chatNext.get(w.chat) ?? now);
+        if (at <= now) return { kind: 'grant', waiter: w, index: i };
+        wake = Math.min(wake, at);
+      }
     }
   }
   return { kind: 'wait', at: wake };
 }
 
 /**
- * Books the slot `w` takes at `now` (the shared rate, its lane's pace, its chat's spacing) and returns how to undo
- * it, for a grant a pause voids before the call leaves.
+ * Books the slot `w` takes at `now` (the shared rate's or the paid budget's, its lane's pace, its chat's spacing)
+ * and returns how to undo it, for a grant a pause voids before the call leaves.
  */
 export function book(s: ThrottleState, limits: Limits, w: Waiter, now: number): () => void {
-  const before = { nextFree: s.nextFree, last: s.lanes[w.lane].last };
+  const before = { nextFree: s.nextFree, paidNextFree: s.paidNextFree, last: s.lanes[w.lane].last };
   const chatBefore = w.chat === undefined ? undefined : s.chatNext.get(w.chat);
-  // A timer that fired a little late keeps the schedule (the average rate holds; see `catchUpMs`); after a longer
-  // idle gap the schedule starts again from now, so no burst makes up for time nobody used.
-  const base = now - s.nextFree < limits.catchUpMs ? s.nextFree : now;
-  s.nextFree = base + limits.interval;
+  if (isPaid(w)) s.paidNextFree = nextSlot(s.paidNextFree, limits.paidInterval, limits.catchUpMs, now);
+  else s.nextFree = nextSlot(s.nextFree, limits.interval, limits.catchUpMs, now);
   s.lanes[w.lane].last = now;
   if (w.chat !== undefined) s.chatNext.set(w.chat, now + chatSpacing(w.chat, limits));
   return () => {
     s.nextFree = before.nextFree;
+    s.paidNextFree = before.paidNextFree;
     s.lanes[w.lane].last = before.last;
     if (w.chat === undefined) return;
     if (chatBefore === undefined) s.chatNext.delete(w.chat);
     else s.chatNext.set(w.chat, chatBefore);
   };
+}
+
+/** The slot after one taken at `now` from a schedule whose next free instant was `next`, `interval` apart. */
+function nextSlot(next: number, interval: number, catchUpMs: number, now: number): number {
+  // A timer that fired a little late keeps the schedule (the average rate holds; see `catchUpMs`); after a longer
+  // idle gap the schedule starts again from now, so no burst makes up for time nobody used.
+  const base = now - next < Math.max(interval, catchUpMs) ? next : now;
+  return base + interval;
 }
 
 /**
@@ -197,6 +255,7 @@ export function prune(s: ThrottleState, now: number): void {
 /** Moves every instant of the state by `delta` ms (the wall clock was set back: the waits keep their length). */
 export function shift(s: ThrottleState, delta: number): void {
   s.nextFree += delta;
+  s.paidNextFree += delta;
   s.pausedUntil += delta;
   for (const [chat, at] of s.chatNext) s.chatNext.set(chat, at + delta);
   for (const lane of LANES) {
@@ -207,10 +266,14 @@ export function shift(s: ThrottleState, delta: number): void {
   }
 }
 
-/** Where a Bot API call goes in the throttle: its lane (null: it takes no slot) and the chat it sends to. */
+/**
+ * Where a Bot API call goes in the throttle: its lane (null: it takes no slot), the chat it sends to, and whether it
+ * is a paid broadcast message.
+ */
 export interface Route {
   lane: Lane | null;
   chat?: ChatKey;
+  paid?: true;
 }
 
 /** Methods that put or change a message in a chat but do not start with send/copy/forward/edit. */
@@ -226,6 +289,8 @@ const ALSO_SENDS = new Set(['stopPoll', 'stopMessageLiveLocation']);
  *   an on-time deletion should not wait a second behind the delivery it removes.
  * - Everything else (getMe, getChat, setWebhook, answerCallbackQuery…) sends nothing to a chat: lane `reply`
  *   whatever the caller, since someone usually waits on it; it still counts in the shared rate.
+ * - A message of the bulk lane sent with `allow_paid_broadcast: true` by a method that takes it is paid: Telegram
+ *   lets it past the free broadcast limit, so it takes the paid budget instead of the shared rate.
  */
 export function routeOf(method: string, payload: unknown, callerLane: Lane): Route {
   if (method === 'getUpdates') return { lane: null };
@@ -233,7 +298,22 @@ export function routeOf(method: string, payload: unknown, callerLane: Lane): Rou
   const sends = /^(send|copy|forward|edit)/.test(method) && method !== 'sendChatAction';
   if (!sends && !ALSO_SENDS.has(method)) return { lane: 'reply' };
   const chat = chatOf(payload);
-  return chat === undefined ? { lane: callerLane } : { lane: callerLane, chat };
+  const route: Route = chat === undefined ? { lane: callerLane } : { lane: callerLane, chat };
+  if (callerLane === 'bulk' && takesPaidBroadcast(method) && paidFlag(payload)) route.paid = true;
+  return route;
+}
+
+/**
+ * Whether `method` takes `allow_paid_broadcast` (Bot API 7.11: the send* methods and copyMessage). forwardMessage(s)
+ * and copyMessages do not take it: with the flag in their payload they are still free calls, in the shared rate.
+ */
+function takesPaidBroadcast(method: string): boolean {
+  return method === 'copyMessage' || (method.startsWith('send') && method !== 'sendChatAction');
+}
+
+/** Whether a payload asks for a paid broadcast (`allow_paid_broadcast: true`). */
+function paidFlag(payload: unknown): boolean {
+  return (payload as { allow_paid_broadcast?: unknown } | null | undefined)?.allow_paid_broadcast === true;
 }
 
 /** The `chat_id` of a payload as a chat key (a numeric string becomes its number); none for inline messages. */

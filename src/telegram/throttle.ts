@@ -1,7 +1,8 @@
 /**
  * One shared rate limit for every Bot API call a process makes, with priority lanes: calls are spaced evenly at
  * `rate` per second, and each free slot goes to the oldest waiter of the highest lane that can use it (its chat's
- * own spacing allowing). The decisions are `lanes.ts`'s; this file owns the timers.
+ * own spacing allowing). Paid broadcast messages of the bulk lane are spaced apart at their own `paidRate` instead.
+ * The decisions are `lanes.ts`'s; this file owns the timers.
  */
 import type { Clock, Timer } from '../clock.ts';
 import {
@@ -10,6 +11,7 @@ import {
   limitsFor,
   nextGrant,
   prune,
+  queueOf,
   shift,
   slowDown,
   type ChatKey,
@@ -34,6 +36,11 @@ export interface ThrottleOptions {
   recoverFactor?: number;
   /** How far behind its schedule the throttle may fall and make the slots up (default 25 ms, at least one interval). */
   catchUpMs?: number;
+  /**
+   * Paid broadcast messages per second (`allow_paid_broadcast` in the bulk lane), spaced apart from the shared rate
+   * (default 1000: Telegram's "up to 1000 messages per second").
+   */
+  paidRate?: number;
 }
 
 interface Pending extends Waiter {
@@ -88,13 +95,15 @@ export class Throttle {
   }
 
   /**
-   * Waits for a slot in `lane` (default `reply`), spaced from the last message to `chat` when one is given;
-   * resolves to the instant the slot was given. No wait when unlimited and not paused.
+   * Waits for a slot in `lane` (default `reply`), spaced from the last message to `chat` when one is given; `paid`
+   * (a paid broadcast message) takes the paid budget's slot instead of the shared rate's, in the bulk lane only.
+   * Resolves to the instant the slot was given. No wait when unlimited and not paused.
    */
-  take(lane: Lane = 'reply', chat?: ChatKey): Promise<number> {
+  take(lane: Lane = 'reply', chat?: ChatKey, paid = false): Promise<number> {
     if (!this.limits) return this.afterPause();
     return new Promise<number>((resolve) => {
-      this.state.queues[lane].push({ lane, chat, resolve });
+      const w: Pending = { lane, chat, paid, resolve };
+      this.state.queues[queueOf(w)].push(w);
       this.pump();
     });
   }
@@ -129,7 +138,7 @@ export class Throttle {
       });
       return;
     }
-    const q = this.state.queues[d.waiter.lane];
+    const q = this.state.queues[queueOf(d.waiter)];
     q.splice(d.index, 1);
     const undo = book(this.state, this.limits, d.waiter, now);
     if (++this.booked % PRUNE_EVERY === 0) prune(this.state, now);
