@@ -53,7 +53,7 @@ export async function benchBroadcastDeletion(
   rate = Number(process.env.BENCH_RATE ?? 2500),
   databaseUrl = process.env.BENCH_DATABASE_URL,
 ): Promise<BroadcastFigures> {
-  return withEmulator(rate, databaseUrl, async ({ dir, url, telegramLimit, emu }) => {
+  return withEmulator(rate, databaseUrl, false, async ({ dir, url, telegramLimit, emu }) => {
     // Every recipient's copy, in the emulator (one message each) and in the database (its message id).
     for (let from = 0; from < recipients; from += 100_000) {
       const n = Math.min(100_000, recipients - from);
@@ -129,15 +129,16 @@ export async function benchBroadcastDeletion(
 
 /**
  * Sending a broadcast to `recipients` users: the service (`tg-janitor start`, its bot long-polling) sends a broadcast
- * an admin made, at TELEGRAM_RATE `rate`, against the emulator answering 429 20 % above it.
+ * an admin made as a paid broadcast (BROADCAST_PAID, at BROADCAST_PAID_RATE `rate`, default 1000), against the
+ * emulator answering 429 20 % above it for paid copies and above 30/s for the rest.
  */
 export async function benchBroadcastSending(
   recipients = Number(process.env.BENCH_RECIPIENTS ?? 1_000_000),
-  rate = Number(process.env.BENCH_RATE ?? 2500),
+  rate = Number(process.env.BENCH_PAID_RATE ?? 1000),
   databaseUrl = process.env.BENCH_DATABASE_URL,
 ): Promise<BroadcastFigures> {
   const ADMIN = 42;
-  return withEmulator(rate, databaseUrl, async ({ dir, url, telegramLimit, emu }) => {
+  return withEmulator(rate, databaseUrl, true, async ({ dir, url, telegramLimit, emu }) => {
     const [[source]] = (await emu.seed([ADMIN], 1)) as [[number]];
     const store = await openStore(url);
     try {
@@ -168,7 +169,8 @@ export async function benchBroadcastSending(
           DATABASE_URL: url,
           BOT_TOKEN: emu.token,
           BOT_API_ROOT: emu.url,
-          TELEGRAM_RATE: String(rate),
+          BROADCAST_PAID: 'true',
+          BROADCAST_PAID_RATE: String(rate),
           BACKUP_DIR: join(dir, 'backups'),
           HTTP_PORT: '0',
           SHUTDOWN_TIMEOUT_S: '5',
@@ -190,7 +192,7 @@ export async function benchBroadcastSending(
         recorded: Number(r.n),
       };
       console.log(
-        `broadcast sending on ${store.dialect}: ${recipients} users at TELEGRAM_RATE ${rate} (429 above ${telegramLimit}): ` +
+        `broadcast sending on ${store.dialect}: ${recipients} users, paid, at BROADCAST_PAID_RATE ${rate} (429 above ${telegramLimit}): ` +
           `${figures.recorded ?? 0} copies recorded in ${seconds.toFixed(1)} s, ${figures.callsPerS.toFixed(0)} calls/s ` +
           `(${(figures.ofRate * 100).toFixed(1)} % of the rate), ${figures.answered429} 429s, peak RSS ${figures.peakRssMiB.toFixed(0)} MiB`,
       );
@@ -211,16 +213,20 @@ async function callFigures(emu: EmulatorProcess, method: string, rate: number) {
 
 /**
  * Runs `fn` with a temporary folder, the database (`databaseUrl`, or SQLite in that folder) and the emulator in its
- * own process answering 429 20 % above `rate` (no limit for 0); cleans up after.
+ * own process answering 429 20 % above `rate` (no limit for 0; `paid`: for paid broadcast copies, and above 30/s for
+ * the rest); cleans up after.
  */
 async function withEmulator<T>(
   rate: number,
   databaseUrl: string | undefined,
+  paid: boolean,
   fn: (w: { dir: string; url: string; telegramLimit: number; emu: EmulatorProcess }) => Promise<T>,
 ): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'tgj-bench-bc-'));
   const telegramLimit = Math.round(rate * 1.2);
-  const emu = await startEmulatorProcess(rate > 0 ? { rateLimit: telegramLimit } : {});
+  // Paid broadcast copies have their own limit; the free one stays Telegram's 30/s for the rest.
+  const limits = paid ? { rateLimit: 30, paidRateLimit: telegramLimit } : { rateLimit: telegramLimit };
+  const emu = await startEmulatorProcess(rate > 0 ? limits : {});
   try {
     return await fn({ dir, url: databaseUrl ?? `sqlite:${join(dir, 'bench.db')}`, telegramLimit, emu });
   } finally {
