@@ -17,7 +17,7 @@ import { BotApiEmulator } from '../src/demo/bot-api-emulator.ts';
 const BIN = fileURLToPath(new URL('../bin/tg-janitor.js', import.meta.url));
 const HELP_RUNS = 9;
 const SAMPLE_MS = 500;
-const IDLE_S = process.argv.includes('--quick') ? 15 : 60;
+const IDLE_S = process.argv.includes('--quick') ? 10 : 60;
 /** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ, 100 on Linux). */
 const TICKS = 100;
 
