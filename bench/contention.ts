@@ -33,7 +33,7 @@ const NEWCOMER = 40_000_000;
 /** Telegram's limits as the emulator enforces them, and the service's default rate under them. */
 const TELEGRAM_LIMIT = 30;
 /** The deliveries' first delete_at, after the service's start. */
-const LEAD_MS = 8000;
+const LEAD_MS = 5000;
 
 /** p50, p99, max (ms) of a sample, and how many were never seen. */
 export interface Spread {
@@ -116,7 +116,7 @@ export async function benchContention(
         pushedAt.push(Date.now());
         emu.sendUserMessage({ id: NEWCOMER + k, first_name: 'New' }, '/start');
       }
-      await sleep(3000);
+      await sleep(2000);
     } finally {
       child.kill('SIGTERM');
       await exited;

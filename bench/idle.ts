@@ -1,8 +1,8 @@
 /**
  * The CLI's start-up and the idle service: `tg-janitor --help` wall time over several runs, and for `tg-janitor
- * start` on a fresh SQLite database, once /healthz answers (plus 10 s: V8 still compiles and collects after start), over 60 s (`--quick`: 15 s): its CPU (user +
- * system, as a share of one core), its resident memory (VmRSS sampled every 500 ms) and its peak (VmHWM) — without a
- * bot, and with one long-polling the Bot API emulator. `BENCH_BASELINE_BIN=/path/to/other/bin/tg-janitor.js`
+ * start` on a fresh SQLite database, once /healthz answers (plus 10 s, `--quick` 4 s: V8 still compiles and collects
+ * after start), over 60 s (`--quick`: 10 s): its CPU (user + system, as a share of one core), its resident memory
+ * (VmRSS sampled every 500 ms) and its peak (VmHWM) — without a bot, and with one long-polling the Bot API emulator. `BENCH_BASELINE_BIN=/path/to/other/bin/tg-janitor.js`
  * measures that one too (e.g. a checkout of an earlier version) and prints the ratios.
  *
  *   npm run bench:idle [-- --quick]
@@ -17,7 +17,10 @@ import { BotApiEmulator } from '../src/demo/bot-api-emulator.ts';
 const BIN = fileURLToPath(new URL('../bin/tg-janitor.js', import.meta.url));
 const HELP_RUNS = 9;
 const SAMPLE_MS = 500;
-const IDLE_S = process.argv.includes('--quick') ? 10 : 60;
+const QUICK = process.argv.includes('--quick');
+const IDLE_S = QUICK ? 10 : 60;
+/** How long after /healthz answers the idle window starts (`--quick`: shorter, a rougher figure). */
+const SETTLE_MS = QUICK ? 4000 : 10_000;
 /** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ, 100 on Linux). */
 const TICKS = 100;
 
@@ -82,7 +85,7 @@ async function idleService(bin: string, bot: { token: string; url: string } | nu
     const health = await fetch(`${url}/healthz`);
     if (health.status !== 200) throw new Error(`/healthz answered ${health.status}`);
     // Start-up's own work (migrations, the first runs, the bot's first getUpdates) is not idling.
-    await new Promise((r) => setTimeout(r, 10_000));
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
     const pid = child.pid!;
     const cpu0 = cpuSeconds(pid);
     const t0 = performance.now();

@@ -24,7 +24,7 @@ const quick = process.argv.includes('--quick');
 const PG = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
 const rows = quick ? 10_000 : 100_000;
 
-const ceiling = await httpCeiling(quick ? 10_000 : 20_000);
+const ceiling = await httpCeiling(quick ? 5000 : 20_000);
 const sqlite = await benchDeleter(rows);
 const schema = `bench_${randomBytes(4).toString('hex')}`;
 let postgres;
@@ -36,7 +36,7 @@ try {
   await c.query(`drop schema if exists "${schema}" cascade`);
   await c.end();
 }
-const seed = await benchSeedAlgorithm(quick ? 2000 : 5000);
+const seed = await benchSeedAlgorithm(quick ? 1000 : 5000);
 const idle = (await benchIdle())['this version']!;
 const cIdle = await benchContention({ seconds: quick ? 10 : 60, contention: false });
 const cBusy = await benchContention({ seconds: quick ? 10 : 60 });

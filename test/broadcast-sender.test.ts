@@ -341,3 +341,63 @@ test('an outage (Telegram unreachable) delays a broadcast and fails nobody', asy
     );
   });
 });
+
+/** Counts the sender's looks for a broadcast to send (a select from `broadcasts`). */
+function onClaimLook(onLook: () => void): KyselyPlugin {
+  return {
+    transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+      if (args.node.kind === 'SelectQueryNode' && JSON.stringify(args.node).includes('"broadcasts"')) onLook();
+      return args.node;
+    },
+    async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+      return args.result;
+    },
+  };
+}
+
+for (const backend of BACKENDS) {
+  test(`${backend}: an idle sender looks again only after a write, a kick, or a minute`, async () => {
+    await withWorld(backend, async (emu, store) => {
+      let looks = 0;
+      const clock = new FakeClock('2026-12-06T10:00:00Z');
+      const { api } = createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0, clock });
+      const counted = { ...store, db: store.db.withPlugin(onClaimLook(() => looks++)) };
+      const s = new BroadcastSender({ api, clock, logger, owner: 't', timezone: 'UTC', pollMs: 5000, store: counted });
+      // Lets 5 s pass and waits until the sender waits again (its next pause armed 5 s on).
+      const step = async () => {
+        const next = clock.now().getTime() + 10_000;
+        clock.advance(5000);
+        await until(() => clock.nextAt() === next, 'the sender to wait again');
+      };
+      s.start();
+      try {
+        await until(() => looks === 1 && clock.nextAt() !== null, 'the first look');
+        for (let i = 0; i < 5; i++) await step();
+        assert.equal(looks, 1, 'nothing written for 25 s: no new look');
+        // A broadcast already sent: written, but nothing to send.
+        const id = await insertBroadcast(store, {
+          fromChatId: ADMIN,
+          messageId: 1,
+          text: 'News',
+          caption: null,
+          fileId: null,
+          durationHours: 1,
+          createdAt: clock.now().getTime(),
+          progressChatId: null,
+          progressMessageId: null,
+        });
+        await store.db.updateTable('broadcasts').set({ status: 'sent' }).where('id', '=', id).execute();
+        await until(async () => (await step(), looks === 2), 'a look after the write');
+        await step();
+        assert.equal(looks, 2, 'one look per write');
+        s.kick();
+        await until(() => looks === 3, 'a look when kicked');
+        // A minute without writes: one look anyway (a claim that ran out is found then).
+        for (let i = 0; i < 13 && looks === 3; i++) await step();
+        assert.equal(looks, 4, 'a look within a minute');
+      } finally {
+        await s.stop();
+      }
+    });
+  });
+}

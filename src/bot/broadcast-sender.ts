@@ -87,6 +87,14 @@ interface SendState {
   flushedAt: number;
 }
 
+/** A look that found nothing to send: the store's change token then, and when. */
+interface Quiet {
+  token: string;
+  at: number;
+}
+
+/** The longest an idle sender goes without looking for broadcasts when nothing is written meanwhile. */
+const QUIET_LOOK_MS = 60_000;
 /** Outcomes gathered before the cursor moves (see `flushSometimes`). */
 const FLUSH_EVERY = 100;
 /** The longest the cursor lags the outcomes (the admin's progress reads the counts it carries). */
@@ -105,6 +113,10 @@ export class BroadcastSender {
   private running = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  /** kick() came since the last look: look even if nothing seems written. */
+  private kicked = false;
+  /** The store's change token when a look last found nothing to send, and when that was. */
+  private quiet: Quiet | null = null;
   /** Cut at once by `stop()`: back-off sleeps. */
   private readonly abort = new AbortController();
   /** Cut only when `stop()`'s grace runs out: the copy in flight. */
@@ -120,6 +132,7 @@ export class BroadcastSender {
 
   /** Look for work now instead of at the next poll. */
   kick(): void {
+    this.kicked = true;
     this.wake?.();
   }
 
@@ -149,6 +162,18 @@ export class BroadcastSender {
     while (this.running) {
       let delay = this.o.pollMs ?? 5000;
       try {
+        const now = this.o.clock.now().getTime();
+        // Nothing to send at the last look and nothing written since: the look is not repeated (an idle service
+        // stays idle) until a kick, or QUIET_LOOK_MS, which finds a claim that ran out with nobody writing.
+        const token = await this.o.store.changeToken().catch(() => null);
+        const last = this.quiet;
+        const same = last !== null && token === last.token && now - last.at < QUIET_LOOK_MS && !this.kicked;
+        this.kicked = false;
+        if (same) {
+          failures = 0;
+          await this.pause(delay);
+          continue;
+        }
         // After a setup fault the sender rests with the jobs' back-off (recorded, so every process rests).
         const pass = await underSetupFaultBackoff(
           gate,
@@ -161,6 +186,7 @@ export class BroadcastSender {
           (r) => !r.claimed || r.copies > 0,
         );
         if (pass?.claimed) delay = 0;
+        this.quiet = pass && !pass.claimed && token !== null ? { token, at: now } : null;
         failures = 0;
       } catch (e) {
         failures++;
@@ -168,13 +194,17 @@ export class BroadcastSender {
         const msg = (e as Error).message;
         this.o.logger.error({ err: msg, retry_in_ms: delay }, `❌ Error while sending a broadcast: ${msg}`);
       }
-      if (!this.running) break;
-      // kick() and stop() cut the wait short.
-      const kicked = new AbortController();
-      this.wake = () => kicked.abort();
-      await this.o.clock.sleep(delay, { signal: kicked.signal });
-      this.wake = null;
+      await this.pause(delay);
     }
+  }
+
+  /** Waits `ms` before the next look; kick() and stop() cut the wait short. */
+  private async pause(ms: number): Promise<void> {
+    if (!this.running) return;
+    const kicked = new AbortController();
+    this.wake = () => kicked.abort();
+    await this.o.clock.sleep(ms, { signal: kicked.signal });
+    this.wake = null;
   }
 
   /**

@@ -60,12 +60,18 @@ export async function claimSendingBroadcast(
     .where('delete_at', '>', nowMs)
     .where((eb) => eb.or([eb('claim_expires_at', 'is', null), eb('claim_expires_at', '<', nowMs)]))
     .orderBy('id')
-    .limit(1)
-    .$if(store.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked());
+    .limit(1);
+  // Read first, write only when there is one: an update, even of no row, fires PostgreSQL's work trigger, whose
+  // NOTIFY would wake this idle sender (and every other waiting process) again and again.
+  if (!(await next.executeTakeFirst())) return undefined;
   return store.db
     .updateTable('broadcasts')
     .set({ claimed_by: owner, claim_expires_at: nowMs + leaseMs })
-    .where('id', 'in', next)
+    .where(
+      'id',
+      'in',
+      next.$if(store.dialect === 'postgres', (qb) => qb.forUpdate().skipLocked()),
+    )
     .returningAll()
     .executeTakeFirst();
 }
