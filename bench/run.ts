@@ -1,8 +1,8 @@
 /**
  * `npm run bench [-- --quick]`: every benchmark in one run on the machine at hand, each figure beside its target
- * (issue 13), printed and written to bench/results.md and bench/results.json. `--quick` (a few minutes): 10,000 rows
- * instead of 100,000, idle over 10 s instead of 60, 10 s of contention instead of 60, broadcasts of 20,000 and
- * 10,000.
+ * (issue 13), printed and written to bench/results.md and bench/results.json. `--quick` (under 2 minutes here):
+ * 10,000 rows instead of 100,000, idle over 10 s instead of 60, 10 s of contention instead of 60, broadcasts of
+ * 20,000 and 10,000; rougher figures.
  *
  * Measured: A (deleter throughput on SQLite and PostgreSQL, the HTTP ceiling, grammY's default client), B (the seed's
  * algorithm on the same data shape), C (lateness of deletions and replies at Telegram's limits, idle and under a
