@@ -16,6 +16,7 @@ import {
 import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 import { driveUntil } from './support/clock.ts';
+import { pendingRows } from './support/world.ts';
 import { exportCollection } from '../src/transfer/export.ts';
 import { importCollection } from '../src/transfer/import.ts';
 
@@ -65,17 +66,11 @@ for (const backend of BACKENDS) {
     };
     /** The pending deletions, oldest first: chat, messages, delay after T0 in seconds, notice. */
     const rows = async () =>
-      (
-        await store.db
-          .selectFrom('pending_deletions')
-          .select(['chat_id', 'message_ids', 'delete_at', 'notice'])
-          .orderBy('id')
-          .execute()
-      ).map((r) => ({
-        chat: Number(r.chat_id),
-        ids: JSON.parse(r.message_ids) as number[],
-        after_s: (Number(r.delete_at) - T0) / S,
-        notice: Number(r.notice),
+      (await pendingRows(store)).map(({ chat, ids, deleteAt, notice }) => ({
+        chat,
+        ids,
+        after_s: (deleteAt - T0) / S,
+        notice,
       }));
     /** Runs `fn` as the handler of a user's message `text` in chat `user`; returns what it threw, if anything. */
     async function onUpdate(bot: Bot<C, A>, user: number, text: string, fn: (ctx: C) => Promise<void>) {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BotApiEmulator } from '../support/bot-api-emulator.ts';
 import { cleanEnv } from '../support/cli.ts';
+import { pendingRows } from '../support/world.ts';
 import { waitUntil } from '../support/janitor-process.ts';
 import { openStore } from '../../src/store/db.ts';
 import { DEFAULT_DELETED_NOTICE } from '../../src/jobs/message-deleter.ts';
@@ -82,19 +83,7 @@ test('the auto-delete example bot: its messages are deleted on time across a SIG
       lastUpdate = (emu.sendUserMessage(user, text) as { update_id: number }).update_id;
     // The user's four messages are 1-4 (sent at once); the bot answers them in turn: 5, 6, 7 and 8.
     await waitUntil(() => emu.messages(USER).length === 8, 'the bot to answer all four', 20_000, 50);
-    const rows = async () =>
-      (
-        await store.db
-          .selectFrom('pending_deletions')
-          .select(['chat_id', 'message_ids', 'delete_at', 'notice'])
-          .orderBy('id')
-          .execute()
-      ).map((r) => ({
-        chat: Number(r.chat_id),
-        ids: JSON.parse(r.message_ids) as number[],
-        deleteAt: Number(r.delete_at),
-        notice: Number(r.notice),
-      }));
+    const rows = () => pendingRows(store);
     await waitUntil(async () => (await rows()).length === 4, 'four deletions recorded', 10_000, 50);
     // Updates are confirmed by the next getUpdates: killed before it, a new process would get them again.
     await waitUntil(

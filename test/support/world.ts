@@ -48,3 +48,26 @@ export async function adminBroadcast(
     await store.db.updateTable('broadcasts').set({ delete_at: o.deleteAt }).where('id', '=', id).execute();
   return id;
 }
+
+/** A pending deletion as the tests read it back: its chat, its messages, when it falls due, whether it notifies. */
+export interface PendingRow {
+  chat: number;
+  ids: number[];
+  deleteAt: number;
+  notice: number;
+}
+
+/** Every pending deletion, oldest first. */
+export async function pendingRows(store: Store): Promise<PendingRow[]> {
+  const rows = await store.db
+    .selectFrom('pending_deletions')
+    .select(['chat_id', 'message_ids', 'delete_at', 'notice'])
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => ({
+    chat: Number(r.chat_id),
+    ids: JSON.parse(r.message_ids) as number[],
+    deleteAt: Number(r.delete_at),
+    notice: Number(r.notice),
+  }));
+}
