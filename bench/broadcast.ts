@@ -7,8 +7,9 @@
  *
  *   npm run bench:broadcast                         # 1,000,000 recipients (BENCH_RECIPIENTS), BENCH_RATE 2500/s
  */
+import { statusKb } from './proc.ts';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,8 +46,6 @@ export interface BroadcastFigures {
   /** Sending: recipients recorded with their copy's id (what the deleter will delete). */
   recorded?: number;
 }
-
-const kb = (status: string, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
 
 export async function benchBroadcastDeletion(
   recipients = Number(process.env.BENCH_RECIPIENTS ?? 1_000_000),
@@ -257,7 +256,7 @@ async function runService(
   let peakKb = 0;
   const sample = setInterval(() => {
     try {
-      const v = kb(readFileSync(`/proc/${child.pid}/status`, 'utf8'), 'VmHWM');
+      const v = statusKb(child.pid!, 'VmHWM');
       if (v > peakKb) peakKb = v;
     } catch {
       // The process has just exited.

@@ -7,6 +7,7 @@
  *
  *   npm run bench:idle [-- --quick]
  */
+import { statusKb } from './proc.ts';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,8 +41,6 @@ function helpSeconds(bin: string): number[] {
   }
   return out;
 }
-
-const kb = (status: string, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
 
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
@@ -92,10 +91,10 @@ async function idleService(bin: string, bot: { token: string; url: string } | nu
     const rss: number[] = [];
     for (let i = 0; i < (IDLE_S * 1000) / SAMPLE_MS; i++) {
       await new Promise((r) => setTimeout(r, SAMPLE_MS));
-      rss.push(kb(readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmRSS'));
+      rss.push(statusKb(pid, 'VmRSS'));
     }
     const cpuPct = ((cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
-    const peak = kb(readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmHWM');
+    const peak = statusKb(pid, 'VmHWM');
     return { rssMiB: median(rss) / 1024, peakMiB: peak / 1024, cpuPct };
   } finally {
     child.kill('SIGTERM');
