@@ -374,19 +374,24 @@ for (const backend of BACKENDS) {
         await until(() => looks === 1 && clock.nextAt() !== null, 'the first look');
         for (let i = 0; i < 5; i++) await step();
         assert.equal(looks, 1, 'nothing written for 25 s: no new look');
-        // A broadcast already sent: written, but nothing to send.
-        const id = await insertBroadcast(store, {
-          fromChatId: ADMIN,
-          messageId: 1,
-          text: 'News',
-          caption: null,
-          fileId: null,
-          durationHours: 1,
-          createdAt: clock.now().getTime(),
-          progressChatId: null,
-          progressMessageId: null,
+        // A broadcast already sent: written (one transaction: one change, one NOTIFY), but nothing to send.
+        await store.db.transaction().execute(async (trx) => {
+          const id = await insertBroadcast(
+            { ...store, db: trx },
+            {
+              fromChatId: ADMIN,
+              messageId: 1,
+              text: 'News',
+              caption: null,
+              fileId: null,
+              durationHours: 1,
+              createdAt: clock.now().getTime(),
+              progressChatId: null,
+              progressMessageId: null,
+            },
+          );
+          await trx.updateTable('broadcasts').set({ status: 'sent' }).where('id', '=', id).execute();
         });
-        await store.db.updateTable('broadcasts').set({ status: 'sent' }).where('id', '=', id).execute();
         await until(async () => (await step(), looks === 2), 'a look after the write');
         await step();
         assert.equal(looks, 2, 'one look per write');
