@@ -12,7 +12,6 @@ import { JOB_NAMES } from '../src/config.ts';
 const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
 
 test('the status page in headless Chromium: jobs table, charts, and it refreshes itself', async () => {
-  const demo = await startDemo({ STATUS_REFRESH_S: '2' }, createLogger({ level: 'silent' }));
   const profile = mkdtempSync(join(tmpdir(), 'tgj-chromium-'));
   // A fresh profile, and no background networking: this machine reaches nothing but itself.
   const browser = await chromium.launchPersistentContext(profile, {
@@ -29,6 +28,14 @@ test('the status page in headless Chromium: jobs table, charts, and it refreshes
       '--disable-sync',
     ],
   });
+  // Started once Chromium is up: a browser that cannot start fails the test at once, with nothing left running.
+  const demo = await startDemo({ STATUS_REFRESH_S: '2' }, createLogger({ level: 'silent' })).catch(
+    async (e: unknown) => {
+      await browser.close();
+      rmSync(profile, { recursive: true, force: true });
+      throw e;
+    },
+  );
   try {
     const page = await browser.newPage();
     // Wait until the schedulers have something to show: a message-deleter run and some deletions.

@@ -157,6 +157,24 @@ export async function removeDeletion(store: Store, id: number, owner: string): P
 }
 
 /**
+ * Removes finished rows in one statement (per 500), only those `owner` still holds (see {@link removeDeletion});
+ * returns the ids removed.
+ */
+export async function removeDeletions(store: Store, ids: readonly number[], owner: string): Promise<Set<number>> {
+  const removed = new Set<number>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await store.db
+      .deleteFrom('pending_deletions')
+      .where('id', 'in', ids.slice(i, i + 500))
+      .where('claimed_by', '=', owner)
+      .returning('id')
+      .execute();
+    for (const r of rows) removed.add(Number(r.id));
+  }
+  return removed;
+}
+
+/**
  * Keeps a row for a later attempt and releases `owner`'s claim. A row another process has claimed since (our lease
  * ran out) is left to that process. True when kept.
  */

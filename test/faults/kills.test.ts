@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BotApiEmulator, type ReplyMarkup } from '../support/bot-api-emulator.ts';
+import { BotApiEmulator } from '../support/bot-api-emulator.ts';
 import { createTestDb } from '../support/db.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import {
   callsByMethod,
   messagesLeft,
   noticeFigures,
+  noticeRows,
   noticesPerRow,
   rng,
   seedBroadcast,
@@ -101,42 +102,42 @@ test(
       const tDone = Date.now();
       const exits = await fleet.stop();
 
-      const counts = noticesPerRow(emu, deliveries);
-      const { missing, repeats, repeatedRows } = noticeFigures(counts);
-      // Each notice of a row but its last is put down to the first kill after it arrived (the kill that lost the
-      // row's removal); a repeat with no kill after it has another cause.
-      const noticeTimes = new Map<string, number[]>();
-      for (const c of emu.callsOf('sendMessage')) {
-        const url = String((c.params.reply_markup as ReplyMarkup | undefined)?.inline_keyboard?.[0]?.[0]?.url ?? '');
-        const u = url ? new URL(url).searchParams.get('start') : null;
-        if (u && (c.status === 200 || c.status === 0)) noticeTimes.set(u, [...(noticeTimes.get(u) ?? []), c.at]);
-      }
+      const { missing, repeatedRows } = noticeFigures(noticesPerRow(emu, deliveries));
+      // A notice stands for up to 10 rows of its chat. A notice one of whose rows got another notice later is a
+      // repeated one: it is put down to the first kill after it arrived (the kill that lost its rows' removal); a
+      // repeat with no kill after it has another cause.
+      const notices = emu
+        .callsOf('sendMessage')
+        .filter((c) => c.status === 200 || c.status === 0)
+        .map((c) => ({ at: c.at, rows: noticeRows({ text: c.params.text, reply_markup: c.params.reply_markup }) }))
+        .filter((n) => n.rows.length > 0);
+      const lastNotice = new Map<string, number>();
+      notices.forEach((n, i) => n.rows.forEach((u) => lastNotice.set(u, i)));
+      const repeated = notices.filter((n, i) => n.rows.some((u) => lastNotice.get(u)! > i));
+      const repeats = repeated.length;
       const perKill = new Map<number, number>();
       const unexplained: string[] = [];
       const evidence: {
-        row: string;
-        notices_ms: number[];
+        rows: string[];
+        notice_ms: number;
         kill: number;
         kill_ms: number;
         victim: string;
         notice_before_kill_ms: number;
       }[] = [];
-      for (const u of repeatedRows) {
-        const times = noticeTimes.get(u) ?? [];
-        for (const at of times.slice(0, -1)) {
-          const k = killTimes.findIndex((kt) => kt >= at);
-          if (k < 0) unexplained.push(u);
-          else {
-            perKill.set(k, (perKill.get(k) ?? 0) + 1);
-            evidence.push({
-              row: u,
-              notices_ms: times.map((x) => x - t0),
-              kill: k,
-              kill_ms: killTimes[k]! - t0,
-              victim: killVictims[k]!,
-              notice_before_kill_ms: killTimes[k]! - at,
-            });
-          }
+      for (const n of repeated) {
+        const k = killTimes.findIndex((kt) => kt >= n.at);
+        if (k < 0) unexplained.push(n.rows.join('+'));
+        else {
+          perKill.set(k, (perKill.get(k) ?? 0) + 1);
+          evidence.push({
+            rows: n.rows,
+            notice_ms: n.at - t0,
+            kill: k,
+            kill_ms: killTimes[k]! - t0,
+            victim: killVictims[k]!,
+            notice_before_kill_ms: killTimes[k]! - n.at,
+          });
         }
       }
       mkdirSync(join(ARTIFACTS, 'kills'), { recursive: true });

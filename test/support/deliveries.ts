@@ -6,8 +6,8 @@
 import type { Store } from '../../src/store/db.ts';
 import { insertDeletion } from '../../src/store/deletions.ts';
 import { insertBroadcast } from '../../src/store/broadcasts.ts';
-import { DEFAULT_DELETED_NOTICE } from '../../src/jobs/message-deleter.ts';
-import type { BotApiEmulator } from './bot-api-emulator.ts';
+import { defaultNoticeFor, NOTICE_ROWS } from '../../src/jobs/deleted-notice.ts';
+import type { BotApiEmulator, ReplyMarkup } from './bot-api-emulator.ts';
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same scenario. */
 export function rng(seed: number): () => number {
@@ -130,21 +130,33 @@ export function messagesLeft(emu: BotApiEmulator, deliveries: Delivery[]): numbe
   return n;
 }
 
+/** The default "deleted" notice texts, for one file up to a notice's most. */
+const DEFAULT_NOTICES = new Set(Array.from({ length: NOTICE_ROWS }, (_, i) => defaultNoticeFor(i + 1)));
+
+/**
+ * The rows (unique ids) a "deleted" notice names through its "Click Here" buttons, one per file; [] for any other
+ * message. `text` is the admin's notice text, when one is set.
+ */
+export function noticeRows(message: { text?: unknown; reply_markup?: unknown }, text?: string): string[] {
+  if (
+    typeof message.text !== 'string' ||
+    !(text === undefined ? DEFAULT_NOTICES.has(message.text) : message.text === text)
+  )
+    return [];
+  const keyboard = (message.reply_markup as ReplyMarkup | undefined)?.inline_keyboard ?? [];
+  return keyboard.flatMap((buttons) => {
+    const url = String(buttons[0]?.url ?? '');
+    const start = url ? new URL(url).searchParams.get('start') : null;
+    return start === null ? [] : [start];
+  });
+}
+
 /** The "deleted" notices in the emulator's chats, per row's unique id (what the user sees). */
-export function noticesPerRow(
-  emu: BotApiEmulator,
-  deliveries: Delivery[],
-  text = DEFAULT_DELETED_NOTICE,
-): Map<string, number> {
+export function noticesPerRow(emu: BotApiEmulator, deliveries: Delivery[], text?: string): Map<string, number> {
   const counts = new Map<string, number>(deliveries.map((d) => [d.uniqueId, 0]));
-  for (const chat of new Set(deliveries.map((d) => d.chatId))) {
-    for (const m of emu.messages(chat)) {
-      if (m.text !== text) continue;
-      const url = String(m.reply_markup?.inline_keyboard?.[0]?.[0]?.url ?? '');
-      const start = new URL(url || 'http://x/').searchParams.get('start');
-      if (start !== null && counts.has(start)) counts.set(start, counts.get(start)! + 1);
-    }
-  }
+  for (const chat of new Set(deliveries.map((d) => d.chatId)))
+    for (const m of emu.messages(chat))
+      for (const start of noticeRows(m, text)) if (counts.has(start)) counts.set(start, counts.get(start)! + 1);
   return counts;
 }
 
