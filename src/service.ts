@@ -19,6 +19,7 @@ import { startHttpServer, type HttpServer } from './http/server.ts';
 import { handleVerify } from './http/verify.ts';
 import { renderStatusPage } from './http/status-page.ts';
 import { instrument } from './telegram/client.ts';
+import { leanFetch } from './telegram/transport.ts';
 import { registration, userBot } from './bot/user-bot.ts';
 import { adminBot } from './bot/admin.ts';
 import { BroadcastSender } from './bot/broadcast-sender.ts';
@@ -63,7 +64,13 @@ export async function startService(config: Config, logger: Logger, opts: Service
   metrics.setPendingSource(async () => deletionStats(store, clock.now().getTime()));
   // A long poll holds its request open: it must end before the client's time-out, or every poll fails.
   const pollTimeoutS = opts.pollTimeoutS ?? Math.max(1, config.telegramTimeoutS - 5);
-  const client = { apiRoot: config.botApiRoot, timeoutSeconds: Math.max(config.telegramTimeoutS, pollTimeoutS + 5) };
+  // The bots' calls (and the jobs', made through the bot's Api) go over the lean keep-alive transport, as a client
+  // of createTelegram's does, not node-fetch (see telegram/transport.ts).
+  const client = {
+    apiRoot: config.botApiRoot,
+    timeoutSeconds: Math.max(config.telegramTimeoutS, pollTimeoutS + 5),
+    fetch: leanFetch(),
+  };
   const bot = config.botToken ? new Bot<Context>(config.botToken, { client }) : null;
   const janitor = await createJanitor({
     config,
