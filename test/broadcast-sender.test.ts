@@ -150,11 +150,33 @@ for (const backend of BACKENDS) {
         await until(() => stopping !== null, 'the 5th reservation');
         // Assigned in the plugin above, which TypeScript's flow analysis does not see: it would still read `null` here.
         await (stopping as Promise<void> | null);
+        // Copies go out side by side: which of the users reserved before the stop got theirs depends on timing.
+        // What must hold is the same whatever it was.
         const b = await row();
         assert.equal(b.status, 'sending');
-        assert.equal(Number(b.sent_count), 4, 'only the four users who got a copy count as sent');
-        assert.equal(Number(b.send_cursor), users[3], 'the cursor stays on the last user with a copy');
-        assert.equal(emu.callsOf('copyMessage').length, 4);
+        const copied = emu.callsOf('copyMessage').map((c) => Number(c.params.chat_id));
+        assert.ok(copied.length >= 1 && copied.length < 10, `the stop came mid-way (${copied.length} copies)`);
+        const recs = await store.db.selectFrom('broadcast_messages').select(['chat_id', 'message_id']).execute();
+        assert.deepEqual(
+          recs.filter((r) => Number(r.message_id) === 0),
+          [],
+          'no reservation left behind: a user never asked is asked on the next start',
+        );
+        assert.deepEqual(
+          recs.map((r) => Number(r.chat_id)).sort(),
+          [...copied].sort(),
+          'every copy made is recorded for the deleter',
+        );
+        const counted = Number(b.sent_count);
+        assert.ok(counted <= copied.length, 'only users with a copy count as sent');
+        if (counted > 0) {
+          assert.equal(Number(b.send_cursor), users[counted - 1], 'the cursor stays on the last user counted');
+          assert.deepEqual(
+            users.slice(0, counted).filter((u) => !copied.includes(u)),
+            [],
+            'every user the cursor passed has a copy',
+          );
+        }
         await finish();
       });
     });

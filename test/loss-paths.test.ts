@@ -95,13 +95,17 @@ for (const backend of BACKENDS) {
           now: () => new Date(T0 + (emu.callsOf('copyMessage').length >= 4 ? HOUR : 0)),
         };
         await sendAll(emu, store, id, clock);
-        assert.equal(emu.callsOf('copyMessage').length, 4, 'no copy after delete_at');
+        // Copies go out side by side: those already let out when the 4th arrived may still arrive; none is let
+        // out after (callsNotAfter checks each as it leaves the throttle), so the sending stops well short of all.
+        const copies = emu.callsOf('copyMessage').length;
+        assert.ok(copies >= 4 && copies < 10, `no copy after delete_at (${copies} copies)`);
         const b = await broadcastRow(store, id);
-        assert.equal(Number(b.sent_count), 4);
+        assert.equal(Number(b.sent_count), copies, 'every copy made counts');
         const edits = emu.callsOf('editMessageText').map((c) => String(c.params.text));
-        assert.match(edits.at(-1) ?? '', /reached its deletion time.*reached 4 users/s);
-        const recorded = await store.db.selectFrom('broadcast_messages').select('chat_id').execute();
-        assert.equal(recorded.length, 4, 'every copy made is recorded for deletion');
+        assert.match(edits.at(-1) ?? '', new RegExp(`reached its deletion time.*reached ${copies} users`, 's'));
+        const recorded = await store.db.selectFrom('broadcast_messages').select(['chat_id', 'message_id']).execute();
+        assert.equal(recorded.length, copies, 'every copy made is recorded for deletion');
+        assert.ok(recorded.every((r) => Number(r.message_id) > 0));
       });
     });
 

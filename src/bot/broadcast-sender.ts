@@ -95,6 +95,12 @@ interface Quiet {
 
 /** The longest an idle sender goes without looking for broadcasts when nothing is written meanwhile. */
 const QUIET_LOOK_MS = 60_000;
+/**
+ * Most copies of one broadcast in flight at once: one at a time, a copy waits a whole round trip to Telegram (50 to
+ * 100 ms), which would hold a sender to 10 to 20 copies a second whatever the rate. The window opens (doubling) with
+ * each copy made and shuts to one after anything else; the throttle still sets the pace.
+ */
+const COPIES_IN_FLIGHT = 32;
 /** Outcomes gathered before the cursor moves (see `flushSometimes`). */
 const FLUSH_EVERY = 100;
 /** The longest the cursor lags the outcomes (the admin's progress reads the counts it carries). */
@@ -244,9 +250,19 @@ export class BroadcastSender {
     const sourceFailed: number[] = [];
     let unknownInRow = 0;
     let sentThisPass = 0;
+    /** Copies asked for and not yet taken, oldest first, and how many may be (doubling on each copy made). */
+    const inFlight: { userId: number; result: Promise<Delivery> }[] = [];
+    let width = 1;
+    // Copies still in flight when the pass ends early are let finish (each records its own copy, or gives its
+    // reservation back) but not counted: the cursor stays before them, and the next pass finds them reserved or
+    // recorded and counts them then.
+    const drain = async () => {
+      await Promise.allSettled(inFlight.splice(0).map((f) => f.result));
+    };
     const at = formatIn(new Date(b.delete_at), this.o.timezone);
     // Ends the sending for good when the source cannot be copied: what was sent is still deleted on time.
     const giveUp = async (reason: string) => {
+      await drain();
       await this.settle(st, false);
       await this.flush(st);
       if (await broadcasts.finishSending(store, id, owner)) await this.countSent(st);
@@ -261,6 +277,11 @@ export class BroadcastSender {
     };
     // Its delete_at came first: nobody else gets it, and what was sent is deleted now, as for a sent broadcast.
     const deadline = async () => {
+      // Copies that left before the deadline and were made count, so the admin is told every user it reached.
+      for (const f of inFlight.splice(0)) {
+        const r = await f.result.catch(() => null);
+        if (r?.kind === 'sent') st.pending = { to: f.userId, sent: st.pending.sent + 1, failed: st.pending.failed };
+      }
       await this.settle(st, false);
       await this.flush(st);
       if (await broadcasts.finishSending(store, id, owner)) await this.countSent(st);
@@ -281,17 +302,43 @@ export class BroadcastSender {
         return sentThisPass;
       }
       // Pages follow the users asked, not the cursor: the cursor waits behind a held "chat not found".
-      for (let after = st.cursor; ;) {
-        const page = await recipientsAfter(store, after, 100);
-        if (page.length === 0) break;
-        after = page[page.length - 1]!;
-        for (const userId of page) {
+      const users = (async function* () {
+        for (let after = st.cursor; ;) {
+          const page = await recipientsAfter(store, after, 100);
+          if (page.length === 0) return;
+          after = page[page.length - 1]!;
+          yield* page;
+        }
+      })();
+      let usersLeft = true;
+      for (;;) {
+        // Copies go out side by side (see COPIES_IN_FLIGHT), each reserved first; their outcomes are taken in user
+        // order below, as if they had been made one by one.
+        while (usersLeft && inFlight.length < width && this.running && !keeper.lost && !expired()) {
+          const next = await users.next();
+          if (next.done) usersLeft = false;
+          else {
+            const userId = next.value;
+            const result = callsNotAfter(expired, () => this.deliver(b, userId, keeper));
+            // Its failure is taken when its turn comes (or by drain): not an unhandled rejection meanwhile.
+            result.catch(() => undefined);
+            inFlight.push({ userId, result });
+          }
+        }
+        const head = inFlight.shift();
+        if (!head) {
           if (!this.running || keeper.lost) return sentThisPass;
           if (expired()) {
             await deadline();
             return sentThisPass;
           }
-          const result = await callsNotAfter(expired, () => this.deliver(b, userId, keeper));
+          break;
+        }
+        const userId = head.userId;
+        {
+          const result = await head.result;
+          // One copy in flight after anything but a copy made: a failure, a stop or a refusal is dealt with alone.
+          width = result.kind === 'sent' ? Math.min(COPIES_IN_FLIGHT, width * 2) : 1;
           // Stopped before the user's copy is known (never asked, or asked with no answer): the cursor stays here,
           // so the next start asks this user again. Counting them as done would skip them for good.
           if (result.kind === 'stopped') return sentThisPass;
@@ -388,6 +435,7 @@ export class BroadcastSender {
       }
       throw e;
     } finally {
+      await drain();
       // What was decided since the last flush (a stop, an error): the cursor moves over it now, not after a re-ask;
       // not over source failures before any copy worked, which wait to be asked again (see `deferred`).
       if (!keeper.lost && sourceFailed.length === 0)
