@@ -45,6 +45,8 @@ export interface BroadcastFigures {
   left?: number;
   /** Sending: recipients recorded with their copy's id (what the deleter will delete). */
   recorded?: number;
+  /** Sending: how late the emulator's answers were, ms (0: at once). */
+  latencyMs?: number;
 }
 
 export async function benchBroadcastDeletion(
@@ -52,7 +54,7 @@ export async function benchBroadcastDeletion(
   rate = Number(process.env.BENCH_RATE ?? 2500),
   databaseUrl = process.env.BENCH_DATABASE_URL,
 ): Promise<BroadcastFigures> {
-  return withEmulator(rate, databaseUrl, false, async ({ dir, url, telegramLimit, emu }) => {
+  return withEmulator(rate, databaseUrl, false, 0, async ({ dir, url, telegramLimit, emu }) => {
     // Every recipient's copy, in the emulator (one message each) and in the database (its message id).
     for (let from = 0; from < recipients; from += 100_000) {
       const n = Math.min(100_000, recipients - from);
@@ -129,15 +131,17 @@ export async function benchBroadcastDeletion(
 /**
  * Sending a broadcast to `recipients` users: the service (`tg-janitor start`, its bot long-polling) sends a broadcast
  * an admin made as a paid broadcast (BROADCAST_PAID, at BROADCAST_PAID_RATE `rate`, default 1000), against the
- * emulator answering 429 20 % above it for paid copies and above 30/s for the rest.
+ * emulator answering 429 20 % above it for paid copies and above 30/s for the rest, each answer `latencyMs` late
+ * (BENCH_LATENCY_MS, default 0): real Telegram answers in 50–100 ms, which a sender must not wait out copy by copy.
  */
 export async function benchBroadcastSending(
   recipients = Number(process.env.BENCH_RECIPIENTS ?? 1_000_000),
   rate = Number(process.env.BENCH_PAID_RATE ?? 1000),
   databaseUrl = process.env.BENCH_DATABASE_URL,
+  latencyMs = Number(process.env.BENCH_LATENCY_MS ?? 0),
 ): Promise<BroadcastFigures> {
   const ADMIN = 42;
-  return withEmulator(rate, databaseUrl, true, async ({ dir, url, telegramLimit, emu }) => {
+  return withEmulator(rate, databaseUrl, true, latencyMs, async ({ dir, url, telegramLimit, emu }) => {
     const [[source]] = (await emu.seed([ADMIN], 1)) as [[number]];
     const store = await openStore(url);
     try {
@@ -189,9 +193,10 @@ export async function benchBroadcastSending(
         seconds,
         peakRssMiB: peakKb / 1024,
         recorded: Number(r.n),
+        latencyMs,
       };
       console.log(
-        `broadcast sending on ${store.dialect}: ${recipients} users, paid, at BROADCAST_PAID_RATE ${rate} (429 above ${telegramLimit}): ` +
+        `broadcast sending on ${store.dialect}: ${recipients} users${latencyMs ? `, answers after ${latencyMs} ms` : ''}, paid, at BROADCAST_PAID_RATE ${rate} (429 above ${telegramLimit}): ` +
           `${figures.recorded ?? 0} copies recorded in ${seconds.toFixed(1)} s, ${figures.callsPerS.toFixed(0)} calls/s ` +
           `(${(figures.ofRate * 100).toFixed(1)} % of the rate), ${figures.answered429} 429s, peak RSS ${figures.peakRssMiB.toFixed(0)} MiB`,
       );
@@ -213,19 +218,20 @@ async function callFigures(emu: EmulatorProcess, method: string, rate: number) {
 /**
  * Runs `fn` with a temporary folder, the database (`databaseUrl`, or SQLite in that folder) and the emulator in its
  * own process answering 429 20 % above `rate` (no limit for 0; `paid`: for paid broadcast copies, and above 30/s for
- * the rest); cleans up after.
+ * the rest), each answer `latencyMs` late (a round trip to Telegram); cleans up after.
  */
 async function withEmulator<T>(
   rate: number,
   databaseUrl: string | undefined,
   paid: boolean,
+  latencyMs: number,
   fn: (w: { dir: string; url: string; telegramLimit: number; emu: EmulatorProcess }) => Promise<T>,
 ): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'tgj-bench-bc-'));
   const telegramLimit = Math.round(rate * 1.2);
   // Paid broadcast copies have their own limit; the free one stays Telegram's 30/s for the rest.
   const limits = paid ? { rateLimit: 30, paidRateLimit: telegramLimit } : { rateLimit: telegramLimit };
-  const emu = await startEmulatorProcess(rate > 0 ? limits : {});
+  const emu = await startEmulatorProcess({ ...(rate > 0 ? limits : {}), ...(latencyMs > 0 ? { latencyMs } : {}) });
   try {
     return await fn({ dir, url: databaseUrl ?? `sqlite:${join(dir, 'bench.db')}`, telegramLimit, emu });
   } finally {

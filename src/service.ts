@@ -22,7 +22,7 @@ import { instrument } from './telegram/client.ts';
 import { leanFetch } from './telegram/transport.ts';
 import { registration, userBot } from './bot/user-bot.ts';
 import { adminBot } from './bot/admin.ts';
-import { BroadcastSender } from './bot/broadcast-sender.ts';
+import { BroadcastSender, copiesInFlightFor } from './bot/broadcast-sender.ts';
 
 /** Options for {@link startService}. */
 export interface ServiceOptions {
@@ -214,6 +214,7 @@ export async function startService(config: Config, logger: Logger, opts: Service
       leaseMs: config.claimLeaseS * 1000,
       stopGraceMs: config.shutdownTimeoutS * 1000,
       paid: config.broadcastPaid,
+      copiesInFlight: copiesInFlightFor(config.broadcastPaid ? config.broadcastPaidRate : config.telegramRate),
     });
     userSide.use(
       userBot({

@@ -297,6 +297,25 @@ describe('BotApiEmulator', () => {
     emu.failChat(78, null);
   });
 
+  test('latencyMs: every answer is held that long on its clock, as a round trip to Telegram would be', async () => {
+    const clock = new FakeClock(Date.now());
+    const slow = await BotApiEmulator.start({ clock, latencyMs: 80 });
+    try {
+      const sapi = new Api(slow.token, { apiRoot: slow.url });
+      const pending = sapi.sendMessage(79, 'held');
+      await received(slow, 'sendMessage');
+      assert.ok(slow.messages(79).some((m) => m.text === 'held'));
+      assert.equal(slow.callsOf('sendMessage').at(-1)?.status, 0, 'not answered before the latency');
+      clock.advance(79);
+      assert.equal(slow.callsOf('sendMessage').at(-1)?.status, 0, 'not answered a millisecond early');
+      clock.advance(1);
+      assert.equal((await pending).text, 'held');
+      assert.equal(slow.callsOf('sendMessage').at(-1)?.status, 200);
+    } finally {
+      await slow.close();
+    }
+  });
+
   test('strictChats: unknown positive chats do not exist, channels always do', async () => {
     const strict = await BotApiEmulator.start({ strictChats: true, botUsername: 'other_bot', token: '42:abc' });
     try {

@@ -11,7 +11,12 @@ import type {
 } from 'kysely';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { BroadcastSender, type SenderOptions } from '../src/bot/broadcast-sender.ts';
+import {
+  BroadcastSender,
+  copiesInFlightFor,
+  COPIES_IN_FLIGHT,
+  type SenderOptions,
+} from '../src/bot/broadcast-sender.ts';
 import { FakeClock, systemClock, type Clock } from '../src/clock.ts';
 import { driveUntil } from './support/clock.ts';
 import { createLogger } from '../src/log.ts';
@@ -128,6 +133,18 @@ async function withWorld(backend: Backend, fn: (emu: BotApiEmulator, store: Stor
     await emu.close();
   }
 }
+
+test('copies in flight follow the rate: a sixth of it (round trips up to ~170 ms), 8 to 500, 32 when unlimited', () => {
+  assert.deepEqual([0, 25, 30, 100, 1000, 5000, Infinity].map(copiesInFlightFor), [
+    COPIES_IN_FLIGHT,
+    8,
+    8,
+    17,
+    167,
+    500,
+    COPIES_IN_FLIGHT,
+  ]);
+});
 
 for (const backend of BACKENDS) {
   describe(`${backend}: the broadcast sender stopped mid-way`, () => {

@@ -55,6 +55,8 @@ export interface EmulatorOptions {
   clock?: Clock;
   /** Another emulator whose chats and messages this one shares: two bots in one Telegram, each its own updates. */
   shareChatsWith?: BotApiEmulator;
+  /** Every answer is held this long, as a network round trip to Telegram would (default 0: at once). */
+  latencyMs?: number;
 }
 
 /** A message's reply_markup as the caller sent it (kept as given); the inline keyboard is the part that is read back. */
@@ -223,6 +225,7 @@ export class BotApiEmulator {
   private readonly callLog: CallRecord[] = [];
   private readonly handlers = new Map<string, { name: string; fn: Handler }>();
   private readonly strictChats: boolean;
+  private readonly latencyMs: number;
   private rateLimit: number | null;
   private rateLimitRetryAfter = 0;
   private readonly paidRateLimit: number | null;
@@ -257,6 +260,7 @@ export class BotApiEmulator {
     this.chatStamps = opts.chatLimits ? new Map() : null;
     this.paidRateLimit = opts.paidRateLimit === undefined ? 1000 : opts.paidRateLimit;
     this.strictChats = opts.strictChats ?? false;
+    this.latencyMs = opts.latencyMs ?? 0;
     this.nowFn = opts.now ?? Date.now;
     this.clock = opts.clock ?? systemClock;
     // A second bot (e.g. a separate admin bot) sees the same chats and messages, with its own updates.
@@ -959,6 +963,7 @@ export class BotApiEmulator {
     }
     const record: CallRecord = { method: handler?.name ?? methodRaw, params: raw, at: Date.now(), status: 0 };
     this.callLog.push(record);
+    if (this.latencyMs > 0) this.lateReplies.set(res, this.latencyMs);
 
     if (token !== this.token) return this.reply(res, record, errorBody(401, 'Unauthorized'), 401);
     if (!handler) return this.reply(res, record, errorBody(404, 'Not Found'), 404);
