@@ -6,6 +6,7 @@
  *
  *   npm run bench:deleter                       # 100,000 rows (BENCH_ROWS), SQLite in a temporary folder
  *   BENCH_DATABASE_URL=postgres://root@127.0.0.1:5432/test?schema=bench npm run bench:deleter
+ *   BENCH_ROWS_PER_CHAT=1 npm run bench:deleter  # one due row per chat instead of 5: a notice per row
  */
 import { startEmulatorProcess, type EmulatorProcess } from './emulator-client.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,31 +22,33 @@ import { deleteDueMessages } from '../src/jobs/message-deleter.ts';
 const PER_CHAT = 5;
 /** Messages of a chat's k-th row: 1 to 5. */
 const PER_ROW = [1, 2, 3, 4, 5];
-const OFFSETS = PER_ROW.map((_, k) => PER_ROW.slice(0, k).reduce((a, b) => a + b, 0));
 
 /**
- * Benchmark A's data: `chatCount` chats from `firstChat`, each with 5 due rows of 1–5 messages (15 real messages a
- * chat in the emulator). Returns the rows.
+ * Benchmark A's data: `chatCount` chats from `firstChat`, each with `perChat` due rows (default 5) of 1–5 messages
+ * (15 real messages a chat in the emulator at 5 rows). Returns the rows.
  */
 export async function seedDueRows(
   store: Store,
   emu: EmulatorProcess,
   chatCount: number,
   firstChat: number,
+  perChat = PER_CHAT,
 ): Promise<number> {
   const chats = Array.from({ length: chatCount }, (_, i) => firstChat + i);
+  const sizes = Array.from({ length: perChat }, (_, k) => PER_ROW[k % PER_ROW.length]!);
+  const offsets = sizes.map((_, k) => sizes.slice(0, k).reduce((a, b) => a + b, 0));
   const ids = await emu.seed(
     chats,
-    PER_ROW.reduce((a, b) => a + b, 0),
+    sizes.reduce((a, b) => a + b, 0),
   );
   const now = Date.now();
   const rows = chats.flatMap((chat, c) =>
-    Array.from({ length: PER_CHAT }, (_, k) => ({
+    Array.from({ length: perChat }, (_, k) => ({
       source_id: null,
       dedupe_key: `bench:${chat}:${k}`,
       user_id: chat,
       chat_id: chat,
-      message_ids: JSON.stringify(ids[c]!.slice(OFFSETS[k], OFFSETS[k]! + PER_ROW[k]!)),
+      message_ids: JSON.stringify(ids[c]!.slice(offsets[k], offsets[k]! + sizes[k]!)),
       delete_at: now - 1000,
       unique_id: `f${k}`,
       created_at: now - 60_000,
@@ -69,6 +72,8 @@ export async function seedDueRows(
 export interface DeleterFigures {
   dialect: string;
   rows: number;
+  /** Due rows per chat (a notice stands for up to 10 of one chat). */
+  rowsPerChat: number;
   messages: number;
   seconds: number;
   rowsPerS: number;
@@ -80,8 +85,9 @@ export interface DeleterFigures {
 export async function benchDeleter(
   rowsWanted = Number(process.env.BENCH_ROWS ?? 100_000),
   databaseUrl = process.env.BENCH_DATABASE_URL,
+  perChat = Number(process.env.BENCH_ROWS_PER_CHAT ?? PER_CHAT),
 ): Promise<DeleterFigures> {
-  const ROWS = Math.ceil(rowsWanted / PER_CHAT) * PER_CHAT;
+  const ROWS = Math.ceil(rowsWanted / perChat) * perChat;
   const dir = mkdtempSync(join(tmpdir(), 'tgj-bench-'));
   const url = databaseUrl ?? `sqlite:${join(dir, 'bench.db')}`;
   const emu = await startEmulatorProcess();
@@ -90,7 +96,7 @@ export async function benchDeleter(
     await migrateToLatest(store);
     await store.db.deleteFrom('pending_deletions').execute();
     await store.db.deleteFrom('day_counters').execute();
-    await seedDueRows(store, emu, ROWS / PER_CHAT, 1_000_000);
+    await seedDueRows(store, emu, ROWS / perChat, 1_000_000, perChat);
 
     const telegram = createTelegram({ token: emu.token, apiRoot: emu.url, rate: 0 });
     let peakRss = 0;
@@ -114,6 +120,7 @@ export async function benchDeleter(
     const figures: DeleterFigures = {
       dialect: store.dialect,
       rows: s.rows,
+      rowsPerChat: perChat,
       messages: s.messages_deleted,
       seconds: secs,
       rowsPerS: s.rows / secs,

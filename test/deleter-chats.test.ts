@@ -2,7 +2,7 @@
  * The message deleter works a chat's due rows together: their ids packed into as few deleteMessages calls as fit,
  * one "deleted" notice for up to 10 rows (a button per file), the rows removed with it; outcomes stay per row.
  */
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
@@ -18,9 +18,9 @@ import {
 import { insertDeletion } from '../src/store/deletions.ts';
 import { setSetting } from '../src/store/settings.ts';
 import type { Store } from '../src/store/db.ts';
-import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
+import { BACKENDS } from './support/db.ts';
+import { deleterWorld } from './support/deleter-world.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
-import { emulatorTelegram } from './support/telegram.ts';
 import { runContext } from './support/context.ts';
 import { noticeRows } from './support/deliveries.ts';
 
@@ -67,26 +67,15 @@ describe('deleted-notice (pure)', () => {
 
 for (const backend of BACKENDS) {
   describe(`message deleter, a chat's rows together, on ${backend}`, () => {
+    const w = deleterWorld(backend, {
+      now: T0,
+      owner: 'chats',
+      tables: ['pending_deletions', 'settings', 'day_counters'],
+    });
     let emu: BotApiEmulator;
-    let tdb: TestDb;
     let store: Store;
     let deps: MessageDeleterDeps;
-    before(async () => {
-      emu = await BotApiEmulator.start({ now: () => T0 });
-      tdb = await createTestDb(backend);
-      store = await tdb.open();
-      deps = { store, telegram: emulatorTelegram(emu, { timeoutSeconds: 2 }), owner: 'chats' };
-    });
-    after(async () => {
-      await tdb.drop();
-      await emu.close();
-    });
-    beforeEach(async () => {
-      await store.db.deleteFrom('pending_deletions').execute();
-      await store.db.deleteFrom('settings').execute();
-      await store.db.deleteFrom('day_counters').execute();
-      emu.resetCalls();
-    });
+    beforeEach(() => ({ emu, store, deps } = w));
 
     /** A due row of `n` fresh messages in `chat`; returns the messages. */
     const due = async (chat: number, n: number, o: { uniqueId?: string; notice?: boolean; at?: number } = {}) => {

@@ -1,4 +1,4 @@
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { Api } from 'grammy';
@@ -15,7 +15,8 @@ import { driveUntil } from './support/clock.ts';
 import { jobWaker } from '../src/scheduler/waker.ts';
 import { insertDeletion } from '../src/store/deletions.ts';
 import type { Store } from '../src/store/db.ts';
-import { BACKENDS, createTestDb, type TestDb } from './support/db.ts';
+import { BACKENDS, type TestDb } from './support/db.ts';
+import { deleterWorld } from './support/deleter-world.ts';
 import { BotApiEmulator } from './support/bot-api-emulator.ts';
 import { emulatorTelegram } from './support/telegram.ts';
 import { until } from './support/wait.ts';
@@ -60,26 +61,12 @@ function sendMessages(emu: BotApiEmulator, chat: number, n: number): number[] {
 
 for (const backend of BACKENDS) {
   describe(`message deleter on ${backend}`, () => {
+    const w = deleterWorld(backend, { now: T0, owner: 'test-a', tables: ['pending_deletions', 'users'] });
     let emu: BotApiEmulator;
-    let tdb: TestDb;
     let store: Store;
     let deps: MessageDeleterDeps;
-    before(async () => {
-      emu = await BotApiEmulator.start({ now: () => T0 });
-      tdb = await createTestDb(backend);
-      store = await tdb.open();
-      deps = { store, telegram: emulatorTelegram(emu, { timeoutSeconds: 2 }), owner: 'test-a' };
-    });
-    after(async () => {
-      await tdb.drop();
-      await emu.close();
-    });
-    // Each test starts from no rows and an empty call log (chat ids differ per test, so the emulator's chats can stay).
-    beforeEach(async () => {
-      await store.db.deleteFrom('pending_deletions').execute();
-      await store.db.deleteFrom('users').execute();
-      emu.resetCalls();
-    });
+    let tdb: TestDb;
+    beforeEach(() => ({ emu, store, deps, tdb } = w));
 
     test('deletes due rows (150 messages in 2 calls), sends Click Here, leaves rows not yet due', async () => {
       const big = sendMessages(emu, 1001, 150);

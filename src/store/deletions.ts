@@ -156,22 +156,31 @@ export async function removeDeletion(store: Store, id: number, owner: string): P
   return Number(r.numDeletedRows) > 0;
 }
 
+/** Ids per statement of the statements that take a list of rows (well under SQLite's 32,766 bound parameters). */
+const IDS_PER_STATEMENT = 500;
+
+/** Runs `fn` on `ids` in slices of {@link IDS_PER_STATEMENT}, one statement each; the ids each returns, together. */
+async function bySlices(ids: readonly number[], fn: (slice: number[]) => Promise<{ id: number }[]>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT)
+    for (const r of await fn(ids.slice(i, i + IDS_PER_STATEMENT))) out.push(Number(r.id));
+  return out;
+}
+
 /**
  * Removes finished rows in one statement (per 500), only those `owner` still holds (see {@link removeDeletion});
  * returns the ids removed.
  */
 export async function removeDeletions(store: Store, ids: readonly number[], owner: string): Promise<Set<number>> {
-  const removed = new Set<number>();
-  for (let i = 0; i < ids.length; i += 500) {
-    const rows = await store.db
+  const removed = await bySlices(ids, (slice) =>
+    store.db
       .deleteFrom('pending_deletions')
-      .where('id', 'in', ids.slice(i, i + 500))
+      .where('id', 'in', slice)
       .where('claimed_by', '=', owner)
       .returning('id')
-      .execute();
-    for (const r of rows) removed.add(Number(r.id));
-  }
-  return removed;
+      .execute(),
+  );
+  return new Set(removed);
 }
 
 /**
@@ -202,30 +211,28 @@ export async function retryDeletion(
 
 /** Extends `owner`'s claims on the given rows until `untilMs`; returns the ids still held (the others were lost). */
 export async function renewClaims(store: Store, owner: string, ids: number[], untilMs: number): Promise<number[]> {
-  const held: number[] = [];
-  for (let i = 0; i < ids.length; i += 500) {
-    const rows = await store.db
+  return bySlices(ids, (slice) =>
+    store.db
       .updateTable('pending_deletions')
       .set({ claim_expires_at: untilMs })
-      .where('id', 'in', ids.slice(i, i + 500))
+      .where('id', 'in', slice)
       .where('claimed_by', '=', owner)
       .returning('id')
-      .execute();
-    for (const r of rows) held.push(Number(r.id));
-  }
-  return held;
+      .execute(),
+  );
 }
 
 /** Releases claims `owner` still holds on the given rows (a run ended early); their work is untouched. */
 export async function releaseClaims(store: Store, owner: string, ids: number[]): Promise<void> {
-  for (let i = 0; i < ids.length; i += 500) {
+  await bySlices(ids, async (slice) => {
     await store.db
       .updateTable('pending_deletions')
       .set({ claimed_by: null, claim_expires_at: null })
-      .where('id', 'in', ids.slice(i, i + 500))
+      .where('id', 'in', slice)
       .where('claimed_by', '=', owner)
       .execute();
-  }
+    return [];
+  });
 }
 
 /**
