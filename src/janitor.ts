@@ -107,6 +107,8 @@ export class Janitor {
   readonly logger: Logger;
   private readonly ownsStore: boolean;
   private readonly wakers: Waker[] = [];
+  /** The message deleter's wake-ups, told of each deletion this process schedules. */
+  private deletionWaker: Waker | null = null;
 
   constructor(parts: JanitorParts) {
     const { config, store, clock, logger, telegram, hooks } = parts;
@@ -145,7 +147,9 @@ export class Janitor {
         // union type of a loop over every job cannot say.
         hooks.onWakeRun?.({ job: job.name, summary } as WakeReport);
       };
-      this.wakers.push(jobWaker({ ...job, wake }, { clock, logger, stopTimeoutMs, onRun }));
+      const waker = jobWaker({ ...job, wake }, { clock, logger, stopTimeoutMs, onRun });
+      this.wakers.push(waker);
+      if (job.name === 'message-deleter') this.deletionWaker = waker;
     }
   }
 
@@ -212,7 +216,7 @@ export class Janitor {
     if (!d.deleteAt && !(minutes > 0)) throw new TypeError('scheduleDeletion: afterMinutes must be positive');
     const deleteAt = d.deleteAt ? d.deleteAt.getTime() : now + minutes * 60_000;
     if (!Number.isFinite(deleteAt)) throw new TypeError('scheduleDeletion: deleteAt is not a valid date');
-    return insertDeletion(this.store, {
+    const id = await insertDeletion(this.store, {
       userId: d.userId ?? d.chatId,
       chatId: d.chatId,
       messageIds: d.messageIds,
@@ -221,6 +225,9 @@ export class Janitor {
       createdAt: now,
       notice: d.notice !== false,
     });
+    // Its wake-up is set now, not at the next look for other processes' rows.
+    this.deletionWaker?.kick();
+    return id;
   }
 }
 

@@ -107,3 +107,52 @@ test('a stop during the search for due work waits for it and starts no work afte
   assert.equal(worked, 0, 'no work started after the stop');
   assert.equal(asked, 1);
 });
+
+test("kick(): this process's own new work is found at once, not at the next poll, even mid-step", async () => {
+  const { logger } = capture();
+  const clock = new FakeClock(T0);
+  let due: number | null = null;
+  const worked: number[] = [];
+  let looks = 0;
+  let release: (() => void) | null = null;
+  const w = new Waker({
+    name: 'test',
+    clock,
+    logger,
+    pollMs: 60_000,
+    // The token never moves: only the kick can tell the waker about the new row.
+    changeToken: async () => 'same',
+    earliest: async () => {
+      looks++;
+      if (looks === 2) await new Promise<void>((r) => (release = r)); // the kick lands while this look runs
+      return due;
+    },
+    work: async () => {
+      worked.push(clock.now().getTime() - T0);
+      due = null;
+      return 1;
+    },
+  });
+  w.start();
+  try {
+    await settle();
+    assert.equal(looks, 1);
+    // A row due now is written by this process: without the kick it would wait for the 60 s poll.
+    due = T0;
+    w.kick();
+    await settle();
+    assert.equal(looks, 2);
+    due = T0 + 5;
+    const first = release as (() => void) | null;
+    release = null;
+    // Another row, written while that look is still running: the step after it comes at once.
+    due = T0;
+    w.kick();
+    first?.();
+    for (let i = 0; i < 5; i++) await settle();
+    assert.deepEqual(worked, [0], 'worked at the instant of the kick, no clock time passed');
+    assert.equal(clock.now().getTime(), T0);
+  } finally {
+    await w.stop();
+  }
+});

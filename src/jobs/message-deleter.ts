@@ -265,7 +265,9 @@ export function messageDeleterJob(
         ? `🗑️ Would delete ${s.would_delete_messages} messages in ${s.would_delete} rows (dry run) at ${at}`
         : `✅ Deleted ${s.messages_deleted} messages, ${s.undeletable + s.transient} failed at ${at}`,
     wake: {
-      pollMs: 250,
+      // Other processes' rows: their delete_at is minutes away as a rule, and each look is a wake-up of an idle
+      // service. This process's own rows kick the waker (the janitor's scheduleDeletion).
+      pollMs: 1000,
       changeToken: () => deps.store.changeToken(),
       earliest: (nowMs) => deletions.earliestWorkable(deps.store, nowMs),
       worked: (s) => s.rows,

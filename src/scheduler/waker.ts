@@ -1,7 +1,7 @@
 /**
  * Wakes at the instant work becomes due instead of at the next cron tick: sleeps until the earliest due time and runs
- * the work. Work added meanwhile (by this or another process) is learnt through a cheap change token checked every
- * `pollMs`: the earliest due time is read again only when the token moved, when the known due time came, or after
+ * the work. Work this process adds is learnt at once (`kick()`); work other processes add, through a cheap change
+ * token checked every `pollMs`: the earliest due time is read again only when the token moved, when the known due time came, or after
  * `safetyPollMs` (the net for a change the token missed). The cron sweep stays as the recorded run and the last net.
  * Never throws; logs, backs off and keeps going. {@link jobWaker} makes one for a job that declares `wake`.
  */
@@ -49,8 +49,25 @@ export class Waker {
   /** The earliest due time last read (null: none), and when it was read; undefined: read it again. */
   private knownNext: number | null | undefined = undefined;
   private readAt = 0;
+  /** kick() came while a step ran: the next step comes at once. */
+  private kicked = false;
 
   constructor(private readonly o: WakerOptions) {}
+
+  /**
+   * Looks at the due work now instead of at the next poll: this process has just written some (its own writes need
+   * no poll to be seen). A step in hand is followed by another at once.
+   */
+  kick(): void {
+    if (!this.running) return;
+    this.knownNext = undefined;
+    if (this.busy) {
+      this.kicked = true;
+      return;
+    }
+    this.timer?.cancel();
+    this.arm(0);
+  }
 
   start(): void {
     if (this.running) return;
@@ -81,7 +98,9 @@ export class Waker {
       this.busy = step;
       void step.then((delay) => {
         this.busy = null;
-        this.arm(delay);
+        const now = this.kicked;
+        this.kicked = false;
+        this.arm(now ? 0 : delay);
       });
     });
   }
