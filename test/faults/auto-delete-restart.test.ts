@@ -119,7 +119,13 @@ test('the auto-delete example bot: its messages are deleted on time across a SIG
     emu.resetCalls();
     bots.push(new ExampleBot(env));
     await bots[1]!.running();
-    assert.equal(emu.callsOf('deleteMessages').length, 0, 'nothing deleted before the restart was up');
+    // On a loaded machine the restart may come up after the first deletion fell due, and rightly delete it at once:
+    // what must hold is that nothing was deleted before its time (each row's call is checked below as well).
+    assert.deepEqual(
+      emu.callsOf('deleteMessages').filter((c) => c.at < firstDue),
+      [],
+      'nothing deleted before its time while the bot was down',
+    );
 
     await waitUntil(async () => (await rows()).length === 0, 'every deletion done', 30_000, 100);
     await waitUntil(() => emu.messages(USER).length === 5, 'the notice', 5_000, 50);
